@@ -1,0 +1,154 @@
+"""The hardware description: an arch config (YAML) and the energy table it names.
+
+    arch_configs/<name>.yaml          the chip: clock, cores, buffers, DRAM, NoC, mapping
+    arch_configs/energy/<name>.yaml   the technology: energy per event, with sources
+
+Unknown keys, missing keys and impossible values are refused with the file,
+the key and the fix (see `neurosim.schema`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .errors import NeurosimError
+from .paths import ARCH_DIR, ENERGY_DIR, resolve
+from .schema import Strict, load_yaml
+
+
+class SramPoint(Strict):
+    bytes: int = Field(gt=0)
+    read_pj_per_bit: float = Field(ge=0)
+    write_pj_per_bit: float = Field(ge=0)
+
+
+class EnergyTable(Strict):
+    """Energy per event, in picojoules. Every number cites its source in the YAML."""
+
+    name: str
+    source: str
+    ac_pj: float = Field(ge=0)
+    mac_pj: float = Field(ge=0)
+    neuron_update_pj: float = Field(ge=0)
+    other_op_pj: float = Field(ge=0)
+    shift_add_pj: float = Field(ge=0)
+    sram: list[SramPoint] = Field(min_length=1)
+    dram_read_pj_per_bit: float = Field(ge=0)
+    dram_write_pj_per_bit: float = Field(ge=0)
+    interconnect_pj_per_bit_mm: float = Field(ge=0)
+    # True where the published per-synaptic-op energy already includes the
+    # weight read and the accumulator update (e.g. Loihi's "synaptic spike op").
+    ac_includes_memory: bool = False
+    # How a k-bit multi-level (GIF) spike is paid: k ACs, or one AC plus a shift-add.
+    multilevel_spike: Literal["per_bit", "shift_add"] = "per_bit"
+
+    @model_validator(mode="after")
+    def _sorted(self):
+        sizes = [p.bytes for p in self.sram]
+        if sizes != sorted(set(sizes)):
+            raise ValueError("sram points must be listed by strictly increasing 'bytes'")
+        return self
+
+    def sram_pj_per_bit(self, array_bytes: float, op: Literal["read", "write"]) -> float:
+        """Per-bit access energy of an SRAM array of this size, interpolated in log(size).
+
+        Outside the table's range the nearest point is used (no extrapolation).
+        """
+        pts = self.sram
+        key = f"{op}_pj_per_bit"
+        if array_bytes <= pts[0].bytes or len(pts) == 1:
+            return getattr(pts[0], key)
+        for lo, hi in zip(pts, pts[1:]):
+            if array_bytes <= hi.bytes:
+                f = (math.log(array_bytes) - math.log(lo.bytes)) / (math.log(hi.bytes) - math.log(lo.bytes))
+                return getattr(lo, key) + f * (getattr(hi, key) - getattr(lo, key))
+        return getattr(pts[-1], key)
+
+
+class Cores(Strict):
+    count: int = Field(gt=0)
+    acs_per_cycle: int = Field(gt=0)
+    macs_per_cycle: int = Field(gt=0)
+    sram_bytes: int = Field(gt=0)
+
+
+class GlobalBuffer(Strict):
+    bytes: int = Field(gt=0)
+    bytes_per_cycle: int = Field(gt=0)
+
+
+class Dram(Strict):
+    bytes_per_s: float = Field(gt=0)
+
+
+class Interconnect(Strict):
+    topology: Literal["mesh"] = "mesh"
+    hop_mm: float = Field(gt=0)
+    link_bits_per_cycle: int = Field(gt=0)
+    spike_packet_bits: int = Field(gt=0)
+
+
+class Precision(Strict):
+    membrane_bits: int = Field(gt=0, le=64)
+    activation_bits: int = Field(gt=0, le=64)
+
+
+class Mapping(Strict):
+    kind: Literal["spatial", "sequential"]
+    carry: Literal["spikes", "rates"] = "spikes"
+
+
+class ArchConfig(Strict):
+    name: str
+    clock_hz: float = Field(gt=0)
+    energy_table: str
+    static_power_w: float = Field(ge=0)
+    cores: Cores
+    global_buffer: GlobalBuffer
+    dram: Dram | None  # null: the chip has no DRAM; what does not fit is infeasible
+    interconnect: Interconnect
+    precision: Precision
+    mapping: Mapping
+    # Filled by the loader: where this config came from, and its energy table.
+    path: str = "(in memory)"
+    energy: EnergyTable | None = None
+
+    @property
+    def total_core_sram(self) -> int:
+        return self.cores.count * self.cores.sram_bytes
+
+    def mesh_side(self) -> int:
+        return math.ceil(math.sqrt(self.cores.count))
+
+    def average_hops(self) -> float:
+        """Mean Manhattan distance between two random cores of a k x k mesh: 2(k^2-1)/(3k)."""
+        k = self.mesh_side()
+        return 2 * (k * k - 1) / (3 * k)
+
+    def with_mapping(self, kind: str, carry: str | None = None) -> "ArchConfig":
+        mapping = Mapping(kind=kind, carry=carry or self.mapping.carry)
+        return self.model_copy(update={"mapping": mapping})
+
+    def refuse(self, key: str, problem: str, fix: str) -> NeurosimError:
+        return NeurosimError(self.path, key, problem, fix)
+
+
+def load_energy_table(name_or_path: str | Path) -> EnergyTable:
+    return load_yaml(resolve(name_or_path, ENERGY_DIR, (".yaml", ".yml"), "energy table"), EnergyTable)
+
+
+def load_arch(name_or_path: str | Path) -> ArchConfig:
+    """A shipped config by name (e.g. 'edge-45nm') or a path to a YAML file."""
+    path = resolve(name_or_path, ARCH_DIR, (".yaml", ".yml"), "arch config")
+    arch = load_yaml(path, ArchConfig)
+    try:
+        energy = load_energy_table(arch.energy_table)
+    except NeurosimError as exc:
+        if exc.field == "energy table":
+            raise NeurosimError(str(path), "energy_table", exc.problem, exc.fix) from None
+        raise
+    return arch.model_copy(update={"path": str(path), "energy": energy})

@@ -1,0 +1,113 @@
+"""The `neurosim` command line: run, compare, ops."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .arch import load_arch
+from .cards import load_model
+from .cost.analytic import normalized_c, paper_m, structural_counts
+from .cost.estimate import estimate
+from .errors import NeurosimError
+from .paths import DEFAULT_ARCH, DEFAULT_MODEL
+from .report import comparison_table
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=_json_default))
+
+
+def cmd_run(args) -> None:
+    net, arch = load_model(args.model), load_arch(args.arch)
+    report = estimate(net, arch, mapping=args.mapping, carry=args.carry)
+    if args.json:
+        _print_json(report.to_dict(per_layer=args.per_layer))
+    else:
+        print(comparison_table([report]))
+
+
+def cmd_compare(args) -> None:
+    net, arch = load_model(args.model), load_arch(args.arch)
+    reports = [estimate(net, arch, mapping="spatial"),
+               estimate(net, arch, mapping="sequential", carry="spikes"),
+               estimate(net, arch, mapping="sequential", carry="rates")]
+    if args.json:
+        _print_json([r.to_dict() for r in reports])
+    else:
+        print(comparison_table(reports))
+
+
+def cmd_ops(args) -> None:
+    net = load_model(args.model)
+    counts = structural_counts(net, activity=True)
+    dense = structural_counts(net, activity=False)
+    try:
+        paper, norm_c = paper_m(net), normalized_c(net)
+    except NeurosimError:
+        paper, norm_c = None, None  # not an encoder: the paper's form does not apply
+    result = {"model": net.name, "acs_paper": paper, "acs_structural": float(counts.acs.sum()),
+              "acs_structural_dense": float(dense.acs.sum()), "macs_structural": float(counts.macs.sum()),
+              "other_ops": float(counts.other_ops.sum()), "normalized_c": norm_c}
+    if args.json:
+        _print_json(result)
+        return
+    print(f"op counts of {net.name} (per inference)")
+    print(f"  paper form, Appendix B M(h,n,t):        {paper:.5g} ACs" if paper is not None else
+          "  paper form: not an encoder, does not apply")
+    print(f"  normalized #C (eq. 14):                 {norm_c:.4f}" if norm_c is not None else "")
+    print(f"  structural, dense (every input spikes): {result['acs_structural_dense']:.5g} ACs")
+    print(f"  structural, at the model's rates:       {result['acs_structural']:.5g} ACs, "
+          f"{result['macs_structural']:.5g} MACs, {result['other_ops']:.5g} other ops")
+    if args.per_layer:
+        print(counts.to_string(index=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurosim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, arch=True):
+        p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or a card/JSON path "
+                       f"(default {DEFAULT_MODEL})")
+        if arch:
+            p.add_argument("--arch", default=DEFAULT_ARCH, help=f"shipped arch name or YAML path (default {DEFAULT_ARCH})")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    run = sub.add_parser("run", help="one configuration's energy, latency and memory")
+    common(run)
+    run.add_argument("--mapping", choices=["spatial", "sequential"], help="override the config's mapping")
+    run.add_argument("--carry", choices=["spikes", "rates"], help="override what passes between layers (sequential)")
+    run.add_argument("--per-layer", action="store_true", help="include per-layer rows in the JSON")
+    run.set_defaults(func=cmd_run)
+
+    compare = sub.add_parser("compare", help="spatial vs sequential (spikes, rates) side by side")
+    common(compare)
+    compare.set_defaults(func=cmd_compare)
+
+    ops = sub.add_parser("ops", help="op counts: paper form, structural form, normalized #C")
+    common(ops, arch=False)
+    ops.add_argument("--per-layer", action="store_true", help="print the per-layer structural counts")
+    ops.set_defaults(func=cmd_ops)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except NeurosimError as exc:
+        print(f"neurosim: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

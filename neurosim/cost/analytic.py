@@ -1,0 +1,199 @@
+"""Closed-form operation counts.
+
+Two forms live side by side:
+
+* **Paper form** — the seed paper's Appendix B (Jiang et al. 2025,
+  arXiv:2508.20122), eq. 15-21 and the normalized #C of eq. 14. Eq. 18-20 are
+  the ACs of one attention head (H = head dimension), eq. 21 those of one
+  intermediate neuron; M(h, n, t) sums them over the live heads and neurons of
+  every layer at that layer's timesteps. Everything counts as an AC and rates
+  are not used: it is a structural upper bound. Unpruned SpikingBERT-4L at
+  T = 85 gives M = 3.1659e11.
+* **Structural form** — one row per IR layer, using the real layer sizes,
+  the masks, and (optionally) the spiking rates: ACs = spikes in x live
+  fan-out. Real-valued work (the Query projection, Q.K^T scores, softmax,
+  LayerNorm) is counted as MACs or other ops, never as ACs (DESIGN.md).
+
+Where the two differ on a dense network: the paper form counts the Query
+projection and the Q.K^T scores as ACs, the structural form as MACs; eq. 21
+prices every intermediate neuron at N x D per linear layer, which equals the
+structure only while the FFN input and output both have width D; and the
+paper form has no rates (it is the "all inputs spike every step" bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import NeurosimError
+from ..ir import Layer, Network
+
+# Elementwise real-valued work, ops per element (a first-order convention):
+SOFTMAX_OPS_PER_SCORE = 3     # exp, running sum, divide
+LAYERNORM_OPS_PER_ELEMENT = 6  # residual add, mean, centre, square/variance, normalize, affine
+
+
+# -- Paper form (Appendix B) ------------------------------------------------------
+def acs_qkv(n: int, d: int, h: int, t: int) -> int:
+    """Eq. 18: Q, K and V projections of one head: 3 x N x D x H per timestep."""
+    return 3 * n * d * h * t
+
+
+def acs_attn(n: int, h: int, t: int) -> int:
+    """Eq. 19: scores and weighted sum of one head: 2 x N^2 x H per timestep."""
+    return 2 * n * n * h * t
+
+
+def acs_fc(n: int, d: int, h: int, t: int) -> int:
+    """Eq. 20: the attention-output projection's share of one head: N x D x H per timestep."""
+    return n * d * h * t
+
+
+def acs_n(n: int, d: int, t: int) -> int:
+    """Eq. 21: one intermediate neuron, in (D inputs) and out (D outputs): 2 x N x D per timestep."""
+    return 2 * n * d * t
+
+
+@dataclass(frozen=True)
+class EncoderBlock:
+    """What the paper form needs from one encoder layer of the IR."""
+
+    seq_len: int
+    hidden: int
+    head_dim: int
+    head_mask: np.ndarray
+    neuron_mask: np.ndarray
+    t_qkv: int
+    t_attn: int
+    t_fc: int
+    t_n: int
+
+
+def encoder_blocks(net: Network) -> list[EncoderBlock]:
+    """Read the SpikingBERT-style blocks (layers tagged with block and role) from the IR."""
+    blocks: dict[int, dict[str, Layer]] = {}
+    for layer in net.layers:
+        if layer.block is not None and layer.role is not None:
+            blocks.setdefault(layer.block, {})[layer.role] = layer
+    needed = {"k", "attention", "attn_out", "intermediate"}
+    if not blocks or any(needed - set(roles) for roles in blocks.values()):
+        raise NeurosimError(f"network '{net.name}'", "layers[].role",
+                            "the paper's Appendix B applies to SpikingBERT-style encoders only",
+                            "use the structural count for this network, or tag encoder layers with "
+                            "block and role (k, attention, attn_out, intermediate)")
+    out = []
+    for b in sorted(blocks):
+        r = blocks[b]
+        att, inter = r["attention"], r["intermediate"]
+        out.append(EncoderBlock(
+            seq_len=att.seq_len, hidden=r["attn_out"].out_features, head_dim=att.head_dim,
+            head_mask=att.live_heads(), neuron_mask=inter.live_outputs(),
+            t_qkv=r["k"].timesteps, t_attn=att.timesteps, t_fc=r["attn_out"].timesteps, t_n=inter.timesteps))
+    return out
+
+
+def paper_m(net: Network, timesteps: int | None = None, unpruned: bool = False) -> int:
+    """M(h, n, t) (eq. 15-17): sum over blocks of live heads x (eq. 18+19+20) + live neurons x eq. 21.
+
+    `timesteps` replaces every layer's t^l by one T; `unpruned` sets all masks to 1.
+    """
+    total = 0
+    for blk in encoder_blocks(net):
+        n, d, h = blk.seq_len, blk.hidden, blk.head_dim
+        heads = len(blk.head_mask) if unpruned else int(blk.head_mask.sum())
+        neurons = len(blk.neuron_mask) if unpruned else int(blk.neuron_mask.sum())
+        tq, ta, tf, tn = (timesteps,) * 4 if timesteps else (blk.t_qkv, blk.t_attn, blk.t_fc, blk.t_n)
+        total += heads * (acs_qkv(n, d, h, tq) + acs_attn(n, h, ta) + acs_fc(n, d, h, tf))
+        total += neurons * acs_n(n, d, tn)
+    return total
+
+
+def normalized_c(net: Network, baseline_timesteps: int | None = None) -> float:
+    """Eq. 14: #C = M(h, n, t) / M(1, 1, T), the pruned model's ACs relative to the unpruned one at T."""
+    t_base = baseline_timesteps or net.metadata.get("baseline_timesteps") or net.max_timesteps
+    return paper_m(net) / paper_m(net, timesteps=t_base, unpruned=True)
+
+
+# -- Structural form ------------------------------------------------------------
+def needed_outputs(net: Network, layer: Layer) -> np.ndarray:
+    """Output neurons that are computed: unmasked, and used by a live head when they feed attention."""
+    live = layer.live_outputs().copy()
+    consumers = net.consumers(layer.name)
+    if consumers and all(c.kind == "attention" for c in consumers):
+        used = np.zeros_like(live)
+        for c in consumers:
+            used |= c.live_outputs()
+        live &= used
+    return live
+
+
+def input_rate(net: Network, layer: Layer, activity: bool) -> float:
+    """Mean spiking rate of the layer's live inputs (1.0 when not activity-weighted)."""
+    if not activity:
+        return 1.0
+    if not layer.inputs:
+        return net.input_rate
+    rates = [net[src].rate for src in layer.inputs]
+    if any(r is None for r in rates):
+        missing = [src for src in layer.inputs if net[src].rate is None]
+        raise NeurosimError(f"layer '{missing[0]}'", "rate", "no spiking rate is known for this layer",
+                            "give assumed rates in the model card, or measure them with the spike engine")
+    return float(np.mean(rates))
+
+
+def live_inputs(net: Network, layer: Layer) -> int:
+    if not layer.inputs:
+        return net.input_size
+    return int(needed_outputs(net, net[layer.inputs[0]]).sum())
+
+
+def input_spike_bits(net: Network, layer: Layer) -> int:
+    srcs = [net[s] for s in layer.inputs]
+    return max((s.neuron.spike_bits for s in srcs if s.neuron is not None), default=1)
+
+
+def live_synapses(net: Network, layer: Layer, out_live: int) -> float:
+    """Connections from live inputs to live outputs (conv: taps that fall inside the input only)."""
+    live_in = live_inputs(net, layer)
+    if layer.kind != "conv2d":
+        return live_in * out_live
+    c = layer.conv
+    taps = c.valid_taps(c.in_height, c.out_height).sum() * c.valid_taps(c.in_width, c.out_width).sum()
+    live_channels = out_live // (c.out_height * c.out_width)
+    return live_channels * c.in_channels * taps * live_in / layer.in_features
+
+
+def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
+    """Op counts of one layer over its whole run (all tokens, all its timesteps)."""
+    n, t = layer.seq_len, layer.timesteps
+    out_live = int(needed_outputs(net, layer).sum())
+    row = dict(layer=layer.name, kind=layer.kind, timesteps=t, acs=0.0, macs=0.0, other_ops=0.0,
+               neuron_updates=0.0, spikes_out=0.0, input_spike_bits=input_spike_bits(net, layer))
+    if layer.kind == "attention":
+        heads = int(layer.live_heads().sum())
+        value = net[layer.inputs[2]]
+        r_v = (value.rate if value.rate is not None else 1.0) if activity else 1.0
+        per_head = n * n * layer.head_dim * t
+        row["macs"] = heads * per_head                       # Q.K^T with real Q
+        row["acs"] = heads * per_head * r_v                  # scores accumulated where V spiked
+        row["other_ops"] = heads * n * n * t * SOFTMAX_OPS_PER_SCORE
+    else:
+        synapses = live_synapses(net, layer, out_live)
+        if net.compute_of(layer) == "ac":
+            row["acs"] = n * t * input_rate(net, layer, activity) * synapses
+        else:
+            row["macs"] = n * t * synapses  # dense: every input, every step
+    if layer.layernorm:
+        row["other_ops"] += n * t * out_live * LAYERNORM_OPS_PER_ELEMENT
+    if layer.spiking:
+        row["neuron_updates"] = n * t * out_live
+        row["spikes_out"] = n * t * out_live * (layer.rate if activity and layer.rate is not None else 1.0)
+    return row
+
+
+def structural_counts(net: Network, activity: bool = True) -> pd.DataFrame:
+    """Per-layer op counts; `activity=False` gives the dense bound (every input spikes every step)."""
+    return pd.DataFrame([layer_counts(net, layer, activity) for layer in net.layers])

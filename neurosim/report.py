@@ -1,0 +1,87 @@
+"""One configuration's result, as JSON-ready data and as a table for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+BREAKDOWN = ("compute", "sram", "dram", "interconnect", "leakage")
+MEMORY = ("weights", "membrane", "spike_buffers", "peak_on_chip")
+
+
+@dataclass
+class Report:
+    model: str
+    arch: str
+    mapping: str
+    carry: str
+    engine: str
+    feasible: bool
+    notes: list[str] = field(default_factory=list)
+    acs: float | None = None
+    macs: float | None = None
+    other_ops: float | None = None
+    neuron_updates: float | None = None
+    energy_pj: float | None = None
+    energy_breakdown_pj: dict[str, float] | None = None
+    latency_cycles: float | None = None
+    latency_s: float | None = None
+    memory_bytes: dict[str, float] | None = None
+    dram_traffic_bytes: float | None = None
+    per_layer: pd.DataFrame | None = None
+
+    def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "per_layer"}
+        if per_layer and self.per_layer is not None:
+            out["per_layer"] = self.per_layer.to_dict(orient="records")
+        return out
+
+
+def _si(value: float | None, unit: str) -> str:
+    """A number with an SI prefix: 3.2e-6 J -> '3.20 uJ'."""
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"),
+                          (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.0f} B"
+
+
+def comparison_table(reports: list[Report]) -> str:
+    """Reports side by side, one column each, with units."""
+    def col(r: Report) -> list[str]:
+        e = r.energy_breakdown_pj or {}
+        m = r.memory_bytes or {}
+        energy = [_si(None if r.energy_pj is None else r.energy_pj * 1e-12, "J")]
+        energy += [_si(e[k] * 1e-12, "J") + f" ({100 * e[k] / r.energy_pj:.0f}%)" if e else "-" for k in BREAKDOWN]
+        return ([f"{r.mapping}" + (f" ({r.carry})" if r.mapping == "sequential" else ""),
+                 "yes" if r.feasible else "NO", _si(r.acs, "AC"), _si(r.macs, "MAC")]
+                + energy + [_si(r.latency_s, "s"), _si(r.latency_cycles, "cycles")]
+                + [_bytes(m.get(k)) for k in MEMORY] + [_bytes(r.dram_traffic_bytes)])
+
+    labels = (["mapping", "feasible", "ACs", "MACs", "energy / inference"]
+              + [f"  {k}" for k in BREAKDOWN] + ["latency", "  cycles"]
+              + [f"memory: {k}" for k in MEMORY] + ["DRAM traffic / inference"])
+    columns = [col(r) for r in reports]
+    width0 = max(map(len, labels))
+    widths = [max(len(v) for v in c) for c in columns]
+    head = f"model {reports[0].model} on {reports[0].arch} (engine: {reports[0].engine})"
+    lines = [head, "-" * len(head)]
+    for i, label in enumerate(labels):
+        lines.append(f"{label:<{width0}}  " + "  ".join(f"{c[i]:>{w}}" for c, w in zip(columns, widths)))
+    for r in reports:
+        for note in r.notes:
+            lines.append(f"note [{r.mapping}]: {note}")
+    return "\n".join(lines)

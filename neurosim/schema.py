@@ -1,0 +1,71 @@
+"""YAML loading with pydantic schemas, turning schema errors into one clear paragraph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import NeurosimError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed at the parent of `loc`, walking nested models."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        annotation = getattr(info, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def explain(exc: ValidationError, where: str, model: type[BaseModel]) -> NeurosimError:
+    """The first schema error as a NeurosimError naming file, key and fix."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err["type"]
+    if kind == "missing":
+        return NeurosimError(where, key, "required key is missing", f"add '{loc[-1]}' (see the shipped examples)")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc)
+        return NeurosimError(where, key, "unknown key (a typo?)",
+                             f"remove it or use one of: {', '.join(allowed)}")
+    msg = err["msg"].removeprefix("Value error, ")
+    return NeurosimError(where, key, f"{msg} (got {err.get('input')!r})", "correct the value as described")
+
+
+def load_yaml(path: str | Path, model: type[M]) -> M:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise NeurosimError(str(path), "(file)", f"not valid YAML: {exc}", "fix the YAML syntax") from None
+    except OSError as exc:
+        raise NeurosimError(str(path), "(file)", f"cannot be read: {exc.strerror}", "check the path") from None
+    if not isinstance(data, dict):
+        raise NeurosimError(str(path), "(top level)", "expected a mapping of keys to values",
+                            "write the file as 'key: value' lines")
+    return validate(data, model, str(path))
+
+
+def validate(data: dict, model: type[M], where: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise explain(exc, where, model) from None
