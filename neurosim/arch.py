@@ -125,9 +125,10 @@ class ArchConfig(Strict):
         return math.ceil(math.sqrt(self.cores.count))
 
     def average_hops(self) -> float:
-        """Mean Manhattan distance between two random cores of a k x k mesh: 2(k^2-1)/(3k)."""
+        """Mean Manhattan distance between two random cores of a k x k mesh, 2(k^2-1)/(3k);
+        at least one hop, since even a lone core reaches the global buffer over a link."""
         k = self.mesh_side()
-        return 2 * (k * k - 1) / (3 * k)
+        return max(1.0, 2 * (k * k - 1) / (3 * k))
 
     def with_mapping(self, kind: str, carry: str | None = None) -> "ArchConfig":
         mapping = Mapping(kind=kind, carry=carry or self.mapping.carry)
