@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from .errors import NeurosimError
 from .paths import ARCH_DIR, ENERGY_DIR, resolve
-from .schema import Strict, load_yaml
+from .schema import Strict, load_yaml, validate
 
 
 class SramPoint(Strict):
@@ -113,9 +113,17 @@ class ArchConfig(Strict):
     interconnect: Interconnect
     precision: Precision
     mapping: Mapping
-    # Filled by the loader: where this config came from, and its energy table.
-    path: str = "(in memory)"
-    energy: EnergyTable | None = None
+    # Set by the loader, not by the YAML: where this config came from, and its energy table.
+    _path: str = PrivateAttr("(in memory)")
+    _energy: EnergyTable | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def energy(self) -> EnergyTable | None:
+        return self._energy
 
     @property
     def total_core_sram(self) -> int:
@@ -131,7 +139,7 @@ class ArchConfig(Strict):
         return max(1.0, 2 * (k * k - 1) / (3 * k))
 
     def with_mapping(self, kind: str, carry: str | None = None) -> "ArchConfig":
-        mapping = Mapping(kind=kind, carry=carry or self.mapping.carry)
+        mapping = validate({"kind": kind, "carry": carry or self.mapping.carry}, Mapping, f"{self.path} (mapping)")
         return self.model_copy(update={"mapping": mapping})
 
     def refuse(self, key: str, problem: str, fix: str) -> NeurosimError:
@@ -146,10 +154,14 @@ def load_arch(name_or_path: str | Path) -> ArchConfig:
     """A shipped config by name (e.g. 'edge-45nm') or a path to a YAML file."""
     path = resolve(name_or_path, ARCH_DIR, (".yaml", ".yml"), "arch config")
     arch = load_yaml(path, ArchConfig)
+    table = arch.energy_table
+    if (path.parent / table).is_file():  # a relative path is read from the config's own folder
+        table = path.parent / table
     try:
-        energy = load_energy_table(arch.energy_table)
+        energy = load_energy_table(table)
     except NeurosimError as exc:
         if exc.field == "energy table":
             raise NeurosimError(str(path), "energy_table", exc.problem, exc.fix) from None
         raise
-    return arch.model_copy(update={"path": str(path), "energy": energy})
+    arch._path, arch._energy = str(path), energy
+    return arch

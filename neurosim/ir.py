@@ -224,6 +224,19 @@ def _validate_layer(layer: Layer) -> None:
         layer.bias = b
 
 
+def _build(kind: type, raw: dict[str, Any], where: str, field_path: str) -> Any:
+    """Construct a dataclass from JSON, refusing unknown and missing fields by name."""
+    names = [f.name for f in fields(kind)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise NeurosimError(where, f"{field_path}.{unknown[0]}", "unknown field", f"use the fields of "
+                            f"{kind.__name__}: {', '.join(names)}")
+    try:
+        return kind(**raw)
+    except TypeError as exc:  # a required field is missing
+        raise NeurosimError(where, field_path, str(exc), f"give every required field of {kind.__name__}") from None
+
+
 @dataclass
 class Network:
     name: str
@@ -304,30 +317,28 @@ class Network:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "network JSON") -> "Network":
         layers = []
-        known = {f.name for f in fields(Layer)}
         for i, raw in enumerate(data.get("layers", [])):
-            unknown = set(raw) - known
-            if unknown:
-                raise NeurosimError(where, f"layers[{i}].{sorted(unknown)[0]}", "unknown field",
-                                    f"remove it; layer fields are {', '.join(sorted(known))}")
             raw = dict(raw)
-            if raw.get("neuron") is not None:
-                raw["neuron"] = Neuron(**raw["neuron"])
-            if raw.get("conv") is not None:
-                raw["conv"] = Conv2dShape(**raw["conv"])
+            for key, kind in (("neuron", Neuron), ("conv", Conv2dShape)):
+                if raw.get(key) is not None:
+                    raw[key] = _build(kind, raw[key], where, f"layers[{i}].{key}")
             for key in ("weights", "bias", "head_mask", "neuron_mask"):
                 if raw.get(key) is not None:
                     raw[key] = np.asarray(raw[key])
-            layers.append(Layer(**raw))
+            layers.append(_build(Layer, raw, where, f"layers[{i}]"))
+        for key in ("name", "input_size"):
+            if key not in data:
+                raise NeurosimError(where, key, "required key is missing", "the network JSON needs name, "
+                                    "input_size and layers")
         try:
             return cls(name=data["name"], layers=layers, input_size=data["input_size"],
                        input_rate=data.get("input_rate", 1.0), input_spiking=data.get("input_spiking", True),
                        metadata=data.get("metadata", {}))
-        except KeyError as exc:
-            raise NeurosimError(where, exc.args[0], "missing", "the network JSON needs name, input_size and layers")
+        except NeurosimError as exc:
+            raise NeurosimError(f"{where} ({exc.where})", exc.field, exc.problem, exc.fix) from None
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()))
+        Path(path).write_text(json.dumps(self.to_dict(), default=lambda v: v.item()))  # numpy scalars
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Network":

@@ -16,7 +16,7 @@ M = TypeVar("M", bound=BaseModel)
 class Strict(BaseModel):
     """Base for config sections: unknown keys are refused, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -36,7 +36,9 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def explain(exc: ValidationError, where: str, model: type[BaseModel]) -> NeurosimError:
     """The first schema error as a NeurosimError naming file, key and fix."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key shows up twice: as an unknown key and as the real key missing. Name the typo.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc) or "(top level)"
     kind = err["type"]
