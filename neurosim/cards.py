@@ -127,8 +127,12 @@ def load_card(path: str | Path) -> Network:
 
 
 def load_model(name_or_path: str | Path) -> Network:
-    """A shipped card by name (e.g. 'spikingbert-4l'), a card file, or a network JSON."""
+    """A shipped card by name (e.g. 'spikingbert-4l'), a card file, a network JSON, or a NIR graph (.nir)."""
     path = resolve(name_or_path, MODELS_DIR, (".yaml", ".yml", ".json"), "model")
+    if path.suffix == ".nir":
+        from .frontend.nir_io import from_nir  # imports nir and h5py only when needed
+
+        return from_nir(path)
     if path.suffix == ".json":
         return Network.from_json(path)
     return load_card(path)

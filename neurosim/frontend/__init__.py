@@ -1,0 +1,1 @@
+"""PyTorch and NIR front ends: build an `ir.Network` from a model or a graph file."""
