@@ -9,3 +9,10 @@ from .report import Report
 
 __all__ = ["ArchConfig", "Conv2dShape", "Layer", "Network", "NeurosimError", "Neuron", "Report",
            "estimate", "load_arch", "load_model"]
+
+
+def __getattr__(name):  # neurosim.from_torch, imported on first use so torch loads only when needed
+    if name == "from_torch":
+        from .frontend.extract import from_torch
+        return from_torch
+    raise AttributeError(f"module 'neurosim' has no attribute {name!r}")

@@ -1,1 +1,6 @@
 """PyTorch and NIR front ends: build an `ir.Network` from a model or a graph file."""
+
+# PyTorch front end (neurons, the spiking encoder, extraction into the IR).
+from .encoder import SpikingEncoder
+from .extract import from_torch
+from .neurons import GIF, LIF, rate, spike_fn

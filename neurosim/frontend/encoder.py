@@ -1,0 +1,226 @@
+"""A SpikingBERT-style spiking encoder, with three ways to run the same weights.
+
+Block b (IR names block{b}.<role>, as `cards.encoder_network` lays them out):
+
+    q            = W_q x + b                       real-valued Query (no neuron)
+    k, v         = LIF(W_k x + b), LIF(W_v x + b)  spiking Key and Value
+    attention    = LIF(softmax(q k^T / sqrt(head_dim)) v)   masked heads get 0 current
+    attn_out     = LIF(LayerNorm(W_o attention + b + x))
+    intermediate = LIF((W_i attn_out + b) * neuron_mask)   masked neurons get 0 current
+    output       = LIF(LayerNorm(W_2 intermediate + b + attn_out))
+
+x is the block input: the previous block's output spikes, or for block 0 the
+token + position embedding, fed as a real input current. After the last
+block, the output is averaged over time and tokens and a linear head gives
+the class logits.
+
+Modes, `forward(tokens, mode=...)`:
+
+* `rate`: the equilibrium model. Every neuron outputs `rate(I) = clamp(I/vth,
+  0, 1)` of the current computed from its inputs' rates. One pass, fully
+  differentiable: use it to train.
+* `spike`: time-stepped simulation, all layers in lock-step for
+  T = max(timesteps) steps (the spatial dataflow; layer l+1 consumes layer l's
+  spikes of the same algorithmic step, which the hardware runs one clock step
+  later: that is the pipeline fill, not a different spike train). The
+  embedding is the same input current at every step. This is the readable
+  reference that a fast engine is checked against.
+* `stochastic`: the sequential dataflow carrying rates. Block b's sublayers
+  each run their own timesteps[b] steps, one sublayer after another; a
+  sublayer's spiking inputs are regenerated as Bernoulli draws at the
+  per-neuron, per-token ASR its input layer measured (seeded
+  torch.Generator). Q is real-valued, so what it carries is its time average.
+
+`spike` and `stochastic` record `last_asr[name]` = per-neuron ASR (spike
+count / timesteps run, averaged over batch and tokens); `rate` records the
+equilibrium rates under the same names, so the two can be compared.
+
+Spike mode differs from the equilibrium beyond the 1/T discretization: the
+per-step softmax and LayerNorm are nonlinear, so the mean of a per-step
+output is not the output of the means. tests/test_frontend.py measures how
+close the two come.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .neurons import LIF
+
+ROLES = ("k", "v", "attention", "attn_out", "intermediate", "output")  # the spiking sublayers
+
+
+class BinaryLinear(nn.Linear):
+    """nn.Linear with optional 1-bit weights: sign(W) x the row's mean |W|.
+
+    The latent float weights are trained through a straight-through estimator
+    (the gradient of the binarized weight is passed to W unchanged). sign(0) is
+    taken as +1, so every row holds exactly two values, +-scale.
+    """
+
+    def __init__(self, in_features: int, out_features: int, binary: bool = False):
+        super().__init__(in_features, out_features)
+        self.binary = binary
+
+    def effective_weight(self) -> torch.Tensor:
+        w = self.weight
+        if not self.binary:
+            return w
+        scale = w.abs().mean(dim=1, keepdim=True)
+        wb = torch.where(w >= 0, scale, -scale).detach()
+        return wb + (w - w.detach())  # value exactly wb; gradient passes straight to w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, hidden: int, heads: int, intermediate: int, binary: bool,
+                 threshold: float, leak: float, learn_threshold: bool):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+        self.heads, self.head_dim = heads, hidden // heads
+        self.q = BinaryLinear(hidden, hidden, binary)
+        self.k = BinaryLinear(hidden, hidden, binary)
+        self.v = BinaryLinear(hidden, hidden, binary)
+        self.attn_out = BinaryLinear(hidden, hidden, binary)
+        self.intermediate = BinaryLinear(hidden, intermediate, binary)
+        self.output = BinaryLinear(intermediate, hidden, binary)
+        self.ln1 = nn.LayerNorm(hidden)
+        self.ln2 = nn.LayerNorm(hidden)
+        self.lif = nn.ModuleDict({role: LIF(threshold, leak, learn_threshold) for role in ROLES})
+        # 1 = kept, 0 = pruned; buffers so they travel with state_dict.
+        self.register_buffer("head_mask", torch.ones(heads))
+        self.register_buffer("neuron_mask", torch.ones(intermediate))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T / sqrt(head_dim)) v per head; a masked head's output is exactly 0."""
+        b, n, d = q.shape
+        split = lambda x: x.view(b, n, self.heads, self.head_dim).transpose(1, 2)  # (b, heads, n, hd)
+        scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(self.head_dim)
+        out = torch.softmax(scores, dim=-1) @ split(v)
+        out = out * self.head_mask.view(1, -1, 1, 1)
+        return out.transpose(1, 2).reshape(b, n, d)
+
+    def forward(self, x: torch.Tensor, fire: Callable[[str, torch.Tensor], torch.Tensor]):
+        """One pass of the block; `fire(role, current)` is the neuron (a rate, or one LIF step)."""
+        q = self.q(x)
+        k = fire("k", self.k(x))
+        v = fire("v", self.v(x))
+        a = fire("attention", self.attend(q, k, v))
+        h = fire("attn_out", self.ln1(self.attn_out(a) + x))
+        i = fire("intermediate", self.intermediate(h) * self.neuron_mask)
+        o = fire("output", self.ln2(self.output(i) + h))
+        return o, dict(k=k, v=v, attention=a, attn_out=h, intermediate=i, output=o)
+
+
+class SpikingEncoder(nn.Module):
+    def __init__(self, vocab_size: int, hidden: int, heads: int, intermediate: int, layers: int,
+                 seq_len: int, classes: int, timesteps: int | list[int] = 16, binary_weights: bool = False,
+                 threshold: float = 1.0, leak: float = 1.0, learn_threshold: bool = False):
+        super().__init__()
+        steps = list(timesteps) if isinstance(timesteps, (list, tuple)) else [timesteps] * layers
+        if len(steps) != layers or any(int(t) != t or t < 1 for t in steps):
+            raise ValueError(f"timesteps must be one integer >= 1 or one per layer ({layers}), got {timesteps!r}")
+        self.hidden, self.heads, self.intermediate_size = hidden, heads, intermediate
+        self.seq_len, self.binary_weights = seq_len, binary_weights
+        self.timesteps = [int(t) for t in steps]
+        self.embed = nn.Embedding(vocab_size, hidden)
+        self.pos = nn.Parameter(torch.zeros(seq_len, hidden))
+        self.blocks = nn.ModuleList(EncoderBlock(hidden, heads, intermediate, binary_weights, threshold, leak,
+                                                 learn_threshold) for _ in range(layers))
+        self.classifier = nn.Linear(hidden, classes)
+        self.last_asr: dict[str, torch.Tensor] = {}
+
+    def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embed(tokens) + self.pos[: tokens.shape[1]]
+
+    def forward(self, tokens: torch.Tensor, mode: str = "rate", seed: int | None = None) -> torch.Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] > self.seq_len:
+            raise ValueError(f"tokens must be (batch, n <= {self.seq_len}), got {tuple(tokens.shape)}")
+        if mode == "rate":
+            out = self._rate(tokens)
+        elif mode == "spike":
+            out = self._spike(tokens)
+        elif mode == "stochastic":
+            out = self._stochastic(tokens, seed)
+        else:
+            raise ValueError(f"mode must be 'rate', 'spike' or 'stochastic', got {mode!r}")
+        return self.classifier(out.mean(dim=1))  # mean-pool over tokens
+
+    def _record(self, b: int, per_token: dict[str, torch.Tensor]) -> None:
+        for role, r in per_token.items():
+            self.last_asr[f"block{b}.{role}"] = r.detach().mean(dim=(0, 1))
+
+    # -- rate: the equilibrium model --------------------------------------------
+    def _rate(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.last_asr = {}
+        x = self.embedding(tokens)
+        for b, blk in enumerate(self.blocks):
+            x, rates = blk(x, lambda role, current: blk.lif[role].rate(current))
+            self._record(b, rates)
+        return x
+
+    # -- spike: lock-step time-stepped simulation ---------------------------------
+    def _spike(self, tokens: torch.Tensor) -> torch.Tensor:
+        steps = max(self.timesteps)
+        emb = self.embedding(tokens)
+        mem: list[dict[str, torch.Tensor]] = [{} for _ in self.blocks]
+        counts: list[dict[str, torch.Tensor]] = [{} for _ in self.blocks]
+        out_sum = torch.zeros_like(emb)
+        for _ in range(steps):
+            x = emb  # constant input current every step
+            for b, blk in enumerate(self.blocks):
+                def fire(role, current, b=b, blk=blk):
+                    spk, mem[b][role] = blk.lif[role](current, mem[b].get(role))
+                    return spk
+                x, spikes = blk(x, fire)
+                for role, s in spikes.items():
+                    counts[b][role] = counts[b].get(role, 0) + s
+            out_sum = out_sum + x
+        self.last_asr = {}
+        for b in range(len(self.blocks)):
+            self._record(b, {role: c / steps for role, c in counts[b].items()})
+        return out_sum / steps
+
+    # -- stochastic: each sublayer its own steps, Bernoulli inputs at the carried ASR
+    def _stochastic(self, tokens: torch.Tensor, seed: int | None) -> torch.Tensor:
+        gen = torch.Generator(device=tokens.device)
+        gen.manual_seed(seed if seed is not None else int(torch.randint(2**62, ()).item()))
+        bern = lambda r: torch.bernoulli(r.clamp(0, 1), generator=gen)
+        self.last_asr = {}
+        x_rate = None
+        for b, blk in enumerate(self.blocks):
+            steps = self.timesteps[b]
+            if x_rate is None:  # block 0: the embedding is a real current, not spikes
+                emb = self.embedding(tokens)
+                x_in = lambda: emb
+            else:
+                prev = x_rate
+                x_in = lambda prev=prev: bern(prev)
+
+            def run(role, current):
+                """Run one sublayer for `steps` steps; its ASR per (batch, token, neuron)."""
+                mem, count = None, 0
+                for _ in range(steps):
+                    spk, mem = blk.lif[role](current(), mem)
+                    count = count + spk
+                return count / steps
+
+            r = {}
+            q = sum(blk.q(x_in()) for _ in range(steps)) / steps  # real-valued: carried as its mean
+            r["k"] = run("k", lambda: blk.k(x_in()))
+            r["v"] = run("v", lambda: blk.v(x_in()))
+            r["attention"] = run("attention", lambda: blk.attend(q, bern(r["k"]), bern(r["v"])))
+            r["attn_out"] = run("attn_out", lambda: blk.ln1(blk.attn_out(bern(r["attention"])) + x_in()))
+            r["intermediate"] = run("intermediate", lambda: blk.intermediate(bern(r["attn_out"])) * blk.neuron_mask)
+            r["output"] = run("output", lambda: blk.ln2(blk.output(bern(r["intermediate"])) + bern(r["attn_out"])))
+            self._record(b, r)
+            x_rate = r["output"]
+        return x_rate

@@ -1,0 +1,299 @@
+"""PyTorch module -> IR `Network`, with spiking rates measured on an example input.
+
+Supported:
+
+* `SpikingEncoder` (frontend.encoder): laid out exactly like
+  `cards.encoder_network` (block{b}.q/k/v/attention/attn_out/intermediate/
+  output, same roles and inputs), with the weights as the layers use them
+  (1-bit: sign x row scale), biases, masks, per-layer timesteps, thresholds
+  and leaks, and rates measured by running the example tokens in `spike` mode.
+  The embedding is not a layer: it is the network input (input_size = hidden),
+  a real-valued current, so `input_spiking=False` and the first block's
+  projections count as MACs.
+* `nn.Sequential` (nested ones too) of nn.Linear / nn.Conv2d, each optionally
+  followed by a spiking neuron (neurosim LIF/GIF; snnTorch `Leaky` and
+  SpikingJelly `LIFNode` when those packages are importable), with nn.Flatten,
+  nn.Dropout and nn.Identity passed through. A Linear/Conv2d with no neuron
+  after it is a real-valued layer (neuron=None). Rates are measured by running
+  the example input time-stepped (the same input current every step, or one
+  input per step with `time_major=True`).
+
+A layer's IR `rate` is the mean ASR (spike count / timesteps; for GIF, steps
+with a nonzero spike / timesteps, since each such event costs the ACs) over
+its live neurons, i.e. those the masks keep, which is what the cost model
+multiplies it with. The IR is validated before anything is run, so a NaN
+weight or a mis-shaped checkpoint is refused naming the layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import NeurosimError
+from ..ir import Conv2dShape, Layer, Network, Neuron
+from .encoder import SpikingEncoder
+from .neurons import LIF
+
+PASS_THROUGH = (nn.Flatten, nn.Dropout, nn.Identity)
+
+
+def from_torch(module: nn.Module, example_input: torch.Tensor, *, timesteps: int = 32, time_major: bool = False,
+               name: str | None = None) -> Network:
+    """Build the IR of `module`; rates are measured on `example_input`.
+
+    For a SpikingEncoder, `example_input` is a (batch, tokens) LongTensor and
+    the timesteps are the model's own. For an nn.Sequential it is a (batch,
+    ...) input current held for `timesteps` steps, or, with `time_major`, a
+    (T, batch, ...) tensor giving each step's input (e.g. spike trains).
+    """
+    if isinstance(module, SpikingEncoder):
+        return _encoder_network(module, example_input, name or "spiking-encoder")
+    if isinstance(module, nn.Sequential):
+        return _sequential_network(module, example_input, timesteps, time_major, name or "sequential")
+    raise _unsupported(type(module).__name__, "the top-level module")
+
+
+# -- neuron modules ------------------------------------------------------------------
+def _foreign_neurons() -> dict[type, str]:
+    """snnTorch / SpikingJelly neuron types, detected only when the package is importable."""
+    found: dict[type, str] = {}
+    try:
+        import snntorch
+        found[snntorch.Leaky] = "snntorch.Leaky"
+    except (ImportError, AttributeError):
+        pass
+    for path in ("spikingjelly.activation_based.neuron", "spikingjelly.clock_driven.neuron"):
+        try:
+            mod = __import__(path, fromlist=["LIFNode"])
+            found[mod.LIFNode] = "spikingjelly LIFNode"
+        except (ImportError, AttributeError):
+            pass
+    return found
+
+
+def _supported_list() -> str:
+    names = ["SpikingEncoder", "nn.Sequential of nn.Linear", "nn.Conv2d", "nn.Flatten", "nn.Dropout", "nn.Identity",
+             "neurosim LIF", "neurosim GIF"] + sorted(set(_foreign_neurons().values()))
+    return ", ".join(names)
+
+
+def _unsupported(cls: str, where: str) -> NeurosimError:
+    extra = "" if _foreign_neurons() else " (snnTorch Leaky / SpikingJelly LIFNode too, once installed)"
+    return NeurosimError(where, "module", f"{cls} is not supported by the PyTorch front end",
+                         f"use only: {_supported_list()}{extra}")
+
+
+def _scalar(value, where: str, fld: str) -> float:
+    t = torch.as_tensor(value, dtype=torch.float64).detach()
+    if t.numel() != 1 and not bool((t == t.flatten()[0]).all()):
+        raise NeurosimError(where, fld, "differs between neurons", "the IR holds one value per layer: use a scalar")
+    return float(t.flatten()[0])
+
+
+@dataclass
+class _NeuronSpec:
+    """A neuron as the IR sees it, plus the input scale the source module applies."""
+
+    model: LIF            # neurosim neuron that reproduces it (used to measure rates)
+    neuron: Neuron
+    input_scale: float = 1.0
+
+
+def _ir_neuron(lif: LIF) -> Neuron:
+    levels = lif.levels
+    model = "gif" if levels > 1 else ("if" if lif.leak == 1.0 else "lif")
+    return Neuron(model=model, vth=float(lif.threshold.detach()), leak=lif.leak, levels=levels)
+
+
+def _neuron_spec(m: nn.Module, where: str) -> _NeuronSpec | None:
+    """The neuron of a supported module, or None if `m` is not a neuron."""
+    if isinstance(m, LIF):
+        return _NeuronSpec(m, _ir_neuron(m))
+    kind = _foreign_neurons().get(type(m))
+    if kind == "snntorch.Leaky":
+        mech = getattr(m, "reset_mechanism", "subtract")
+        if mech != "subtract":
+            raise NeurosimError(where, "reset_mechanism", f"snnTorch reset {mech!r}; the IR neuron resets by "
+                                "subtraction (DESIGN.md eq. 1)", "build the Leaky with reset_mechanism='subtract'")
+        # snnTorch: mem = beta*mem + I - reset*threshold, as eq. 1; it fires on u > vth, the IR
+        # on u >= vth, which differs only where u lands exactly on the threshold.
+        lif = LIF(_scalar(m.threshold, where, "threshold"), _scalar(m.beta, where, "beta"))
+        return _NeuronSpec(lif, _ir_neuron(lif))
+    if kind == "spikingjelly LIFNode":
+        if getattr(m, "v_reset", None) is not None:
+            raise NeurosimError(where, "v_reset", "hard reset; the IR neuron resets by subtraction (DESIGN.md eq. 1)",
+                                "build the LIFNode with v_reset=None (soft reset)")
+        tau = _scalar(m.tau, where, "tau")
+        # SpikingJelly charges H = V + (X - V)/tau (decay_input) or V - V/tau + X: leak = 1 - 1/tau.
+        # It subtracts the reset before the leak, the IR after it: with tau > 1 the rates
+        # measured here are the IR neuron's, which differ slightly.
+        lif = LIF(_scalar(m.v_threshold, where, "v_threshold"), 1.0 - 1.0 / tau)
+        return _NeuronSpec(lif, _ir_neuron(lif), 1.0 / tau if getattr(m, "decay_input", True) else 1.0)
+    return None
+
+
+# -- nn.Sequential ---------------------------------------------------------------------
+def _flatten_sequential(seq: nn.Sequential, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    items = []
+    for child_name, child in seq.named_children():
+        path = prefix + child_name
+        if isinstance(child, nn.Sequential):
+            items += _flatten_sequential(child, path + ".")
+        else:
+            items.append((path, child))
+    return items
+
+
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().double().numpy()
+
+
+def _conv_shape(m: nn.Conv2d, shape: tuple[int, ...], where: str) -> Conv2dShape:
+    if len(shape) != 3:
+        raise NeurosimError(where, "input", f"Conv2d needs a (channels, height, width) input, got {shape}",
+                            "feed images as (batch, C, H, W)")
+    k, s, p = m.kernel_size, m.stride, m.padding
+    if (isinstance(p, str) or k[0] != k[1] or s[0] != s[1] or p[0] != p[1] or m.dilation != (1, 1)
+            or m.groups != 1 or m.padding_mode != "zeros"):
+        raise NeurosimError(where, "conv", "only square kernels, equal strides and paddings (integers, zero "
+                            "padding), no dilation and groups=1 are supported", "use such a Conv2d")
+    return Conv2dShape(m.in_channels, m.out_channels, shape[1], shape[2], k[0], s[0], p[0])
+
+
+def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: int, time_major: bool,
+                        name: str) -> Network:
+    example = torch.as_tensor(example).float()
+    steps = example.shape[0] if time_major else int(timesteps)
+    sample_shape = tuple(example.shape[2:] if time_major else example.shape[1:])
+    shape = sample_shape
+    layers: list[Layer] = []
+    plan: list[tuple[str, nn.Module, _NeuronSpec | None]] = []  # what to run each step
+    for path, m in _flatten_sequential(seq):
+        where = f"module '{path}' ({type(m).__name__})"
+        spec = _neuron_spec(m, where)
+        if spec is not None:
+            if not plan or not isinstance(plan[-1][1], (nn.Linear, nn.Conv2d)):
+                raise NeurosimError(where, "module", "a spiking neuron must directly follow an nn.Linear or "
+                                    "nn.Conv2d (it becomes that layer's neuron)", "put a Linear/Conv2d before it")
+            last = layers[-1]
+            last.neuron = spec.neuron
+            if spec.input_scale != 1.0:  # fold the neuron's input scaling into the layer's weights
+                last.weights = last.weights * spec.input_scale
+                last.bias = None if last.bias is None else last.bias * spec.input_scale
+            plan.append((last.name, m, spec))
+            continue
+        if isinstance(m, PASS_THROUGH):
+            if isinstance(m, nn.Flatten):
+                if m.start_dim != 1 or m.end_dim != -1:
+                    raise NeurosimError(where, "start_dim", "only Flatten(start_dim=1, end_dim=-1) is supported",
+                                        "use nn.Flatten()")
+                shape = (math.prod(shape),)
+            plan.append((path, m, None))
+            continue
+        inputs = [layers[-1].name] if layers else []
+        if isinstance(m, nn.Linear):
+            if len(shape) != 1:
+                raise NeurosimError(where, "input", f"nn.Linear gets a {shape} input; the IR's linear layers "
+                                    "read flat vectors", "put an nn.Flatten() before it")
+            layer = Layer(path, "linear", m.in_features, m.out_features, inputs=inputs, timesteps=steps,
+                          neuron=None, weights=_numpy(m.weight), bias=_numpy(m.bias))
+            shape = (m.out_features,)
+        elif isinstance(m, nn.Conv2d):
+            conv = _conv_shape(m, shape, where)
+            layer = Layer(path, "conv2d", math.prod(shape), conv.out_channels * conv.out_height * conv.out_width,
+                          inputs=inputs, timesteps=steps, neuron=None, conv=conv,
+                          weights=_numpy(m.weight), bias=_numpy(m.bias))
+            shape = (conv.out_channels, conv.out_height, conv.out_width)
+        else:
+            raise _unsupported(type(m).__name__, where)
+        layers.append(layer)
+        plan.append((path, m, None))
+    if not layers:
+        raise NeurosimError(f"network '{name}'", "layers", "the nn.Sequential has no nn.Linear or nn.Conv2d",
+                            "give it at least one weight layer")
+
+    binary = bool(((example == 0) | (example == 1)).all())
+    net = Network(name, layers, input_size=math.prod(sample_shape), input_spiking=binary,
+                  input_rate=float(example.mean()) if binary else 1.0,
+                  metadata={"source": "neurosim.frontend.from_torch(nn.Sequential)",
+                            "rates_source": f"measured: {steps} timesteps on an example input of shape "
+                                            f"{tuple(example.shape)}"})  # validates weights and shapes
+    rates = _run_sequential(plan, example, steps, time_major)
+    for layer in layers:
+        layer.rate = rates.get(layer.name)
+    return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, net.metadata)
+
+
+@torch.no_grad()
+def _run_sequential(plan, example: torch.Tensor, steps: int, time_major: bool) -> dict[str, float]:
+    """Run the plan time-stepped; fraction of (step, neuron, sample) slots with a nonzero spike, per layer."""
+    mem: dict[str, torch.Tensor | None] = {}
+    events: dict[str, float] = {}
+    for t in range(steps):
+        x = example[t] if time_major else example
+        for name, m, spec in plan:
+            if spec is None:
+                if not isinstance(m, (nn.Dropout, nn.Identity)):  # dropout is off at inference
+                    x = m(x)
+                continue
+            x, mem[name] = spec.model(x * spec.input_scale, mem.get(name))
+            events[name] = events.get(name, 0.0) + float((x != 0).double().mean())
+    return {name: total / steps for name, total in events.items()}
+
+
+# -- SpikingEncoder ----------------------------------------------------------------------
+def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> Network:
+    d, n = model.hidden, model.seq_len
+    bits = 1 if model.binary_weights else 32
+    layers: list[Layer] = []
+    prev: list[str] = []
+    for b, blk in enumerate(model.blocks):
+        p = f"block{b}."
+        common = dict(seq_len=n, timesteps=model.timesteps[b], weight_bits=bits, block=b)
+        neuron = {role: _ir_neuron(blk.lif[role]) for role in blk.lif}
+
+        def linear(role, lin, inputs, **kw):
+            return Layer(p + role, "linear", lin.in_features, lin.out_features, inputs=inputs, role=role,
+                         weights=_numpy(lin.effective_weight()), bias=_numpy(lin.bias), **common, **kw)
+
+        layers += [
+            linear("q", blk.q, prev, neuron=None, compute="mac"),
+            linear("k", blk.k, prev, neuron=neuron["k"]),
+            linear("v", blk.v, prev, neuron=neuron["v"]),
+            Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"], heads=blk.heads,
+                  head_dim=blk.head_dim, head_mask=_numpy(blk.head_mask), neuron=neuron["attention"],
+                  role="attention", **common),
+            linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"], layernorm=True),
+            linear("intermediate", blk.intermediate, [p + "attn_out"], neuron=neuron["intermediate"],
+                   neuron_mask=_numpy(blk.neuron_mask)),
+            linear("output", blk.output, [p + "intermediate"], neuron=neuron["output"], layernorm=True),
+        ]
+        prev = [p + "output"]
+    meta = {"source": "neurosim.frontend.from_torch(SpikingEncoder)", "hidden": d, "heads": model.heads,
+            "intermediate": model.intermediate_size, "encoder_layers": len(model.blocks),
+            "baseline_timesteps": max(model.timesteps)}
+    # The embedding feeds real currents to block 0: the input does not spike.
+    net = Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)  # validates
+
+    with torch.no_grad():
+        model(torch.as_tensor(tokens), mode="spike")
+    for layer in layers:
+        if layer.spiking:
+            asr = model.last_asr[layer.name].double().cpu().numpy()
+            live = _live(net, layer)
+            layer.rate = float(asr[live].mean()) if live.any() else 0.0
+    meta["rates_source"] = (f"measured: spike mode, T = {max(model.timesteps)}, example tokens of shape "
+                            f"{tuple(torch.as_tensor(tokens).shape)}")
+    return Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)
+
+
+def _live(net: Network, layer: Layer) -> np.ndarray:
+    """Outputs the masks keep; K and V also lose the features of masked heads (nothing reads them)."""
+    if layer.role in ("k", "v"):
+        return net[f"block{layer.block}.attention"].live_outputs()
+    return layer.live_outputs()
