@@ -11,8 +11,8 @@ __all__ = ["ArchConfig", "Conv2dShape", "Layer", "Network", "NeurosimError", "Ne
            "estimate", "load_arch", "load_model"]
 
 
-def __getattr__(name):  # neurosim.from_torch, imported on first use so torch loads only when needed
-    if name == "from_torch":
-        from .frontend.extract import from_torch
-        return from_torch
+def __getattr__(name):  # front ends, imported on first use so torch and nir load only when needed
+    if name in ("from_torch", "from_nir", "to_nir"):
+        from . import frontend
+        return getattr(frontend, name)
     raise AttributeError(f"module 'neurosim' has no attribute {name!r}")

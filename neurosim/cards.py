@@ -127,8 +127,13 @@ def load_card(path: str | Path) -> Network:
 
 
 def load_model(name_or_path: str | Path) -> Network:
-    """A shipped card by name (e.g. 'spikingbert-4l'), a card file, a network JSON, or a NIR graph (.nir)."""
-    path = resolve(name_or_path, MODELS_DIR, (".yaml", ".yml", ".json"), "model")
+    """A shipped model by name (e.g. 'spikingbert-4l'), a card file (.yaml), a network JSON,
+    a NIR graph (.nir) or a SpikingEncoder checkpoint (.pt)."""
+    path = resolve(name_or_path, MODELS_DIR, (".yaml", ".yml", ".json", ".pt"), "model")
+    if path.suffix == ".pt":
+        from .frontend.checkpoint import load_checkpoint  # imports torch only when needed
+
+        return load_checkpoint(path)
     if path.suffix == ".nir":
         from .frontend.nir_io import from_nir  # imports nir and h5py only when needed
 

@@ -11,6 +11,7 @@ from .cards import load_model
 from .cost.analytic import normalized_c, paper_m, structural_counts
 from .cost.estimate import estimate
 from .errors import NeurosimError
+from .ir import Network
 from .paths import DEFAULT_ARCH, DEFAULT_MODEL
 from .report import comparison_table
 
@@ -25,8 +26,13 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=_json_default))
 
 
+def _model(args) -> Network:
+    net = load_model(args.model)
+    return net.with_default_rate(args.rate) if args.rate is not None else net
+
+
 def cmd_run(args) -> None:
-    net, arch = load_model(args.model), load_arch(args.arch)
+    net, arch = _model(args), load_arch(args.arch)
     report = estimate(net, arch, mapping=args.mapping, carry=args.carry)
     if args.json:
         _print_json(report.to_dict(per_layer=args.per_layer))
@@ -35,7 +41,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    net, arch = load_model(args.model), load_arch(args.arch)
+    net, arch = _model(args), load_arch(args.arch)
     reports = [estimate(net, arch, mapping="spatial"),
                estimate(net, arch, mapping="sequential", carry="spikes"),
                estimate(net, arch, mapping="sequential", carry="rates")]
@@ -46,7 +52,7 @@ def cmd_compare(args) -> None:
 
 
 def cmd_ops(args) -> None:
-    net = load_model(args.model)
+    net = _model(args)
     counts = structural_counts(net, activity=True)
     dense = structural_counts(net, activity=False)
     try:
@@ -70,6 +76,13 @@ def cmd_ops(args) -> None:
         print(counts.to_string(index=False))
 
 
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a rate is a fraction of timesteps in [0, 1], got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurosim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, arch=True):
         p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or a card/JSON path "
                        f"(default {DEFAULT_MODEL})")
+        p.add_argument("--rate", type=_rate, help="spiking rate to assume for layers without a known one "
+                       "(e.g. a NIR graph); rates in model cards and checkpoints are kept")
         if arch:
             p.add_argument("--arch", default=DEFAULT_ARCH, help=f"shipped arch name or YAML path (default {DEFAULT_ARCH})")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -299,6 +299,13 @@ class Network:
             return layer.compute
         return "ac" if self.input_spiking_of(layer) else "mac"
 
+    def with_default_rate(self, rate: float) -> "Network":
+        """A copy where every spiking layer without a known rate assumes `rate` (e.g. a NIR import)."""
+        from dataclasses import replace
+        layers = [replace(lay, rate=rate) if lay.spiking and lay.rate is None else lay for lay in self.layers]
+        meta = {**self.metadata, "rates_source": f"assumed {rate} where no rate was known"}
+        return Network(self.name, layers, self.input_size, self.input_rate, self.input_spiking, meta)
+
     # -- JSON ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         def encode(value: Any) -> Any:

@@ -11,7 +11,7 @@ ARCH_DIR = REPO_ROOT / "arch_configs"
 ENERGY_DIR = ARCH_DIR / "energy"
 MODELS_DIR = REPO_ROOT / "models"
 
-DEFAULT_MODEL = "spikingbert-4l"
+DEFAULT_MODEL = "spiking-sentiment-2l"
 DEFAULT_ARCH = "spatial-45nm-large"
 
 

@@ -67,7 +67,7 @@ def comparison_table(reports: list[Report]) -> str:
         energy = [_si(None if r.energy_pj is None else r.energy_pj * 1e-12, "J")]
         energy += [_si(e[k] * 1e-12, "J") + f" ({100 * e[k] / r.energy_pj:.0f}%)" if e else "-" for k in BREAKDOWN]
         return ([f"{r.mapping}" + (f" ({r.carry})" if r.mapping == "sequential" else ""),
-                 "yes" if r.feasible else "NO", _si(r.acs, "AC"), _si(r.macs, "MAC")]
+                 "yes" if r.feasible else "NO", _si(r.acs, ""), _si(r.macs, "")]
                 + energy + [_si(r.latency_s, "s"), _si(r.latency_cycles, "cycles")]
                 + [_bytes(m.get(k)) for k in MEMORY] + [_bytes(r.dram_traffic_bytes)])
 

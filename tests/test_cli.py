@@ -33,15 +33,15 @@ def test_compare_json_lists_both_mappings(capsys):
 
 
 def test_compare_table_has_units(capsys):
-    assert main(["compare", "--arch", "edge-45nm"]) == 0
+    assert main(["compare", "--model", "spikingbert-4l", "--arch", "edge-45nm"]) == 0
     text = capsys.readouterr().out
-    for unit in ("J", "s", "MiB", "GAC"):
+    for unit in ("J", "s", "MiB", " G\n"):  # SpikingBERT-4L: tens of G (10^9) ACs
         assert unit in text
     assert "short by" in text  # the spatial mapping does not fit the 16-core edge chip
 
 
 def test_ops_json_paper_and_structural(capsys):
-    out = _json(capsys, ["ops", "--json"])
+    out = _json(capsys, ["ops", "--model", "spikingbert-4l", "--json"])
     assert out["acs_paper"] == 316_586_065_920
     assert out["normalized_c"] == 1.0
     assert 0 < out["acs_structural"] < out["acs_structural_dense"] < out["acs_paper"]

@@ -4,3 +4,4 @@
 from .encoder import SpikingEncoder
 from .extract import from_torch
 from .neurons import GIF, LIF, rate, spike_fn
+from .nir_io import from_nir, to_nir
