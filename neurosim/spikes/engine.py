@@ -1,0 +1,335 @@
+"""The spike engine: run an IR `Network` with weights on an input, count exactly what it does.
+
+`run(net, inputs, handoff=..., seed=...)` returns a `SpikeTrace`. Semantics
+(DESIGN.md): u_t = leak*u_{t-1} + I_t - s_{t-1}*vth, spike when u >= vth,
+I_t = W s_t(source) + b (see handoff.py for which source step a layer reads).
+
+What is counted, by the rules of cost.analytic.layer_counts:
+
+* a linear layer the cost model reads as "ac": one AC per (input event, live
+  output): events x live fan-out, per step. A k-level input event is one
+  event (its bits are recorded; the energy model prices them).
+* a linear layer read as "mac" (the Query): tokens x live inputs x live
+  outputs MACs per step, dense, although the engine computes it from events.
+* attention: Q.K^T of live heads as MACs (tokens^2 x head_dim per head and
+  step), softmax as 3 other ops per score, and the weighted sum by V's
+  events: one AC per (V event, query token).
+* LayerNorm: 6 other ops per live output and token per step. The IR holds no
+  LayerNorm parameters and no residual edges, so the engine counts
+  LayerNorm but does not apply it (nor a residual add): the current of a
+  `layernorm` layer is W s + b.
+
+Live outputs are `cost.analytic.needed_outputs`: unmasked, and (for Q, K, V)
+in a live head. Outputs that are not live are not computed and never spike.
+Linear layers read one source (or the network input); conv2d is not supported.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..cost.analytic import LAYERNORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_SCORE, input_spike_bits, live_inputs, \
+    needed_outputs
+from ..errors import NeurosimError
+from ..ir import Layer, Network
+from . import kernels
+from .handoff import HANDOFFS, INPUT, InputSpikes, regenerate
+from .trace import LayerTrace, SpikeTrace
+
+
+class _Scratch:
+    """Buffers that only live within one layer's step, shared by all layers of a run."""
+
+    def __init__(self):
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self.buffers.get(key)
+        if buf is None or buf.size < size:
+            buf = self.buffers[key] = np.zeros(size, np.float32)
+        return buf[:size].reshape(shape)
+
+
+class _State:
+    """One layer, prepared for the kernels, with its counters."""
+
+    def __init__(self, net: Network, layer: Layer, index: int, steps: int, n: int, record: bool, scratch: _Scratch):
+        where = f"layer '{layer.name}'"
+        self.layer, self.index, self.steps, self.n = layer, index, steps, n
+        self.name, self.kind, self.sources = layer.name, layer.kind, list(layer.inputs) or [INPUT]
+        self.compute = net.compute_of(layer)
+        self.live = needed_outputs(net, layer)
+        self.live_idx = np.flatnonzero(self.live).astype(np.int64)
+        L, m = len(self.live_idx), layer.out_features
+        self.notes: list[str] = []
+        if layer.kind == "conv2d":
+            raise NeurosimError(where, "kind", "the spike engine does not propagate conv2d layers yet",
+                                "use cost.analytic for convolutional networks")
+        if layer.kind == "linear":
+            if len(self.sources) != 1:
+                raise NeurosimError(where, "inputs", f"reads {len(self.sources)} layers; the spike engine "
+                                    "propagates linear layers that read one layer", "give the layer one input")
+            if layer.weights is None:
+                raise NeurosimError(where, "weights", "the spike engine needs weights and this layer has none",
+                                    "extract a trained model (neurosim.from_torch) or give weights; for a timing "
+                                    "run, neurosim.spikes.random_weights(net, seed) fills seeded random ones")
+            self._prepare_weights(layer)
+            if self.compute == "ac" and self.sources[0] != INPUT and not net[self.sources[0]].spiking:
+                raise NeurosimError(where, "compute", "'ac' needs spiking inputs, but its input is real-valued",
+                                    "set compute to 'mac' or make the input layer spike")
+            self.live_in = live_inputs(net, layer)
+        else:  # attention
+            q, k, v = (net[s] for s in layer.inputs)
+            if not (k.spiking and v.spiking):
+                raise NeurosimError(where, "inputs", "the key and value inputs of a spiking attention must spike",
+                                    "give the K and V layers a neuron")
+            self.heads = np.flatnonzero(layer.live_heads()).astype(np.int64)
+            self.head_dim = layer.head_dim
+            self.scale, self.bias = np.ones(L, np.float32), np.zeros(L, np.float32)
+        self.scratch, self.shape = scratch, (n, L)
+        self.spiking = layer.spiking
+        if self.spiking:
+            nr = layer.neuron
+            self.leak, self.vth, self.levels = np.float32(nr.leak), np.float32(nr.vth), int(nr.levels)
+            self.u = np.zeros((n, L), np.float32)
+            self.spk = np.zeros((n, L), np.uint8)       # this step's spikes of the live outputs (s_prev)
+            self.totals = np.zeros((n, L), np.int32)
+            self.values = np.zeros((n, L), np.int32) if self.levels > 1 else self.totals
+            # full-width view for consumers; the same array when every output is live
+            self.out = self.spk if L == m else np.zeros((n, m), np.uint8)
+            self.counts = np.zeros(n, np.int64)           # this step's events per token
+            self.spikes_per_step = np.zeros(steps, np.int64)
+        else:
+            self.out = np.zeros((n, m), np.float32)
+            self.out_sum = None  # the stochastic handoff carries a real output's time average
+        self.acs_per_step = np.zeros(steps, np.int64)
+        self.macs = self.other_ops = self.neuron_updates = 0
+        self.input_events = {s: 0 for s in self.sources}
+        self.raster = np.zeros((steps, n, m), np.uint8) if record and self.spiking else None
+        self.seen = {} if record else None
+
+    def _prepare_weights(self, layer: Layer) -> None:
+        """Transposed (in, live outputs), C-contiguous; 1-bit: int8 signs x per-row scale."""
+        w = np.asarray(layer.weights)
+        all_live = len(self.live_idx) == layer.out_features
+        wt = w.T if all_live else w.T[:, self.live_idx]
+        if layer.weight_bits == 1:
+            a = np.abs(wt)
+            peak = a.max(axis=0, initial=0)
+            exact = bool((a == peak).all())
+            self.scale = (peak if exact else a.mean(axis=0)).astype(np.float32)
+            self.wt = np.ascontiguousarray(np.where(wt >= 0, 1, -1), dtype=np.int8)
+            if not exact:
+                self.notes.append(f"layer '{layer.name}': weight_bits=1 but the weights are not +-scale per "
+                                  "row; run as sign(w) x mean|w| per row (the front end's BinaryLinear)")
+        else:
+            self.wt = np.ascontiguousarray(wt, dtype=np.float32)  # no copy when stored that way already
+            self.scale = np.ones(len(self.live_idx), np.float32)
+        b = np.zeros(layer.out_features) if layer.bias is None else np.asarray(layer.bias)
+        self.bias = np.ascontiguousarray(b[self.live_idx], dtype=np.float32)
+
+    # -- one step ---------------------------------------------------------------------
+    def step(self, t: int, inputs: list[np.ndarray], events) -> None:
+        """Integrate the sources' step-t outputs; `events(i)` gives source i's CSR events."""
+        n, L = self.shape
+        self.cur = self.scratch.get("cur", self.shape)
+        if self.seen is not None:
+            for s, x in zip(self.sources, inputs):
+                if x.dtype == np.uint8:
+                    self.seen.setdefault(s, np.zeros((self.steps,) + x.shape, np.uint8))[t] = x
+        if self.kind == "linear":
+            x = inputs[0]
+            if x.dtype == np.uint8:
+                ptr, idx, val = events(0)
+                kernels.accumulate(len(idx) * L, ptr, idx, val, self.wt, self.cur)
+                self.input_events[self.sources[0]] += len(idx)
+                if self.compute == "ac":
+                    self.acs_per_step[t] = len(idx) * L
+            else:
+                np.matmul(x, self.wt.astype(np.float32, copy=False), out=self.cur)
+            if self.compute == "mac":
+                self.macs += n * self.live_in * L
+        else:
+            self._attention_step(t, inputs)
+        if self.layer.layernorm:
+            self.other_ops += n * L * LAYERNORM_OPS_PER_ELEMENT
+        if self.spiking:
+            fired = kernels.fire(n * L, self.cur, self.scale, self.bias, self.u, self.spk, self.leak, self.vth,
+                                 self.levels, self.totals, self.values, self.counts)
+            if self.out is not self.spk:
+                self.out[:, self.live_idx] = self.spk
+            self.spikes_per_step[t] = fired
+            self.neuron_updates += n * L
+            if self.raster is not None:
+                self.raster[t] = self.out
+        else:
+            self.out[:, self.live_idx] = self.cur * self.scale + self.bias
+            if self.out_sum is not None:
+                self.out_sum += self.out
+
+    def _attention_step(self, t: int, inputs: list[np.ndarray]) -> None:
+        q, k, v = inputs
+        n, H, hd = self.n, len(self.heads), self.head_dim
+        if H == 0:
+            return
+        qt = np.ascontiguousarray(q.T, dtype=np.float32)
+        probs_t = self.scratch.get("probs", (H, n, n))
+        v_events = kernels.attend(4 * H * n * n, qt, k, v, self.heads, hd, np.float32(1.0 / math.sqrt(hd)),
+                                  probs_t, self.cur)
+        cols = (self.heads[:, None] * hd + np.arange(hd)).ravel()
+        self.input_events[self.sources[1]] += int(np.count_nonzero(k[:, cols]))
+        self.input_events[self.sources[2]] += v_events
+        self.acs_per_step[t] = v_events * n
+        self.macs += H * n * n * hd
+        self.other_ops += H * n * n * SOFTMAX_OPS_PER_SCORE
+
+    def stop(self) -> None:
+        """The layer has run all its steps: consumers that run on read silence."""
+        self.out[:] = 0
+        if self.spiking:
+            self.spk[:] = 0
+            self.counts[:] = 0
+
+    def trace(self, net: Network) -> LayerTrace:
+        layer, m = self.layer, self.layer.out_features
+        totals = values = None
+        if self.spiking:
+            totals = np.zeros((self.n, m), np.int32)
+            totals[:, self.live_idx] = self.totals
+            if self.levels > 1:
+                values = np.zeros((self.n, m), np.int64)
+                values[:, self.live_idx] = self.values
+        return LayerTrace(
+            name=layer.name, kind=layer.kind, timesteps=self.steps, spiking=self.spiking,
+            compute="ac" if layer.kind == "attention" else self.compute, live=self.live,
+            spike_bits=layer.neuron.spike_bits if self.spiking else 32,
+            input_spike_bits=input_spike_bits(net, layer), acs_per_step=self.acs_per_step, macs=self.macs,
+            other_ops=self.other_ops, neuron_updates=self.neuron_updates, input_events=dict(self.input_events),
+            spikes_per_step=self.spikes_per_step if self.spiking else None, neuron_totals=totals,
+            value_totals=values, raster=self.raster, seen=self.seen)
+
+
+def _csr_cache(arrays: list[np.ndarray]):
+    """events(i): CSR of arrays[i], built once however many times it is asked for (stochastic handoff)."""
+    cache: dict[int, tuple] = {}
+
+    def events(i: int):
+        if i not in cache:
+            cache[i] = kernels.events_csr(arrays[i])
+        return cache[i]
+    return events
+
+
+def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "lockstep", seed: int = 0,
+        record_rasters: bool = False) -> SpikeTrace:
+    """Propagate `inputs` through `net` and count every spike, AC and MAC.
+
+    inputs: (T, seq_len, input_size) spikes, (seq_len, input_size) firing
+    probabilities in [0, 1] (rate-coded with `seed`), or None (Bernoulli at
+    net.input_rate). handoff: "lockstep" (spatial dataflow, every layer runs
+    the largest T), "history" (sequential carrying spikes, own t^l) or
+    "stochastic" (sequential carrying rates, own t^l, Bernoulli regeneration
+    with `seed`). Same network, input and seed -> the same trace.
+    """
+    if handoff not in HANDOFFS:
+        raise NeurosimError("spikes.run", "handoff", f"unknown handoff {handoff!r}", f"use one of {', '.join(HANDOFFS)}")
+    lens = {layer.seq_len for layer in net.layers}
+    if len(lens) != 1:
+        raise NeurosimError(f"network '{net.name}'", "seq_len", f"layers use different sequence lengths {sorted(lens)}",
+                            "run one sequence length through the whole network")
+    n = lens.pop()
+    T = net.max_timesteps
+    scratch = _Scratch()
+    states = [_State(net, layer, i, T if handoff == "lockstep" else layer.timesteps, n, record_rasters, scratch)
+              for i, layer in enumerate(net.layers)]
+    inp = InputSpikes(net, inputs, n, seed)
+    first = [s for s in states if s.sources == [INPUT]]
+    for s in first:
+        inp.require(s.steps, s.name)
+    in_steps = max((s.steps for s in first), default=0)
+    input_events = np.zeros(in_steps, np.int64)
+    input_raster = np.zeros((in_steps, n, net.input_size), np.uint8) if record_rasters else None
+
+    def take_input(t: int) -> np.ndarray:
+        x = inp.step(t)
+        if t < in_steps and input_events[t] == 0:  # count each input step once
+            input_events[t] = np.count_nonzero(x)
+            if input_raster is not None:
+                input_raster[t] = x
+        return x
+
+    by_name = {s.name: s for s in states}
+    if handoff == "stochastic":
+        _run_stochastic(states, by_name, take_input, seed)
+    else:
+        _run_stepwise(states, by_name, take_input)
+    notes = [note for s in states for note in s.notes]
+    return SpikeTrace(network=net.name, handoff=handoff, seed=seed, seq_len=n, input_size=net.input_size,
+                      layers={s.name: s.trace(net) for s in states}, input_events_per_step=input_events,
+                      input_raster=input_raster, notes=notes)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel, threaded and serial, on a tiny network."""
+    from ..ir import Neuron
+
+    layers = [Layer("q", "linear", 4, 4, neuron=None, compute="mac", seq_len=2, weights=np.ones((4, 4))),
+              Layer("k", "linear", 4, 4, seq_len=2, weights=np.ones((4, 4))),
+              Layer("v", "linear", 4, 4, seq_len=2, weights=np.ones((4, 4)), weight_bits=1),
+              Layer("a", "attention", 4, 4, inputs=["q", "k", "v"], heads=1, head_dim=4, seq_len=2),
+              Layer("g", "linear", 4, 4, inputs=["a"], seq_len=2, neuron=Neuron(levels=3), weights=np.ones((4, 4)))]
+    net = Network("warm-up", layers, input_size=4)
+    saved = kernels.PARALLEL_WORK
+    try:
+        for threshold in (saved, 0):  # tiny calls run serial; a threshold of 0 runs them threaded
+            kernels.PARALLEL_WORK = threshold
+            for handoff in HANDOFFS:
+                run(net, handoff=handoff)
+    finally:
+        kernels.PARALLEL_WORK = saved
+
+
+def _run_stepwise(states: list[_State], by_name: dict[str, _State], take_input) -> None:
+    """lockstep / history: all layers advance one step at a time, in network order."""
+    for t in range(max(s.steps for s in states)):
+        x_in = take_input(t) if any(s.sources == [INPUT] and t < s.steps for s in states) else None
+        csr: dict[str, tuple] = {}
+        for s in states:
+            if t == s.steps:
+                s.stop()
+            if t >= s.steps:
+                continue
+            arrays = [x_in if src == INPUT else by_name[src].out for src in s.sources]
+
+            def events(i, s=s, arrays=arrays):
+                key = s.sources[i]
+                if key not in csr:
+                    counts = None if key == INPUT else by_name[key].counts  # a spiking source counted them
+                    csr[key] = kernels.events_csr(arrays[i], counts)
+                return csr[key]
+            s.step(t, arrays, events)
+
+
+def _run_stochastic(states: list[_State], by_name: dict[str, _State], take_input, seed: int) -> None:
+    """stochastic: layer after layer, each its own steps, inputs regenerated from the sources' counts."""
+    for s in states:
+        if not s.spiking:
+            s.out_sum = np.zeros(s.out.shape)
+        for t in range(s.steps):
+            arrays = []
+            for src in s.sources:
+                if src == INPUT:
+                    arrays.append(take_input(t))
+                    continue
+                p = by_name[src]
+                if p.spiking:
+                    arrays.append(regenerate(p.totals, p.values, p.steps, p.live_idx, p.layer.out_features,
+                                             seed, p.index + 1, t))
+                else:
+                    arrays.append(p.mean)
+            s.step(t, arrays, _csr_cache(arrays))
+        if not s.spiking:
+            s.mean = (s.out_sum / s.steps).astype(np.float32)

@@ -1,0 +1,273 @@
+"""Numba kernels of the spike engine: one timestep of one layer at a time.
+
+Layouts (n = tokens, m = a layer's full output width, L = its live outputs):
+
+* A layer's output for one step is a dense (n, m) array: uint8 spike values
+  (0 = no event, k = a k-level GIF spike) or float32 for a real-valued layer.
+  Outputs the masks remove stay 0 for ever.
+* Events are that array in CSR form per token (`ptr`, `idx`, `val`), built
+  once per source and step and shared by all its consumers.
+* Weights are kept transposed and compressed to the live outputs: `wt` is
+  (in, L), C-contiguous, so one input event adds one contiguous row.
+  1-bit layers keep int8 signs in `wt` and the row scale in `scale`.
+* Membranes `u`, last spikes `s_prev` and spike totals are (n, L).
+
+Random numbers are counter-based (splitmix64 of seed, stream, step, index):
+stateless, identical under any thread schedule, and the same draw for every
+consumer that asks for the same (stream, step, index).
+"""
+
+from __future__ import annotations
+
+import types
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# A call runs threaded when it does at least this many element operations
+# (ACs, neuron updates, softmax scores) and numba has more than one thread;
+# below it, waking the thread pool costs more than it saves.
+PARALLEL_WORK = 500_000
+
+
+class Kernel:
+    """One kernel compiled twice: threaded (its prange loop split over threads) and serial.
+
+    Called as kernel(work, *args); `work` picks the version. The serial copy
+    gets its own name so that numba's on-disk cache keeps both.
+    """
+
+    def __init__(self, py_func):
+        self.threaded = njit(parallel=True, cache=True)(py_func)
+        clone = types.FunctionType(py_func.__code__, py_func.__globals__, py_func.__name__)
+        clone.__qualname__, clone.__module__ = py_func.__qualname__ + "_serial", py_func.__module__
+        self.serial = njit(cache=True)(clone)
+        self.__doc__ = py_func.__doc__
+
+    def __call__(self, work, *args):
+        fast = work >= PARALLEL_WORK and numba.get_num_threads() > 1
+        return (self.threaded if fast else self.serial)(*args)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def stream_key(seed, stream, step):
+    """The key of one (seed, stream, step): every uniform of that step derives from it."""
+    k = _mix(np.uint64(seed) + _GOLDEN)
+    k = _mix(k + np.uint64(stream) * _GOLDEN)
+    return _mix(k + np.uint64(step) * _GOLDEN)
+
+
+@njit(cache=True, inline="always")
+def _uniform(key, index):
+    """A uniform in [0, 1) for one element index under a step key."""
+    return np.float64(_mix(key + np.uint64(index) * _GOLDEN) >> np.uint64(11)) * _INV53
+
+
+@Kernel
+def bernoulli_rates(p, key, out):
+    """out[i, j] = 1 with probability p[i, j] (rate coding of a real input in [0, 1])."""
+    n, m = p.shape
+    for i in prange(n):
+        for j in range(m):
+            out[i, j] = 1 if _uniform(key, i * m + j) < p[i, j] else 0
+
+
+@Kernel
+def regenerate(counts, values, steps, live_idx, key, out):
+    """Stochastic handoff: spikes drawn from a source's per-neuron ASR, for one step.
+
+    counts[i, o] events in `steps` steps give P(event) = counts/steps. The
+    event's value is the neuron's mean value per event, rounded stochastically
+    (1 for binary neurons), so the expected value per step is preserved.
+    Index `i * m + live_idx[o]` keys the draw, so it does not depend on masks.
+    """
+    n, L = counts.shape
+    m = out.shape[1]
+    key2 = _mix(key ^ _GOLDEN)
+    for i in prange(n):
+        for o in range(L):
+            c = counts[i, o]
+            if c == 0:
+                continue
+            j = live_idx[o]
+            if _uniform(key, i * m + j) * steps < c:
+                mean = values[i, o] / c
+                v = np.int64(mean)
+                if _uniform(key2, i * m + j) < mean - v:
+                    v += 1
+                out[i, j] = v
+
+
+@njit(cache=True)
+def event_counts(spk, counts):
+    """counts[i] = number of events (nonzero values) of token i."""
+    n, m = spk.shape
+    for i in range(n):
+        c = 0
+        for j in range(m):
+            c += spk[i, j] != 0
+        counts[i] = c
+
+
+@Kernel
+def events_fill(spk, ptr, idx, val):
+    """CSR of the events per token, given ptr from the counts: input index and value of each event."""
+    n, m = spk.shape
+    for i in prange(n):
+        e = ptr[i]
+        if e == ptr[i + 1]:
+            continue
+        for j in range(m):
+            if spk[i, j] != 0:
+                idx[e] = j
+                val[e] = spk[i, j]
+                e += 1
+
+
+def events_csr(spk, counts=None):
+    """Per token, the inputs that carry an event and their values: (ptr, idx, val).
+
+    `counts` (events per token) may come from `fire`, which saves a pass.
+    """
+    n = spk.shape[0]
+    if counts is None:
+        counts = np.empty(n, np.int64)
+        event_counts(spk, counts)
+    ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    idx, val = np.empty(ptr[n], np.int32), np.empty(ptr[n], np.float32)
+    events_fill(spk.size, spk, ptr, idx, val)
+    return ptr, idx, val
+
+
+@Kernel
+def accumulate(ptr, idx, val, wt, cur):
+    """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * wt[idx[e]].
+
+    Only rows of inputs that spiked are read; each event costs one add per
+    live output (an AC each). Events are added four at a time, which saves
+    loads and stores of `cur` (the adds of one output are then grouped,
+    (a + b) + (c + d): exact for integer weights, a rounding change otherwise).
+    """
+    n = ptr.shape[0] - 1
+    L = wt.shape[1]
+    for i in prange(n):
+        c = cur[i]
+        for o in range(L):
+            c[o] = 0.0
+        e, end = ptr[i], ptr[i + 1]
+        while e + 4 <= end:
+            w0, w1, w2, w3 = wt[idx[e]], wt[idx[e + 1]], wt[idx[e + 2]], wt[idx[e + 3]]
+            v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
+            for o in range(L):
+                c[o] += (v0 * np.float32(w0[o]) + v1 * np.float32(w1[o])) + \
+                        (v2 * np.float32(w2[o]) + v3 * np.float32(w3[o]))
+            e += 4
+        while e < end:
+            w, v = wt[idx[e]], val[e]
+            for o in range(L):
+                c[o] += v * np.float32(w[o])
+            e += 1
+
+
+@Kernel
+def fire(cur, scale, bias, u, spk, leak, vth, levels, totals, values, counts):
+    """DESIGN.md eq. 1-3 for one step: u = leak*u + I - s_prev*vth; spike when u >= vth.
+
+    I = cur * scale + bias; spk holds s_prev on entry and the new spikes on
+    return. A GIF neuron (levels > 1) emits floor(u / vth) clamped to levels;
+    its spike values are summed in `values`. Events per token go to `counts`;
+    returns their total.
+    """
+    n, L = u.shape
+    events = 0
+    for i in prange(n):
+        fired = 0
+        for o in range(L):
+            x = leak * u[i, o] + (cur[i, o] * scale[o] + bias[o]) - np.float32(spk[i, o]) * vth
+            u[i, o] = x
+            s = np.uint8(1) if x >= vth else np.uint8(0)
+            spk[i, o] = s
+            totals[i, o] += s
+            fired += s
+        if levels > 1 and fired:
+            for o in range(L):
+                if spk[i, o]:
+                    k = min(np.int64(np.floor(u[i, o] / vth)), levels)
+                    spk[i, o] = k
+                    values[i, o] += k
+        counts[i] = fired
+        events += fired
+    return events
+
+
+@Kernel
+def attend(qt, kspk, vspk, heads, head_dim, inv_sqrt, probs_t, cur):
+    """Spiking attention of one step, per live head: scores, softmax, then A.V by V's events.
+
+    qt (features, n) is the real Query, transposed. Scores Q.K^T / sqrt(head_dim)
+    are summed over K's events (with binary K that is exact and cheaper than
+    the dense product; the cost model still counts them as dense MACs). The
+    weighted sum is event-driven: each V event (token j, feature f, value v)
+    adds v * A[:, j] into feature f of every query token, n ACs. Writes
+    cur[:, h*head_dim + f] for live head number h and returns the number of
+    V events in live heads.
+    """
+    n = qt.shape[1]
+    events = 0
+    for h in prange(heads.shape[0]):
+        col0 = heads[h] * head_dim
+        st = probs_t[h]  # st[j, i]: score of query i against key j, then A[i, j]
+        for j in range(n):
+            row = st[j]
+            for i in range(n):
+                row[i] = 0.0
+            for f in range(head_dim):
+                k = kspk[j, col0 + f]
+                if k != 0:
+                    q = qt[col0 + f]
+                    for i in range(n):
+                        row[i] += np.float32(k) * q[i]
+            for i in range(n):
+                row[i] *= inv_sqrt
+        mx = np.full(n, -np.inf, np.float32)  # softmax over keys j, for each query i
+        for j in range(n):
+            for i in range(n):
+                mx[i] = max(mx[i], st[j, i])
+        tot = np.zeros(n)
+        for j in range(n):
+            for i in range(n):
+                ex = np.exp(st[j, i] - mx[i])
+                st[j, i] = ex
+                tot[i] += ex
+        inv = (1.0 / tot).astype(np.float32)
+        for j in range(n):
+            for i in range(n):
+                st[j, i] *= inv[i]
+        out = np.zeros((head_dim, n), np.float32)
+        for j in range(n):
+            a = st[j]
+            for f in range(head_dim):
+                v = vspk[j, col0 + f]
+                if v != 0:
+                    events += 1
+                    acc = out[f]
+                    for i in range(n):
+                        acc[i] += v * a[i]
+        for f in range(head_dim):
+            for i in range(n):
+                cur[i, h * head_dim + f] = out[f, i]
+    return events

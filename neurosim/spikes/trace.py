@@ -1,0 +1,149 @@
+"""`SpikeTrace`: what the engine measured, per layer, and the network with the measured rates.
+
+By default nothing of size T x neurons is kept: per layer, events and ACs per
+step, per-(token, neuron) totals, and whole-run MAC / other-op counts.
+Rasters (the spikes of every step) only when the run was asked for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from ..ir import Network
+from .handoff import INPUT
+
+
+@dataclass
+class LayerTrace:
+    name: str
+    kind: str
+    timesteps: int                 # steps the layer ran
+    spiking: bool
+    compute: str                   # "ac" or "mac", as the cost model reads the layer
+    live: np.ndarray               # (out_features,) bool: outputs computed (masks, dead heads)
+    spike_bits: int                # bits of one output event (GIF: k levels -> ceil(log2(k+1)))
+    input_spike_bits: int          # bits of one input event
+    acs_per_step: np.ndarray       # (timesteps,) exact ACs: input events x live fan-out
+    macs: int                      # real-valued multiply-accumulates, whole run
+    other_ops: int                 # softmax and LayerNorm element ops, whole run
+    neuron_updates: int
+    input_events: dict[str, int]   # events integrated from each source ('<input>': the network input)
+    spikes_per_step: np.ndarray | None = None   # (timesteps,) output events (None: real-valued layer)
+    neuron_totals: np.ndarray | None = None     # (seq_len, out_features) events per token and neuron
+    value_totals: np.ndarray | None = None      # same, summed spike values (multi-level neurons only)
+    raster: np.ndarray | None = None            # (timesteps, seq_len, out_features) uint8, when asked
+    seen: dict[str, np.ndarray] | None = None   # per source, the (timesteps, seq_len, in) spikes integrated
+
+    @property
+    def acs(self) -> int:
+        return int(self.acs_per_step.sum())
+
+    @property
+    def spikes(self) -> int:
+        return 0 if self.spikes_per_step is None else int(self.spikes_per_step.sum())
+
+    @property
+    def asr(self) -> np.ndarray | None:
+        """Per (token, neuron) average spiking rate: events / timesteps run."""
+        return None if self.neuron_totals is None else self.neuron_totals / self.timesteps
+
+    @property
+    def rate(self) -> float | None:
+        """Mean ASR over live neurons and tokens."""
+        if not self.spiking:
+            return None
+        slots = self.neuron_totals.shape[0] * self.timesteps * int(self.live.sum())
+        return self.spikes / slots if slots else 0.0
+
+
+@dataclass
+class SpikeTrace:
+    network: str
+    handoff: str
+    seed: int
+    seq_len: int
+    input_size: int
+    layers: dict[str, LayerTrace]
+    input_events_per_step: np.ndarray
+    input_raster: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> LayerTrace:
+        return self.layers[name]
+
+    @property
+    def acs(self) -> int:
+        return sum(lt.acs for lt in self.layers.values())
+
+    @property
+    def macs(self) -> int:
+        return sum(lt.macs for lt in self.layers.values())
+
+    @property
+    def other_ops(self) -> int:
+        return sum(lt.other_ops for lt in self.layers.values())
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([dict(layer=lt.name, kind=lt.kind, timesteps=lt.timesteps, acs=lt.acs, macs=lt.macs,
+                                  other_ops=lt.other_ops, neuron_updates=lt.neuron_updates,
+                                  spikes_out=lt.spikes, asr=lt.rate, spike_bits=lt.spike_bits)
+                             for lt in self.layers.values()])
+
+    def measured_network(self, net: Network) -> Network:
+        return measured_network(net, self)
+
+
+def consumed_rate(net: Network, trace: SpikeTrace, source: str) -> tuple[float, bool]:
+    """The rate at which `source`'s events reached its consumers, and whether all consumers agree.
+
+    rate = events integrated / (tokens x consumer's timesteps x live source
+    outputs), summed over consumers. This is the rate that makes the
+    structural count (spikes in x live fan-out) equal the engine's: under
+    lockstep it is the source's own ASR; under the stochastic handoff it is
+    the rate of the regenerated spikes, which differs from the source's ASR
+    by the sampling noise.
+    """
+    if source == INPUT:
+        consumers, width = [l for l in net.layers if not l.inputs], trace.input_size
+    else:
+        consumers, width = net.consumers(source), int(trace[source].live.sum())
+    if not consumers:
+        lt = trace[source]
+        return (lt.rate or 0.0), True
+    per = []
+    for c in consumers:
+        ct = trace[c.name]
+        slots = trace.seq_len * ct.timesteps * width
+        per.append((ct.input_events.get(source, 0), slots))
+    events, slots = sum(e for e, _ in per), sum(s for _, s in per)
+    agree = all(e * slots == events * s for e, s in per)  # every consumer's rate == the pooled rate
+    return (events / slots if slots else 0.0), agree
+
+
+def measured_network(net: Network, trace: SpikeTrace) -> Network:
+    """A copy of `net` carrying what the engine measured: rates, input rate, timesteps as run.
+
+    Fed to cost.analytic.structural_counts, it gives exactly the engine's ACs
+    and MACs per layer when every consumer of a layer saw the same rate (always
+    true for lockstep, and for encoder layouts under the other handoffs).
+    """
+    notes = []
+    layers = []
+    for layer in net.layers:
+        lt = trace[layer.name]
+        rate = layer.rate
+        if layer.spiking:
+            rate, agree = consumed_rate(net, trace, layer.name)
+            if not agree:
+                notes.append(f"layer '{layer.name}': consumers saw different rates; the structural count "
+                             "uses their mean and is approximate")
+        layers.append(replace(layer, rate=rate, timesteps=lt.timesteps))
+    input_rate, agree = consumed_rate(net, trace, INPUT)
+    meta = dict(net.metadata, rates_source=f"measured by the spike engine ({trace.handoff} handoff, seed "
+                f"{trace.seed})")
+    if notes:
+        meta["rate_notes"] = notes
+    return Network(net.name, layers, net.input_size, input_rate, net.input_spiking, meta)
