@@ -31,9 +31,18 @@ class Report:
     memory_bytes: dict[str, float] | None = None
     dram_traffic_bytes: float | None = None
     per_layer: pd.DataFrame | None = None
+    # Filled by the simulator (neurosim.sim); None from the closed form.
+    # utilization: busy fraction of the run per component ("cores", "dram",
+    # "global_buffer", "interconnect"); stall_cycles: cycles compute waited on
+    # hardware (full buffers, weight loads, memory and network bandwidth);
+    # timeline: one row per busy interval (component, start, end, layer,
+    # timestep, plus kind, steps, bytes), in cycles, when asked for.
+    utilization: dict[str, float] | None = None
+    stall_cycles: float | None = None
+    timeline: pd.DataFrame | None = None
 
     def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "per_layer"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("per_layer", "timeline")}
         if per_layer and self.per_layer is not None:
             out["per_layer"] = self.per_layer.to_dict(orient="records")
         return out

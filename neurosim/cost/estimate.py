@@ -128,9 +128,75 @@ def _finish(net, arch, ev, cycles, memory, dram_bytes, per_layer, notes) -> Repo
                   dram_traffic_bytes=dram_bytes, per_layer=per_layer)
 
 
-def infeasible(net: Network, arch: ArchConfig, reason: str) -> Report:
+def infeasible(net: Network, arch: ArchConfig, reason: str, engine: str = "analytic") -> Report:
     return Report(model=net.name, arch=arch.name, mapping=arch.mapping.kind, carry=arch.mapping.carry,
-                  engine="analytic", feasible=False, notes=[reason])
+                  engine=engine, feasible=False, notes=[reason])
+
+
+# -- Decisions shared with the simulator (neurosim.sim), so the two models cannot drift apart --
+def spatial_cores(net: Network, counts: pd.DataFrame, arch: ArchConfig) -> tuple[np.ndarray | None, str]:
+    """Cores per layer in the spatial mapping, or (None, why not).
+
+    Each layer first gets the cores its weights, membranes and a double-buffered
+    output step need; spare cores are shared in proportion to compute work.
+    """
+    sram = arch.cores.sram_bytes
+    need_bytes = np.array([_weight_bytes(l) + _state_bytes(net, l, arch) + 2 * _step_bits(net, l, arch) / 8
+                           for l in net.layers])
+    min_cores = np.maximum(1, np.ceil(need_bytes / sram)).astype(int)
+    if min_cores.sum() > arch.cores.count:
+        return None, (f"spatial mapping needs {min_cores.sum()} cores of {sram} B SRAM to hold "
+                      f"every layer's weights, membranes and spike buffers ({need_bytes.sum() / 2**20:.1f} MiB);"
+                      f" the chip has {arch.cores.count} (short by {min_cores.sum() - arch.cores.count})")
+    work = np.array([_compute_cycles(row, 1, arch) for _, row in counts.iterrows()])
+    spare = arch.cores.count - min_cores.sum()
+    return min_cores + np.floor(spare * work / max(work.sum(), 1e-30)).astype(int), ""
+
+
+def check_global_buffer(net: Network, arch: ArchConfig) -> None:
+    """Refuse a global buffer that cannot hold one timestep of the widest layer's output."""
+    gb = arch.global_buffer
+    biggest_step = max(net.layers, key=lambda l: _step_bits(net, l, arch))
+    if _step_bits(net, biggest_step, arch) > gb.bytes * 8:
+        raise arch.refuse("global_buffer.bytes", f"{gb.bytes} B cannot hold one timestep of layer "
+                          f"'{biggest_step.name}' ({_step_bits(net, biggest_step, arch) / 8:.0f} B)",
+                          f"give the global buffer at least {math.ceil(_step_bits(net, biggest_step, arch) / 8)} B")
+
+
+def sequential_weights(net: Network, arch: ArchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Weight bytes, membrane-state bytes, which layers' weights stay pinned in core SRAM, and the SRAM left.
+
+    All weights stay when they fit beside the largest layer's membranes;
+    otherwise layers are pinned in order into half of the SRAM.
+    """
+    capacity = arch.total_core_sram
+    weights = np.array([_weight_bytes(l) for l in net.layers])
+    states = np.array([_state_bytes(net, l, arch) for l in net.layers])
+    if weights.sum() + states.max() <= capacity:
+        pinned = np.ones(len(weights), bool)
+    else:
+        pinned = np.cumsum(weights) <= (capacity - states.max()) / 2
+    return weights, states, pinned, capacity - weights[pinned].sum()
+
+
+def sequential_passes(streamed: float, state: float, free: float) -> int:
+    """Passes over a layer's output neurons so that its streamed weights and membranes fit the free SRAM."""
+    return max(1, math.ceil((streamed + state) / free))
+
+
+def no_weight_room(weights: np.ndarray, capacity: float) -> str:
+    return (f"weights ({weights.sum() / 2**20:.1f} MiB) do not fit in the "
+            f"{capacity / 2**20:.1f} MiB of core SRAM and the chip has no DRAM to stream them from")
+
+
+def input_bits(layer: Layer, carried: dict[str, float]) -> float:
+    """Bits of inter-layer data a layer reads (the sum of what its sources carry)."""
+    return sum(carried[s] for s in layer.inputs) if layer.inputs else 0.0
+
+
+def no_spill_room(layer: Layer, kept_bits: float, arch: ArchConfig) -> str:
+    return (f"layer '{layer.name}' keeps {kept_bits / 8:.0f} B of inter-layer data; the global buffer "
+            f"holds {arch.global_buffer.bytes} B and there is no DRAM to spill to")
 
 
 def estimate_spatial(net: Network, arch: ArchConfig) -> Report:
@@ -138,16 +204,9 @@ def estimate_spatial(net: Network, arch: ArchConfig) -> Report:
     net = with_timesteps(net, T)
     counts = structural_counts(net)
     sram = arch.cores.sram_bytes
-    need_bytes = np.array([_weight_bytes(l) + _state_bytes(net, l, arch) + 2 * _step_bits(net, l, arch) / 8
-                           for l in net.layers])
-    min_cores = np.maximum(1, np.ceil(need_bytes / sram)).astype(int)
-    if min_cores.sum() > arch.cores.count:
-        return infeasible(net, arch, f"spatial mapping needs {min_cores.sum()} cores of {sram} B SRAM to hold "
-                          f"every layer's weights, membranes and spike buffers ({need_bytes.sum() / 2**20:.1f} MiB);"
-                          f" the chip has {arch.cores.count} (short by {min_cores.sum() - arch.cores.count})")
-    work = np.array([_compute_cycles(row, 1, arch) for _, row in counts.iterrows()])
-    spare = arch.cores.count - min_cores.sum()
-    cores = min_cores + np.floor(spare * work / max(work.sum(), 1e-30)).astype(int)
+    cores, why_not = spatial_cores(net, counts, arch)
+    if cores is None:
+        return infeasible(net, arch, why_not)
     layer_cycles = np.array([_compute_cycles(row, c, arch) for (_, row), c in zip(counts.iterrows(), cores)])
     stage = (layer_cycles / T).max()
     compute_cycles = stage * (T + _depth(net) - 1)
@@ -186,21 +245,10 @@ def estimate_sequential(net: Network, arch: ArchConfig) -> Report:
     counts = structural_counts(net)
     capacity = arch.total_core_sram
     gb = arch.global_buffer
-    biggest_step = max(net.layers, key=lambda l: _step_bits(net, l, arch))
-    if _step_bits(net, biggest_step, arch) > gb.bytes * 8:
-        raise arch.refuse("global_buffer.bytes", f"{gb.bytes} B cannot hold one timestep of layer "
-                          f"'{biggest_step.name}' ({_step_bits(net, biggest_step, arch) / 8:.0f} B)",
-                          f"give the global buffer at least {math.ceil(_step_bits(net, biggest_step, arch) / 8)} B")
-    weights = np.array([_weight_bytes(l) for l in net.layers])
-    states = np.array([_state_bytes(net, l, arch) for l in net.layers])
-    if weights.sum() + states.max() <= capacity:
-        pinned = np.ones(len(weights), bool)
-    else:
-        pinned = np.cumsum(weights) <= (capacity - states.max()) / 2
+    check_global_buffer(net, arch)
+    weights, states, pinned, free = sequential_weights(net, arch)
     if not pinned.all() and arch.dram is None:
-        return infeasible(net, arch, f"weights ({weights.sum() / 2**20:.1f} MiB) do not fit in the "
-                          f"{capacity / 2**20:.1f} MiB of core SRAM and the chip has no DRAM to stream them from")
-    free = capacity - weights[pinned].sum()
+        return infeasible(net, arch, no_weight_room(weights, capacity))
     dram_per_cycle = arch.dram.bytes_per_s / arch.clock_hz if arch.dram else 0.0
     hops_mm = arch.average_hops() * arch.interconnect.hop_mm
     noc_rate = _noc_bits_per_cycle(arch) / arch.average_hops()
@@ -211,13 +259,12 @@ def estimate_sequential(net: Network, arch: ArchConfig) -> Report:
     rows, total_cycles, dram_bits, peak_buffer, peak_state, stream_slot = [], 0.0, 0.0, 0.0, 0.0, 0.0
     for i, (layer, row) in enumerate(zip(net.layers, counts.itertuples())):
         streamed = 0.0 if pinned[i] else weights[i]
-        passes = max(1, math.ceil((streamed + states[i]) / free))
-        in_bits = sum(carried[s] for s in layer.inputs) if layer.inputs else 0.0
+        passes = sequential_passes(streamed, states[i], free)
+        in_bits = input_bits(layer, carried)
         out_bits = carried[layer.name]
         spill = max(0.0, in_bits + out_bits - gb.bytes * 8)
         if spill and arch.dram is None:
-            return infeasible(net, arch, f"layer '{layer.name}' keeps {(in_bits + out_bits) / 8:.0f} B of "
-                              f"inter-layer data; the global buffer holds {gb.bytes} B and there is no DRAM to spill to")
+            return infeasible(net, arch, no_spill_room(layer, in_bits + out_bits, arch))
         # Global buffer: output written once, input read once per pass; spilled bits go through DRAM instead.
         gb_bits = out_bits + in_bits * passes
         ev.add_sram(gb.bytes, read_bits=in_bits * passes, write_bits=out_bits)

@@ -1,0 +1,84 @@
+"""The discrete-event (simpy) hardware simulator: cores, buffers with back-pressure, DRAM, interconnect.
+
+    from neurosim.sim import simulate
+    report = simulate(net, arch)                                  # the arch's mapping, work from rates
+    report = simulate(net, arch, "sequential", "rates", trace=t)  # exact per-step work from a spike trace
+    report = simulate(net, arch, timeline=True)                   # report.timeline: a DataFrame of intervals
+
+It runs the same dataflows as the closed form (`cost.estimate`; see
+`sim.spatial` and `sim.sequential` for what each mapping does at event
+level) and prices what happened with the same energy model
+(`cost.energy.energy_breakdown_pj`). Modules: work (per-step work from a
+trace or rates), components (channels, buffers, tiles), spatial,
+sequential, engine (options, running safely, the report).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..arch import ArchConfig
+from ..cost.estimate import with_timesteps
+from ..errors import NeurosimError
+from ..ir import Network
+from ..report import Report
+from .components import Recorder
+from .engine import Context, SimOptions, SimStats, SimulationDeadlock
+from .work import from_rates, from_trace
+
+__all__ = ["SimOptions", "SimStats", "SimulationDeadlock", "run_simulation", "simulate"]
+
+
+def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, carry: str | None = None,
+                   trace: Any = None, seed: int = 0, timeline: bool = False,
+                   options: SimOptions | None = None) -> tuple[Report, SimStats]:
+    """`simulate`, also returning how the run went (simpy events, tasks, wall time)."""
+    from .sequential import simulate_sequential
+    from .spatial import simulate_spatial
+
+    wall = time.perf_counter()
+    if mapping is not None or carry is not None:
+        arch = arch.with_mapping(mapping or arch.mapping.kind, carry)
+    if arch.energy is None:
+        raise NeurosimError(arch.path, "energy_table", "the config was not loaded with its energy table",
+                            "load configs with neurosim.arch.load_arch")
+    opts = options or SimOptions()
+    spatial = arch.mapping.kind == "spatial"
+    if trace is None:
+        run_net = with_timesteps(net, net.max_timesteps) if spatial else net
+        works, counts = from_rates(run_net)
+        source = "rates (expected counts per step)"
+    else:
+        run_net, works, counts = from_trace(net, trace)
+        steps = {w.timesteps for w in works.values()}
+        if spatial and len(steps) > 1:
+            raise NeurosimError("trace", "timesteps", f"layers ran different numbers of steps ({sorted(steps)}), "
+                                "but in the spatial mapping every layer runs the same T",
+                                "simulate the spatial mapping with a lockstep trace (spikes.run(..., "
+                                "handoff='lockstep'))")
+        source = f"trace ({getattr(trace, 'handoff', 'given')} handoff, exact counts per step)"
+    ctx = Context(run_net, arch, works, counts, opts, Recorder(timeline), seed)
+    report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
+    ctx.stats.wall_s = time.perf_counter() - wall
+    if report.feasible:
+        report.notes.append(f"work from {source}; seed {seed}")
+    return report, ctx.stats
+
+
+def simulate(net: Network, arch: ArchConfig, mapping: str | None = None, carry: str | None = None,
+             trace: Any = None, seed: int = 0, timeline: bool = False,
+             options: SimOptions | None = None) -> Report:
+    """Simulate one network on one arch (the arch's mapping unless overridden) and report.
+
+    `trace`: a spike trace (see `sim.work` for the interface), or None to take
+    each layer's per-step work from its rate. `timeline`: keep every busy
+    interval in `report.timeline`. `options`: `SimOptions` (buffer depth,
+    task granularity). Raises `SimulationDeadlock` (a NeurosimError) naming the
+    blocked components if the run cannot finish; returns an infeasible report
+    (with the shortfall) where the mapping does not fit the chip.
+
+    The seed is recorded: work from rates is expected counts and the
+    simulation itself draws nothing, so the same inputs give the same report.
+    """
+    return run_simulation(net, arch, mapping, carry, trace, seed, timeline, options)[0]

@@ -1,0 +1,146 @@
+"""Work per (layer, timestep): exact from a spike trace, or expected from rates.
+
+The simulator takes a trace through a small duck-typed interface, which
+`neurosim.spikes.SpikeTrace` satisfies. `trace[name]` (or
+`trace.layers[name]`) gives, for every layer of the network, an object with
+
+    timesteps        int: the steps the layer ran
+    acs_per_step     array (timesteps,): ACs of each step, exact
+    macs             number: MACs of the whole run      (or macs_per_step: array)
+    other_ops        number: other ops of the whole run  (or other_ops_per_step)
+    neuron_updates   number: of the whole run            (or neuron_updates_per_step)
+    spikes_per_step  array (timesteps,) of output events, or None for a real-valued output
+    input_spike_bits int, optional: bits of one input event (default: from the IR)
+
+A whole-run number is spread over the steps deterministically: an integer
+total as equal integer parts with the remainder on the first steps, a real
+total as equal real parts. Without a trace, a layer's per-step work is its
+structural count (`cost.analytic.layer_counts`, at the layer's rate) divided
+by its timesteps.
+
+Counts stay exact: a layer's counter is its cumulative work, and when the
+layer finishes it reads the source's own total, never a sum of rounded
+parts (see `LayerWork.count`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..cost.analytic import input_spike_bits, layer_counts
+from ..errors import NeurosimError
+from ..ir import Network
+
+KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
+
+
+def spread(total: Any, steps: int) -> np.ndarray:
+    """A whole-run count over `steps` steps: integers split with the remainder first, reals evenly."""
+    if isinstance(total, Integral):
+        base, rem = divmod(int(total), steps)
+        out = np.full(steps, base, dtype=np.int64)
+        out[:rem] += 1
+        return out
+    return np.full(steps, float(total) / steps)
+
+
+def _exact_total(per_step: np.ndarray, given: Any = None) -> Any:
+    """The exact total of a per-step array: Python int for integers, else the given whole-run value or a float sum."""
+    if given is not None:
+        return given
+    if np.issubdtype(per_step.dtype, np.integer):
+        return int(per_step.sum())
+    return float(np.sum(per_step))
+
+
+@dataclass
+class LayerWork:
+    name: str
+    timesteps: int
+    per_step: dict[str, np.ndarray]   # key -> (timesteps,) work of each step (for timing)
+    totals: dict[str, Any]            # key -> the source's exact whole-run count
+    input_spike_bits: int
+
+    def __post_init__(self) -> None:
+        self._cum = {k: np.concatenate(([0.0], np.cumsum(v, dtype=np.float64))) for k, v in self.per_step.items()}
+
+    def steps(self, key: str, s0: int, s1: int) -> float:
+        """Work of steps s0..s1-1 (timing only)."""
+        return float(self._cum[key][s1] - self._cum[key][s0])
+
+    def count(self, key: str, passes_done: int, steps_done: int, passes: int = 1) -> Any:
+        """The layer's counter after `passes_done` whole passes plus `steps_done` steps of the next one.
+
+        A finished layer reports its source's exact total; partial progress
+        (a run that stopped early) the cumulative share.
+        """
+        if passes_done >= passes or (passes_done == passes - 1 and steps_done >= self.timesteps):
+            return self.totals[key]
+        return (passes_done * self._cum[key][-1] + self._cum[key][steps_done]) / passes
+
+
+def _layer_source(trace: Any, name: str) -> Any:
+    layers = getattr(trace, "layers", trace)
+    try:
+        return layers[name]
+    except (KeyError, IndexError, TypeError):
+        raise NeurosimError("trace", name, "the trace has no entry for this layer of the network",
+                            "simulate with the trace the spike engine produced for this network") from None
+
+
+def _per_step(src: Any, key: str, steps: int, where: str) -> tuple[np.ndarray, Any]:
+    arr = getattr(src, f"{key}_per_step", None)
+    if arr is not None:
+        arr = np.asarray(arr)
+        if arr.shape != (steps,):
+            raise NeurosimError(where, f"{key}_per_step", f"has shape {arr.shape}, expected ({steps},)",
+                                "give one value per timestep the layer ran")
+        return arr, _exact_total(arr)
+    total = getattr(src, key)
+    total = total.item() if hasattr(total, "item") else total
+    return spread(total, steps), total
+
+
+def from_trace(net: Network, trace: Any) -> tuple[Network, dict[str, LayerWork], pd.DataFrame]:
+    """The network with the trace's timesteps, per-layer work, and a counts table like `structural_counts`."""
+    layers, works, rows = [], {}, []
+    for layer in net.layers:
+        src = _layer_source(trace, layer.name)
+        where = f"trace of layer '{layer.name}'"
+        steps = int(src.timesteps)
+        if steps < 1:
+            raise NeurosimError(where, "timesteps", f"got {steps}", "a layer runs at least one step")
+        acs = np.asarray(src.acs_per_step)
+        if acs.shape != (steps,):
+            raise NeurosimError(where, "acs_per_step", f"has shape {acs.shape}, expected ({steps},)",
+                                "give the ACs of each step the layer ran")
+        per_step, totals = {"acs": acs}, {"acs": _exact_total(acs)}
+        for key in ("macs", "other_ops", "neuron_updates"):
+            per_step[key], totals[key] = _per_step(src, key, steps, where)
+        spikes = getattr(src, "spikes_per_step", None)
+        spikes = np.zeros(steps, np.int64) if spikes is None else np.asarray(spikes)
+        per_step["spikes_out"], totals["spikes_out"] = spikes, _exact_total(spikes)
+        bits = getattr(src, "input_spike_bits", None) or input_spike_bits(net, layer)
+        works[layer.name] = LayerWork(layer.name, steps, per_step, totals, int(bits))
+        layers.append(replace(layer, timesteps=steps))
+        rows.append(dict(layer=layer.name, kind=layer.kind, timesteps=steps, **totals, input_spike_bits=int(bits)))
+    run_net = Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, dict(net.metadata))
+    return run_net, works, pd.DataFrame(rows)
+
+
+def from_rates(net: Network) -> tuple[dict[str, LayerWork], pd.DataFrame]:
+    """Expected work per step: each layer's structural count at its rate, over its timesteps."""
+    works, rows = {}, []
+    for layer in net.layers:
+        row = layer_counts(net, layer, activity=True)
+        t = layer.timesteps
+        totals = {k: row[k] for k in KEYS}
+        per_step = {k: np.full(t, float(v) / t) for k, v in totals.items()}
+        works[layer.name] = LayerWork(layer.name, t, per_step, totals, int(row["input_spike_bits"]))
+        rows.append(row)
+    return works, pd.DataFrame(rows)
