@@ -33,7 +33,13 @@ def _model(args) -> Network:
 
 def cmd_run(args) -> None:
     net, arch = _model(args), load_arch(args.arch)
-    report = estimate(net, arch, mapping=args.mapping, carry=args.carry)
+    if args.engine == "spikes":
+        from .spikes.measure import engine_report  # numba, only when asked for
+
+        report = engine_report(net, arch, args.model, mapping=args.mapping, carry=args.carry, seed=args.seed,
+                               input_path=args.input)
+    else:
+        report = estimate(net, arch, mapping=args.mapping, carry=args.carry)
     if args.json:
         _print_json(report.to_dict(per_layer=args.per_layer))
     else:
@@ -101,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mapping", choices=["spatial", "sequential"], help="override the config's mapping")
     run.add_argument("--carry", choices=["spikes", "rates"], help="override what passes between layers (sequential)")
     run.add_argument("--per-layer", action="store_true", help="include per-layer rows in the JSON")
+    run.add_argument("--engine", choices=["analytic", "spikes"], default="analytic",
+                     help="count ops in closed form at the model's rates (default), or run the spike engine "
+                     "and count what it does, with the rates it measures")
+    run.add_argument("--seed", type=int, default=0, help="seed of the spike engine's random draws (and of "
+                     "random weights for a weightless model card)")
+    run.add_argument("--input", help="spike engine input (.npy): (T, seq_len, input_size) spikes or a "
+                     "(seq_len, input_size) real array; default: a checkpoint's sample, else seeded random spikes")
     run.set_defaults(func=cmd_run)
 
     compare = sub.add_parser("compare", help="spatial vs sequential (spikes, rates) side by side")

@@ -35,7 +35,7 @@ from ..cost.analytic import LAYERNORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_SCORE, in
 from ..errors import NeurosimError
 from ..ir import Layer, Network
 from . import kernels
-from .handoff import HANDOFFS, INPUT, InputSpikes, regenerate
+from .handoff import HANDOFFS, INPUT, NetworkInput, regenerate
 from .trace import LayerTrace, SpikeTrace
 
 
@@ -89,7 +89,7 @@ class _State:
             self.heads = np.flatnonzero(layer.live_heads()).astype(np.int64)
             self.head_dim = layer.head_dim
             self.scale, self.bias = np.ones(L, np.float32), np.zeros(L, np.float32)
-        self.scratch, self.shape = scratch, (n, L)
+        self.scratch, self.shape, self.input_current = scratch, (n, L), None
         self.spiking = layer.spiking
         if self.spiking:
             nr = layer.neuron
@@ -148,6 +148,10 @@ class _State:
                 self.input_events[self.sources[0]] += len(idx)
                 if self.compute == "ac":
                     self.acs_per_step[t] = len(idx) * L
+            elif self.sources[0] == INPUT:  # the input current is the same every step: one product
+                if self.input_current is None:
+                    self.input_current = x @ self.wt.astype(np.float32, copy=False)
+                self.cur[:] = self.input_current
             else:
                 np.matmul(x, self.wt.astype(np.float32, copy=False), out=self.cur)
             if self.compute == "mac":
@@ -245,17 +249,18 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     scratch = _Scratch()
     states = [_State(net, layer, i, T if handoff == "lockstep" else layer.timesteps, n, record_rasters, scratch)
               for i, layer in enumerate(net.layers)]
-    inp = InputSpikes(net, inputs, n, seed)
+    inp = NetworkInput(net, inputs, n, seed)
     first = [s for s in states if s.sources == [INPUT]]
     for s in first:
         inp.require(s.steps, s.name)
     in_steps = max((s.steps for s in first), default=0)
     input_events = np.zeros(in_steps, np.int64)
-    input_raster = np.zeros((in_steps, n, net.input_size), np.uint8) if record_rasters else None
+    input_raster = np.zeros((in_steps, n, net.input_size), np.uint8) if record_rasters and inp.current is None \
+        else None
 
     def take_input(t: int) -> np.ndarray:
         x = inp.step(t)
-        if t < in_steps and input_events[t] == 0:  # count each input step once
+        if inp.current is None and t < in_steps and input_events[t] == 0:  # count each input step once
             input_events[t] = np.count_nonzero(x)
             if input_raster is not None:
                 input_raster[t] = x
@@ -269,6 +274,7 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     notes = [note for s in states for note in s.notes]
     return SpikeTrace(network=net.name, handoff=handoff, seed=seed, seq_len=n, input_size=net.input_size,
                       layers={s.name: s.trace(net) for s in states}, input_events_per_step=input_events,
+                      input_kind=inp.kind,
                       input_raster=input_raster, notes=notes)
 
 

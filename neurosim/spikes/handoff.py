@@ -1,9 +1,12 @@
 """What a layer reads at each of its steps: the network input, or another layer's output.
 
 The network input is a given spike tensor (T, n, input_size) of non-negative
-integers, or real values in [0, 1] of shape (n, input_size) read as
-per-(token, feature) firing probabilities and rate-coded by seeded Bernoulli
-draws, one fresh draw per step. No input means Bernoulli at `net.input_rate`.
+integers, or a real (n, input_size) array. A real array is read as
+per-(token, feature) firing probabilities in [0, 1], rate-coded by seeded
+Bernoulli draws, one fresh draw per step, when the network's input spikes
+(`net.input_spiking`); otherwise it is an input current applied at every
+step (an embedding, as the front end's spike mode feeds it; the first layers
+then do MACs). No input means Bernoulli at `net.input_rate`.
 
 Between layers, three handoffs (the dataflows of DESIGN.md):
 
@@ -45,37 +48,48 @@ def _key(seed: int, stream: int, t: int) -> np.uint64:
     return np.uint64(kernels.stream_key(seed, stream, t))  # a Python int over 2**63 would not pass to numba
 
 
-class InputSpikes:
-    """The network input, one (n, input_size) uint8 step at a time."""
+class NetworkInput:
+    """The network input, one (n, input_size) step at a time: uint8 spikes or a float32 current."""
 
     def __init__(self, net: Network, inputs: np.ndarray | None, seq_len: int, seed: int):
         where, size = f"network '{net.name}'", net.input_size
         self.seed, self.n, self.size = seed, seq_len, size
+        self.spikes = self.rates = self.current = self.steps = None
         if inputs is None:
+            if not net.input_spiking:
+                raise NeurosimError(where, "inputs", "the network's input is a real current (input_spiking is "
+                                    "false) and none was given", "give the input, e.g. the embedding of a sample")
             inputs = np.full((seq_len, size), net.input_rate)
         x = np.asarray(inputs)
         if x.ndim == 3:
             if x.shape[1:] != (seq_len, size):
                 raise NeurosimError(where, "inputs", f"a spike tensor of shape {x.shape}, expected "
                                     f"(T, {seq_len}, {size})", "give (timesteps, seq_len, input_size) spikes")
-            if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)
-                    or (np.isfinite(x).all() and (x == np.round(x)).all())) or x.min(initial=0) < 0 \
-                    or x.max(initial=0) > 255:
+            whole = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_) or \
+                bool(np.isfinite(x).all() and (x == np.round(x)).all())
+            if not whole or x.min(initial=0) < 0 or x.max(initial=0) > 255:
                 raise NeurosimError(where, "inputs", "spike values must be integers in 0..255",
                                     "give 0/1 spikes (or k-level spike values) per step")
-            self.spikes, self.rates, self.steps = np.ascontiguousarray(x, dtype=np.uint8), None, x.shape[0]
+            self.kind, self.spikes, self.steps = "spikes", np.ascontiguousarray(x, dtype=np.uint8), x.shape[0]
         elif x.ndim == 2:
             if x.shape != (seq_len, size):
                 raise NeurosimError(where, "inputs", f"real input of shape {x.shape}, expected ({seq_len}, {size})",
-                                    "give one value in [0, 1] per token and input feature")
-            if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-                raise NeurosimError(where, "inputs", "rate-coded input must lie in [0, 1]",
-                                    "scale the input to firing probabilities first (e.g. a sigmoid)")
-            self.spikes, self.rates, self.steps = None, np.ascontiguousarray(x, dtype=np.float64), None
-            self._buf = np.zeros((seq_len, size), np.uint8)
+                                    "give one value per token and input feature")
+            if not np.isfinite(x).all():
+                raise NeurosimError(where, "inputs", "contains NaN or infinite values", "give finite values")
+            if not net.input_spiking:
+                self.kind, self.current = "current", np.ascontiguousarray(x, dtype=np.float32)
+            elif x.min() >= 0 and x.max() <= 1:
+                self.kind, self.rates = "rates", np.ascontiguousarray(x, dtype=np.float64)
+                self._buf = np.zeros((seq_len, size), np.uint8)
+            else:
+                raise NeurosimError(where, "inputs", "the network's input spikes, so a real input is read as "
+                                    "firing probabilities, which must lie in [0, 1]",
+                                    "scale the input to probabilities (e.g. a sigmoid), or set the network's "
+                                    "input_spiking to false to feed it as a current")
         else:
             raise NeurosimError(where, "inputs", f"{x.ndim}-D input", "give (T, seq_len, input_size) spikes or "
-                                "(seq_len, input_size) rates in [0, 1]")
+                                "a (seq_len, input_size) real array")
 
     def require(self, steps: int, reader: str) -> None:
         if self.steps is not None and self.steps < steps:
@@ -83,6 +97,8 @@ class InputSpikes:
                                 f"tensor has {self.steps}", f"give at least {steps} input steps")
 
     def step(self, t: int) -> np.ndarray:
+        if self.current is not None:
+            return self.current
         if self.spikes is not None:
             return self.spikes[t]
         kernels.bernoulli_rates(self.rates.size, self.rates, _key(self.seed, INPUT_STREAM, t), self._buf)

@@ -68,6 +68,7 @@ class SpikeTrace:
     input_size: int
     layers: dict[str, LayerTrace]
     input_events_per_step: np.ndarray
+    input_kind: str = "spikes"     # "spikes" (given), "rates" (rate-coded here) or "current" (real, every step)
     input_raster: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -107,6 +108,8 @@ def consumed_rate(net: Network, trace: SpikeTrace, source: str) -> tuple[float, 
     by the sampling noise.
     """
     if source == INPUT:
+        if trace.input_kind == "current":  # no input spikes: the network's input rate stands
+            return net.input_rate, True
         consumers, width = [l for l in net.layers if not l.inputs], trace.input_size
     else:
         consumers, width = net.consumers(source), int(trace[source].live.sum())

@@ -4,9 +4,14 @@ Each linear layer's weights are drawn so that its neurons fire near the
 layer's `rate` (the model card's assumed rate), given its input's rate: an IF
 neuron driven by a mean current I per step fires at about I / vth, and the
 mean current is live inputs x input rate x mean weight, so the mean weight is
-rate x vth / (live inputs x input rate); the spread is twice the mean. A leak
-< 1, the spread and the per-step softmax move the measured rates away from
-the targets: the engine measures them, and that is what is reported.
+rate x vth / (live inputs x input rate). The weights spread widely around
+that mean (standard deviation SPREAD x the mean), so that neurons differ and
+the first spikes come within a few steps; with a narrow spread, activity
+needs about 1 / rate steps per layer to build up and fades out of deep stacks
+at T = 85. An attention layer has no weights and fires at about its V's
+rate, which is the input rate the layer after it is scaled for. A leak < 1,
+the spread and the per-step softmax move the measured rates away from the
+targets: the engine measures them, and that is what is reported.
 
 The real-valued Query gets zero-mean weights that give it unit variance.
 Weights are drawn in the engine's (in, out) layout and stored as its
@@ -33,15 +38,17 @@ def random_weights(net: Network, seed: int = 0, rate: float | None = None) -> Ne
     `rate` replaces every layer's target rate (and the input rate) when given.
     """
     rng = np.random.default_rng(seed)
+    in_rate = rate if rate is not None else net.input_rate
     target = {layer.name: (rate if rate is not None else layer.rate if layer.rate is not None else FALLBACK_RATE)
               for layer in net.layers}
-    in_rate = rate if rate is not None else net.input_rate
+    expected: dict[str, float] = {}  # the rate each layer should reach: its target, or for attention V's
     layers = []
     for layer in net.layers:
+        expected[layer.name] = expected[layer.inputs[2]] if layer.kind == "attention" else target[layer.name]
         if layer.kind != "linear" or layer.weights is not None:
             layers.append(layer)
             continue
-        r_in = in_rate if not layer.inputs else target[layer.inputs[0]]
+        r_in = in_rate if not layer.inputs else expected[layer.inputs[0]]
         drive = max(live_inputs(net, layer) * r_in, 1e-6)  # mean input events per step
         shape = (layer.in_features, layer.out_features)
         if layer.spiking:
