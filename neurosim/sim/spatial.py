@@ -14,8 +14,12 @@ per (layer tile, timestep):
   when every source's step-t output has arrived over the network, and when
   its own output buffer has room for one step (back-pressure);
 * the output buffer holds `buffer_steps` steps of the layer's output (dense:
-  tokens x live outputs x bits per value). A step's slot is taken when the
-  step starts and freed when every consumer has finished that step;
+  tokens x live outputs x bits per value). A step's spikes are emitted at
+  its end (the fire phase, after all its accumulations): the layer takes a
+  slot then, waiting while the buffer is full (back-pressure; its membranes
+  hold the step meanwhile), and the slot is freed when every consumer has
+  finished that step. Two slots (the default) let a layer compute step t+1
+  while step t crosses the network and is consumed;
 * after a step, its output crosses the on-chip network: a spike is multicast
   as one packet to every core of each consuming layer (one event-queue write
   and read at each), a real-valued output as dense values to each consumer.
@@ -92,7 +96,17 @@ def _tile(ctx: Context, st: _Stage, noc: Channel, queue_bits: list):
                 yield arrived
                 if t:
                     tile.idle_input += env.now - t0
-        if not st.buf.try_put(st.step_bytes):
+        tile.waiting = None
+        start = env.now
+        if t == 0:
+            tile.start = start
+        if cycles > 0:
+            yield env.timeout(cycles)
+        tile.busy += cycles
+        rec.add(tile.name, start, env.now, name, t, "compute")
+        for src in st.sources:        # done reading their step t
+            src.release(t)
+        if not st.buf.try_put(st.step_bytes):     # the fire phase emits step t into the output buffer
             buf = st.buf
             tile.waiting = (f"buffer '{buf.name}'", f"room for its step {t} output ({st.step_bytes:.6g} B) in "
                             f"buffer '{buf.name}' (holds {buf.level:.6g} of {buf.capacity:.6g} B)",
@@ -101,17 +115,8 @@ def _tile(ctx: Context, st: _Stage, noc: Channel, queue_bits: list):
             yield buf.put(st.step_bytes)
             tile.stall_output += env.now - t0
             rec.add(tile.name, t0, env.now, name, t, "stall")
-        tile.waiting = None
-        start = env.now
-        if t == 0:
-            tile.start = start
-        if cycles > 0:
-            yield env.timeout(cycles)
-        tile.busy += cycles
+            tile.waiting = None
         tile.steps_done = t + 1
-        rec.add(tile.name, start, env.now, name, t, "compute")
-        for src in st.sources:
-            src.release(t)
         bits = st.noc_bits[t]
         if st.n_cons:
             end = noc.book(bits, layer=name, step=t)
