@@ -2,7 +2,6 @@
 and agreement with the closed form where their assumptions coincide (and the named causes where not)."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -338,6 +337,15 @@ def test_deadlock_names_the_blocked_buffer(edge):
     # with room for the three histories it runs
     roomy = arch.model_copy(update={"global_buffer": edge.global_buffer.model_copy(update={"bytes": 2880})})
     assert simulate(net, roomy, "sequential", "spikes").memory_bytes["spike_buffers"] == 2880
+
+
+def test_the_simulated_time_limit_stops_a_run_and_says_where_it_was(edge):
+    # The guard against a run that never finishes, here set far too low: by cycle 30 l0 has finished steps
+    # 0-4 (6 cycles each) and l1, one step and a hop behind, steps 0-2; each tile says where it was.
+    arch = _chip(edge, cores=2, acs_per_cycle=1, link_bits=8)
+    with pytest.raises(SimulationDeadlock, match="simulated-time limit of 30 cycles") as err:
+        simulate(_chain(2), arch, "spatial", options=SimOptions(time_limit_cycles=30))
+    assert err.value.blocked == ["tile l0 was busy (pass 0, 5 steps done)", "tile l1 was busy (pass 0, 3 steps done)"]
 
 
 def test_a_buffer_smaller_than_one_step_is_refused(edge):

@@ -33,12 +33,19 @@ class SimOptions:
     max_tasks: the task budget that picks steps_per_task.
     burst_bytes: DRAM weight loads are booked in bursts of at most this size,
         so that spill traffic can interleave with them.
+    time_limit_cycles: the simulated-time guard (None: four times the time all
+        the work would take done one piece after another, which a run that
+        makes progress never reaches).
     """
 
     buffer_steps: float = 2.0
     steps_per_task: int | None = None
     max_tasks: int = 50_000
     burst_bytes: float = 256 * 1024
+    time_limit_cycles: float | None = None
+
+    def limit(self, serial_cycles: float) -> float:
+        return self.time_limit_cycles if self.time_limit_cycles is not None else 4 * serial_cycles + 1e6
 
 
 @dataclass
@@ -86,7 +93,7 @@ def run(ctx: Context, procs: list[simpy.Process], tiles: list[Tile]) -> None:
         reason = f"the event queue emptied at cycle {ctx.env.now:.6g} with work left (deadlock)"
     except TimeLimit as exc:
         reason = (f"no completion by the simulated-time limit of {ctx.env.limit:.6g} cycles (next event at "
-                  f"{exc.args[0]:.6g}); a run that makes progress finishes long before it")
+                  f"{exc.args[0]:.6g})")
     ctx.stats.events = ctx.env.events
     if reason is None:
         return
@@ -94,8 +101,15 @@ def run(ctx: Context, procs: list[simpy.Process], tiles: list[Tile]) -> None:
     for tile in tiles:
         if tile.done:
             continue
-        comp, what, fix = tile.waiting or ("?", "nothing recorded", "report this as a neurosim bug")
-        blocked.append(f"{tile.name} waits for {what}")
+        if tile.waiting is None:   # busy, not blocked: only a time limit stops such a run
+            comp = "time limit"
+            fix = ("the default limit (four times all the work done one piece after another) is never reached "
+                   "by a run that makes progress: report this as a neurosim bug; a limit you set: raise "
+                   "SimOptions.time_limit_cycles")
+            blocked.append(f"{tile.name} was busy (pass {tile.passes_done}, {tile.steps_done} steps done)")
+        else:
+            comp, what, fix = tile.waiting
+            blocked.append(f"{tile.name} waits for {what}")
         if comp not in comps:
             comps.append(comp)
             fixes.append(fix)
@@ -155,7 +169,3 @@ def finish(ctx: Context, net: Network, ev: EventCounts, cycles: float, memory: d
 
 def safe_div(a: float, b: float) -> float:
     return float(a / b) if b > 0 else 0.0
-
-
-def as_float(x: Any) -> float:
-    return float(x) if not isinstance(x, (int, np.integer)) else x

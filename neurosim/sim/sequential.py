@@ -86,7 +86,7 @@ def simulate_sequential(ctx: Context) -> Report:
         serial += ((w.steps("acs", 0, t) + w.steps("neuron_updates", 0, t)) / ac_rate
                    + (w.steps("macs", 0, t) + w.steps("other_ops", 0, t)) / mac_rate)
         serial += (streamed[i] * 8 + 2 * (input_bits(layer, carried) * passes[i] + carried[layer.name])) / slowest
-    ctx.env = env = Environment(limit=4 * serial + 1e6)
+    ctx.env = env = Environment(limit=opts.limit(serial))
 
     dram = Channel(env, "dram", dram_rate, rec) if dram_rate else None
     port = Channel(env, "global_buffer port", gb_rate, rec)

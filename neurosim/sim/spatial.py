@@ -154,13 +154,13 @@ def simulate_spatial(ctx: Context) -> Report:
                    + (w.steps("macs", 0, T) + w.steps("other_ops", 0, T)) / (c * arch.cores.macs_per_cycle))
         serial += (w.steps("spikes_out", 0, T) * arch.interconnect.spike_packet_bits * arch.cores.count
                    + _step_bits(net, layer, arch) * T * max(1, len(consumers[layer.name]))) / noc_rate
-    ctx.env = env = Environment(limit=4 * serial + 1e6)
+    ctx.env = env = Environment(limit=opts.limit(serial))
     noc = Channel(env, "interconnect", noc_rate, ctx.rec, directional=False)
     buffers = Level()
     stages = [_Stage(ctx, layer, cores[i], sum(cores[index[c.name]] for c in consumers[layer.name]),
                      len(consumers[layer.name]), buffers) for i, layer in enumerate(net.layers)]
     for st in stages:
-        st.sources = [stages[index[s]] for s in st.layer.inputs]
+        st.sources = [stages[index[s]] for s in dict.fromkeys(st.layer.inputs)]
     queue_bits = [0.0]
     procs = [env.process(_tile(ctx, st, noc, queue_bits)) for st in stages]
     run(ctx, procs, [st.tile for st in stages])
@@ -199,7 +199,8 @@ def simulate_spatial(ctx: Context) -> Report:
              f"{opts.buffer_steps:g} steps"]
     stalled = sum(st.tile.stall_output for st in stages)
     if stalled:
-        notes.append(f"back-pressure: layers waited {stalled:.6g} cycles in total for room in full output buffers")
+        notes.append(f"back-pressure: layers waited {stalled:.6g} cycles in total for room in full output buffers "
+                     f"(held back by slower consumers; the slowest stage is '{slowest.name}')")
     if noc.queued > 0.01 * cycles:
         notes.append(f"on-chip network contention: transfers queued {noc.queued:.6g} cycles in total")
     return finish(ctx, net, ev, cycles, memory, 0.0, per_layer, [st.tile for st in stages], utilization, notes)
