@@ -194,15 +194,16 @@ def test_stochastic_acs_are_regenerated_events_times_fan_out():
 
 # -- masks ---------------------------------------------------------------------------------
 def test_masked_heads_and_neurons_cause_no_acs_downstream():
-    net = random_weights(tiny_card(head_masks=[[0, 0], [1, 1]], neuron_masks=[[0] * 16, [1] * 16]), seed=0)
-    trace = run(net, record_rasters=True)
+    dead = integer_encoder(0, head_masks=[[0, 0], [1, 1]], neuron_masks=[[0] * 16, [1] * 16])
+    spikes = input_spikes(dead, 4, 0.5, seed=1)
+    trace = run(dead, spikes, record_rasters=True)
     for name in ("block0.q", "block0.k", "block0.v", "block0.attention", "block0.attn_out", "block0.output"):
         lt = trace[name]
         assert lt.acs == 0 and lt.macs == 0 and lt.spikes == 0, name
     assert trace["block0.intermediate"].spikes == 0
     assert trace["block1.k"].acs == 0  # block 1 reads a silent block 0
-    partial = random_weights(tiny_card(head_masks=[[1, 0], [1, 1]], neuron_masks=[[1, 0] * 8, [1] * 16]), seed=0)
-    tr = run(partial, record_rasters=True)
+    partial = integer_encoder(0, head_masks=[[1, 0], [1, 1]], neuron_masks=[[1, 0] * 8, [1] * 16])
+    tr = run(partial, spikes, record_rasters=True)
     assert not tr["block0.v"].raster[:, :, 4:].any()          # V columns of the dead head never spike
     assert not tr["block0.attention"].raster[:, :, 4:].any()
     assert not tr["block0.intermediate"].raster[:, :, 1::2].any()

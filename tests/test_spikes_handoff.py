@@ -9,7 +9,7 @@ from neurosim.ir import Layer, Network, Neuron
 from neurosim.spikes import INPUT, random_weights, rate_code, run
 from neurosim.spikes.handoff import regenerate
 
-from test_spikes import tiny_card
+from test_spikes import integer_encoder, tiny_card
 
 
 def two_layers(t_first: int, t_second: int, n: int = 4, width: int = 8) -> Network:
@@ -60,7 +60,7 @@ def test_same_seed_same_trace_other_seed_other_trace():
 
 def test_consumers_of_one_source_draw_the_same_spikes():
     # q, k and v of block 1 all read block0.output: under the stochastic handoff they see one draw per step
-    net = random_weights(tiny_card(), seed=4)
+    net = integer_encoder(1)
     trace = run(net, handoff="stochastic", seed=2, record_rasters=True)
     seen = [trace[f"block1.{r}"].seen["block0.output"] for r in ("q", "k", "v")]
     assert seen[0].any()

@@ -180,9 +180,10 @@ class _State:
         if H == 0:
             return
         qt = np.ascontiguousarray(q.T, dtype=np.float32)
-        probs_t = self.scratch.get("probs", (H, n, n))
-        v_events = kernels.attend(4 * H * n * n, qt, k, v, self.heads, hd, np.float32(1.0 / math.sqrt(hd)),
-                                  probs_t, self.cur)
+        st = self.scratch.get("scores", (H, n, n))
+        kernels.attention_scores(H * n * n, qt, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
+        np.exp(st, out=st)
+        v_events = kernels.attention_sum(H * n * n, st, v, self.heads, hd, self.cur)
         cols = (self.heads[:, None] * hd + np.arange(hd)).ravel()
         self.input_events[self.sources[1]] += int(np.count_nonzero(k[:, cols]))
         self.input_events[self.sources[2]] += v_events

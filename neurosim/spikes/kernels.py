@@ -28,7 +28,7 @@ from numba import njit, prange
 # A call runs threaded when it does at least this many element operations
 # (ACs, neuron updates, softmax scores) and numba has more than one thread;
 # below it, waking the thread pool costs more than it saves.
-PARALLEL_WORK = 500_000
+PARALLEL_WORK = 100_000
 
 
 class Kernel:
@@ -114,27 +114,31 @@ def regenerate(counts, values, steps, live_idx, key, out):
 @njit(cache=True)
 def event_counts(spk, counts):
     """counts[i] = number of events (nonzero values) of token i."""
-    n, m = spk.shape
-    for i in range(n):
+    for i in range(spk.shape[0]):
+        row = spk[i]
         c = 0
-        for j in range(m):
-            c += spk[i, j] != 0
+        for j in range(row.shape[0]):
+            c += row[j] != 0
         counts[i] = c
 
 
 @Kernel
 def events_fill(spk, ptr, idx, val):
-    """CSR of the events per token, given ptr from the counts: input index and value of each event."""
-    n, m = spk.shape
-    for i in prange(n):
-        e = ptr[i]
-        if e == ptr[i + 1]:
-            continue
-        for j in range(m):
-            if spk[i, j] != 0:
-                idx[e] = j
-                val[e] = spk[i, j]
-                e += 1
+    """CSR of the events per token, given ptr from the counts: input index and value of each event.
+
+    Branch-free: every input index is written at the next free slot, which
+    only advances on an event; the scan stops at the token's last event.
+    """
+    for i in prange(spk.shape[0]):
+        e, end = ptr[i], ptr[i + 1]
+        row = spk[i]
+        j = 0
+        while e < end:
+            v = row[j]
+            idx[e] = j
+            val[e] = v
+            e += v != 0
+            j += 1
 
 
 def events_csr(spk, counts=None):
@@ -215,59 +219,67 @@ def fire(cur, scale, bias, u, spk, leak, vth, levels, totals, values, counts):
 
 
 @Kernel
-def attend(qt, kspk, vspk, heads, head_dim, inv_sqrt, probs_t, cur):
-    """Spiking attention of one step, per live head: scores, softmax, then A.V by V's events.
+def attention_scores(qt, kspk, heads, head_dim, inv_sqrt, st):
+    """Scores of one step, shifted for the softmax: st[h, j, i] = s_ij - max_j s_ij, s_ij = Q_i.K_j / sqrt(head_dim).
 
-    qt (features, n) is the real Query, transposed. Scores Q.K^T / sqrt(head_dim)
-    are summed over K's events (with binary K that is exact and cheaper than
-    the dense product; the cost model still counts them as dense MACs). The
-    weighted sum is event-driven: each V event (token j, feature f, value v)
-    adds v * A[:, j] into feature f of every query token, n ACs. Writes
-    cur[:, h*head_dim + f] for live head number h and returns the number of
-    V events in live heads.
+    qt (features, n) is the real Query, transposed; h counts the live heads.
+    The dot products run over K's events (with binary K that is exact and
+    cheaper than the dense product; the cost model still counts the scores as
+    dense MACs). The caller exponentiates st (numpy's vectorized exp).
     """
     n = qt.shape[1]
-    events = 0
     for h in prange(heads.shape[0]):
         col0 = heads[h] * head_dim
-        st = probs_t[h]  # st[j, i]: score of query i against key j, then A[i, j]
+        sh = st[h]
         for j in range(n):
-            row = st[j]
+            row = sh[j]
             for i in range(n):
                 row[i] = 0.0
             for f in range(head_dim):
                 k = kspk[j, col0 + f]
                 if k != 0:
-                    q = qt[col0 + f]
+                    q, kf = qt[col0 + f], np.float32(k) * inv_sqrt
                     for i in range(n):
-                        row[i] += np.float32(k) * q[i]
-            for i in range(n):
-                row[i] *= inv_sqrt
-        mx = np.full(n, -np.inf, np.float32)  # softmax over keys j, for each query i
+                        row[i] += kf * q[i]
+        mx = np.full(n, -np.inf, np.float32)
         for j in range(n):
             for i in range(n):
-                mx[i] = max(mx[i], st[j, i])
-        tot = np.zeros(n)
+                mx[i] = max(mx[i], sh[j, i])
         for j in range(n):
             for i in range(n):
-                ex = np.exp(st[j, i] - mx[i])
-                st[j, i] = ex
-                tot[i] += ex
-        inv = (1.0 / tot).astype(np.float32)
+                sh[j, i] -= mx[i]
+
+
+@Kernel
+def attention_sum(st, vspk, heads, head_dim, cur):
+    """Softmax normalization and the weighted sum A.V by V's events, one step.
+
+    st[h, j, i] = exp(shifted score) of query i and key j; A[i, j] = st[h, j, i]
+    / sum_j st[h, j, i], the division done once per output. Each V event (token j, feature f, value v) adds
+    v * A[:, j] into feature f of every query token: n ACs. Writes
+    cur[:, h*head_dim + f] and returns the number of V events in live heads.
+    """
+    n = st.shape[1]
+    events = 0
+    for h in prange(heads.shape[0]):
+        col0 = heads[h] * head_dim
+        sh = st[h]
+        tot = np.zeros(n, np.float32)
         for j in range(n):
             for i in range(n):
-                st[j, i] *= inv[i]
+                tot[i] += sh[j, i]
+        inv = np.float32(1.0) / tot  # A[i, j] = sh[j, i] * inv[i], applied once per output below
         out = np.zeros((head_dim, n), np.float32)
         for j in range(n):
-            a = st[j]
+            a = sh[j]
             for f in range(head_dim):
                 v = vspk[j, col0 + f]
                 if v != 0:
                     events += 1
-                    acc = out[f]
+                    acc, vf = out[f], np.float32(v)
                     for i in range(n):
-                        acc[i] += v * a[i]
+                        acc[i] += vf * a[i]
         for f in range(head_dim):
             for i in range(n):
-                cur[i, h * head_dim + f] = out[f, i]
+                cur[i, h * head_dim + f] = out[f, i] * inv[i]
     return events
