@@ -202,8 +202,10 @@ class _State:
         layer, m = self.layer, self.layer.out_features
         totals = values = None
         if self.spiking:
-            totals = np.zeros((self.n, m), np.int32)
-            totals[:, self.live_idx] = self.totals
+            totals = self.totals  # already full width when every output is live
+            if len(self.live_idx) < m:
+                totals = np.zeros((self.n, m), np.int32)
+                totals[:, self.live_idx] = self.totals
             if self.levels > 1:
                 values = np.zeros((self.n, m), np.int64)
                 values[:, self.live_idx] = self.values
