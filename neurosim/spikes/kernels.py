@@ -10,7 +10,7 @@ Layouts (n = tokens, m = a layer's full output width, L = its live outputs):
 * Weights are kept transposed and compressed to the live outputs: `wt` is
   (in, L), C-contiguous, so one input event adds one contiguous row.
   1-bit layers keep int8 signs in `wt` and the row scale in `scale`.
-* Membranes `u`, last spikes `s_prev` and spike totals are (n, L).
+* Membranes `u`, the last step's spikes `spk` and spike totals are (n, L).
 
 Random numbers are counter-based (splitmix64 of seed, stream, step, index):
 stateless, identical under any thread schedule, and the same draw for every
