@@ -31,30 +31,55 @@ def _model(args) -> Network:
     return net.with_default_rate(args.rate) if args.rate is not None else net
 
 
+def _evaluate(net: Network, arch, engine: str, mapping: str | None = None, carry: str | None = None,
+              timeline: bool = False):
+    """One report: the discrete-event simulator (default) or the closed form."""
+    if engine == "analytic":
+        return estimate(net, arch, mapping=mapping, carry=carry)
+    from .sim import simulate
+
+    return simulate(net, arch, mapping=mapping, carry=carry, timeline=timeline)
+
+
 def cmd_run(args) -> None:
     net, arch = _model(args), load_arch(args.arch)
     if args.engine == "spikes":
         from .spikes.measure import engine_report  # numba, only when asked for
 
         report = engine_report(net, arch, args.model, mapping=args.mapping, carry=args.carry, seed=args.seed,
-                               input_path=args.input)
+                               input_path=args.input, timeline=bool(args.timeline))
     else:
-        report = estimate(net, arch, mapping=args.mapping, carry=args.carry)
+        report = _evaluate(net, arch, args.engine, args.mapping, args.carry, timeline=bool(args.timeline))
+    if args.timeline:
+        if report.timeline is None:
+            raise NeurosimError("--timeline", "engine", "the closed form has no event timeline",
+                                "drop --engine analytic (the simulator draws the timeline)")
+        from .plots import timeline_plot
+
+        timeline_plot(report, args.timeline)
     if args.json:
         _print_json(report.to_dict(per_layer=args.per_layer))
     else:
         print(comparison_table([report]))
+        if args.timeline:
+            print(f"timeline written to {args.timeline}")
 
 
 def cmd_compare(args) -> None:
     net, arch = _model(args), load_arch(args.arch)
-    reports = [estimate(net, arch, mapping="spatial"),
-               estimate(net, arch, mapping="sequential", carry="spikes"),
-               estimate(net, arch, mapping="sequential", carry="rates")]
+    reports = [_evaluate(net, arch, args.engine, "spatial"),
+               _evaluate(net, arch, args.engine, "sequential", "spikes"),
+               _evaluate(net, arch, args.engine, "sequential", "rates")]
+    if args.plot:
+        from .plots import compare_plot
+
+        compare_plot(reports, args.plot)
     if args.json:
         _print_json([r.to_dict() for r in reports])
     else:
         print(comparison_table(reports))
+        if args.plot:
+            print(f"plot written to {args.plot}")
 
 
 def cmd_ops(args) -> None:
@@ -107,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mapping", choices=["spatial", "sequential"], help="override the config's mapping")
     run.add_argument("--carry", choices=["spikes", "rates"], help="override what passes between layers (sequential)")
     run.add_argument("--per-layer", action="store_true", help="include per-layer rows in the JSON")
-    run.add_argument("--engine", choices=["analytic", "spikes"], default="analytic",
-                     help="count ops in closed form at the model's rates (default), or run the spike engine "
-                     "and count what it does, with the rates it measures")
+    run.add_argument("--engine", choices=["sim", "analytic", "spikes"], default="sim",
+                     help="sim: the discrete-event simulator, work from the model's rates (default); analytic: "
+                     "the closed form; spikes: run the spike engine and simulate exactly the work it counted")
+    run.add_argument("--timeline", metavar="PNG", help="draw a Gantt chart of cores and buffers to this file")
     run.add_argument("--seed", type=int, default=0, help="seed of the spike engine's random draws (and of "
                      "random weights for a weightless model card)")
     run.add_argument("--input", help="spike engine input (.npy): (T, seq_len, input_size) spikes or a "
@@ -118,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="spatial vs sequential (spikes, rates) side by side")
     common(compare)
+    compare.add_argument("--engine", choices=["sim", "analytic"], default="sim",
+                         help="the discrete-event simulator (default) or the closed form")
+    compare.add_argument("--plot", metavar="PNG", help="draw energy breakdown and latency side by side to this file")
     compare.set_defaults(func=cmd_compare)
 
     ops = sub.add_parser("ops", help="op counts: paper form, structural form, normalized #C")

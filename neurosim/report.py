@@ -9,6 +9,7 @@ import pandas as pd
 
 BREAKDOWN = ("compute", "sram", "dram", "interconnect", "leakage")
 MEMORY = ("weights", "membrane", "spike_buffers", "peak_on_chip")
+UTILIZATION = ("cores", "dram", "global_buffer", "interconnect")
 
 
 @dataclass
@@ -78,11 +79,14 @@ def comparison_table(reports: list[Report]) -> str:
         return ([f"{r.mapping}" + (f" ({r.carry})" if r.mapping == "sequential" else ""),
                  "yes" if r.feasible else "NO", _si(r.acs, ""), _si(r.macs, "")]
                 + energy + [_si(r.latency_s, "s"), _si(r.latency_cycles, "cycles")]
-                + [_bytes(m.get(k)) for k in MEMORY] + [_bytes(r.dram_traffic_bytes)])
+                + [_bytes(m.get(k)) for k in MEMORY] + [_bytes(r.dram_traffic_bytes)]
+                + [_si(r.stall_cycles, "cycles")]
+                + [f"{100 * (r.utilization or {}).get(k, 0):.0f}%" if r.utilization else "-" for k in UTILIZATION])
 
     labels = (["mapping", "feasible", "ACs", "MACs", "energy / inference"]
               + [f"  {k}" for k in BREAKDOWN] + ["latency", "  cycles"]
-              + [f"memory: {k}" for k in MEMORY] + ["DRAM traffic / inference"])
+              + [f"memory: {k}" for k in MEMORY] + ["DRAM traffic / inference"]
+              + ["stall (waiting on memory, network, buffers)"] + [f"utilization: {k}" for k in UTILIZATION])
     columns = [col(r) for r in reports]
     width0 = max(map(len, labels))
     widths = [max(len(v) for v in c) for c in columns]

@@ -61,3 +61,22 @@ def test_bad_arch_file_names_file_and_key(tmp_path, capsys):
     assert main(["run", "--arch", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "cores.count" in err
+
+
+def test_run_defaults_to_the_simulator_and_analytic_stays_available(capsys):
+    sim = _json(capsys, ["run", "--model", "tiny-encoder", "--arch", "edge-45nm", "--json"])
+    closed = _json(capsys, ["run", "--model", "tiny-encoder", "--arch", "edge-45nm", "--engine", "analytic",
+                            "--json"])
+    assert sim["engine"] == "simulator" and closed["engine"] == "analytic"
+    assert sim["acs"] == closed["acs"] and sim["macs"] == closed["macs"]   # same work, counted once
+    assert {"utilization", "stall_cycles"} <= set(sim)
+
+
+def test_compare_plot_and_run_timeline_write_pngs(tmp_path, capsys):
+    plot, timeline = tmp_path / "cmp.png", tmp_path / "tl.png"
+    assert main(["compare", "--model", "tiny-encoder", "--arch", "edge-45nm", "--plot", str(plot)]) == 0
+    assert main(["run", "--model", "tiny-encoder", "--arch", "edge-45nm", "--timeline", str(timeline)]) == 0
+    for path in (plot, timeline):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["run", "--model", "tiny-encoder", "--engine", "analytic", "--timeline", str(timeline)]) == 2
+    assert "no event timeline" in capsys.readouterr().err
