@@ -88,6 +88,8 @@ class _State:
                                     "give the K and V layers a neuron")
             self.heads = np.flatnonzero(layer.live_heads()).astype(np.int64)
             self.head_dim = layer.head_dim
+            cols = (self.heads[:, None] * self.head_dim + np.arange(self.head_dim)).ravel()
+            self.k_cols = None if len(cols) == k.out_features else cols  # K's columns in live heads
             self.scale, self.bias = np.ones(L, np.float32), np.zeros(L, np.float32)
         self.scratch, self.shape, self.input_current = scratch, (n, L), None
         self.spiking = layer.spiking
@@ -170,7 +172,11 @@ class _State:
             if self.raster is not None:
                 self.raster[t] = self.out
         else:
-            self.out[:, self.live_idx] = self.cur * self.scale + self.bias
+            if len(self.live_idx) == self.out.shape[1]:  # the same float32 ops, without temporaries
+                np.multiply(self.cur, self.scale, out=self.out)
+                self.out += self.bias
+            else:
+                self.out[:, self.live_idx] = self.cur * self.scale + self.bias
             if self.out_sum is not None:
                 self.out_sum += self.out
 
@@ -184,8 +190,8 @@ class _State:
         kernels.attention_scores(H * n * n, qt, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
         np.exp(st, out=st)
         v_events = kernels.attention_sum(H * n * n, st, v, self.heads, hd, self.cur)
-        cols = (self.heads[:, None] * hd + np.arange(hd)).ravel()
-        self.input_events[self.sources[1]] += int(np.count_nonzero(k[:, cols]))
+        cols = self.k_cols
+        self.input_events[self.sources[1]] += int(np.count_nonzero(k if cols is None else k[:, cols]))
         self.input_events[self.sources[2]] += v_events
         self.acs_per_step[t] = v_events * n
         self.macs += H * n * n * hd
@@ -285,12 +291,13 @@ def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel, threaded and serial, on a tiny network."""
     from ..ir import Neuron
 
-    layers = [Layer("q", "linear", 4, 4, neuron=None, compute="mac", seq_len=2, weights=np.ones((4, 4))),
-              Layer("k", "linear", 4, 4, seq_len=2, weights=np.ones((4, 4))),
-              Layer("v", "linear", 4, 4, seq_len=2, weights=np.ones((4, 4)), weight_bits=1),
-              Layer("a", "attention", 4, 4, inputs=["q", "k", "v"], heads=1, head_dim=4, seq_len=2),
-              Layer("g", "linear", 4, 4, inputs=["a"], seq_len=2, neuron=Neuron(levels=3), weights=np.ones((4, 4)))]
-    net = Network("warm-up", layers, input_size=4)
+    # 8 features: events_csr reads rows of a multiple of 8 as 64-bit words
+    layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=2, weights=np.ones((8, 8))),
+              Layer("k", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8))),
+              Layer("v", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8)), weight_bits=1),
+              Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], heads=1, head_dim=8, seq_len=2),
+              Layer("g", "linear", 8, 8, inputs=["a"], seq_len=2, neuron=Neuron(levels=3), weights=np.ones((8, 8)))]
+    net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK
     try:
         for threshold in (saved, 0):  # tiny calls run serial; a threshold of 0 runs them threaded
@@ -301,25 +308,54 @@ def warm_up() -> None:
         kernels.PARALLEL_WORK = saved
 
 
-def _run_stepwise(states: list[_State], by_name: dict[str, _State], take_input) -> None:
-    """lockstep / history: all layers advance one step at a time, in network order."""
-    for t in range(max(s.steps for s in states)):
-        x_in = take_input(t) if any(s.sources == [INPUT] and t < s.steps for s in states) else None
-        csr: dict[str, tuple] = {}
-        for s in states:
-            if t == s.steps:
-                s.stop()
-            if t >= s.steps:
-                continue
-            arrays = [x_in if src == INPUT else by_name[src].out for src in s.sources]
+# Lockstep / history run layer-major within blocks of this many steps: each layer runs the block's
+# steps back to back, so its weights stay in cache across them (the whole network's weights do not fit
+# in L3; step-major order streams them from DRAM every step). The result is the same: a layer's step t
+# depends only on its own state and its sources' step-t outputs, and sources come first.
+TIME_BLOCK = 8
 
-            def events(i, s=s, arrays=arrays):
-                key = s.sources[i]
-                if key not in csr:
-                    counts = None if key == INPUT else by_name[key].counts  # a spiking source counted them
-                    csr[key] = kernels.events_csr(arrays[i], counts)
-                return csr[key]
-            s.step(t, arrays, events)
+
+def _run_stepwise(states: list[_State], by_name: dict[str, _State], take_input) -> None:
+    """lockstep / history: layer l's step t integrates its sources' step-t outputs, in network order.
+
+    Run in blocks of TIME_BLOCK steps: every layer runs all steps of a block before the next layer; the
+    outputs of the block's steps are kept (`hist`) for the consumers.
+    """
+    T = max(s.steps for s in states)
+    K = max(1, min(TIME_BLOCK, T))
+    read = {src for s in states for src in s.sources}
+    hist = {s.name: np.zeros((K,) + s.out.shape, s.out.dtype) for s in states if s.name in read}
+    hist_counts = {s.name: np.zeros((K, s.n), np.int64) for s in states if s.name in read and s.spiking}
+    last_reader = {src: i for i, s in enumerate(states) for src in s.sources}
+    reads_input = [s for s in states if s.sources == [INPUT]]
+    for t0 in range(0, T, K):
+        ts = range(t0, min(t0 + K, T))
+        x_in = []
+        for t in ts:
+            x = take_input(t) if any(t < s.steps for s in reads_input) else None
+            x_in.append(x.copy() if x is not None and x.dtype == np.uint8 else x)  # a reused buffer
+        csr: dict[tuple[str, int], tuple] = {}
+        for li, s in enumerate(states):
+            out_h, counts_h = hist.get(s.name), hist_counts.get(s.name)
+            for b, t in enumerate(ts):
+                if t == s.steps:
+                    s.stop()
+                if t < s.steps:
+                    arrays = [x_in[b] if src == INPUT else hist[src][b] for src in s.sources]
+
+                    def events(i, s=s, arrays=arrays, b=b):
+                        key = (s.sources[i], b)
+                        if key not in csr:
+                            counts = None if key[0] == INPUT else hist_counts[key[0]][b]  # counted by `fire`
+                            csr[key] = kernels.events_csr(arrays[i], counts)
+                        return csr[key]
+                    s.step(t, arrays, events)
+                if out_h is not None:
+                    out_h[b] = s.out
+                    if counts_h is not None:
+                        counts_h[b] = s.counts
+            for key in [k for k in csr if last_reader[k[0]] == li]:  # read by no later layer
+                del csr[key]
 
 
 def _run_stochastic(states: list[_State], by_name: dict[str, _State], take_input, seed: int) -> None:
