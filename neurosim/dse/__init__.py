@@ -1,0 +1,1 @@
+"""Design-space exploration: sweep specs, sweeps on Dask, Pareto fronts, report pages."""

@@ -1,0 +1,140 @@
+"""`neurosim sweep / pareto / report`: added to the main parser by `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import NeurosimError
+
+
+def cmd_sweep(args) -> None:
+    from .spec import check_models, load_spec, plan
+    from .sweep import run_sweep
+
+    if args.dry_run:
+        sweep = load_spec(args.spec)
+        points = plan(sweep)
+        check_models(sweep, points)
+        by = {}
+        for p in points:
+            by[(p.model.label, p.engine)] = by.get((p.model.label, p.engine), 0) + 1
+        print(f"{args.spec}: {len(points)} points ({sweep.spec.sampling.kind}); axes: "
+              f"{', '.join(sweep.axis_names) or '(none)'}")
+        for (model, engine), n in by.items():
+            print(f"  {model} ({engine}): {n}")
+        return
+    if args.out is None:
+        raise NeurosimError("neurosim sweep", "--out", "no output folder given", "add --out DIR")
+    try:
+        summary = run_sweep(args.spec, args.out, resume=args.resume, retry_errors=args.retry_errors,
+                            workers=args.workers, scheduler=args.scheduler, batch_size=args.batch_size,
+                            limit=args.limit, progress=not args.no_progress,
+                            log=lambda s: print(s, file=sys.stderr))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished points are saved in {args.out}/results.csv; "
+              f"run the same command with --resume to finish the sweep", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(summary.text())
+    for note in summary.notes:
+        print(note)
+
+
+def cmd_pareto(args) -> None:
+    from .labels import axis_columns
+    from .pareto import pareto_front
+    from .report_page import _md_table, _table
+    from .store import load_results, read_meta
+
+    df = load_results(args.dir)
+    by = [] if args.by == "none" else args.by.split(",")
+    front = pareto_front(df, args.objectives, by)
+    if args.csv:
+        front.to_csv(args.csv, index=False)
+    if args.json:
+        print(front.to_json(orient="records", indent=2))
+        return
+    axes = axis_columns(df, read_meta(args.dir).get("axes") or [c for c in df.columns if "." in c])
+    shown_by = [b for b in by if b in df.columns and df[b].nunique() > 1]
+    print(f"Pareto front of {len(df)} points ({', '.join(args.objectives)}, minimised; "
+          f"per {', '.join(by) or 'sweep'}): {len(front)} points")
+    print(_md_table(_table(front, shown_by, axes)))
+    if args.csv:
+        print(f"front written to {args.csv}")
+
+
+def cmd_report(args) -> None:
+    from .report_page import write_report
+
+    page = write_report(args.dir, args.objectives, fmt=args.format, page=args.out,
+                        by=[] if args.by == "none" else args.by.split(","), per_layer=not args.no_per_layer)
+    print(f"report written to {page} (figures in {page.parent / 'figures'})")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    """Add `sweep`, `pareto` and `report` to the `neurosim` command line."""
+    sweep = subparsers.add_parser("sweep", help="evaluate a sweep spec's design points on Dask",
+                                  description="Evaluate every point of a sweep spec (YAML, see sweeps/) and append "
+                                  "the results to DIR/results.csv as points finish.")
+    sweep.add_argument("spec", help="sweep spec (YAML)")
+    sweep.add_argument("--out", metavar="DIR", help="output folder (results.csv, spec.yaml, sweep.json)")
+    sweep.add_argument("--resume", action="store_true", help="continue a sweep in DIR, skipping finished points")
+    sweep.add_argument("--retry-errors", action="store_true", help="with --resume: evaluate failed points again")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="local Dask worker processes (default: CPU cores); 0: evaluate in this process")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use an existing Dask cluster")
+    sweep.add_argument("--batch-size", type=_positive, default=512,
+                       help="closed-form points per task (evaluated together, vectorised; default 512)")
+    sweep.add_argument("--limit", type=_positive, help="stop after about this many new points (resume later)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--dry-run", action="store_true", help="validate the spec and count its points only")
+    sweep.set_defaults(func=cmd_sweep)
+
+    def analysis_args(p, default):
+        p.add_argument("dir", metavar="DIR", help="a sweep's output folder")
+        p.add_argument("--objectives", nargs="+", default=default, metavar="OBJ",
+                       help="two or three of energy, latency, memory (peak on-chip bytes) or result columns "
+                       f"(default: {' '.join(default)})")
+        p.add_argument("--by", default="model,engine",
+                       help="columns whose groups get fronts of their own (default model,engine; 'none': one front)")
+
+    pareto = subparsers.add_parser("pareto", help="Pareto front of a sweep's results")
+    analysis_args(pareto, ["energy", "latency"])
+    pareto.add_argument("--json", action="store_true", help="print the front's rows as JSON")
+    pareto.add_argument("--csv", metavar="FILE", help="also write the front's rows to this CSV")
+    pareto.set_defaults(func=cmd_pareto)
+
+    report = subparsers.add_parser("report", help="a Markdown/HTML page with the front, best points and figures")
+    analysis_args(report, ["energy", "latency", "memory"])
+    report.add_argument("--format", choices=["md", "html"], default="md")
+    report.add_argument("--out", metavar="PAGE", help="page path (default DIR/report.md or DIR/report.html)")
+    report.add_argument("--no-per-layer", action="store_true",
+                        help="skip re-evaluating the best points for the per-layer figure")
+    report.set_defaults(func=cmd_report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m neurosim.dse.cli`) with just these three commands."""
+    parser = argparse.ArgumentParser(prog="neurosim")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except NeurosimError as exc:
+        print(f"neurosim: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["register", "main"]

@@ -1,0 +1,176 @@
+"""Evaluating sweep points (runs on the workers): models cached per process, one row per point.
+
+`evaluate_point` is the reference: it builds the point's arch through the
+schema and calls `cost.estimate` or `sim.simulate`, exactly as `neurosim run`
+would. `evaluate_batch` gives the same rows faster: closed-form points that
+share a model, mapping, energy table and DRAM presence go through the
+vectorised closed form (`dse.fastcost`) in one call; simulated points run one
+by one. A point that raises records its error string; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..arch import ArchConfig, EnergyTable, load_energy_table
+from ..cards import EncoderCard, encoder_network, load_model
+from ..errors import NeurosimError
+from ..ir import Network
+from ..report import BREAKDOWN, MEMORY, UTILIZATION, Report
+from ..schema import validate
+from .spec import ModelRef, Point, set_dotted
+
+# Result columns, in order, after the point's own columns (point_id, index, model, engine, axes...).
+RESULT_COLUMNS = (["status", "arch", "mapping", "carry", "feasible", "acs", "macs", "other_ops", "neuron_updates",
+                   "energy_pj"] + [f"energy_{k}_pj" for k in BREAKDOWN]
+                  + ["latency_cycles", "latency_s"] + [f"memory_{k}_bytes" for k in MEMORY]
+                  + ["dram_traffic_bytes", "stall_cycles"] + [f"util_{k}" for k in UTILIZATION]
+                  + ["notes", "error", "eval_s"])
+POINT_COLUMNS = ["point_id", "index", "model", "engine"]
+
+# Per-process caches (each Dask worker is its own process): a model is built once per worker.
+_MODELS: dict[str, Network] = {}
+_TABLES: dict[str, EnergyTable] = {}
+MODEL_LOADS: Counter = Counter()
+
+
+def _thaw(value: Any) -> Any:
+    return [_thaw(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _build_model(ref: ModelRef) -> Network:
+    if ref.set:
+        overrides = {k: _thaw(v) for k, v in ref.set}
+        data = yaml.safe_load(Path(ref.path).read_text())
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+        where = f"{ref.path} with {overrides}"
+        card = validate(data, EncoderCard, where)
+        try:
+            net = encoder_network(card)
+        except NeurosimError as exc:
+            raise NeurosimError(f"{where} ({exc.where})", exc.field, exc.problem, exc.fix) from None
+    else:
+        net = load_model(ref.path)
+    return net.with_default_rate(ref.rate) if ref.rate is not None else net
+
+
+def load_point_model(ref: ModelRef) -> Network:
+    """The point's network, built once per process."""
+    key = ref.key()
+    if key not in _MODELS:
+        _MODELS[key] = _build_model(ref)
+        MODEL_LOADS[key] += 1
+    return _MODELS[key]
+
+
+def energy_table(path: str) -> EnergyTable:
+    if path not in _TABLES:
+        _TABLES[path] = load_energy_table(path)
+    return _TABLES[path]
+
+
+def point_arch(point: Point) -> ArchConfig:
+    """The point's arch config, validated by the schema, with its energy table."""
+    arch = validate(point.arch, ArchConfig, point.where)
+    arch._path, arch._energy = point.where, energy_table(point.energy_path)
+    return arch
+
+
+def point_columns(point: Point) -> dict[str, Any]:
+    return {"point_id": point.id, "index": point.index, "model": point.model.label, "engine": point.engine,
+            **point.values}
+
+
+def report_row(report: Report) -> dict[str, Any]:
+    """A report as one flat row (no per-layer detail)."""
+    e = report.energy_breakdown_pj or {}
+    m = report.memory_bytes or {}
+    u = report.utilization or {}
+    row = {"status": "ok" if report.feasible else "infeasible", "arch": report.arch, "mapping": report.mapping,
+           "carry": report.carry, "feasible": report.feasible, "acs": report.acs, "macs": report.macs,
+           "other_ops": report.other_ops, "neuron_updates": report.neuron_updates, "energy_pj": report.energy_pj}
+    row.update({f"energy_{k}_pj": e.get(k) for k in BREAKDOWN})
+    row.update(latency_cycles=report.latency_cycles, latency_s=report.latency_s)
+    row.update({f"memory_{k}_bytes": m.get(k) for k in MEMORY})
+    row.update(dram_traffic_bytes=report.dram_traffic_bytes, stall_cycles=report.stall_cycles)
+    row.update({f"util_{k}": u.get(k) for k in UTILIZATION})
+    row.update(notes=" | ".join(report.notes), error=None)
+    return {k: (float(v) if hasattr(v, "item") and not isinstance(v, bool) else v) for k, v in row.items()}
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, NeurosimError):
+        return str(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{at}"
+
+
+def error_row(point: Point, text: str) -> dict[str, Any]:
+    row = dict.fromkeys(RESULT_COLUMNS)
+    arch = point.arch
+    row.update(status="error", arch=arch.get("name"), mapping=(arch.get("mapping") or {}).get("kind"),
+               carry=(arch.get("mapping") or {}).get("carry"), feasible=False, notes="", error=text)
+    return row
+
+
+def evaluate_point(point: Point) -> dict[str, Any]:
+    """One point, the reference way: `estimate` or `simulate` on the schema-built arch."""
+    t0 = time.perf_counter()
+    try:
+        net = load_point_model(point.model)
+        arch = point_arch(point)
+        if point.engine == "analytic":
+            from ..cost.estimate import estimate
+
+            report = estimate(net, arch)
+        else:
+            from ..sim import simulate
+
+            report = simulate(net, arch)
+        row = report_row(report)
+    except Exception as exc:  # a failing point is recorded, the sweep goes on
+        row = error_row(point, error_text(exc))
+    row["eval_s"] = time.perf_counter() - t0
+    return {**point_columns(point), **row}
+
+
+def evaluate_batch(points: list[Point]) -> list[dict[str, Any]]:
+    """Rows for a batch of points, in the batch's order."""
+    from .fastcost import estimate_many
+
+    rows: dict[str, dict] = {}
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        if p.engine == "analytic":
+            key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path,
+                   p.arch.get("dram") is None)
+            groups.setdefault(key, []).append(p)
+        else:
+            rows[p.id] = evaluate_point(p)
+    for group in groups.values():
+        t0 = time.perf_counter()
+        try:
+            net = load_point_model(group[0].model)
+            results = estimate_many(net, group, energy_table(group[0].energy_path))
+        except Exception:  # anything unexpected: the reference path attributes errors to points
+            results = None
+        if results is None:
+            for p in group:
+                rows[p.id] = evaluate_point(p)
+            continue
+        each = (time.perf_counter() - t0) / len(group)
+        for p, res in zip(group, results):
+            if res is None:   # a case the vectorised form leaves to the reference
+                rows[p.id] = evaluate_point(p)
+            else:
+                res["eval_s"] = each
+                rows[p.id] = {**point_columns(p), **res}
+    return [rows[p.id] for p in points]

@@ -1,0 +1,434 @@
+"""Sweep specs (YAML): a base arch config, axes to vary, models, sampling, engine.
+
+    name: memory-vs-mapping
+    base: edge-45nm                      # shipped arch name, or a path (relative to this file)
+    models:                              # shipped names / paths, or variants of a card
+      - tiny-encoder
+      - {name: sbert-4l-T40, model: spikingbert-4l, set: {timesteps: 40}}
+    engine: analytic                     # analytic (closed form) | sim (discrete-event); or an axis
+    set: {static_power_w: 0.01}          # fixed arch overrides for every point (dotted keys)
+    axes:                                # dotted arch keys (any config field), or engine / mapping / model.<card key>
+      cores.count: [16, 64, 256]
+      global_buffer.bytes: {from: 65536, to: 8388608, num: 8, scale: log}
+      mapping: [spatial, sequential:spikes, sequential:rates]
+      energy_table: [horowitz-45nm, loihi-14nm]
+    sampling: {kind: grid}               # or {kind: random, n: 200, seed: 0}
+
+Every axis value is merged into the base config and validated by the arch
+schema when the spec is loaded, so an impossible value is refused with the
+spec file, the axis and the fix; every point's merged config is validated
+again when the points are planned. A point's id is a hash of its canonical
+JSON (merged arch, model, engine), so a resumed sweep skips finished points
+whatever order or spec they came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from ..arch import ArchConfig, load_arch, load_energy_table
+from ..errors import NeurosimError
+from ..paths import ENERGY_DIR, MODELS_DIR, resolve
+from ..schema import Strict, explain, validate
+
+ENGINES = ("analytic", "sim")
+MAPPING_SHORTHAND = {"spatial": {"kind": "spatial", "carry": "spikes"},
+                     "sequential": {"kind": "sequential", "carry": "spikes"},
+                     "sequential:spikes": {"kind": "sequential", "carry": "spikes"},
+                     "sequential:rates": {"kind": "sequential", "carry": "rates"}}
+
+
+class AxisRange(Strict):
+    """`num` values from `from` to `to` (both included), evenly spaced on a linear or log scale.
+    Integer endpoints give integer values (rounded, duplicates dropped)."""
+
+    from_: int | float = Field(alias="from")
+    to: int | float
+    num: int = Field(ge=1)
+    scale: Literal["linear", "log"] = "linear"
+
+    @model_validator(mode="after")
+    def _positive_for_log(self):
+        if self.scale == "log" and (self.from_ <= 0 or self.to <= 0):
+            raise ValueError("a log scale needs 'from' and 'to' > 0")
+        return self
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.from_, int) and isinstance(self.to, int)
+
+    def values(self) -> list:
+        space = np.geomspace if self.scale == "log" else np.linspace
+        return _tidy(space(self.from_, self.to, self.num), self.integer)
+
+    def draw(self, rng: np.random.Generator) -> int | float:
+        lo, hi = sorted((self.from_, self.to))
+        x = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if self.scale == "log" else rng.uniform(lo, hi)
+        return _tidy(np.array([x]), self.integer)[0]
+
+
+def _tidy(values: np.ndarray, integer: bool) -> list:
+    """Plain Python numbers: ints rounded (order kept, duplicates dropped), floats to 12 significant digits."""
+    if integer:
+        return list(dict.fromkeys(int(round(v)) for v in values))
+    return list(dict.fromkeys(float(f"{v:.12g}") for v in values))
+
+
+class ModelVariant(Strict):
+    """A model under a label of its own, optionally with model-card keys overridden (e.g. timesteps)."""
+
+    name: str
+    model: str
+    set: dict[str, Any] = {}
+    rate: float | None = Field(None, ge=0, le=1)   # assumed rate where none is known (e.g. NIR graphs)
+
+
+class Sampling(Strict):
+    kind: Literal["grid", "random"] = "grid"
+    n: int | None = Field(None, ge=1)   # random: points drawn per model
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _n(self):
+        if self.kind == "random" and self.n is None:
+            raise ValueError("random sampling needs 'n' (points drawn per model)")
+        if self.kind == "grid" and self.n is not None:
+            raise ValueError("'n' applies to random sampling only (a grid takes every combination)")
+        return self
+
+
+class SweepSpec(Strict):
+    name: str
+    description: str = ""
+    base: str
+    models: list[Any] = Field(min_length=1)
+    engine: Literal["analytic", "sim"] = "analytic"
+    set: dict[str, Any] = {}
+    axes: dict[str, Any] = {}
+    sampling: Sampling = Sampling()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a worker needs to build a model: the file, card overrides, a default rate."""
+
+    label: str
+    path: str
+    set: tuple = ()          # sorted (key, value) pairs of card overrides
+    rate: float | None = None
+
+    def key(self) -> str:
+        return json.dumps({"path": self.path, "set": [list(kv) for kv in self.set], "rate": self.rate},
+                          sort_keys=True, default=str)
+
+
+@dataclass
+class Point:
+    """One design point, as plain data that travels to a worker."""
+
+    id: str
+    index: int
+    model: ModelRef
+    engine: str
+    values: dict[str, Any]        # axis key -> value as the spec gave it (the row's axis columns)
+    arch: dict[str, Any]          # the merged, validated arch config
+    energy_path: str              # the energy table file the point's energy_table resolves to
+    where: str                    # names the point in errors: "<spec file> (point <id>)"
+
+
+@dataclass
+class Sweep:
+    """A loaded, validated spec, ready to plan."""
+
+    path: Path
+    spec: SweepSpec
+    base_arch: dict[str, Any]
+    base_dir: Path                # folder of the base config (relative energy tables are read there)
+    models: list[ModelVariant]
+    model_paths: dict[str, str]   # model label -> resolved file
+    axes: dict[str, list | AxisRange]
+    text: str = ""
+    energy_paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def axis_names(self) -> list[str]:
+        return list(self.axes)
+
+
+# -- arch keys ---------------------------------------------------------------------
+def _nested_model(annotation) -> type[BaseModel] | None:
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return nested[0] if nested else None
+
+
+def arch_keys(model: type[BaseModel] = ArchConfig, prefix: str = "") -> list[str]:
+    """Every settable dotted key of the arch schema: sections and their fields."""
+    out = []
+    for name, info in model.model_fields.items():
+        out.append(prefix + name)
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            out += arch_keys(nested, prefix + name + ".")
+    return out
+
+
+def _is_arch_key(key: str) -> bool:
+    return key in arch_keys()
+
+
+def set_dotted(data: dict, key: str, value: Any) -> dict:
+    """`data` with `key` ('cores.count') set to `value`, in place; missing sections become dicts."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+    return data
+
+
+def _allowed_axes_text() -> str:
+    return ", ".join(arch_keys()) + "; or engine, model.<card key> (e.g. model.timesteps)"
+
+
+# -- loading -----------------------------------------------------------------------
+def _refuse(where: Path | str, key: str, problem: str, fix: str) -> NeurosimError:
+    return NeurosimError(str(where), key, problem, fix)
+
+
+def _relative(path: Path, name: str) -> str:
+    """A name as given, or the file of that name next to the spec."""
+    candidate = path.parent / name
+    return str(candidate) if candidate.is_file() else name
+
+
+def _axis_values(path: Path, key: str, raw: Any) -> list | AxisRange:
+    if isinstance(raw, list):
+        if not raw:
+            raise _refuse(path, f"axes.{key}", "the axis lists no values", "give at least one value")
+        return raw
+    if isinstance(raw, dict):
+        try:
+            return AxisRange.model_validate(raw)
+        except ValidationError as exc:
+            err = explain(exc, str(path), AxisRange)
+            raise _refuse(path, f"axes.{key}.{err.field}".replace(".from_", ".from"), err.problem,
+                          err.fix + " (a range is {from: A, to: B, num: N, scale: linear|log})") from None
+    raise _refuse(path, f"axes.{key}", f"expected a list of values or a range, got {raw!r}",
+                  "write [v1, v2, ...] or {from: A, to: B, num: N, scale: linear|log}")
+
+
+def mapping_value(value: Any) -> Any:
+    """The 'mapping' axis shorthand ('spatial', 'sequential:rates', ...) as a mapping section."""
+    if isinstance(value, str) and value in MAPPING_SHORTHAND:
+        return dict(MAPPING_SHORTHAND[value])
+    return value
+
+
+def _check_arch_value(sweep_path: Path, base: dict, key: str, value: Any, label: str) -> None:
+    merged = set_dotted(copy.deepcopy(base), key, mapping_value(value) if key == "mapping" else value)
+    try:
+        ArchConfig.model_validate(merged)
+    except ValidationError as exc:
+        err = explain(exc, str(sweep_path), ArchConfig)
+        raise _refuse(sweep_path, label, f"value {value!r} is refused by the arch schema at '{err.field}': "
+                      f"{err.problem}", "give a value the arch config accepts (see arch_configs/ and "
+                      "neurosim/arch.py), or drop it") from None
+
+
+def _energy_path(name: str, base_dir: Path) -> str:
+    if (base_dir / name).is_file():
+        return str(base_dir / name)
+    return str(resolve(name, ENERGY_DIR, (".yaml", ".yml"), "energy table"))
+
+
+def load_spec(path: str | Path) -> Sweep:
+    """Read and validate a sweep spec; every refusal names the file, the key and the fix."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _refuse(path, "(file)", f"not valid YAML: {exc}", "fix the YAML syntax") from None
+    except OSError as exc:
+        raise _refuse(path, "(file)", f"cannot be read: {exc.strerror}", "check the path") from None
+    if not isinstance(data, dict):
+        raise _refuse(path, "(top level)", "expected a mapping of keys to values",
+                      "write the spec as 'key: value' lines (see sweeps/)")
+    spec = validate(data, SweepSpec, str(path))
+
+    try:
+        base = load_arch(_relative(path, spec.base))
+    except NeurosimError as exc:
+        raise _refuse(path, "base", f"{exc.where}: {exc.field}: {exc.problem}", exc.fix) from None
+    base_dict = base.model_dump()
+    base_dir = Path(base.path).parent
+
+    for key, value in spec.set.items():
+        if not _is_arch_key(key):
+            raise _refuse(path, f"set.{key}", "no such arch config field", f"use one of: {', '.join(arch_keys())}")
+        _check_arch_value(path, base_dict, key, value, f"set.{key}")
+        set_dotted(base_dict, key, mapping_value(value) if key == "mapping" else value)
+
+    models = _load_models(path, spec.models)
+    model_paths = {}
+    for m in models:
+        try:
+            model_paths[m.name] = str(resolve(_relative(path, m.model), MODELS_DIR,
+                                              (".yaml", ".yml", ".json", ".pt", ".nir"), "model"))
+        except NeurosimError as exc:
+            raise _refuse(path, f"models ({m.name})", exc.problem, exc.fix) from None
+
+    axes: dict[str, list | AxisRange] = {}
+    energy_paths: dict[str, str] = {}
+    for key, raw in spec.axes.items():
+        values = _axis_values(path, key, raw)
+        label = f"axes.{key}"
+        listed = values if isinstance(values, list) else values.values()
+        if key == "engine":
+            bad = [v for v in listed if v not in ENGINES]
+            if bad or isinstance(values, AxisRange):
+                raise _refuse(path, label, f"unknown engine {bad[0] if bad else values!r}",
+                              f"list engines from: {', '.join(ENGINES)}")
+        elif key.startswith("model."):
+            if isinstance(values, AxisRange) and key == "model.timesteps" and not values.integer:
+                raise _refuse(path, label, "timesteps must be integers", "give integer 'from' and 'to'")
+        elif not _is_arch_key(key):
+            raise _refuse(path, label, "unknown axis: no such arch config field", f"use one of: {_allowed_axes_text()}")
+        else:
+            if isinstance(values, AxisRange) and key in ("mapping", "energy_table", "name"):
+                raise _refuse(path, label, "a numeric range cannot give this field's values", "list the values")
+            for v in listed:
+                _check_arch_value(path, base_dict, key, v, label)
+            if key == "energy_table":
+                for v in listed:
+                    try:
+                        energy_paths[v] = _energy_path(v, base_dir)
+                        load_energy_table(energy_paths[v])
+                    except NeurosimError as exc:
+                        raise _refuse(path, label, f"energy table {v!r}: {exc.problem}", exc.fix) from None
+        axes[key] = values
+    if any(k.startswith("model.") for k in axes):
+        for m in models:
+            if Path(model_paths[m.name]).suffix not in (".yaml", ".yml"):
+                raise _refuse(path, next(k for k in axes if k.startswith("model.")),
+                              f"model.* axes change model-card keys, but model '{m.name}' is not a card "
+                              f"({model_paths[m.name]})", "list only model cards (.yaml) in this spec, "
+                              "or drop the model.* axis")
+    if base_dict["energy_table"] not in energy_paths:
+        energy_paths[base_dict["energy_table"]] = _energy_path(base_dict["energy_table"], base_dir)
+    return Sweep(path, spec, base_dict, base_dir, models, model_paths, axes, text, energy_paths)
+
+
+def _load_models(path: Path, raw: list) -> list[ModelVariant]:
+    models = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, str):
+            models.append(ModelVariant(name=Path(entry).stem if entry.endswith((".yaml", ".yml", ".json", ".pt",
+                                                                               ".nir")) else entry, model=entry))
+        elif isinstance(entry, dict):
+            try:
+                models.append(ModelVariant.model_validate(entry))
+            except ValidationError as exc:
+                err = explain(exc, str(path), ModelVariant)
+                raise _refuse(path, f"models[{i}].{err.field}", err.problem, err.fix) from None
+        else:
+            raise _refuse(path, f"models[{i}]", f"expected a model name or a mapping, got {entry!r}",
+                          "write a shipped name, a path, or {name: LABEL, model: NAME, set: {key: value}}")
+    names = [m.name for m in models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise _refuse(path, "models", f"two models share the label {dupes[0]!r}", "give each variant its own 'name'")
+    return models
+
+
+# -- planning ----------------------------------------------------------------------
+def point_id(arch: dict, model: ModelRef, engine: str) -> str:
+    """Stable id: a hash of the point's canonical JSON."""
+    canon = json.dumps({"arch": arch, "model": json.loads(model.key()), "engine": engine},
+                       sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _combinations(sweep: Sweep) -> list[dict[str, Any]]:
+    names = sweep.axis_names
+    if sweep.spec.sampling.kind == "grid":
+        lists = [v if isinstance(v, list) else v.values() for v in sweep.axes.values()]
+        return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
+    rng = np.random.default_rng(sweep.spec.sampling.seed)
+    out = []
+    for _ in range(sweep.spec.sampling.n):
+        combo = {}
+        for key, values in sweep.axes.items():
+            combo[key] = values[int(rng.integers(len(values)))] if isinstance(values, list) else values.draw(rng)
+        out.append(combo)
+    return out
+
+
+def plan(sweep: Sweep) -> list[Point]:
+    """Every point of the sweep (models x axis combinations), each validated; duplicates dropped."""
+    points, seen = [], set()
+    combos = _combinations(sweep)
+    for variant in sweep.models:
+        for combo in combos:
+            arch = copy.deepcopy(sweep.base_arch)
+            card_set = dict(variant.set)
+            engine = sweep.spec.engine
+            for key, value in combo.items():
+                if key == "engine":
+                    engine = value
+                elif key.startswith("model."):
+                    card_set[key.removeprefix("model.")] = value
+                else:
+                    set_dotted(arch, key, mapping_value(value) if key == "mapping" else value)
+            try:
+                arch = ArchConfig.model_validate(arch).model_dump()
+            except ValidationError as exc:
+                err = explain(exc, str(sweep.path), ArchConfig)
+                raise _refuse(sweep.path, "axes", f"the combination {combo} is refused at '{err.field}': "
+                              f"{err.problem}", "drop or change the values that cannot go together") from None
+            ref = ModelRef(variant.name, sweep.model_paths[variant.name],
+                           tuple(sorted((k, _freeze(v)) for k, v in card_set.items())), variant.rate)
+            pid = point_id(arch, ref, engine)
+            if pid in seen:
+                continue
+            seen.add(pid)
+            table = arch["energy_table"]
+            energy = sweep.energy_paths.get(table) or _energy_path(table, sweep.base_dir)
+            points.append(Point(pid, len(points), ref, engine, dict(combo), arch, energy,
+                                f"{sweep.path} (point {pid})"))
+    return points
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
+
+
+def check_models(sweep: Sweep, points: list[Point]) -> None:
+    """Build each distinct model once, so that a bad model or card override is refused before the sweep."""
+    from .evaluate import load_point_model
+
+    done = set()
+    for p in points:
+        key = p.model.key()
+        if key in done:
+            continue
+        done.add(key)
+        try:
+            load_point_model(p.model)
+        except NeurosimError as exc:
+            field_ = "models" if not p.model.set else "models / model.* axes"
+            raise _refuse(sweep.path, f"{field_} ({p.model.label})", f"{exc.where}: field '{exc.field}': "
+                          f"{exc.problem}", exc.fix) from None
