@@ -35,6 +35,20 @@ Modes, `forward(tokens, mode=...)`:
 count / timesteps run, averaged over batch and tokens); `rate` records the
 equilibrium rates under the same names, so the two can be compared.
 
+Hooks for pruning (neurosim.pruning), all off by default:
+
+* `EncoderBlock.head_gate` / `neuron_gate`: a tensor multiplied into the
+  head / neuron mask, shape (heads,) or (batch, heads), resp. (intermediate,)
+  or (batch, intermediate). A per-sample gate of ones with requires_grad gives
+  each sample's gradient w.r.t. the mask (Fisher scores); a sigmoid-relaxed
+  gate lets masks train.
+* `SpikingEncoder.record_steps = True`: `spike` mode also records
+  `step_asr[name]`, a (batch, steps, neurons) tensor: each neuron's spike
+  fraction over the tokens at each step (the per-timestep ASR of temporal
+  pruning).
+* `SpikingEncoder.keep_rates = True`: `rate` mode also keeps `last_rates[name]`,
+  the (batch, tokens, neurons) rates with their graph, for an activity loss.
+
 Spike mode differs from the equilibrium beyond the 1/T discretization: the
 per-step softmax and LayerNorm are nonlinear, so the mean of a per-step
 output is not the output of the means. tests/test_frontend.py measures how
@@ -98,6 +112,18 @@ class EncoderBlock(nn.Module):
         # 1 = kept, 0 = pruned; buffers so they travel with state_dict.
         self.register_buffer("head_mask", torch.ones(heads))
         self.register_buffer("neuron_mask", torch.ones(intermediate))
+        # Optional gates multiplied into the masks (pruning hooks; see the module docstring).
+        self.head_gate: torch.Tensor | None = None
+        self.neuron_gate: torch.Tensor | None = None
+
+    @staticmethod
+    def _gated(mask: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+        return mask if gate is None else mask * gate
+
+    def neuron_scale(self) -> torch.Tensor:
+        """What multiplies the intermediate current: (intermediate,) or (batch, 1, intermediate)."""
+        g = self._gated(self.neuron_mask, self.neuron_gate)
+        return g if g.dim() == 1 else g.unsqueeze(1)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """softmax(q k^T / sqrt(head_dim)) v per head; a masked head's output is exactly 0."""
@@ -105,7 +131,8 @@ class EncoderBlock(nn.Module):
         split = lambda x: x.view(b, n, self.heads, self.head_dim).transpose(1, 2)  # (b, heads, n, hd)
         scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(self.head_dim)
         out = torch.softmax(scores, dim=-1) @ split(v)
-        out = out * self.head_mask.view(1, -1, 1, 1)
+        g = self._gated(self.head_mask, self.head_gate)
+        out = out * (g.view(1, -1, 1, 1) if g.dim() == 1 else g.view(b, -1, 1, 1))
         return out.transpose(1, 2).reshape(b, n, d)
 
     def forward(self, x: torch.Tensor, fire: Callable[[str, torch.Tensor], torch.Tensor]):
@@ -115,7 +142,7 @@ class EncoderBlock(nn.Module):
         v = fire("v", self.v(x))
         a = fire("attention", self.attend(q, k, v))
         h = fire("attn_out", self.ln1(self.attn_out(a) + x))
-        i = fire("intermediate", self.intermediate(h) * self.neuron_mask)
+        i = fire("intermediate", self.intermediate(h) * self.neuron_scale())
         o = fire("output", self.ln2(self.output(i) + h))
         return o, dict(k=k, v=v, attention=a, attn_out=h, intermediate=i, output=o)
 
@@ -137,6 +164,11 @@ class SpikingEncoder(nn.Module):
                                                  learn_threshold) for _ in range(layers))
         self.classifier = nn.Linear(hidden, classes)
         self.last_asr: dict[str, torch.Tensor] = {}
+        # Pruning hooks (see the module docstring); off by default.
+        self.record_steps = False
+        self.step_asr: dict[str, torch.Tensor] = {}
+        self.keep_rates = False
+        self.last_rates: dict[str, torch.Tensor] = {}
 
     def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.embed(tokens) + self.pos[: tokens.shape[1]]
@@ -161,10 +193,13 @@ class SpikingEncoder(nn.Module):
     # -- rate: the equilibrium model --------------------------------------------
     def _rate(self, tokens: torch.Tensor) -> torch.Tensor:
         self.last_asr = {}
+        self.last_rates = {}
         x = self.embedding(tokens)
         for b, blk in enumerate(self.blocks):
             x, rates = blk(x, lambda role, current: blk.lif[role].rate(current))
             self._record(b, rates)
+            if self.keep_rates:
+                self.last_rates.update({f"block{b}.{role}": r for role, r in rates.items()})
         return x
 
     # -- spike: lock-step time-stepped simulation ---------------------------------
@@ -174,6 +209,7 @@ class SpikingEncoder(nn.Module):
         mem: list[dict[str, torch.Tensor]] = [{} for _ in self.blocks]
         counts: list[dict[str, torch.Tensor]] = [{} for _ in self.blocks]
         out_sum = torch.zeros_like(emb)
+        per_step: dict[str, list[torch.Tensor]] = {}
         for _ in range(steps):
             x = emb  # constant input current every step
             for b, blk in enumerate(self.blocks):
@@ -183,10 +219,13 @@ class SpikingEncoder(nn.Module):
                 x, spikes = blk(x, fire)
                 for role, s in spikes.items():
                     counts[b][role] = counts[b].get(role, 0) + s
+                    if self.record_steps:
+                        per_step.setdefault(f"block{b}.{role}", []).append(s.detach().mean(dim=1))
             out_sum = out_sum + x
         self.last_asr = {}
         for b in range(len(self.blocks)):
             self._record(b, {role: c / steps for role, c in counts[b].items()})
+        self.step_asr = {name: torch.stack(v, dim=1) for name, v in per_step.items()}
         return out_sum / steps
 
     # -- stochastic: each sublayer its own steps, Bernoulli inputs at the carried ASR
@@ -219,7 +258,7 @@ class SpikingEncoder(nn.Module):
             r["v"] = run("v", lambda: blk.v(x_in()))
             r["attention"] = run("attention", lambda: blk.attend(q, bern(r["k"]), bern(r["v"])))
             r["attn_out"] = run("attn_out", lambda: blk.ln1(blk.attn_out(bern(r["attention"])) + x_in()))
-            r["intermediate"] = run("intermediate", lambda: blk.intermediate(bern(r["attn_out"])) * blk.neuron_mask)
+            r["intermediate"] = run("intermediate", lambda: blk.intermediate(bern(r["attn_out"])) * blk.neuron_scale())
             r["output"] = run("output", lambda: blk.ln2(blk.output(bern(r["intermediate"])) + bern(r["attn_out"])))
             self._record(b, r)
             x_rate = r["output"]
