@@ -80,14 +80,15 @@ def pareto_front(df: pd.DataFrame, objectives=DEFAULT_OBJECTIVES, by=DEFAULT_BY)
 
 
 def best_per_objective(df: pd.DataFrame, objectives=DEFAULT_OBJECTIVES, by=DEFAULT_BY) -> pd.DataFrame:
-    """For each group and objective, the row with the lowest value (ties: the first in plan order)."""
+    """For each group and objective, the row with the lowest value (ties: the first in plan order),
+    among rows that have a value for every objective (as on the front)."""
     cols = objective_columns(list(objectives), df)
     rows = []
     for _, g in _groups(df, by):
+        g = g[g[cols].notna().all(axis=1)]
         for c in cols:
-            values = g[c].astype(float)
-            if values.notna().any():
-                rows.append(g.loc[values.idxmin()].to_frame().T.assign(best_for=c))
+            if len(g):
+                rows.append(g.loc[[g[c].astype(float).idxmin()]].assign(best_for=c))
     if not rows:
         return df.iloc[:0].assign(best_for=[])
     out = pd.concat(rows)

@@ -28,6 +28,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -224,7 +225,8 @@ def _axis_values(path: Path, key: str, raw: Any) -> list | AxisRange:
             return AxisRange.model_validate(raw)
         except ValidationError as exc:
             err = explain(exc, str(path), AxisRange)
-            raise _refuse(path, f"axes.{key}.{err.field}".replace(".from_", ".from"), err.problem,
+            sub = "" if err.field == "(top level)" else "." + err.field.replace("from_", "from")
+            raise _refuse(path, f"axes.{key}{sub}", err.problem,
                           err.fix + " (a range is {from: A, to: B, num: N, scale: linear|log})") from None
     raise _refuse(path, f"axes.{key}", f"expected a list of values or a range, got {raw!r}",
                   "write [v1, v2, ...] or {from: A, to: B, num: N, scale: linear|log}")
@@ -310,6 +312,11 @@ def load_spec(path: str | Path) -> Sweep:
         else:
             if isinstance(values, AxisRange) and key in ("mapping", "energy_table", "name"):
                 raise _refuse(path, label, "a numeric range cannot give this field's values", "list the values")
+            if key == "mapping":
+                bad = [v for v in listed if isinstance(v, str) and v not in MAPPING_SHORTHAND]
+                if bad:
+                    raise _refuse(path, label, f"unknown mapping {bad[0]!r}",
+                                  f"use {', '.join(MAPPING_SHORTHAND)}, or a section {{kind: ..., carry: ...}}")
             for v in listed:
                 _check_arch_value(path, base_dict, key, v, label)
             if key == "energy_table":
@@ -429,6 +436,7 @@ def check_models(sweep: Sweep, points: list[Point]) -> None:
         try:
             load_point_model(p.model)
         except NeurosimError as exc:
-            field_ = "models" if not p.model.set else "models / model.* axes"
+            field_ = "models / model.* axes" if any(k.startswith("model.") for k in sweep.axes) else "models"
+            problem = re.sub(r" \(got \{.*\}\)$", "", exc.problem)   # not the whole card again
             raise _refuse(sweep.path, f"{field_} ({p.model.label})", f"{exc.where}: field '{exc.field}': "
-                          f"{exc.problem}", exc.fix) from None
+                          f"{problem}", exc.fix) from None

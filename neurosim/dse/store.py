@@ -107,8 +107,12 @@ class ResultStore:
         self._file.close()
 
 
+# pandas >= 3 parses floats exactly by default (and deprecates the option); older pandas needs asking.
+_EXACT = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, float_precision="round_trip", dtype={"point_id": str}, keep_default_na=True)
+    return pd.read_csv(path, dtype={"point_id": str}, **_EXACT)
 
 
 def load_results(out_dir: str | Path) -> pd.DataFrame:
