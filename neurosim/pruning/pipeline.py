@@ -119,7 +119,7 @@ def prune(model, calib: tuple[torch.Tensor, torch.Tensor], opts: PruneOptions,
     hk, nk = model_masks(model)
     record.update(m=int(analytic.paper_m(net)), normalized_c=analytic.paper_m(net) / m0,
                   timesteps=list(model.timesteps), heads_kept=hk.sum(1).tolist(), neurons_kept=nk.sum(1).tolist(),
-                  thresholds={f"block{b}.{r}": float(l.threshold) for b, blk in enumerate(model.blocks)
+                  thresholds={f"block{b}.{r}": float(l.threshold.detach()) for b, blk in enumerate(model.blocks)
                               for r, l in blk.lif.items()})
     assert masked_m(unit_costs(net), hk, nk) == record["m"]
     return model, record
