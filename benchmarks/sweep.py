@@ -1,0 +1,282 @@
+"""Sweep speed: closed-form and simulated points per second, in process and on 1 and 2 local Dask workers.
+
+    python benchmarks/sweep.py                 # writes benchmarks/results/sweep.md
+    python benchmarks/sweep.py --repeats 1     # a quick check
+
+Closed form: 200 points of SpikingBERT-4L on the edge chip (10 core counts x
+10 SRAM sizes x spatial / sequential-rates), and 20,000 points of the same
+kind to show the steady state; simulated: 40 points of SpikingBERT-4L on the
+large chip (4 core counts x 5 SRAM sizes x spatial / sequential-rates).
+
+For each case and mode, `neurosim.dse.run_sweep` runs into a fresh folder:
+spec loading, planning (every point validated by the arch schema), model
+loading, evaluation, and appending every row to results.csv (flushed and
+fsync'ed per batch). "warm" runs reuse a started cluster (a long sweep's
+steady state); "cold" runs include starting the LocalCluster and importing
+neurosim on its workers. The closed form is also timed one point at a time
+through `cost.estimate` (the reference path) to show what vectorising buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "sweep.md"
+
+CASES = {
+    "closed form, 200 points": {
+        "name": "bench-analytic-200", "base": "edge-45nm", "models": ["spikingbert-4l"], "engine": "analytic",
+        "axes": {"cores.count": {"from": 16, "to": 4096, "num": 10, "scale": "log"},
+                 "cores.sram_bytes": {"from": 16384, "to": 1048576, "num": 10, "scale": "log"},
+                 "mapping": ["spatial", "sequential:rates"]}},
+    "closed form, 20,000 points": {
+        "name": "bench-analytic-20k", "base": "edge-45nm", "models": ["spikingbert-4l"], "engine": "analytic",
+        "axes": {"cores.count": {"from": 16, "to": 4096, "num": 50, "scale": "log"},
+                 "cores.sram_bytes": {"from": 16384, "to": 1048576, "num": 20, "scale": "log"},
+                 "global_buffer.bytes": {"from": 262144, "to": 8388608, "num": 10, "scale": "log"},
+                 "mapping": ["spatial", "sequential:rates"]}},
+    "simulator, 40 points": {
+        "name": "bench-sim-40", "base": "spatial-45nm-large", "models": ["spikingbert-4l"], "engine": "sim",
+        "axes": {"cores.count": [1024, 1296, 1600, 2048],
+                 "cores.sram_bytes": {"from": 131072, "to": 524288, "num": 5, "scale": "log"},
+                 "mapping": ["spatial", "sequential:rates"]}},
+}
+
+
+def machine() -> str:
+    import dask
+    import distributed
+    import numpy
+    import pandas
+
+    cpu = platform.processor() or "unknown"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem = f"{int(mem.split()[1]) / 2**20:.1f} GiB"
+    except (OSError, StopIteration):
+        mem = "unknown"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    return (f"{cpu}, {os.cpu_count()} CPUs, {mem} RAM; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}, numpy {numpy.__version__}, pandas {pandas.__version__}, "
+            f"dask {dask.__version__}, distributed {distributed.__version__}; neurosim at commit {commit}")
+
+
+def _spin(_=None) -> float:
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(5_000_000):
+        s += i * i
+    return time.perf_counter() - t0
+
+
+def cpu_ceiling() -> float:
+    """How much faster 2 processes get through 2 units of pure-Python work than 1 process through 1:
+    the best scaling any 2-worker sweep can show on this machine (2.0 on 2 idle physical cores)."""
+    import multiprocessing as mp
+
+    one = min(_spin() for _ in range(3))
+    with mp.get_context("spawn").Pool(2) as pool:
+        two = min(max(pool.map(_spin, [0, 1])) for _ in range(3))
+    return 2 * one / two
+
+
+def _simulate_points(job) -> float:
+    from neurosim.dse.evaluate import evaluate_point
+    from neurosim.dse.spec import load_spec, plan
+
+    spec, ids = job
+    points = plan(load_spec(spec))
+    evaluate_point(points[ids[0]])   # model loaded, code warm
+    t0 = time.perf_counter()
+    for i in ids:
+        evaluate_point(points[i])
+    return time.perf_counter() - t0
+
+
+def simulator_ceiling(spec: Path, n: int = 40) -> tuple[float, float, float]:
+    """The simulated points without Dask: all in one process, then half each in two processes at once."""
+    import multiprocessing as mp
+
+    ids = list(range(n))
+    with mp.get_context("spawn").Pool(2) as pool:
+        one = min(pool.map(_simulate_points, [(spec, ids)]) [0] for _ in range(2))
+        two = min(max(pool.map(_simulate_points, [(spec, ids[0::2]), (spec, ids[1::2])])) for _ in range(2))
+    return one, two, one / two
+
+
+def one_run(spec: Path, tmp: Path, **kw) -> tuple[float, int]:
+    from neurosim.dse.sweep import run_sweep
+
+    out = Path(tempfile.mkdtemp(dir=tmp))
+    t0 = time.perf_counter()
+    s = run_sweep(spec, out, progress=False, **kw)
+    return time.perf_counter() - t0, s.evaluated
+
+
+def reference_rate(spec: Path, limit: int = 200) -> float:
+    """Closed-form points per second one at a time through cost.estimate (models already loaded)."""
+    from neurosim.dse.evaluate import evaluate_point, load_point_model
+    from neurosim.dse.spec import load_spec, plan
+
+    points = plan(load_spec(spec))[:limit]
+    load_point_model(points[0].model)
+    t0 = time.perf_counter()
+    for p in points:
+        evaluate_point(p)
+    return len(points) / (time.perf_counter() - t0)
+
+
+def phases(spec: Path) -> dict[str, float]:
+    """Where the in-process time of a closed-form sweep goes, per point (microseconds)."""
+    from neurosim.dse.evaluate import evaluate_batch
+    from neurosim.dse.spec import load_spec, plan
+    from neurosim.dse.store import ResultStore
+    from neurosim.dse.sweep import batches, columns
+
+    t0 = time.perf_counter()
+    sweep = load_spec(spec)
+    t1 = time.perf_counter()
+    points = plan(sweep)
+    t2 = time.perf_counter()
+    evaluate_batch(points[:1])      # model load and per-network preparation, once
+    t3 = time.perf_counter()
+    rows = [r for b in batches(points, 512) for r in evaluate_batch(b)]
+    t4 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        store = ResultStore(d, columns(sweep), resume=False)
+        for i in range(0, len(rows), 512):
+            store.append(rows[i:i + 512])
+        store.close()
+    t5 = time.perf_counter()
+    n = len(points)
+    return {"points": n, "load spec (ms)": (t1 - t0) * 1e3, "plan + validate (us/pt)": (t2 - t1) / n * 1e6,
+            "first batch: model + plan (ms)": (t3 - t2) * 1e3, "evaluate (us/pt)": (t4 - t3) / n * 1e6,
+            "write CSV (us/pt)": (t5 - t4) / n * 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    tmp = Path(tempfile.mkdtemp(prefix="neurosim-bench-"))
+    specs = {}
+    for label, spec in CASES.items():
+        path = tmp / f"{spec['name']}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        specs[label] = path
+
+    rows = []   # (case, mode, points, best s, median s)
+
+    def record(case, mode, fn):
+        times, n = [], 0
+        for _ in range(args.repeats):
+            t, n = fn()
+            times.append(t)
+        rows.append((case, mode, n, min(times), statistics.median(times)))
+        print(f"{case:28s} {mode:34s} {n:6d} pts  best {min(times):7.3f} s  {n / min(times):9.0f} pts/s",
+              flush=True)
+
+    # In process (one core, no Dask). A first run warms imports and file caches.
+    one_run(specs["closed form, 200 points"], tmp, workers=0)
+    for case in CASES:
+        record(case, "in process (no Dask)", lambda c=case: one_run(specs[c], tmp, workers=0))
+    # Dask, cold: each run starts its own LocalCluster.
+    for n in (1, 2):
+        for case in ("closed form, 200 points", "simulator, 40 points"):
+            record(case, f"{n} Dask worker{'s' * (n > 1)}, cold", lambda c=case, n=n: one_run(specs[c], tmp, workers=n))
+    # Dask, warm: a started cluster whose workers have imported neurosim and loaded the model.
+    warm = {}
+    for n in (1, 2):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+        one_run(specs["simulator, 40 points"], tmp, client=client)   # warm-up
+        for case in CASES:
+            record(case, f"{n} Dask worker{'s' * (n > 1)}, warm", lambda c=case: one_run(specs[c], tmp, client=client))
+            warm[(case, n)] = rows[-1]
+        client.close()
+        cluster.close()
+
+    ref = reference_rate(specs["closed form, 200 points"])
+    ceiling = cpu_ceiling()
+    sim_one, sim_two, sim_ceiling = simulator_ceiling(specs["simulator, 40 points"])
+    ph = phases(specs["closed form, 20,000 points"])
+
+    def rate(case, mode):
+        r = next(r for r in rows if r[0] == case and r[1] == mode)
+        return r[2] / r[3]
+
+    sim1, sim2 = rate("simulator, 40 points", "1 Dask worker, warm"), rate("simulator, 40 points", "2 Dask workers, warm")
+    sim1c, sim2c = rate("simulator, 40 points", "1 Dask worker, cold"), rate("simulator, 40 points", "2 Dask workers, cold")
+    lines = ["# Sweep speed", "",
+             f"Written by `python benchmarks/sweep.py` (best and median of {args.repeats} runs each). "
+             f"Machine: {machine()}.", "",
+             "Each run is `neurosim.dse.run_sweep` into a fresh folder: spec loading, planning (each point's merged "
+             "arch validated by the schema, its id hashed), model loading, evaluation, and every row appended to "
+             "results.csv (flushed and fsync'ed per batch). *Cold*: the run starts its own LocalCluster (workers "
+             "import neurosim, build the model); *warm*: a started cluster, as in the steady state of a long sweep. "
+             "Closed-form points that share a model and mapping are evaluated together by the vectorised closed "
+             "form (`neurosim/dse/fastcost.py`; every field equal to `cost.estimate`'s, tests/test_dse.py); each "
+             "simulated point is a Dask task of its own.", "",
+             "| case | mode | points | best (s) | median (s) | points/s (best) |", "|---|---|---|---|---|---|"]
+    for case, mode, n, best, med in rows:
+        lines.append(f"| {case} | {mode} | {n} | {best:.3f} | {med:.3f} | {n / best:,.0f} |")
+    lines += ["", "## Closed form", "",
+              f"* One point at a time through `cost.estimate` (the reference path, model loaded): "
+              f"**{ref:,.0f} points/s** on one core.",
+              f"* Vectorised, in process, end to end: **{rate('closed form, 200 points', 'in process (no Dask)'):,.0f} "
+              f"points/s** for 200 points (fixed costs dominate: spec, model, files) and "
+              f"**{rate('closed form, 20,000 points', 'in process (no Dask)'):,.0f} points/s** for 20,000 points, "
+              "on one core. Target: >= 1,000/s on one core.",
+              "* Where the in-process time goes (20,000-point sweep): "
+              + ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in ph.items()) + ".",
+              "* On Dask the closed form gains little from a second worker: a batch takes milliseconds, so "
+              "scheduling, moving points to the workers (pickled) and rows back, and writing results in the "
+              "client dominate. In process is the fastest way to run a closed-form-only sweep (`--workers 0`).",
+              "", "## Simulated points", "",
+              f"* Warm cluster: {sim1:.1f} points/s on 1 worker, {sim2:.1f} on 2: **{sim2 / sim1:.2f}x** with 2 "
+              "workers (linear would be 2x).",
+              f"* The same 40 simulations without Dask or any file (`multiprocessing`, models preloaded): "
+              f"{sim_one:.2f} s in one process, {sim_two:.2f} s split over two processes running at once: "
+              f"**{sim_ceiling:.2f}x**. Two processes of pure-Python arithmetic: **{ceiling:.2f}x**. So this "
+              "machine's 2 vCPUs give the simulator little or no parallel throughput (2.0 would be two full "
+              "cores), and the Dask figure above should be read against that ceiling, not against 2x: Dask's own "
+              "cost is the gap between the two. Each point's own evaluation time (`eval_s` in results.csv) rises "
+              "when two workers run at once, as it does here without Dask. Near-linear scaling of simulated "
+              "points is NOT shown on this machine; it needs a machine with real spare cores (not measured).",
+              f"* Cold (cluster start and worker imports included): {sim1c:.1f} and {sim2c:.1f} points/s "
+              f"({sim2c / sim1c:.2f}x); the 1-2 s of start-up is a large part of a 40-point sweep.",
+              "* Points differ in cost (infeasible spatial points finish at once; SpikingBERT-4L sequential points "
+              "take tens of ms), so with 40 points the tail of the last tasks limits scaling as well.",
+              ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
