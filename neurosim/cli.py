@@ -1,4 +1,4 @@
-"""The `neurosim` command line: run, compare, ops."""
+"""The `neurosim` command line: run, compare, ops, prune, sweep, pareto, report."""
 
 from __future__ import annotations
 
@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(ops, arch=False)
     ops.add_argument("--per-layer", action="store_true", help="print the per-layer structural counts")
     ops.set_defaults(func=cmd_ops)
+
+    from .dse.cli import register as register_dse        # sweep, pareto, report
+    from .pruning.cli import register as register_prune  # prune
+    register_prune(sub)
+    register_dse(sub)
     return parser
 
 
