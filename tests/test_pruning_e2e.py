@@ -3,7 +3,6 @@ writes a checkpoint that `neurosim run` simulates; retraining keeps the budget."
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -16,7 +15,6 @@ from neurosim.cost import analytic
 from neurosim.frontend import SpikingEncoder, from_torch
 from neurosim.frontend.checkpoint import load_encoder
 from neurosim.pruning import budget, pipeline
-from neurosim.pruning.cli import register
 from neurosim.pruning.retrain import RetrainConfig, retrain
 from neurosim.pruning.select import apply_masks
 from neurosim.sim import simulate
@@ -86,10 +84,7 @@ def test_masked_units_cost_no_acs_in_closed_form_simulator_and_engine():
 
 
 def _prune_cli(argv):
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    register(sub)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)  # `prune` is registered by neurosim.cli
     args.func(args)
 
 
