@@ -10,13 +10,19 @@ t) from cost.analytic, as numbers and as a torch expression), `activity`
 (`neurosim prune`).
 """
 
-from .budget import UnitCosts, m_torch, masked_m, unit_costs
-from .fisher import VARIANTS, importance, mask_gradients
-from .pipeline import PruneOptions, prune
-from .retrain import RetrainConfig, retrain
-from .select import greedy_swap, pruned_importance, select_and_refine, select_masks
-from .temporal import allocate_timesteps, pca_components, temporal_prune
+import importlib
 
-__all__ = ["PruneOptions", "RetrainConfig", "UnitCosts", "VARIANTS", "allocate_timesteps", "greedy_swap",
-           "importance", "m_torch", "mask_gradients", "masked_m", "pca_components", "prune", "pruned_importance",
-           "retrain", "select_and_refine", "select_masks", "temporal_prune", "unit_costs"]
+# Imported on first use, so that `neurosim.pruning.cli` (and the `neurosim` command) does not load torch.
+_EXPORTS = {"UnitCosts": "budget", "m_torch": "budget", "masked_m": "budget", "unit_costs": "budget",
+            "VARIANTS": "constants", "importance": "fisher", "mask_gradients": "fisher",
+            "PruneOptions": "pipeline", "prune": "pipeline", "RetrainConfig": "retrain", "retrain": "retrain",
+            "greedy_swap": "select", "pruned_importance": "select", "select_and_refine": "select",
+            "select_masks": "select", "allocate_timesteps": "temporal", "pca_components": "temporal",
+            "temporal_prune": "temporal"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'neurosim.pruning' has no attribute {name!r}")

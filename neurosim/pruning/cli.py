@@ -21,8 +21,7 @@ def _fraction(text: str) -> float:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `prune` subcommand to the `neurosim` parser's subparsers."""
-    from .fisher import VARIANTS
-    from .temporal import DEFAULT_B, DEFAULT_VARIANCE, PCA_DATA
+    from .constants import DEFAULT_B, DEFAULT_VARIANCE, PCA_DATA, VARIANTS
 
     p = subparsers.add_parser(
         "prune", help="spatio-temporal pruning of a SpikingEncoder checkpoint (the seed paper's framework)",

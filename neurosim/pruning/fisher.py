@@ -22,12 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .activity import SpikeStats
-
-# variant -> (weigh heads by attention ASR, weigh neurons by neuron ASR)
-VARIANTS = {"fim": (False, False), "fim_asr_neuron": (False, True), "fim_asr_attn": (True, False),
-            "fim_asr": (True, True)}
-VARIANT_LABELS = {"fim": "FIM", "fim_asr_neuron": "FIM + ASR (neurons)", "fim_asr_attn": "FIM + ASR (attention)",
-                  "fim_asr": "FIM + ASR (both)"}
+from .constants import VARIANT_LABELS, VARIANTS  # noqa: F401  (re-exported)
 
 
 @dataclass

@@ -34,9 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activity import SpikeStats, spike_stats
-
-DEFAULT_VARIANCE = 0.99999
-DEFAULT_B = 1.02
+from .constants import DEFAULT_B, DEFAULT_VARIANCE, PCA_DATA
 
 
 def pca_components(x: np.ndarray, variance: float = DEFAULT_VARIANCE) -> int:
@@ -77,9 +75,6 @@ class TemporalResult:
     variance: float
     data: str
     explained: list[list[float]]  # per layer: cumulative explained variance ratio, for plots
-
-
-PCA_DATA = ("running", "step", "samples")
 
 
 def layer_sequence(stats: SpikeStats, block: int, data: str = "running") -> np.ndarray:
