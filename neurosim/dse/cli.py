@@ -121,16 +121,10 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m neurosim.dse.cli`) with just these three commands."""
-    parser = argparse.ArgumentParser(prog="neurosim")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except NeurosimError as exc:
-        print(f"neurosim: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """`python -m neurosim.dse.cli ...`: the `neurosim` command line (which registers these commands)."""
+    from ..cli import main as neurosim_main
+
+    return neurosim_main(argv)
 
 
 if __name__ == "__main__":
