@@ -14,13 +14,12 @@ and how far the two are apart. Writes benchmarks/results/simulator.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine_line  # benchmarks/machine.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "simulator.md"
@@ -29,31 +28,7 @@ ARCHS = ("spatial-45nm-large", "edge-45nm", "loihi")
 
 
 def machine() -> str:
-    import numpy
-    import pandas
-    import simpy
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
-        mem = f"{int(mem.split()[1]) / 2**20:.1f} GiB"
-    except (OSError, StopIteration):
-        mem = "unknown"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = "unknown"
-    return (f"{cpu}, {os.cpu_count()} CPUs, {mem} RAM; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, simpy {simpy.__version__}, numpy {numpy.__version__}, "
-            f"pandas {pandas.__version__}; neurosim at commit {commit}")
+    return machine_line(("simpy", "numpy", "pandas"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,11 +27,12 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine_info as describe_machine  # benchmarks/machine.py
 
 import numpy as np
 
@@ -158,18 +159,7 @@ def worker(args) -> dict:
 
 # -- the driver -----------------------------------------------------------------------
 def machine_info() -> dict:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numba
-    import torch
-    return dict(cpu=model, cores=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-                numba=numba.__version__, torch=torch.__version__, system=f"{platform.system()} {platform.release()}")
+    return describe_machine(("numpy", "numba", "torch"))
 
 
 def _mib(b) -> str:

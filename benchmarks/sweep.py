@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_line  # benchmarks/machine.py (scripts run from this folder)
 
 import yaml
 
@@ -55,27 +55,7 @@ CASES = {
 
 
 def machine() -> str:
-    import dask
-    import distributed
-    import numpy
-    import pandas
-
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
-        mem = f"{int(mem.split()[1]) / 2**20:.1f} GiB"
-    except (OSError, StopIteration):
-        mem = "unknown"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    return (f"{cpu}, {os.cpu_count()} CPUs, {mem} RAM; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, numpy {numpy.__version__}, pandas {pandas.__version__}, "
-            f"dask {dask.__version__}, distributed {distributed.__version__}; neurosim at commit {commit}")
+    return machine_line(("numpy", "pandas", "dask", "distributed"))
 
 
 def _spin(_=None) -> float:
