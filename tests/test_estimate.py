@@ -106,3 +106,33 @@ def test_weights_streamed_when_they_do_not_fit(edge):
     # 28.3 M fp32 weights = 113,246,208 B do not fit in 1 MiB of core SRAM: every layer streams
     assert r.memory_bytes["weights"] == 4 * (4 * 768 * 768 + 2 * 768 * 3072) * 4
     assert r.dram_traffic_bytes >= r.memory_bytes["weights"]
+
+
+def test_pruned_heads_and_neurons_are_not_stored(edge):
+    """Structured pruning compiles masked rows and columns away: memory counts only live weights."""
+    import numpy as np
+
+    from neurosim import load_model
+    from neurosim.sim import simulate
+
+    net = load_model("spikingbert-4l")
+    dense = estimate(net, edge, mapping="sequential", carry="rates").memory_bytes["weights"]
+    att = next(l for l in net.layers if l.kind == "attention" and l.block == 1)
+    att.head_mask = np.ones(12, bool)
+    att.head_mask[[0, 5]] = False
+    inter = next(l for l in net.layers if l.role == "intermediate" and l.block == 2)
+    inter.neuron_mask = np.ones(3072, bool)
+    inter.neuron_mask[:1000] = False
+    pruned = estimate(net, edge, mapping="sequential", carry="rates").memory_bytes["weights"]
+    # a head: its 64 columns of Q, K and V, and its 64 input rows of attn_out (768 wide), fp32;
+    # a neuron: its row of 768 in the intermediate layer and its column of 768 in the output layer
+    assert dense - pruned == 2 * 4 * 64 * 768 * 4 + 1000 * 2 * 768 * 4
+
+    tiny = Network("two", [Layer("a", "linear", 4, 3, timesteps=2, weight_bits=8, rate=0.5,
+                                 neuron_mask=np.array([True, False, True])),
+                           Layer("b", "linear", 3, 2, timesteps=2, weight_bits=8, rate=0.5, inputs=["a"])],
+                   input_size=4, input_rate=0.5)
+    for mapping in ("spatial", "sequential"):
+        # live weights: a keeps 2 rows of 4, b keeps 2 columns of its 2 rows -> 8 + 4 bytes at 8 bits
+        assert estimate(tiny, edge, mapping=mapping).memory_bytes["weights"] == 12
+        assert simulate(tiny, edge, mapping=mapping).memory_bytes["weights"] == 12

@@ -12,6 +12,7 @@ import torch
 import neurosim
 from neurosim.cli import build_parser, main
 from neurosim.cost import analytic
+from neurosim.errors import NeurosimError
 from neurosim.frontend import SpikingEncoder, from_torch
 from neurosim.frontend.checkpoint import load_encoder
 from neurosim.pruning import budget, pipeline
@@ -97,7 +98,10 @@ def test_prune_cli_writes_a_checkpoint_that_neurosim_run_simulates(tmp_path, cap
                 "state_dict": model.state_dict(), "vocab": ["<pad>", "<unk>"] + [f"w{i}" for i in range(VOCAB - 2)],
                 "sample_tokens": toks, "sample_labels": torch.arange(24) % 2}, src)
     out = tmp_path / "pruned"
-    _prune_cli(["prune", str(src), "--spatial", "--temporal", "--budget", "0.5", "--data", "sample",
+    # retraining after each stage is the default, and sample data has no training set
+    with pytest.raises(NeurosimError, match="give --retrain 0"):
+        _prune_cli(["prune", str(src), "--spatial", "--data", "sample", "--out", str(out)])
+    _prune_cli(["prune", str(src), "--spatial", "--temporal", "--budget", "0.5", "--data", "sample", "--retrain", "0",
                 "--variance", "0.999", "--out", str(out), "--json"])
     record = json.loads(capsys.readouterr().out)
     pruned, ckpt = load_encoder(tmp_path / "pruned.pt")

@@ -166,6 +166,19 @@ def live_synapses(net: Network, layer: Layer, out_live: int) -> float:
     return live_channels * c.in_channels * taps * live_in / layer.in_features
 
 
+def stored_weights(net: Network, layer: Layer) -> float:
+    """Weights the hardware holds: structured pruning compiles away the rows of masked (or unused)
+    outputs and the columns of masked inputs, so only live-input x live-output weights are stored."""
+    if layer.kind == "attention":
+        return 0.0
+    live_in, out_live = live_inputs(net, layer), int(needed_outputs(net, layer).sum())
+    if layer.kind != "conv2d":
+        return float(live_in * out_live)
+    c = layer.conv
+    live_channels = out_live // (c.out_height * c.out_width)
+    return live_channels * c.in_channels * c.kernel * c.kernel * live_in / layer.in_features
+
+
 def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
     """Op counts of one layer over its whole run (all tokens, all its timesteps)."""
     n, t = layer.seq_len, layer.timesteps

@@ -10,6 +10,9 @@ first-order choice a designer can read here:
   the AC datapath, MACs and element ops on the MAC datapath), its DRAM
   transfers, its global-buffer transfers and its on-chip network traffic
   ("whichever bounds"); no overlap between layers in the sequential mapping.
+* Pruning is structured: a masked head or neuron's weight rows, and the
+  columns fed by masked inputs, are compiled away, so only live-input x
+  live-output weights are stored, streamed and counted as memory.
 * Spatial: every layer runs the network's largest T; each layer gets the cores
   its weights, membranes and a double-buffered spike step need, spare cores
   are shared in proportion to work; layers form a pipeline over timesteps:
@@ -37,7 +40,7 @@ from ..arch import ArchConfig
 from ..errors import NeurosimError
 from ..ir import Layer, Network
 from ..report import Report
-from .analytic import needed_outputs, structural_counts
+from .analytic import needed_outputs, stored_weights, structural_counts
 from .energy import EventCounts, energy_breakdown_pj
 
 
@@ -60,8 +63,8 @@ def _state_bytes(net: Network, layer: Layer, arch: ArchConfig) -> float:
     return layer.seq_len * _live(net, layer) * bits / 8
 
 
-def _weight_bytes(layer: Layer) -> float:
-    return layer.n_weights() * layer.weight_bits / 8
+def _weight_bytes(net: Network, layer: Layer) -> float:
+    return stored_weights(net, layer) * layer.weight_bits / 8
 
 
 def _step_bits(net: Network, layer: Layer, arch: ArchConfig) -> float:
@@ -141,7 +144,7 @@ def spatial_cores(net: Network, counts: pd.DataFrame, arch: ArchConfig) -> tuple
     output step need; spare cores are shared in proportion to compute work.
     """
     sram = arch.cores.sram_bytes
-    need_bytes = np.array([_weight_bytes(l) + _state_bytes(net, l, arch) + 2 * _step_bits(net, l, arch) / 8
+    need_bytes = np.array([_weight_bytes(net, l) + _state_bytes(net, l, arch) + 2 * _step_bits(net, l, arch) / 8
                            for l in net.layers])
     min_cores = np.maximum(1, np.ceil(need_bytes / sram)).astype(int)
     if min_cores.sum() > arch.cores.count:
@@ -170,7 +173,7 @@ def sequential_weights(net: Network, arch: ArchConfig) -> tuple[np.ndarray, np.n
     otherwise layers are pinned in order into half of the SRAM.
     """
     capacity = arch.total_core_sram
-    weights = np.array([_weight_bytes(l) for l in net.layers])
+    weights = np.array([_weight_bytes(net, l) for l in net.layers])
     states = np.array([_state_bytes(net, l, arch) for l in net.layers])
     if weights.sum() + states.max() <= capacity:
         pinned = np.ones(len(weights), bool)
@@ -232,7 +235,7 @@ def estimate_spatial(net: Network, arch: ArchConfig) -> Report:
              f"{arch.cores.count} cores used"]
     if noc_cycles > compute_cycles:
         notes.append("latency bound by the on-chip network")
-    weights = sum(_weight_bytes(l) for l in net.layers)
+    weights = sum(_weight_bytes(net, l) for l in net.layers)
     membrane = sum(_state_bytes(net, l, arch) for l in net.layers)
     spikes = sum(2 * _step_bits(net, l, arch) / 8 for l in net.layers)
     memory = dict(weights=weights, membrane=membrane, spike_buffers=spikes, peak_on_chip=weights + membrane + spikes)

@@ -55,7 +55,7 @@ class NetPlan:
         self.count_bits = np.array([math.ceil(math.log2(l.timesteps * l.neuron.levels + 1)) if l.spiking else 0
                                     for l in layers], dtype=float)
         self.weight_bits = [l.weight_bits for l in layers]
-        self.weights = np.array([_weight_bytes(l) for l in layers], dtype=float)
+        self.weights = np.array([_weight_bytes(net, l) for l in layers], dtype=float)
         self.depth = _depth(net)
         index = {l.name: i for i, l in enumerate(layers)}
         self.consumers = [[index[c.name] for c in net.consumers(l.name)] for l in layers]

