@@ -19,13 +19,7 @@ from neurosim.frontend import GIF, LIF, SpikingEncoder, from_torch, rate
 VOCAB, HIDDEN, HEADS, INTER, LAYERS, SEQ, CLASSES = 50, 16, 2, 32, 2, 8, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread is faster, and immune to a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_encoder(timesteps=16, **kw) -> SpikingEncoder:

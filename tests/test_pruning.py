@@ -17,12 +17,7 @@ from neurosim.pruning.retrain import RelaxedMasks
 VOCAB, HIDDEN, HEADS, INTER, LAYERS, SEQ, CLASSES = 40, 16, 2, 24, 2, 6, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(timesteps=(8, 4)) -> SpikingEncoder:

@@ -25,12 +25,7 @@ VOCAB, HIDDEN, HEADS, INTER, LAYERS, SEQ = 40, 16, 2, 24, 2, 6
 ARCH = "spatial-45nm-large"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(timesteps=(8, 8)) -> SpikingEncoder:
