@@ -2,16 +2,20 @@
 
     python analysis/pruning_table.py              # everything (~15 min on 2 shared CPU cores)
     python analysis/pruning_table.py --reuse      # redraw the table and figure from pruning_table.json
+    python analysis/pruning_table.py --model M.pt --device cuda --out analysis/pruning_table_gpu   # another model
 
-Model: models/spiking-sentiment-2l.pt (2 layers, hidden 128, 4 heads,
-intermediate 256, T = 32), task: movie-review sentence polarity (its own
-train / validation / test split). Writes next to this script:
+The reading against the paper is written by hand in OUT.findings.md (next to
+the table) and appended to OUT.md, so a rerun rewrites the numbers, not the prose.
 
-* pruning_table.json: every number (and the pruning records), rows in order;
-* pruning_table.md: the tables (main budget 0.6, a tight budget, the PCA
-  readings), with the run's settings and timings;
-* pruning_table.png: accuracy vs normalized #C, energy and latency from the
-  simulator on both mappings, and a budget sweep of the four score variants.
+Model (default): models/spiking-sentiment-2l.pt (2 layers, hidden 128, 4
+heads, intermediate 256, T = 32), task: movie-review sentence polarity (its
+own train / validation / test split). Writes (OUT = analysis/pruning_table):
+
+* OUT.json: every number (and the pruning records), rows in order;
+* OUT.md: the tables (main budget 0.6, a tight budget, the PCA readings), with
+  the run's settings and timings;
+* OUT.png: accuracy vs normalized #C, energy and latency from the simulator on
+  both mappings, and a budget sweep of the four score variants.
 
 Rows: baseline; post-training spatial pruning with the four scores (FIM, FIM
 x neuron ASR, FIM x attention ASR, FIM x both) under M(h, n) <= budget x M(1,
@@ -39,7 +43,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODEL = REPO / "models" / "spiking-sentiment-2l.pt"
 ARCH = "spatial-45nm-large"
-OUT_JSON, OUT_MD, OUT_PNG = HERE / "pruning_table.json", HERE / "pruning_table.md", HERE / "pruning_table.png"
+
+
+def outputs(prefix: Path) -> tuple[Path, Path, Path, Path]:
+    """The .json, .md, .png an run writes and the hand-written .findings.md it appends."""
+    return tuple(prefix.with_name(prefix.name + ext) for ext in (".json", ".md", ".png", ".findings.md"))
 
 
 def measure(name: str, model, rec: dict | None, ctx: dict) -> dict:
@@ -102,7 +110,8 @@ def run(args) -> dict:
 
     torch.set_num_threads(args.threads)
     start = time.time()
-    base, ckpt = load_encoder(MODEL)
+    base, ckpt = load_encoder(args.model)
+    base = base.to(args.device)
     splits = task_splits(ckpt["vocab"], base.seq_len)
     calib = subset(splits["train"], args.calibration, seed=0)
     t_conv = max(base.timesteps)
@@ -114,12 +123,15 @@ def run(args) -> dict:
     epochs = args.epochs
     settings = dict(calibration=len(calib[0]), rate_sentences=args.rate_sentences, budget=args.budget,
                     tight_budget=args.tight_budget, retrain_epochs_per_stage=epochs, retrain=vars(retrain_cfg).copy(),
-                    t_conv=t_conv, threads=args.threads, arch=ARCH)
+                    t_conv=t_conv, threads=args.threads, arch=ARCH, model=args.model.name,
+                    config={k: ckpt["config"][k] for k in ("layers", "hidden", "heads", "intermediate", "seq_len")},
+                    machine=(torch.cuda.get_device_name() if args.device == "cuda" else
+                             f"{args.threads} CPU threads of a shared 2-core machine"))
     quiet = (lambda s: None)
     rows, tight_rows = [], []
 
     print("baseline", flush=True)
-    rows.append(measure("baseline (unpruned, T = 32)", base, None, ctx))
+    rows.append(measure(f"baseline (unpruned, T = {t_conv})", base, None, ctx))
 
     print(f"spatial, budget {args.budget}", flush=True)
     from neurosim.pruning.fisher import VARIANT_LABELS
@@ -226,16 +238,21 @@ def table(rows: list[dict], base: dict) -> list[str]:
     return lines
 
 
-def write_markdown(res: dict) -> None:
+def write_markdown(res: dict, md: Path, findings: Path) -> None:
     s = res["settings"]
     rows, tight = res["rows"], res["tight_rows"]
     base = rows[0]
-    lines = ["# Spatio-temporal pruning of the shipped model (shape of the seed paper's Tables II and III)", "",
-             "Written by `python analysis/pruning_table.py` "
-             f"({s['seconds'] / 60:.1f} min on {s['threads']} CPU threads of a shared 2-core machine, "
-             f"torch {res['torch']}). Model `models/spiking-sentiment-2l.pt` (2 layers, hidden 128, 4 heads, "
-             f"intermediate 256, T = {s['t_conv']}); task: movie-review sentence polarity, test set of 1,058 "
-             f"sentences; calibration: {s['calibration']} training sentences; simulator: `{s['arch']}`.", "",
+    # runs before the model and machine were recorded were of the shipped model on the 2-core machine
+    model = s.get("model", MODEL.name)
+    c = s.get("config", dict(layers=2, hidden=128, heads=4, intermediate=256))
+    machine = s.get("machine", f"{s['threads']} CPU threads of a shared 2-core machine")
+    shipped = "the shipped model" if model == MODEL.name else f"`{model}`"
+    lines = [f"# Spatio-temporal pruning of {shipped} (shape of the seed paper's Tables II and III)", "",
+             f"Written by `python analysis/pruning_table.py` ({s['seconds'] / 60:.1f} min on {machine}, "
+             f"torch {res['torch']}). Model `{model}` ({c['layers']} layers, hidden {c['hidden']}, {c['heads']} "
+             f"heads, intermediate {c['intermediate']}, T = {s['t_conv']}); task: movie-review sentence polarity, "
+             f"test set of 1,058 sentences; calibration: {s['calibration']} training sentences; simulator: "
+             f"`{s['arch']}`.", "",
              "Columns: test accuracy in `stochastic` mode (each layer runs its own t^l from Bernoulli inputs at the "
              "carried rates, seed 1: the sequential dataflow the paper evaluates) and in `rate` mode (the "
              "equilibrium model); **ACs %**: structural ACs at the spiking rates measured on "
@@ -265,58 +282,13 @@ def write_markdown(res: dict) -> None:
               "| T_conv | data | variance | c^l | t^l |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {p['t_conv']} | {p['data']} | {p['variance']} | {p['components']} | {p['timesteps']} |"
               for p in res["pca"]]
-    OUT_MD.write_text("\n".join(lines) + "\n" + FINDINGS)
+    prose = "\n" + findings.read_text() if findings.is_file() else ""
+    md.write_text("\n".join(lines) + "\n" + prose)
 
 
-FINDINGS = """
-## Reading it against the paper (this run's numbers; rerunning rewrites the tables above, not this text)
-
-* **Post-training spatial pruning loses nothing at the paper's budget.** At M <= 0.6 x M(1, 1, T) every
-  score keeps all 8 heads and about 60 + 16 of the 512 intermediate neurons, and test accuracy stays at
-  73.35 % (baseline 73.44 %). The shipped model's intermediate neurons fire rarely (mean ASR 0.04 and 0.009)
-  and the residual path carries the embedding past both blocks: in the sweep, block 1 can lose every head
-  and every neuron at 72 %. The paper prunes a pretrained SpikingBERT on GLUE, where 0.6 costs accuracy.
-* **ASR weighting makes no difference here.** The paper finds FIM x ASR better than FIM alone; on this model
-  the four scores pick the same or almost the same masks at every budget (at most one neuron per layer moves;
-  at 0.4 the attention-ASR variants are 0.6 points worse, at 0.1 the neuron-ASR ones 0.1 points better in
-  stochastic mode). The Fisher scores of block 0's heads are 10 to 500 times block 1's, so the ranking is
-  settled before ASR enters. We cannot confirm the paper's trend; we do not contradict it on a model where
-  scores matter.
-* **The greedy swaps matter where pruning hurts**: at 0.1, the block-diagonal swaps (Kwon et al.'s mask
-  rearrangement) take the FIM x ASR masks from 64.08 % to 69.94 %.
-* **Retraining recovers, and its AC penalty keeps pruning.** At 0.1, retraining (1 epoch with the penalty, 1
-  without) goes from 69.94 % to 71.83 %. At 0.6 the relaxed masks under lambda = 1 switch off 5 of the 8 heads
-  (all of block 1): #C falls from 0.60 to 0.27 for 0.6 points of accuracy (73.35 % -> 72.78 %). The penalty is
-  not a hinge at the budget, so retraining goes below it (the paper's retraining rows also lower #C). This is
-  two epochs of retraining, not the paper's schedule. The first version of this table (commit 6a242e4, same
-  settings) had 75.05 % for this row and 73.44 % for the two-stage row; the present code reproduces its own
-  numbers exactly (`neurosim prune` with its defaults logs the same epochs as rows 5 and 8), but not those, so
-  read the retraining rows as uncertain by about 2 points.
-* **Temporal pruning is mild on a 2-layer, T = 32 model.** Our reading of the PCA (running ASR per neuron
-  and step, 0.99999 of the variance) gives c^l = (13, 7) and t^l = (32, 29): mean latency 30.5 steps, #C
-  0.953, no accuracy loss; at T_conv = 85 the same reading gives (85, 73). The paper reports larger cuts on
-  deeper models at T = 85. The other two readings of "PCA over the per-timestep ASR" give no pruning at
-  0.99999 (table above), so the allocation depends on an interpretation the paper leaves open.
-* **Two-stage is not the best full-precision row here.** spatial -> retrain -> temporal -> retrain reaches
-  72.40 % at #C 0.267 and 30.0 mean steps; spatial pruning with retraining alone is 0.4 points better at #C
-  0.268 and 32 steps. The temporal stage buys 6 % fewer timesteps for 0.4 points; the paper found the
-  two-stage order best (Table IV).
-* **1-bit weights with distillation are the most accurate pruned row** (74.86 %, above the unpruned 73.44 %,
-  at #C 0.27 and 29.0 mean steps) after two epochs per stage in rate mode. We have not separated the
-  effect of distillation from that of the 1-bit constraint (both act as regularisers on a small task).
-* **Hardware, beyond the paper.** ACs are not energy: at 0.6 the post-training rows cut ACs by 45 % but energy
-  by only 10 % (spatial mapping) and 13 % (sequential), because SRAM traffic dominates and block 0's Q/K/V
-  projections are real-valued MACs on the embedding that neuron masks do not touch; pruning heads (the
-  retrained rows) cuts energy by 58 % / 54 % and latency by 60 % / 46 %. Temporal pruning helps only the
-  sequential mapping (3.50 -> 3.38 mJ, 34.0 -> 33.0 us): in the spatial pipeline every layer runs the
-  largest t^l. Memory follows the masks because pruning is structured (masked rows and columns are not
-  stored): peak on-chip memory falls from 1.32 to 0.84 MiB (spatial) and 1.06 to 0.63 MiB (sequential) with
-  neuron masks alone, to 0.41 / 0.31 MiB once block 1's heads go, and to 0.16 / 0.05 MiB with 1-bit weights;
-  the 1-bit row's energy (1.26 mJ spatial, 444 uJ sequential) is 22 % and 13 % of the baseline's.
-"""
 
 
-def figure(res: dict) -> None:
+def figure(res: dict, png: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -361,7 +333,7 @@ def figure(res: dict) -> None:
     ax.set_title("post-training budget sweep, four scores (no retraining)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT_PNG, dpi=110)
+    fig.savefig(png, dpi=110)
 
 
 def main() -> None:
@@ -375,20 +347,23 @@ def main() -> None:
     parser.add_argument("--sweep", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8])
     parser.add_argument("--skip-binary", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", type=Path, default=MODEL, help="a SpikingEncoder checkpoint trained on the task")
+    parser.add_argument("--device", default="cpu", help="where torch runs: cpu (default) or cuda")
+    parser.add_argument("--out", type=Path, default=HERE / "pruning_table", help="OUT: path prefix of what is written")
     parser.add_argument("--smoke", action="store_true", help="tiny data, two batches per epoch; writes to /tmp")
     args = parser.parse_args()
     if args.smoke:
-        global OUT_JSON, OUT_MD, OUT_PNG
-        OUT_JSON, OUT_MD, OUT_PNG = (Path("/tmp") / p.name for p in (OUT_JSON, OUT_MD, OUT_PNG))
+        args.out = Path("/tmp") / args.out.name
         args.sweep = args.sweep[:2]
+    out_json, out_md, out_png, findings = outputs(args.out)
     if args.reuse:
-        res = json.loads(OUT_JSON.read_text())
+        res = json.loads(out_json.read_text())
     else:
         res = run(args)
-        OUT_JSON.write_text(json.dumps(res, indent=1) + "\n")
-    write_markdown(res)
-    figure(res)
-    print(f"wrote {OUT_MD.name}, {OUT_PNG.name}" + ("" if args.reuse else f", {OUT_JSON.name}"))
+        out_json.write_text(json.dumps(res, indent=1) + "\n")
+    write_markdown(res, out_md, findings)
+    figure(res, out_png)
+    print(f"wrote {out_md}, {out_png}" + ("" if args.reuse else f", {out_json}"))
 
 
 if __name__ == "__main__":

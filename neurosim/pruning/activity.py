@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..frontend.encoder import ROLES
+from .budget import device_of
 
 
 @dataclass
@@ -62,14 +63,15 @@ def spike_stats(model, tokens: torch.Tensor, timesteps: int | None = None, batch
     asr_sum: dict[str, torch.Tensor] = {}
     neuron_sum: dict[str, torch.Tensor] = {}
     steps_out: dict[str, list[torch.Tensor]] = {}
+    dev = device_of(model)
     try:
         for i in range(0, len(tokens), batch):
-            x = tokens[i:i + batch]
+            x = tokens[i:i + batch].to(dev)
             model(x, mode="spike")
             for name, a in model.last_asr.items():
-                asr_sum[name] = asr_sum.get(name, 0) + a.double() * len(x)
+                asr_sum[name] = asr_sum.get(name, 0) + a.double().cpu() * len(x)
             for name, s in model.step_asr.items():  # (batch, steps, neurons)
-                s = s.double()
+                s = s.double().cpu()
                 steps_out.setdefault(name, []).append(s.mean(dim=2))
                 neuron_sum[name] = neuron_sum.get(name, 0) + s.sum(dim=0)
     finally:

@@ -62,11 +62,16 @@ def masked_m(costs: UnitCosts, head_keep: np.ndarray, neuron_keep: np.ndarray) -
 
 def m_torch(costs: UnitCosts, head_gates: list[torch.Tensor], neuron_gates: list[torch.Tensor]) -> torch.Tensor:
     """The same sum over real-valued gates (float64, differentiable): sum_b cost_h[b] sum h_b + cost_n[b] sum n_b."""
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=torch.float64, device=head_gates[0].device)
     for b in range(costs.blocks):
         total = total + float(costs.head[b]) * head_gates[b].double().sum()
         total = total + float(costs.neuron[b]) * neuron_gates[b].double().sum()
     return total
+
+
+def device_of(model) -> torch.device:
+    """Where the model's weights live; the pruning loops move each batch there (CPU or a GPU)."""
+    return model.embed.weight.device
 
 
 def structure(model) -> Network:

@@ -12,8 +12,9 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, mode: str = "stochastic", 
     was = model.training
     model.eval()
     correct = 0
+    dev = model.embed.weight.device
     for i in range(0, len(x), batch):
-        logits = model(x[i:i + batch], mode=mode, seed=seed + i)
-        correct += int((logits.argmax(1) == y[i:i + batch]).sum())
+        logits = model(x[i:i + batch].to(dev), mode=mode, seed=seed + i)
+        correct += int((logits.argmax(1) == y[i:i + batch].to(dev)).sum())
     model.train(was)
     return correct / max(1, len(x))

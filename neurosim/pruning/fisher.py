@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .activity import SpikeStats
+from .budget import device_of
 from .constants import VARIANT_LABELS, VARIANTS  # noqa: F401  (re-exported)
 
 
@@ -48,18 +49,19 @@ def mask_gradients(model, tokens: torch.Tensor, labels: torch.Tensor, batch: int
     was_training = model.training
     model.eval()
     heads, neurons = [], []
+    dev = device_of(model)
     try:
         for i in range(0, len(tokens), batch):
-            x, y = tokens[i:i + batch], labels[i:i + batch]
+            x, y = tokens[i:i + batch].to(dev), labels[i:i + batch].to(dev)
             gates = []
             for blk in model.blocks:
-                blk.head_gate = torch.ones(len(x), blk.heads, requires_grad=True)
-                blk.neuron_gate = torch.ones(len(x), blk.neuron_mask.numel(), requires_grad=True)
+                blk.head_gate = torch.ones(len(x), blk.heads, requires_grad=True, device=dev)
+                blk.neuron_gate = torch.ones(len(x), blk.neuron_mask.numel(), requires_grad=True, device=dev)
                 gates += [blk.head_gate, blk.neuron_gate]
             loss = F.cross_entropy(model(x, mode=mode, seed=seed + i), y, reduction="sum")
             grads = torch.autograd.grad(loss, gates)
-            heads.append(torch.stack(grads[0::2], dim=1).double())
-            neurons.append(torch.stack(grads[1::2], dim=1).double())
+            heads.append(torch.stack(grads[0::2], dim=1).double().cpu())
+            neurons.append(torch.stack(grads[1::2], dim=1).double().cpu())
     finally:
         for blk in model.blocks:
             blk.head_gate = blk.neuron_gate = None

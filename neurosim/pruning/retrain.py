@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..frontend.encoder import SpikingEncoder
-from .budget import UnitCosts, m_torch, masked_m, model_masks, structure, unit_costs
+from .budget import UnitCosts, device_of, m_torch, masked_m, model_masks, structure, unit_costs
 from .constants import DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS
 from .select import apply_masks, select_masks
 
@@ -86,13 +86,14 @@ def clone_encoder(model: SpikingEncoder, **overrides) -> SpikingEncoder:
     new = SpikingEncoder(**encoder_config(model, **overrides))
     new.load_state_dict(model.state_dict())
     new.timesteps = list(model.timesteps)
-    return new
+    return new.to(device_of(model))
 
 
 def _accuracy(model, x, y, batch=512) -> float:
     model.eval()
+    dev = device_of(model)
     with torch.no_grad():
-        correct = sum(int((model(x[i:i + batch], mode="rate").argmax(1) == y[i:i + batch]).sum())
+        correct = sum(int((model(x[i:i + batch].to(dev), mode="rate").argmax(1) == y[i:i + batch].to(dev)).sum())
                       for i in range(0, len(x), batch))
     return correct / max(1, len(x))
 
@@ -105,9 +106,11 @@ def activity_norm(model: SpikingEncoder) -> torch.Tensor:
 class RelaxedMasks:
     """Mask logits alpha per head and intermediate neuron; gate = H(alpha) forward, sigmoid(alpha) backward."""
 
-    def __init__(self, keep_h: np.ndarray, keep_n: np.ndarray, init: float):
-        self.h = [nn.Parameter(torch.where(torch.as_tensor(k), init, -init).float()) for k in keep_h]
-        self.n = [nn.Parameter(torch.where(torch.as_tensor(k), init, -init).float()) for k in keep_n]
+    def __init__(self, keep_h: np.ndarray, keep_n: np.ndarray, init: float, device: torch.device | str = "cpu"):
+        logit = lambda k: nn.Parameter(torch.where(torch.as_tensor(k), init, -init).float().to(device))  # noqa: E731
+        self.h = [logit(k) for k in keep_h]
+        self.n = [logit(k) for k in keep_n]
+        self.device = device
 
     def parameters(self) -> list[nn.Parameter]:
         return self.h + self.n
@@ -121,19 +124,19 @@ class RelaxedMasks:
         return [self._ste(a) for a in self.h], [self._ste(a) for a in self.n]
 
     def hard(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.stack([a.detach().numpy() >= 0 for a in self.h]),
-                np.stack([a.detach().numpy() >= 0 for a in self.n]))
+        return (np.stack([a.detach().cpu().numpy() >= 0 for a in self.h]),
+                np.stack([a.detach().cpu().numpy() >= 0 for a in self.n]))
 
     def soft(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.stack([torch.sigmoid(a.detach()).numpy() for a in self.h]),
-                np.stack([torch.sigmoid(a.detach()).numpy() for a in self.n]))
+        return (np.stack([torch.sigmoid(a.detach()).cpu().numpy() for a in self.h]),
+                np.stack([torch.sigmoid(a.detach()).cpu().numpy() for a in self.n]))
 
     def install(self, net: SpikingEncoder, gates=None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Put gates on the blocks (the buffers hold ones while masks train); the hard ones if `gates` is 'hard'."""
         if gates == "hard":
             hk, nk = self.hard()
-            gates = ([torch.as_tensor(k, dtype=torch.float32) for k in hk],
-                     [torch.as_tensor(k, dtype=torch.float32) for k in nk])
+            gates = ([torch.as_tensor(k, dtype=torch.float32, device=self.device) for k in hk],
+                     [torch.as_tensor(k, dtype=torch.float32, device=self.device) for k in nk])
         gh, gn = gates if gates is not None else self.gates()
         for blk, a, b in zip(net.blocks, gh, gn):
             blk.head_gate, blk.neuron_gate = a, b
@@ -177,7 +180,7 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
     rlog = RetrainLog(asdict(cfg))
     masks = None
     if cfg.train_masks and cfg.penalty_epochs > 0:
-        masks = RelaxedMasks(*model_masks(net), cfg.mask_init)
+        masks = RelaxedMasks(*model_masks(net), cfg.mask_init, device_of(net))
         for blk in net.blocks:
             blk.head_mask.fill_(1.0)
             blk.neuron_mask.fill_(1.0)
@@ -187,6 +190,7 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
         teacher.eval()
     gen = torch.Generator().manual_seed(cfg.seed)
     x_tr, y_tr = train
+    dev = device_of(net)
     best_val, best_state = -1.0, None
     net.keep_rates = True
     try:
@@ -200,13 +204,13 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
                 if cfg.max_batches is not None and batches >= cfg.max_batches:
                     break
                 idx = order[i:i + cfg.batch]
-                x, y = x_tr[idx], y_tr[idx]
+                x, y = x_tr[idx].to(dev), y_tr[idx].to(dev)
                 if relaxed:
                     gh, gn = masks.install(net)
                 else:
                     hk, nk = model_masks(net)
-                    gh = [torch.as_tensor(k, dtype=torch.float32) for k in hk]
-                    gn = [torch.as_tensor(k, dtype=torch.float32) for k in nk]
+                    gh = [torch.as_tensor(k, dtype=torch.float32, device=dev) for k in hk]
+                    gn = [torch.as_tensor(k, dtype=torch.float32, device=dev) for k in nk]
                 logits = net(x, mode="rate")
                 ce = F.cross_entropy(logits, y)
                 loss = ce
