@@ -264,8 +264,8 @@ def write_markdown(res: dict, md: Path, findings: Path) -> None:
              f"## Budget M(h, n) <= {s['budget']} x M(1, 1, T) (the paper's default)", ""]
     lines += table(rows, base)
     lines += ["", f"## A tight budget, {s['tight_budget']} x M(1, 1, T) (spatial only)", "",
-              "At 0.6 the shipped model loses nothing (below), so the score variants and retraining can only be "
-              "told apart where pruning hurts.", ""]
+              "The same spatial rows where the budget leaves the scores more to decide (at 0.6 they barely "
+              "differ).", ""]
     lines += table(tight, base)
     lines += ["", "## Budget sweep (post-training, rate-mode test accuracy)", "",
               "| budget | " + " | ".join(v for v in ("fim", "fim_asr_neuron", "fim_asr_attn", "fim_asr")) + " |",

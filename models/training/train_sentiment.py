@@ -4,8 +4,8 @@
     python models/training/train_sentiment.py  # ~minutes on 2 CPU cores
 
     # a bigger model on a GPU (not shipped; analysis/pruning_table_gpu.md uses it):
-    python models/training/train_sentiment.py --layers 4 --hidden 768 --heads 12 --intermediate 3072 \
-        --timesteps 85 --lr 5e-4 --device cuda --name spiking-sentiment-4l --out-dir /tmp
+    python models/training/train_sentiment.py --layers 4 --hidden 256 --heads 4 --intermediate 1024 \
+        --timesteps 85 --lr 5e-4 --epochs 8 --device cuda --name spiking-sentiment-4l --out-dir /tmp
 
 Trains in `rate` mode (the equilibrium model, as SpikingBERT trains at the
 steady state of the average spiking rate), then measures test accuracy in
