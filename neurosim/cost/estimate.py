@@ -25,7 +25,8 @@ first-order choice a designer can read here:
   weights and membranes exceed the free SRAM runs in several passes over its
   output neurons, re-reading its input history each pass. What passes between
   layers (the whole spike history, or spike counts) sits in the global buffer
-  and spills to DRAM when it does not fit.
+  until its last reader has run; what does not fit beside the histories still
+  held spills to DRAM (written once, read by each pass of each reader).
 """
 
 from __future__ import annotations
@@ -259,35 +260,48 @@ def estimate_sequential(net: Network, arch: ArchConfig) -> Report:
     ev = EventCounts()
     _core_events(ev, net, counts, arch)
     carried = {l.name: _carry_bits(net, l, arch, carry) for l in net.layers}
+    held = {}                                    # carried bits of each layer's output: [in the global buffer, in DRAM]
+    readers = {l.name: len(net.consumers(l.name)) for l in net.layers}
+    gb_free = gb.bytes * 8.0
     rows, total_cycles, dram_bits, peak_buffer, peak_state, stream_slot = [], 0.0, 0.0, 0.0, 0.0, 0.0
     for i, (layer, row) in enumerate(zip(net.layers, counts.itertuples())):
         streamed = 0.0 if pinned[i] else weights[i]
         passes = sequential_passes(streamed, states[i], free)
-        in_bits = input_bits(layer, carried)
+        sources = list(dict.fromkeys(layer.inputs))
+        in_gb, in_dram = sum(held[s][0] for s in sources), sum(held[s][1] for s in sources)
         out_bits = carried[layer.name]
-        spill = max(0.0, in_bits + out_bits - gb.bytes * 8)
+        # The output takes what room the global buffer has left beside the histories still to be read;
+        # the rest spills to DRAM (written once, read by every pass of every reader).
+        to_gb = min(out_bits, gb_free)
+        spill = out_bits - to_gb
         if spill and arch.dram is None:
-            return infeasible(net, arch, no_spill_room(layer, in_bits + out_bits, arch))
-        # Global buffer: output written once, input read once per pass; spilled bits go through DRAM instead.
-        gb_bits = out_bits + in_bits * passes
-        ev.add_sram(gb.bytes, read_bits=in_bits * passes, write_bits=out_bits)
-        layer_dram = streamed * 8 + spill * (1 + passes)
-        ev.dram_read_bits += streamed * 8 + spill * passes
+            return infeasible(net, arch, no_spill_room(layer, gb.bytes * 8 - gb_free + out_bits, arch))
+        gb_free -= to_gb
+        held[layer.name] = (to_gb, spill)
+        gb_bits = to_gb + in_gb * passes
+        ev.add_sram(gb.bytes, read_bits=in_gb * passes, write_bits=to_gb)
+        dram_read = streamed * 8 + in_dram * passes
+        layer_dram = dram_read + spill
+        ev.dram_read_bits += dram_read
         ev.dram_write_bits += spill
         ev.add_sram(arch.cores.sram_bytes, write_bits=streamed * 8)  # streamed weights land in core SRAM
         if carry == "rates" and layer.inputs and all(net[s].spiking for s in layer.inputs):
             ev.rng_ops += layer.seq_len * layer.timesteps * sum(_live(net, net[s]) for s in layer.inputs) * passes
-        moved = gb_bits + streamed * 8
+        moved = gb_bits + layer_dram                    # everything to and from the cores crosses the network
         ev.bit_mm += moved * hops_mm
         cycles = max(_compute_cycles(row, arch.cores.count, arch),
                      layer_dram / 8 / dram_per_cycle if layer_dram else 0.0,
                      gb_bits / 8 / gb.bytes_per_cycle, moved / noc_rate)
         total_cycles += cycles
         dram_bits += layer_dram
-        peak_buffer = max(peak_buffer, min(in_bits + out_bits, gb.bytes * 8) / 8)
+        peak_buffer = max(peak_buffer, (gb.bytes * 8 - gb_free) / 8)
         peak_state = max(peak_state, states[i] / passes)
         stream_slot = max(stream_slot, streamed / passes)
         rows.append(dict(passes=passes, streamed_weight_bytes=streamed, spill_bytes=spill / 8, cycles=cycles))
+        for s in sources:                               # a history leaves the buffer after its last reader
+            readers[s] -= 1
+            if readers[s] == 0:
+                gb_free += held[s][0]
     notes = [f"layers run their own timesteps ({', '.join(str(t) for t in sorted({l.timesteps for l in net.layers}))});"
              f" carry: {carry}"]
     if not pinned.all():

@@ -309,26 +309,35 @@ def estimate_sequential(plan: NetPlan, points: list[Point], table: EnergyTable) 
     peak_buffer, peak_state, stream_slot = np.zeros(n), np.zeros(n), np.zeros(n)
     spill_layer = np.full(n, -1)
     spill_kept = np.zeros(n)
+    held_gb, held_dram = np.zeros((L, n)), np.zeros((L, n))   # each layer's carried output, as cost.estimate
+    readers = [len(c) for c in plan.consumers]
+    gb_free = p.gb * 8.0
     for i in range(L):
         streamed = np.where(pinned[:, i], 0.0, plan.weights[i])
         passes = np.maximum(1, np.ceil((streamed + states[:, i]) / free)).astype(np.int64)
-        in_bits = sum((carried[:, s] for s in plan.inputs[i]), np.zeros(n)) if plan.inputs[i] else np.zeros(n)
+        sources = list(dict.fromkeys(plan.inputs[i]))
+        in_gb = sum((held_gb[s] for s in sources), np.zeros(n))
+        in_dram = sum((held_dram[s] for s in sources), np.zeros(n))
         out_bits = carried[:, i]
-        spill = np.maximum(0.0, in_bits + out_bits - p.gb * 8)
+        to_gb = np.minimum(out_bits, gb_free)
+        spill = out_bits - to_gb
         if not has_dram:
             first = (spill > 0) & (spill_layer < 0)
             spill_layer = np.where(first, i, spill_layer)
-            spill_kept = np.where(first, in_bits + out_bits, spill_kept)
-        gb_bits = out_bits + in_bits * passes
-        ev.gb_read += in_bits * passes
-        ev.gb_write += out_bits
-        layer_dram = streamed * 8 + spill * (1 + passes)
-        ev.dram_read += streamed * 8 + spill * passes
+            spill_kept = np.where(first, p.gb * 8 - gb_free + out_bits, spill_kept)
+        gb_free = gb_free - to_gb
+        held_gb[i], held_dram[i] = to_gb, spill
+        gb_bits = to_gb + in_gb * passes
+        ev.gb_read += in_gb * passes
+        ev.gb_write += to_gb
+        dram_read = streamed * 8 + in_dram * passes
+        layer_dram = dram_read + spill
+        ev.dram_read += dram_read
         ev.dram_write += spill
         ev.core_write += streamed * 8
         if carry == "rates" and plan.rng_live[i]:
             ev.rng += plan.rng_live[i] * passes
-        moved = gb_bits + streamed * 8
+        moved = gb_bits + layer_dram
         ev.bit_mm += moved * hops_mm
         with np.errstate(divide="ignore", invalid="ignore"):
             dram_cycles = np.where(layer_dram != 0, layer_dram / 8 / dram_per_cycle, 0.0)
@@ -336,9 +345,13 @@ def estimate_sequential(plan: NetPlan, points: list[Point], table: EnergyTable) 
                                        gb_bits / 8 / p.gb_bpc), moved / noc_rate)
         total = total + cycles
         dram_bits = dram_bits + layer_dram
-        peak_buffer = np.maximum(peak_buffer, np.minimum(in_bits + out_bits, p.gb * 8) / 8)
+        peak_buffer = np.maximum(peak_buffer, (p.gb * 8 - gb_free) / 8)
         peak_state = np.maximum(peak_state, states[:, i] / passes)
         stream_slot = np.maximum(stream_slot, streamed / passes)
+        for s in sources:
+            readers[s] -= 1
+            if readers[s] == 0:
+                gb_free = gb_free + held_gb[s]
     latency_s = total / p.clock
     same_size = p.sram == p.gb
     breakdown = _energy(plan, ev, p, table, latency_s, same_size)

@@ -31,10 +31,9 @@ is carried between layers), simulated task by task:
   ever free it (reported, naming the buffer and what holds it).
 
 Where it differs from the closed form, by design: weight loads that do not
-fit beside the running layer are not hidden behind compute; buffer
-occupancy follows each history's real lifetime (the closed form checks one
-layer's input plus output at a time); spilled bits go to DRAM instead of the
-global buffer (the closed form charges them to both).
+fit beside the running layer are not hidden behind compute, and the global
+buffer's port and DRAM are booked step by step rather than per layer. Spills
+follow the same lifetimes in both (each history held until its last reader).
 """
 
 from __future__ import annotations
