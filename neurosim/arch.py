@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from .errors import NeurosimError
 from .paths import ARCH_DIR, ENERGY_DIR, resolve
-from .schema import Strict, load_yaml, validate
+from .schema import FIX_MARK, Strict, load_yaml, validate
 
 
 class SramPoint(Strict):
@@ -69,16 +69,37 @@ class EnergyTable(Strict):
         return getattr(pts[-1], key)
 
 
+def _bank_within(bank: int | None, array: int | None, array_key: str) -> int | None:
+    if bank is not None and array is not None and bank > array:
+        raise ValueError(f"a bank is part of its array, and {bank} B is larger than {array_key} ({array} B)"
+                         f"{FIX_MARK}give bank_bytes <= {array_key}, or leave bank_bytes out (one array)")
+    return bank
+
+
 class Cores(Strict):
     count: int = Field(gt=0)
     acs_per_cycle: int = Field(gt=0)
     macs_per_cycle: int = Field(gt=0)
     sram_bytes: int = Field(gt=0)
+    # Size of one SRAM bank: an access is priced at the bank's size, not the whole array's. Omitted: one
+    # array of sram_bytes. (Bank-select wiring is not priced.)
+    bank_bytes: int | None = Field(None, gt=0)
+
+    @field_validator("bank_bytes")
+    @classmethod
+    def _bank_fits(cls, bank, info):
+        return _bank_within(bank, info.data.get("sram_bytes"), "sram_bytes")
 
 
 class GlobalBuffer(Strict):
     bytes: int = Field(gt=0)
     bytes_per_cycle: int = Field(gt=0)
+    bank_bytes: int | None = Field(None, gt=0)   # as Cores.bank_bytes
+
+    @field_validator("bank_bytes")
+    @classmethod
+    def _bank_fits(cls, bank, info):
+        return _bank_within(bank, info.data.get("bytes"), "bytes")
 
 
 class Dram(Strict):
@@ -128,6 +149,16 @@ class ArchConfig(Strict):
     @property
     def total_core_sram(self) -> int:
         return self.cores.count * self.cores.sram_bytes
+
+    @property
+    def core_array_bytes(self) -> int:
+        """The SRAM array one core access touches (a bank, or the whole core SRAM): what prices it."""
+        return self.cores.bank_bytes or self.cores.sram_bytes
+
+    @property
+    def buffer_array_bytes(self) -> int:
+        """The same for the global buffer."""
+        return self.global_buffer.bank_bytes or self.global_buffer.bytes
 
     def mesh_side(self) -> int:
         return math.ceil(math.sqrt(self.cores.count))

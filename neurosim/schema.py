@@ -19,6 +19,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+FIX_MARK = " -- fix: "
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys allowed at the parent of `loc`, walking nested models."""
     for part in loc[:-1]:
@@ -49,7 +52,8 @@ def explain(exc: ValidationError, where: str, model: type[BaseModel]) -> Neurosi
         return NeurosimError(where, key, "unknown key (a typo?)",
                              f"remove it or use one of: {', '.join(allowed)}")
     msg = err["msg"].removeprefix("Value error, ")
-    return NeurosimError(where, key, f"{msg} (got {err.get('input')!r})", "correct the value as described")
+    problem, _, fix = msg.partition(FIX_MARK)      # a validator may state its own fix after FIX_MARK
+    return NeurosimError(where, key, f"{problem} (got {err.get('input')!r})", fix or "correct the value as described")
 
 
 def load_yaml(path: str | Path, model: type[M]) -> M:

@@ -392,3 +392,27 @@ def test_misspelled_key_is_named_in_the_refusal(tmp_path, right, wrong):
     exc = refusal(lambda: load_arch(path))
     assert exc.where == str(path)
     assert wrong.split(".")[-1] in str(exc)
+
+
+@pytest.mark.parametrize("dotted,size_key", [("cores.bank_bytes", "cores.sram_bytes"),
+                                             ("global_buffer.bank_bytes", "global_buffer.bytes")])
+def test_bank_larger_than_its_array_is_refused(tmp_path, dotted, size_key):
+    path = mutated(tmp_path, set_key(dotted, 2**30))
+    exc = refusal(lambda: load_arch(path))
+    assert_refusal(exc, path, dotted, f"bank_bytes <= {size_key.split('.')[1]}")
+    assert "larger than" in exc.problem
+
+
+def test_banked_sram_is_priced_at_the_bank_size(tmp_path):
+    """Same traffic, same result: 1 MiB of core SRAM in 32 KiB banks costs what 32 KiB arrays cost."""
+    net = load_model("tiny-encoder")
+    cfg = edge_config()
+    cfg["cores"]["sram_bytes"], cfg["global_buffer"]["bytes"] = 2**20, 2**20
+    whole = write(tmp_path, cfg, "whole.yaml")
+    cfg["cores"]["bank_bytes"] = cfg["global_buffer"]["bank_bytes"] = 32768
+    banked = write(tmp_path, cfg, "banked.yaml")
+    a, b = estimate(net, load_arch(whole), "sequential"), estimate(net, load_arch(banked), "sequential")
+    assert a.latency_cycles == b.latency_cycles and a.memory_bytes == b.memory_bytes
+    # Horowitz: 1 MB arrays 100 pJ / 64 bits, 32 KB arrays 20 pJ / 64 bits: SRAM energy is 5x lower
+    assert b.energy_breakdown_pj["sram"] == pytest.approx(a.energy_breakdown_pj["sram"] / 5, rel=1e-12)
+    assert b.energy_breakdown_pj["compute"] == a.energy_breakdown_pj["compute"]

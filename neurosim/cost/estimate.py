@@ -97,7 +97,7 @@ def _noc_bits_per_cycle(arch: ArchConfig) -> float:
 
 def _core_events(ev: EventCounts, net: Network, counts: pd.DataFrame, arch: ArchConfig) -> None:
     """Compute and per-core SRAM events common to both mappings."""
-    table, sram = arch.energy, arch.cores.sram_bytes
+    table, sram = arch.energy, arch.core_array_bytes
     for layer, row in zip(net.layers, counts.itertuples()):
         ev.acs += row.acs
         ev.ac_bit_ops += row.acs * row.input_spike_bits
@@ -207,7 +207,7 @@ def estimate_spatial(net: Network, arch: ArchConfig) -> Report:
     T = net.max_timesteps
     net = with_timesteps(net, T)
     counts = structural_counts(net)
-    sram = arch.cores.sram_bytes
+    sram = arch.core_array_bytes
     cores, why_not = spatial_cores(net, counts, arch)
     if cores is None:
         return infeasible(net, arch, why_not)
@@ -279,12 +279,12 @@ def estimate_sequential(net: Network, arch: ArchConfig) -> Report:
         gb_free -= to_gb
         held[layer.name] = (to_gb, spill)
         gb_bits = to_gb + in_gb * passes
-        ev.add_sram(gb.bytes, read_bits=in_gb * passes, write_bits=to_gb)
+        ev.add_sram(arch.buffer_array_bytes, read_bits=in_gb * passes, write_bits=to_gb)
         dram_read = streamed * 8 + in_dram * passes
         layer_dram = dram_read + spill
         ev.dram_read_bits += dram_read
         ev.dram_write_bits += spill
-        ev.add_sram(arch.cores.sram_bytes, write_bits=streamed * 8)  # streamed weights land in core SRAM
+        ev.add_sram(arch.core_array_bytes, write_bits=streamed * 8)  # streamed weights land in core SRAM
         if carry == "rates" and layer.inputs and all(net[s].spiking for s in layer.inputs):
             ev.rng_ops += layer.seq_len * layer.timesteps * sum(_live(net, net[s]) for s in layer.inputs) * passes
         moved = gb_bits + layer_dram                    # everything to and from the cores crosses the network

@@ -99,6 +99,9 @@ class Params:
         self.macs_pc = col(lambda a: a["cores"]["macs_per_cycle"], np.int64)
         self.sram = col(lambda a: a["cores"]["sram_bytes"], np.int64)
         self.gb = col(lambda a: a["global_buffer"]["bytes"], np.int64)
+        # the array an access touches (ArchConfig.core_array_bytes / buffer_array_bytes): prices SRAM energy
+        self.core_array = col(lambda a: a["cores"].get("bank_bytes") or a["cores"]["sram_bytes"], np.int64)
+        self.gb_array = col(lambda a: a["global_buffer"].get("bank_bytes") or a["global_buffer"]["bytes"], np.int64)
         self.gb_bpc = col(lambda a: a["global_buffer"]["bytes_per_cycle"], np.int64)
         self.dram_bps = col(lambda a: a["dram"]["bytes_per_s"] if a.get("dram") else 0.0)
         self.hop_mm = col(lambda a: a["interconnect"]["hop_mm"])
@@ -170,12 +173,12 @@ def _energy(plan: NetPlan, ev: Events, p: Params, table: EnergyTable, latency_s:
                                            if plan.ac_bits_sum - plan.acs_sum > 0 else 0.0)
     compute = (ac + plan.macs_sum * table.mac_pj + plan.other_sum * table.other_op_pj
                + plan.nu_sum * table.neuron_update_pj + ev.rng * table.shift_add_pj)
-    rc, wc = sram_pj_per_bit(table, p.sram, "read"), sram_pj_per_bit(table, p.sram, "write")
+    rc, wc = sram_pj_per_bit(table, p.core_array, "read"), sram_pj_per_bit(table, p.core_array, "write")
     if same_size is None:   # spatial: the cores' SRAM only
         sram = 0 + ev.core_read * rc
         sram = sram + (0 + ev.core_write * wc)
     else:
-        rg, wg = sram_pj_per_bit(table, p.gb, "read"), sram_pj_per_bit(table, p.gb, "write")
+        rg, wg = sram_pj_per_bit(table, p.gb_array, "read"), sram_pj_per_bit(table, p.gb_array, "write")
         reads = np.where(same_size, (ev.core_read + ev.gb_read) * rc, ev.core_read * rc + ev.gb_read * rg)
         writes = np.where(same_size, (ev.core_write + ev.gb_write) * wc, ev.core_write * wc + ev.gb_write * wg)
         sram = reads + writes
@@ -353,7 +356,7 @@ def estimate_sequential(plan: NetPlan, points: list[Point], table: EnergyTable) 
             if readers[s] == 0:
                 gb_free = gb_free + held_gb[s]
     latency_s = total / p.clock
-    same_size = p.sram == p.gb
+    same_size = p.core_array == p.gb_array
     breakdown = _energy(plan, ev, p, table, latency_s, same_size)
     on_chip_weights = (plan.weights[None, :] * pinned).sum(axis=1) + stream_slot
     memory = dict(weights=np.full(n, float(plan.weights.sum())), membrane=peak_state, spike_buffers=peak_buffer,

@@ -44,7 +44,8 @@ def value_text(key: str, value) -> str:
 
 
 def short_key(key: str) -> str:
-    return {"cores.count": "cores", "cores.sram_bytes": "SRAM/core", "global_buffer.bytes": "buffer",
+    return {"cores.count": "cores", "cores.sram_bytes": "SRAM/core", "cores.bank_bytes": "SRAM bank",
+            "global_buffer.bytes": "buffer", "global_buffer.bank_bytes": "buffer bank",
             "cores.acs_per_cycle": "ACs/cycle", "cores.macs_per_cycle": "MACs/cycle", "clock_hz": "clock",
             "dram.bytes_per_s": "DRAM", "energy_table": "tech", "mapping": "mapping"}.get(key, key)
 

@@ -126,7 +126,7 @@ def core_events(ctx: Context, ev: EventCounts, net: Network, done: dict[str, tup
     So a core's SRAM accesses follow from its op counts. `done` maps a layer
     to (passes done, steps done in the current pass, passes).
     """
-    arch, table, sram = ctx.arch, ctx.arch.energy, ctx.arch.cores.sram_bytes
+    arch, table, sram = ctx.arch, ctx.arch.energy, ctx.arch.core_array_bytes
     per_layer = {}
     for layer in net.layers:
         w = ctx.works[layer.name]

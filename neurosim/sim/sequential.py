@@ -241,8 +241,8 @@ def simulate_sequential(ctx: Context) -> Report:
     ev = EventCounts()
     counted = core_events(ctx, ev, net, done)
     ev.rng_ops = extra["rng_ops"]
-    ev.add_sram(gb.bytes, read_bits=port.read_bits, write_bits=port.write_bits)
-    ev.add_sram(cores.sram_bytes, write_bits=extra["weight_bits"])          # streamed weights land in core SRAM
+    ev.add_sram(arch.buffer_array_bytes, read_bits=port.read_bits, write_bits=port.write_bits)
+    ev.add_sram(arch.core_array_bytes, write_bits=extra["weight_bits"])          # streamed weights land in core SRAM
     if dram is not None:
         ev.dram_read_bits, ev.dram_write_bits = dram.read_bits, dram.write_bits
     ev.bit_mm = (noc.read_bits + noc.write_bits) * arch.average_hops() * arch.interconnect.hop_mm

@@ -172,7 +172,7 @@ def simulate_spatial(ctx: Context) -> Report:
     ev = EventCounts()
     done = {st.name: (1, 0, 1) for st in stages}
     counted = core_events(ctx, ev, net, done)
-    sram = arch.cores.sram_bytes
+    sram = arch.core_array_bytes
     ev.add_sram(sram, read_bits=queue_bits[0], write_bits=queue_bits[0])   # event queues at the destinations
     ev.bit_mm = (noc.read_bits + noc.write_bits) * arch.average_hops() * arch.interconnect.hop_mm
 
