@@ -97,6 +97,25 @@ def test_local_cluster_rows_equal_one_by_one(tmp_path, client):
     assert sum(len(per_worker) > 0 for per_worker in loads.values()) == 2
 
 
+def test_cli_sweep_on_a_running_cluster_by_address(tmp_path, client, capsys):
+    """`--scheduler tcp://HOST:PORT`: the sweep connects to a cluster someone else started and runs there."""
+    spec = write_spec(tmp_path, models=["tiny-encoder"], axes={"cores.count": [4, 16],
+                                                               "mapping": ["spatial", "sequential:rates"]})
+    address = client.scheduler.address
+    assert address.startswith("tcp://")
+    client.run(lambda: __import__("neurosim.dse.evaluate", fromlist=["x"]).MODEL_LOADS.clear())
+    out = tmp_path / "out"
+    assert dse_main(["sweep", str(spec), "--out", str(out), "--scheduler", address, "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "4 points evaluated" in text and "2 Dask workers" in text
+    # the cluster's worker processes built the model and evaluated the points
+    loads = client.run(lambda: dict(__import__("neurosim.dse.evaluate", fromlist=["x"]).MODEL_LOADS))
+    assert sum(sum(per_worker.values()) for per_worker in loads.values()) >= 1
+    df = load_results(out)
+    assert len(df) == 4 and set(df["status"]) <= {"ok", "infeasible"} and "ok" in set(df["status"])
+    assert_rows_match(df, plan(load_spec(spec)))
+
+
 def test_failing_point_recorded_and_sweep_goes_on(tmp_path):
     spec = write_spec(tmp_path, models=["tiny-encoder"], axes={"global_buffer.bytes": [16, 65536],
                                                                "mapping": ["sequential:rates"]})
