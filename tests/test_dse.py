@@ -103,7 +103,12 @@ def test_cli_sweep_on_a_running_cluster_by_address(tmp_path, client, capsys):
                                                                "mapping": ["spatial", "sequential:rates"]})
     address = client.scheduler.address
     assert address.startswith("tcp://")
-    client.run(lambda: __import__("neurosim.dse.evaluate", fromlist=["x"]).MODEL_LOADS.clear())
+    def forget_models():   # on each worker: an empty model cache, so the sweep's loads show up
+        evaluate = __import__("neurosim.dse.evaluate", fromlist=["x"])
+        evaluate._MODELS.clear()
+        evaluate.MODEL_LOADS.clear()
+
+    client.run(forget_models)
     out = tmp_path / "out"
     assert dse_main(["sweep", str(spec), "--out", str(out), "--scheduler", address, "--no-progress"]) == 0
     text = capsys.readouterr().out
