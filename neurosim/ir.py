@@ -70,6 +70,9 @@ class Conv2dShape:
         return ((pos >= 0) & (pos < size)).sum(axis=1)
 
 
+NETWORK_INPUT = "<input>"   # the network input's name where a layer names its source (Layer.residual, traces)
+
+
 @dataclass
 class Layer:
     name: str
@@ -93,6 +96,15 @@ class Layer:
     neuron_mask: np.ndarray | None = None
     rate: float | None = None
     layernorm: bool = False
+    # A residual add and the LayerNorm's affine parameters, as a post-LN transformer block has them:
+    # the current is LN(W s + b + residual's same-step output) * norm_weight + norm_bias. `residual`
+    # names an earlier layer (or NETWORK_INPUT, the network input) of out_features outputs. The spike
+    # engine applies them; the cost model counts the LayerNorm's element ops (the residual's data
+    # movement is not priced).
+    residual: str | None = None
+    norm_weight: np.ndarray | None = None
+    norm_bias: np.ndarray | None = None
+    norm_eps: float = 1e-5
     # Where the layer sits in a SpikingBERT-style encoder (for the paper's
     # closed form): role in q, k, v, attention, attn_out, intermediate, output.
     role: str | None = None
@@ -214,6 +226,21 @@ def _validate_layer(layer: Layer) -> None:
         if not np.isfinite(w).all():
             _fail(n, "weights", "contains NaN or infinite values", "retrain or repair the checkpoint")
         layer.weights = w
+    for fld in ("norm_weight", "norm_bias"):
+        v = getattr(layer, fld)
+        if v is None:
+            continue
+        if not layer.layernorm:
+            _fail(n, fld, "LayerNorm parameters on a layer without LayerNorm", "set layernorm: true, or drop them")
+        v = np.asarray(v)
+        if v.shape != (layer.out_features,) or not np.isfinite(v).all():
+            _fail(n, fld, f"needs {layer.out_features} finite values, got shape {v.shape}",
+                  "give one value per output neuron")
+        setattr(layer, fld, v)
+    if not layer.norm_eps > 0:
+        _fail(n, "norm_eps", f"must be > 0, got {layer.norm_eps}", "use the LayerNorm's eps (torch: 1e-5)")
+    if layer.residual is not None and layer.kind != "linear":
+        _fail(n, "residual", "only linear layers take a residual add here", "drop the residual")
     if layer.bias is not None:
         b = np.asarray(layer.bias)
         bias_len = layer.conv.out_channels if layer.kind == "conv2d" else layer.out_features
@@ -271,6 +298,15 @@ class Network:
             if not layer.inputs and layer.in_features != self.input_size:
                 _fail(f"layer '{layer.name}'", "in_features", f"{layer.in_features} does not match the network input "
                       f"size {self.input_size}", "set in_features to the network's input_size")
+            if layer.residual is not None:
+                width = self.input_size if layer.residual == NETWORK_INPUT else \
+                    seen[layer.residual].out_features if layer.residual in seen else None
+                if width is None:
+                    _fail(f"layer '{layer.name}'", "residual", f"adds {layer.residual!r}, which is not a layer "
+                          "listed before it", f"name an earlier layer, or {NETWORK_INPUT!r} for the network input")
+                if width != layer.out_features:
+                    _fail(f"layer '{layer.name}'", "residual", f"{layer.residual!r} has {width} outputs, the layer "
+                          f"{layer.out_features}", "a residual adds outputs of the same width")
             seen[layer.name] = layer
         self._by_name = seen
 
@@ -329,7 +365,7 @@ class Network:
             for key, kind in (("neuron", Neuron), ("conv", Conv2dShape)):
                 if raw.get(key) is not None:
                     raw[key] = _build(kind, raw[key], where, f"layers[{i}].{key}")
-            for key in ("weights", "bias", "head_mask", "neuron_mask"):
+            for key in ("weights", "bias", "head_mask", "neuron_mask", "norm_weight", "norm_bias"):
                 if raw.get(key) is not None:
                     raw[key] = np.asarray(raw[key])
             layers.append(_build(Layer, raw, where, f"layers[{i}]"))

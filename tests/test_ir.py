@@ -270,6 +270,8 @@ def full_network() -> Network:
         Layer("fc", "linear", 8, 5, inputs=["attn"], seq_len=2, timesteps=2, weight_bits=4,
               weights=rng.integers(-8, 8, size=(5, 8)).astype(float), layernorm=True, role="output", block=0,
               rate=1.0),
+        Layer("res", "linear", 5, 5, inputs=["fc"], seq_len=2, timesteps=2, residual="fc", layernorm=True,
+              norm_weight=rng.normal(size=5), norm_bias=rng.normal(size=5), norm_eps=1e-6),
     ]
     return Network("roundtrip", layers, input_size=32, input_rate=0.5, input_spiking=False,
                    metadata={"source": "test", "hidden": 8, "tags": ["a", "b"], "nested": {"x": 1.5}})
@@ -301,7 +303,9 @@ def test_json_round_trip_keeps_every_field(tmp_path):
 
     assert_networks_equal(net, back)
     assert back.edges == net.edges == [("conv", "q"), ("conv", "k"), ("conv", "v"),
-                                       ("q", "attn"), ("k", "attn"), ("v", "attn"), ("attn", "fc")]
+                                       ("q", "attn"), ("k", "attn"), ("v", "attn"), ("attn", "fc"), ("fc", "res")]
+    assert back["res"].residual == "fc" and back["res"].norm_eps == 1e-6
+    assert np.array_equal(back["res"].norm_weight, net["res"].norm_weight)
     # Spot checks on what the generic comparison covers, so a silent drop would show by name.
     assert back["conv"].conv == Conv2dShape(2, 3, 4, 4, 3, 1, 1)
     assert back["conv"].conv.out_height == 4 and back["conv"].conv.out_width == 4
@@ -371,3 +375,18 @@ def test_from_dict_refuses_an_unknown_nested_field(nested, key):
     exc = refusal(lambda: Network.from_dict(data))
     assert exc.where == "network JSON"
     assert key in exc.field and "Fix:" in str(exc)
+
+
+@pytest.mark.parametrize("change,field,words", [
+    (dict(residual="nowhere"), "residual", "not a layer listed before it"),
+    (dict(residual="a"), "residual", "a residual adds outputs of the same width"),
+    (dict(norm_weight=np.ones(4)), "norm_weight", "layernorm: true"),
+    (dict(layernorm=True, norm_bias=np.ones(3)), "norm_bias", "one value per output"),
+    (dict(layernorm=True, norm_eps=0.0), "norm_eps", "eps"),
+])
+def test_residual_and_layernorm_parameters_are_checked(change, field, words):
+    a = Layer("a", "linear", 4, 6)
+    b = Layer("b", "linear", 6, 4, inputs=["a"], **change)
+    exc = refusal(lambda: Network("n", [a, b], input_size=4))
+    assert exc.where == "layer 'b'" and exc.field == field
+    assert words in str(exc)

@@ -187,6 +187,14 @@ def test_exporting_a_layer_without_weights_is_refused():
     assert_refusal(exc, "layer 'fc1'", "weights")
 
 
+def test_exporting_a_residual_add_is_refused():
+    rng = np.random.default_rng(0)
+    a = Layer("a", "linear", 8, 8, weights=rng.normal(size=(8, 8)))
+    b = Layer("b", "linear", 8, 8, inputs=["a"], weights=rng.normal(size=(8, 8)), residual="a")
+    exc = refusal(lambda: to_nir(Network("res", [a, b], input_size=8)))
+    assert_refusal(exc, "layer 'b'", "residual")
+
+
 # -- other conventions ----------------------------------------------------------------------
 def test_scale_folds_into_the_weights_it_feeds():
     affine, scale = small_affine(), np.array([1.0, 2.0, 0.5, -1.0])

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import NeurosimError
-from ..ir import Conv2dShape, Layer, Network, Neuron
+from ..ir import NETWORK_INPUT, Conv2dShape, Layer, Network, Neuron
 from .encoder import SpikingEncoder
 from .neurons import LIF
 
@@ -268,10 +268,12 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
             Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"], heads=blk.heads,
                   head_dim=blk.head_dim, head_mask=_numpy(blk.head_mask), neuron=neuron["attention"],
                   role="attention", **common),
-            linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"], layernorm=True),
+            linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"], layernorm=True,
+                   residual=prev[0] if prev else NETWORK_INPUT, **_norm(blk.ln1)),
             linear("intermediate", blk.intermediate, [p + "attn_out"], neuron=neuron["intermediate"],
                    neuron_mask=_numpy(blk.neuron_mask)),
-            linear("output", blk.output, [p + "intermediate"], neuron=neuron["output"], layernorm=True),
+            linear("output", blk.output, [p + "intermediate"], neuron=neuron["output"], layernorm=True,
+                   residual=p + "attn_out", **_norm(blk.ln2)),
         ]
         prev = [p + "output"]
     meta = {"source": "neurosim.frontend.from_torch(SpikingEncoder)", "hidden": d, "heads": model.heads,
@@ -290,6 +292,10 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     meta["rates_source"] = (f"measured: spike mode, T = {max(model.timesteps)}, example tokens of shape "
                             f"{tuple(torch.as_tensor(tokens).shape)}")
     return Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)
+
+
+def _norm(ln: nn.LayerNorm) -> dict:
+    return dict(norm_weight=_numpy(ln.weight), norm_bias=_numpy(ln.bias), norm_eps=float(ln.eps))
 
 
 def _live(net: Network, layer: Layer) -> np.ndarray:

@@ -34,8 +34,10 @@ reading one means choosing a discretisation. The conventions used here:
 leak 1: IF with r = 1), so IR -> NIR -> IR gives the same layers, with the leak
 back to within one float64 rounding (exactly, for values such as 0.9 or 0.75).
 NIR has no place for timesteps, seq_len, weight bit width, rates, roles or
-layernorm; they are not exported. A neuron mask is exported as zeroed weight
-rows and bias, which keeps the pruned neurons silent.
+the layernorm flag; they are not exported. A layer with a residual add or
+LayerNorm parameters is refused (no NIR node; dropping them would change the
+network). A neuron mask is exported as zeroed weight rows and bias, which
+keeps the pruned neurons silent.
 """
 
 from __future__ import annotations
@@ -324,6 +326,10 @@ def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
     if layer.kind == "attention":
         _fail(where, "kind", "attention (Q.K^T and softmax over heads) has no NIR node",
               "export only the weight layers before or after attention, or keep the network in IR JSON")
+    if layer.residual is not None or layer.norm_weight is not None:
+        _fail(where, "residual" if layer.residual is not None else "norm_weight",
+              "a residual add and LayerNorm parameters have no NIR node (dropping them would change the network)",
+              "keep the network in IR JSON")
     if layer.weights is None:
         _fail(where, "weights", "the layer has no weights, and a NIR graph stores every weight",
               "load trained (or random, for a cost study) weights into the IR before exporting")

@@ -14,10 +14,14 @@ What is counted, by the rules of cost.analytic.layer_counts:
 * attention: Q.K^T of live heads as MACs (tokens^2 x head_dim per head and
   step), softmax as 3 other ops per score, and the weighted sum by V's
   events: one AC per (V event, query token).
-* LayerNorm: 6 other ops per live output and token per step. The IR holds no
-  LayerNorm parameters and no residual edges, so the engine counts
-  LayerNorm but does not apply it (nor a residual add): the current of a
-  `layernorm` layer is W s + b.
+* LayerNorm: 6 other ops per live output and token per step. A layer with
+  a `residual` adds that layer's same-step output (spikes, or the input
+  current) to W s + b, and one with LayerNorm parameters normalizes the sum
+  over its live outputs per token (x - mean) / sqrt(var + eps) * norm_weight
+  + norm_bias, as a post-LN transformer block does; the neuron integrates
+  the result. Residual adds are not ACs (the cost model's LayerNorm ops
+  cover the element work); a `layernorm` layer without parameters is
+  counted but not normalized.
 
 Live outputs are `cost.analytic.needed_outputs`: unmasked, and (for Q, K, V)
 in a live head. Outputs that are not live are not computed and never spike.
@@ -60,6 +64,9 @@ class _State:
         where = f"layer '{layer.name}'"
         self.layer, self.index, self.steps, self.n = layer, index, steps, n
         self.name, self.kind, self.sources = layer.name, layer.kind, list(layer.inputs) or [INPUT]
+        self.residual = layer.residual is not None
+        if self.residual:  # read like a source, at the same steps; added, not accumulated
+            self.sources.append(layer.residual)
         self.compute = net.compute_of(layer)
         self.live = needed_outputs(net, layer)
         self.live_idx = np.flatnonzero(self.live).astype(np.int64)
@@ -69,9 +76,10 @@ class _State:
             raise NeurosimError(where, "kind", "the spike engine does not propagate conv2d layers yet",
                                 "use cost.analytic for convolutional networks")
         if layer.kind == "linear":
-            if len(self.sources) != 1:
-                raise NeurosimError(where, "inputs", f"reads {len(self.sources)} layers; the spike engine "
-                                    "propagates linear layers that read one layer", "give the layer one input")
+            if len(layer.inputs) > 1:
+                raise NeurosimError(where, "inputs", f"reads {len(layer.inputs)} layers; the spike engine "
+                                    "propagates linear layers that read one layer (plus a residual)",
+                                    "give the layer one input")
             if layer.weights is None:
                 raise NeurosimError(where, "weights", "the spike engine needs weights and this layer has none",
                                     "extract a trained model (neurosim.from_torch) or give weights; for a timing "
@@ -92,6 +100,7 @@ class _State:
             self.k_cols = None if len(cols) == k.out_features else cols  # K's columns in live heads
             self.scale, self.bias = np.ones(L, np.float32), np.zeros(L, np.float32)
         self.scratch, self.shape, self.input_current = scratch, (n, L), None
+        self._unit = None   # scale 1, bias 0: what is left to apply after a residual add and LayerNorm
         self.spiking = layer.spiking
         if self.spiking:
             nr = layer.neuron
@@ -109,7 +118,14 @@ class _State:
             self.out_sum = None  # the stochastic handoff carries a real output's time average
         self.acs_per_step = np.zeros(steps, np.int64)
         self.macs = self.other_ops = self.neuron_updates = 0
-        self.input_events = {s: 0 for s in self.sources}
+        self.input_events = {s: 0 for s in self.sources[:len(self.sources) - self.residual]}
+        self.norm = None
+        if layer.norm_weight is not None or layer.norm_bias is not None:
+            ones, zeros = np.ones(layer.out_features), np.zeros(layer.out_features)
+            w = ones if layer.norm_weight is None else np.asarray(layer.norm_weight)
+            b = zeros if layer.norm_bias is None else np.asarray(layer.norm_bias)
+            self.norm = (w[self.live_idx].astype(np.float32), b[self.live_idx].astype(np.float32),
+                         np.float32(layer.norm_eps))
         self.raster = np.zeros((steps, n, m), np.uint8) if record and self.spiking else None
         self.seen = {} if record else None
 
@@ -160,10 +176,13 @@ class _State:
                 self.macs += n * self.live_in * L
         else:
             self._attention_step(t, inputs)
+        scale, bias = self.scale, self.bias
+        if self.residual or self.norm is not None:
+            scale, bias = self._residual_and_norm(inputs[-1] if self.residual else None)
         if self.layer.layernorm:
             self.other_ops += n * L * LAYERNORM_OPS_PER_ELEMENT
         if self.spiking:
-            fired = kernels.fire(n * L, self.cur, self.scale, self.bias, self.u, self.spk, self.leak, self.vth,
+            fired = kernels.fire(n * L, self.cur, scale, bias, self.u, self.spk, self.leak, self.vth,
                                  self.levels, self.totals, self.values, self.counts)
             if self.out is not self.spk:
                 self.out[:, self.live_idx] = self.spk
@@ -173,12 +192,32 @@ class _State:
                 self.raster[t] = self.out
         else:
             if len(self.live_idx) == self.out.shape[1]:  # the same float32 ops, without temporaries
-                np.multiply(self.cur, self.scale, out=self.out)
-                self.out += self.bias
+                np.multiply(self.cur, scale, out=self.out)
+                self.out += bias
             else:
-                self.out[:, self.live_idx] = self.cur * self.scale + self.bias
+                self.out[:, self.live_idx] = self.cur * scale + bias
             if self.out_sum is not None:
                 self.out_sum += self.out
+
+    def _residual_and_norm(self, residual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """cur <- LN(cur * scale + bias + residual) in place; returns the (scale, bias) left to apply: 1, 0."""
+        cur = self.cur
+        cur *= self.scale
+        cur += self.bias
+        if residual is not None:
+            cur += residual[:, self.live_idx] if residual.shape[1] != cur.shape[1] else residual
+        if self.norm is not None:
+            w, b, eps = self.norm
+            mean = cur.mean(axis=1, keepdims=True, dtype=np.float32)
+            cur -= mean
+            var = np.mean(cur * cur, axis=1, keepdims=True, dtype=np.float32)
+            cur /= np.sqrt(var + eps)
+            cur *= w
+            cur += b
+        if self._unit is None:
+            L = cur.shape[1]
+            self._unit = (np.ones(L, np.float32), np.zeros(L, np.float32))
+        return self._unit
 
     def _attention_step(self, t: int, inputs: list[np.ndarray]) -> None:
         q, k, v = inputs
@@ -259,7 +298,7 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     states = [_State(net, layer, i, T if handoff == "lockstep" else layer.timesteps, n, record_rasters, scratch)
               for i, layer in enumerate(net.layers)]
     inp = NetworkInput(net, inputs, n, seed)
-    first = [s for s in states if s.sources == [INPUT]]
+    first = [s for s in states if INPUT in s.sources]
     for s in first:
         inp.require(s.steps, s.name)
     in_steps = max((s.steps for s in first), default=0)
@@ -327,7 +366,7 @@ def _run_stepwise(states: list[_State], by_name: dict[str, _State], take_input) 
     hist = {s.name: np.zeros((K,) + s.out.shape, s.out.dtype) for s in states if s.name in read}
     hist_counts = {s.name: np.zeros((K, s.n), np.int64) for s in states if s.name in read and s.spiking}
     last_reader = {src: i for i, s in enumerate(states) for src in s.sources}
-    reads_input = [s for s in states if s.sources == [INPUT]]
+    reads_input = [s for s in states if INPUT in s.sources]
     for t0 in range(0, T, K):
         ts = range(t0, min(t0 + K, T))
         x_in = []

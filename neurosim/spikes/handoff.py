@@ -36,11 +36,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NeurosimError
-from ..ir import Network
+from ..ir import NETWORK_INPUT, Network
 from . import kernels
 
 HANDOFFS = ("lockstep", "history", "stochastic")
-INPUT = "<input>"   # the network input's name in traces
+INPUT = NETWORK_INPUT   # the network input's name in traces
 INPUT_STREAM = 0    # random stream of the input; layer i uses stream i + 1
 
 

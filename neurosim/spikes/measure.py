@@ -73,10 +73,12 @@ def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping:
     rates = {name: lt.rate for name, lt in trace.layers.items() if lt.spiking}
     notes.append(f"spike engine, {handoff} handoff, seed {seed}; measured ASR per layer: "
                  + ", ".join(f"{name} {r:.3f}" for name, r in rates.items()))
-    if any(layer.layernorm for layer in net.layers):
-        notes.append("LayerNorm and residual adds are counted, not applied: the IR carries neither their "
-                     "parameters nor the residual edges (so after its first LayerNorm a trained encoder spikes "
-                     "differently from its own spike mode)")
+    bare = [layer.name for layer in net.layers if layer.layernorm and layer.norm_weight is None]
+    if bare:
+        notes.append(f"LayerNorm counted but not applied on {len(bare)} layer(s) without LayerNorm parameters "
+                     f"(e.g. '{bare[0]}'): their currents are W s + b, unnormalized")
+    if any(layer.residual for layer in net.layers):
+        notes.append("residual adds applied by the engine; moving the residual's data to its reader is not priced")
     notes += trace.notes + measured.metadata.get("rate_notes", [])
     report.notes = notes + report.notes
     if report.per_layer is not None:
