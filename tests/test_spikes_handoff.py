@@ -6,7 +6,7 @@ import torch
 
 from neurosim.errors import NeurosimError
 from neurosim.ir import Layer, Network, Neuron
-from neurosim.spikes import INPUT, random_weights, rate_code, run
+from neurosim.spikes import random_weights, rate_code, run
 from neurosim.spikes.handoff import regenerate
 
 from test_spikes import integer_encoder, tiny_card

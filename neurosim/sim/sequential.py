@@ -185,8 +185,8 @@ def simulate_sequential(ctx: Context) -> Report:
                                                 f"for the output of layer '{name}' (holds {gbuf.level:.6g} of "
                                                 f"{gbuf.capacity:.6g} B: histories of {holders or 'nothing'}, "
                                                 "each kept until its last reader has run)",
-                                                f"enlarge global_buffer.bytes, give the chip DRAM to spill to, or "
-                                                f"carry rates instead of spikes")
+                                                "enlarge global_buffer.bytes, give the chip DRAM to spill to, or "
+                                                "carry rates instead of spikes")
                                 t0 = env.now
                                 yield gbuf.put(piece / 8)
                                 pool.stall_output += env.now - t0
