@@ -170,6 +170,11 @@ class SpikingEncoder(nn.Module):
         self.keep_rates = False
         self.last_rates: dict[str, torch.Tensor] = {}
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live (CPU or a GPU); callers move their token batches here."""
+        return self.embed.weight.device
+
     def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.embed(tokens) + self.pos[: tokens.shape[1]]
 

@@ -283,7 +283,7 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     net = Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)  # validates
 
     with torch.no_grad():
-        model(torch.as_tensor(tokens).to(model.embed.weight.device), mode="spike")
+        model(torch.as_tensor(tokens).to(model.device), mode="spike")
     for layer in layers:
         if layer.spiking:
             asr = model.last_asr[layer.name].double().cpu().numpy()

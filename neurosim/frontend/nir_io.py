@@ -326,8 +326,8 @@ def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
     if layer.kind == "attention":
         _fail(where, "kind", "attention (Q.K^T and softmax over heads) has no NIR node",
               "export only the weight layers before or after attention, or keep the network in IR JSON")
-    if layer.residual is not None or layer.norm_weight is not None:
-        _fail(where, "residual" if layer.residual is not None else "norm_weight",
+    if layer.residual is not None or layer.norm_weight is not None or layer.norm_bias is not None:
+        _fail(where, "residual" if layer.residual is not None else "norm_weight/norm_bias",
               "a residual add and LayerNorm parameters have no NIR node (dropping them would change the network)",
               "keep the network in IR JSON")
     if layer.weights is None:

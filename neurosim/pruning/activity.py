@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..frontend.encoder import ROLES
-from .budget import device_of
 
 
 @dataclass
@@ -63,7 +62,7 @@ def spike_stats(model, tokens: torch.Tensor, timesteps: int | None = None, batch
     asr_sum: dict[str, torch.Tensor] = {}
     neuron_sum: dict[str, torch.Tensor] = {}
     steps_out: dict[str, list[torch.Tensor]] = {}
-    dev = device_of(model)
+    dev = model.device
     try:
         for i in range(0, len(tokens), batch):
             x = tokens[i:i + batch].to(dev)

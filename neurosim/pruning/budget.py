@@ -69,11 +69,6 @@ def m_torch(costs: UnitCosts, head_gates: list[torch.Tensor], neuron_gates: list
     return total
 
 
-def device_of(model) -> torch.device:
-    """Where the model's weights live; the pruning loops move each batch there (CPU or a GPU)."""
-    return model.embed.weight.device
-
-
 def structure(model) -> Network:
     """The IR of a SpikingEncoder for counting (its masks and timesteps); rates come from one all-padding
     sentence and mean nothing: use `frontend.from_torch` with real tokens for rates."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from .budget import device_of
-
 
 @torch.no_grad()
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, mode: str = "stochastic", seed: int = 1,
@@ -14,7 +12,7 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, mode: str = "stochastic", 
     was = model.training
     model.eval()
     correct = 0
-    dev = device_of(model)
+    dev = model.device
     for i in range(0, len(x), batch):
         logits = model(x[i:i + batch].to(dev), mode=mode, seed=seed + i)
         correct += int((logits.argmax(1) == y[i:i + batch].to(dev)).sum())

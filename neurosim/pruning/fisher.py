@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from .activity import SpikeStats
-from .budget import device_of
 from .constants import VARIANT_LABELS, VARIANTS  # noqa: F401  (re-exported)
 
 
@@ -49,7 +48,7 @@ def mask_gradients(model, tokens: torch.Tensor, labels: torch.Tensor, batch: int
     was_training = model.training
     model.eval()
     heads, neurons = [], []
-    dev = device_of(model)
+    dev = model.device
     try:
         for i in range(0, len(tokens), batch):
             x, y = tokens[i:i + batch].to(dev), labels[i:i + batch].to(dev)

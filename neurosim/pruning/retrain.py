@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..frontend.encoder import SpikingEncoder
-from .budget import UnitCosts, device_of, m_torch, masked_m, model_masks, structure, unit_costs
+from .budget import UnitCosts, m_torch, masked_m, model_masks, structure, unit_costs
 from .constants import DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS
+from .evaluate import accuracy
 from .select import apply_masks, select_masks
 
 
@@ -86,16 +87,7 @@ def clone_encoder(model: SpikingEncoder, **overrides) -> SpikingEncoder:
     new = SpikingEncoder(**encoder_config(model, **overrides))
     new.load_state_dict(model.state_dict())
     new.timesteps = list(model.timesteps)
-    return new.to(device_of(model))
-
-
-def _accuracy(model, x, y, batch=512) -> float:
-    model.eval()
-    dev = device_of(model)
-    with torch.no_grad():
-        correct = sum(int((model(x[i:i + batch].to(dev), mode="rate").argmax(1) == y[i:i + batch].to(dev)).sum())
-                      for i in range(0, len(x), batch))
-    return correct / max(1, len(x))
+    return new.to(model.device)
 
 
 def activity_norm(model: SpikingEncoder) -> torch.Tensor:
@@ -180,7 +172,7 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
     rlog = RetrainLog(asdict(cfg))
     masks = None
     if cfg.train_masks and cfg.penalty_epochs > 0:
-        masks = RelaxedMasks(*model_masks(net), cfg.mask_init, device_of(net))
+        masks = RelaxedMasks(*model_masks(net), cfg.mask_init, net.device)
         for blk in net.blocks:
             blk.head_mask.fill_(1.0)
             blk.neuron_mask.fill_(1.0)
@@ -190,7 +182,7 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
         teacher.eval()
     gen = torch.Generator().manual_seed(cfg.seed)
     x_tr, y_tr = train
-    dev = device_of(net)
+    dev = net.device
     best_val, best_state = -1.0, None
     net.keep_rates = True
     try:
@@ -253,7 +245,7 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
                 hk, nk = masks.hard()
             else:
                 hk, nk = model_masks(net)
-            val_acc = _accuracy(net, *val)
+            val_acc = accuracy(net, *val, mode="rate", batch=512)
             _uninstall(net)
             row = {k: v / max(1, batches) for k, v in sums.items()}
             row.update(epoch=epoch + 1, stage="penalty" if penalty else "plain", val_rate=val_acc,

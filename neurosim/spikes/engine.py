@@ -63,10 +63,11 @@ class _State:
     def __init__(self, net: Network, layer: Layer, index: int, steps: int, n: int, record: bool, scratch: _Scratch):
         where = f"layer '{layer.name}'"
         self.layer, self.index, self.steps, self.n = layer, index, steps, n
-        self.name, self.kind, self.sources = layer.name, layer.kind, list(layer.inputs) or [INPUT]
+        self.name, self.kind = layer.name, layer.kind
+        main = list(layer.inputs) or [INPUT]
         self.residual = layer.residual is not None
-        if self.residual:  # read like a source, at the same steps; added, not accumulated
-            self.sources.append(layer.residual)
+        # a residual is read like a source, at the same steps, but added, not accumulated: last in `sources`
+        self.sources = main + [layer.residual] if self.residual else main
         self.compute = net.compute_of(layer)
         self.live = needed_outputs(net, layer)
         self.live_idx = np.flatnonzero(self.live).astype(np.int64)
@@ -100,7 +101,6 @@ class _State:
             self.k_cols = None if len(cols) == k.out_features else cols  # K's columns in live heads
             self.scale, self.bias = np.ones(L, np.float32), np.zeros(L, np.float32)
         self.scratch, self.shape, self.input_current = scratch, (n, L), None
-        self._unit = None   # scale 1, bias 0: what is left to apply after a residual add and LayerNorm
         self.spiking = layer.spiking
         if self.spiking:
             nr = layer.neuron
@@ -118,7 +118,7 @@ class _State:
             self.out_sum = None  # the stochastic handoff carries a real output's time average
         self.acs_per_step = np.zeros(steps, np.int64)
         self.macs = self.other_ops = self.neuron_updates = 0
-        self.input_events = {s: 0 for s in self.sources[:len(self.sources) - self.residual]}
+        self.input_events = {s: 0 for s in main}
         self.norm = None
         if layer.norm_weight is not None or layer.norm_bias is not None:
             ones, zeros = np.ones(layer.out_features), np.zeros(layer.out_features)
@@ -126,6 +126,8 @@ class _State:
             b = zeros if layer.norm_bias is None else np.asarray(layer.norm_bias)
             self.norm = (w[self.live_idx].astype(np.float32), b[self.live_idx].astype(np.float32),
                          np.float32(layer.norm_eps))
+        # scale 1, bias 0: what is left for the neuron to apply once the residual add and LayerNorm are done
+        self.unit = (np.ones(L, np.float32), np.zeros(L, np.float32)) if self.residual or self.norm else None
         self.raster = np.zeros((steps, n, m), np.uint8) if record and self.spiking else None
         self.seen = {} if record else None
 
@@ -177,7 +179,7 @@ class _State:
         else:
             self._attention_step(t, inputs)
         scale, bias = self.scale, self.bias
-        if self.residual or self.norm is not None:
+        if self.unit is not None:
             scale, bias = self._residual_and_norm(inputs[-1] if self.residual else None)
         if self.layer.layernorm:
             self.other_ops += n * L * LAYERNORM_OPS_PER_ELEMENT
@@ -214,10 +216,7 @@ class _State:
             cur /= np.sqrt(var + eps)
             cur *= w
             cur += b
-        if self._unit is None:
-            L = cur.shape[1]
-            self._unit = (np.ones(L, np.float32), np.zeros(L, np.float32))
-        return self._unit
+        return self.unit
 
     def _attention_step(self, t: int, inputs: list[np.ndarray]) -> None:
         q, k, v = inputs
