@@ -46,7 +46,7 @@ ARCH = "spatial-45nm-large"
 
 
 def outputs(prefix: Path) -> tuple[Path, Path, Path, Path]:
-    """The .json, .md, .png an run writes and the hand-written .findings.md it appends."""
+    """The .json, .md, .png a run writes and the hand-written .findings.md it appends."""
     return tuple(prefix.with_name(prefix.name + ext) for ext in (".json", ".md", ".png", ".findings.md"))
 
 
@@ -352,6 +352,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "pruning_table", help="OUT: path prefix of what is written")
     parser.add_argument("--smoke", action="store_true", help="tiny data, two batches per epoch; writes to /tmp")
     args = parser.parse_args()
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA GPU; "
+                     "use --device cpu, or run on a machine with a GPU and a CUDA build of torch")
     if args.smoke:
         args.out = Path("/tmp") / args.out.name
         args.sweep = args.sweep[:2]

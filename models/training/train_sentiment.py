@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--name", default=NAME)
     parser.add_argument("--out-dir", type=Path, default=MODELS, help="where the checkpoint goes (default models/)")
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA GPU; "
+                     "use --device cpu, or run on a machine with a GPU and a CUDA build of torch")
     torch.set_num_threads(2)
     config = {**CONFIG, **{k: getattr(args, k) for k in ("hidden", "heads", "intermediate", "layers", "seq_len",
                                                           "timesteps")}}
