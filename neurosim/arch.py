@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from .errors import NeurosimError
@@ -53,20 +55,13 @@ class EnergyTable(Strict):
             raise ValueError("sram points must be listed by strictly increasing 'bytes'")
         return self
 
-    def sram_pj_per_bit(self, array_bytes: float, op: Literal["read", "write"]) -> float:
-        """Per-bit access energy of an SRAM array of this size, interpolated in log(size).
-
-        Outside the table's range the nearest point is used (no extrapolation).
+    def sram_pj_per_bit(self, array_bytes, op: Literal["read", "write"]):
+        """Per-bit access energy of an SRAM array of this size (a number or an array of sizes),
+        interpolated in log(size). Outside the table's range the nearest point is used (no extrapolation).
         """
-        pts = self.sram
-        key = f"{op}_pj_per_bit"
-        if array_bytes <= pts[0].bytes or len(pts) == 1:
-            return getattr(pts[0], key)
-        for lo, hi in zip(pts, pts[1:]):
-            if array_bytes <= hi.bytes:
-                f = (math.log(array_bytes) - math.log(lo.bytes)) / (math.log(hi.bytes) - math.log(lo.bytes))
-                return getattr(lo, key) + f * (getattr(hi, key) - getattr(lo, key))
-        return getattr(pts[-1], key)
+        sizes = np.log([p.bytes for p in self.sram])
+        energies = [getattr(p, f"{op}_pj_per_bit") for p in self.sram]
+        return np.interp(np.log(array_bytes), sizes, energies)
 
 
 def _bank_within(bank: int | None, array: int | None, array_key: str) -> int | None:

@@ -18,12 +18,14 @@ def edge():
 def test_energy_is_counts_times_table(edge):
     t = edge.energy
     ev = EventCounts(acs=10, ac_bit_ops=10, macs=3, other_ops=2, neuron_updates=5, rng_ops=7,
+                     core_read_bits=64, core_write_bits=32, buffer_read_bits=6, buffer_write_bits=2,
                      dram_read_bits=100, dram_write_bits=50, bit_mm=40)
-    ev.add_sram(8192, read_bits=64, write_bits=32)
-    e = energy_breakdown_pj(ev, t, static_power_w=0.5, latency_s=2e-6)
+    e = energy_breakdown_pj(ev, t, core_array_bytes=8192, buffer_array_bytes=1 << 30, static_power_w=0.5,
+                            latency_s=2e-6)
     # Horowitz 45 nm: AC 0.9, MAC 4.6, other 4.6, neuron 6.4, shift-add 0.1 pJ
     assert e["compute"] == pytest.approx(10 * 0.9 + 3 * 4.6 + 2 * 4.6 + 5 * 6.4 + 7 * 0.1)
-    assert e["sram"] == pytest.approx(96 * 10 / 64)              # 8 KB array: 10 pJ per 64 bits
+    # 8 KB array: 10 pJ per 64 bits; a 1 GiB buffer is past the table's largest array (1 MiB, 100 pJ / 64 b)
+    assert e["sram"] == pytest.approx(96 * 10 / 64 + 8 * 100 / 64)
     assert e["dram"] == pytest.approx(150 * 20.0)
     assert e["interconnect"] == pytest.approx(40 * 0.1)
     assert e["leakage"] == pytest.approx(0.5 * 2e-6 * 1e12)     # 1 uJ
@@ -33,8 +35,9 @@ def test_multilevel_spike_pricing():
     per_bit = load_arch("edge-45nm").energy              # a 2-bit spike = 2 ACs
     shift = load_arch("loihi").energy                    # one synaptic op + one shift-add
     ev = EventCounts(acs=10, ac_bit_ops=20)
-    assert energy_breakdown_pj(ev, per_bit, 0, 0)["compute"] == pytest.approx(20 * 0.9)
-    assert energy_breakdown_pj(ev, shift, 0, 0)["compute"] == pytest.approx(10 * 23.6 + 10 * 23.6)
+    chip = dict(core_array_bytes=8192, buffer_array_bytes=8192, static_power_w=0, latency_s=0)
+    assert energy_breakdown_pj(ev, per_bit, **chip)["compute"] == pytest.approx(20 * 0.9)
+    assert energy_breakdown_pj(ev, shift, **chip)["compute"] == pytest.approx(10 * 23.6 + 10 * 23.6)
 
 
 def _one_layer(t=3):

@@ -1,0 +1,223 @@
+"""The closed form: first-order energy, latency and memory of one network on n design points.
+
+Written once, over numpy arrays of points: `cost.estimate` calls it with one
+point, a sweep (`dse.evaluate`) with thousands. The mapping decisions come
+from `cost.layout` (shared with the simulator), the pricing from
+`cost.energy.energy_breakdown_pj`. First-order choices a designer can read here:
+
+* Cores are output-stationary (see `layout.core_access_bits`).
+* A layer's latency is the slowest of its compute, its DRAM transfers, its
+  global-buffer transfers and its on-chip network traffic ("whichever
+  bounds"); in the sequential mapping layers do not overlap.
+* Pruning is structured: only live-input x live-output weights are stored.
+* Spatial: every layer runs the network's largest T; layers form a pipeline
+  over timesteps: latency = (T + depth - 1) x the slowest layer's time per
+  step. A spike is multicast as one packet to every core of each consuming
+  layer (one event-queue write and read at each).
+* Sequential: layers run one after another on the whole pool, each for its
+  own t^l. What passes between layers sits in the global buffer until its
+  last reader has run; what does not fit beside the histories still held
+  spills to DRAM (written once, read by each pass of each reader).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..arch import EnergyTable
+from . import layout
+from .chips import Chips
+from .energy import EventCounts, energy_breakdown_pj
+from .workload import Workload
+
+
+@dataclass
+class Costs:
+    """Closed-form results of one network and mapping on n points (arrays of length n, or (n, L))."""
+
+    work: Workload
+    chips: Chips
+    mapping: str
+    carry: str
+    events: EventCounts
+    cycles: np.ndarray
+    energy_pj: dict[str, np.ndarray]
+    memory_bytes: dict[str, np.ndarray]
+    dram_bytes: np.ndarray
+    per_layer: dict[str, np.ndarray]
+    notes: list[list[str]]
+    infeasible: list[str | None] = field(default_factory=list)           # why a design does not fit
+    refused: list[tuple[str, str, str] | None] = field(default_factory=list)  # (field, problem, fix): bad input
+
+    @property
+    def latency_s(self) -> np.ndarray:
+        return self.cycles / self.chips.clock_hz
+
+    @property
+    def total_energy_pj(self) -> np.ndarray:
+        e = self.energy_pj
+        return e["compute"] + e["sram"] + e["dram"] + e["interconnect"] + e["leakage"]
+
+
+def _op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
+    """Compute ops and core-SRAM accesses, common to both mappings."""
+    t = work.total
+    reads, writes = layout.core_access_bits(work, chips, ac_includes_memory, work.acs, work.macs,
+                                            work.neuron_updates, work.timesteps)
+    return EventCounts(acs=t["acs"], ac_bit_ops=t["ac_bit_ops"], macs=t["macs"], other_ops=t["other_ops"],
+                       neuron_updates=t["neuron_updates"], core_read_bits=reads, core_write_bits=writes)
+
+
+def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray) -> dict[str, np.ndarray]:
+    energy = energy_breakdown_pj(ev, table, core_array_bytes=chips.core_array,
+                                 buffer_array_bytes=chips.buffer_array, static_power_w=chips.static_power_w,
+                                 latency_s=cycles / chips.clock_hz)
+    return {k: np.broadcast_to(v, (chips.n,)).astype(float) for k, v in energy.items()}
+
+
+def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
+    """Every layer on its own cores, pipelined over the network's largest T."""
+    n, T = chips.n, work.T
+    alloc = layout.SpatialCores(work, chips)
+    cores = alloc.cores
+    layer_cycles = layout.compute_cycles(work, cores, chips)
+    compute_cycles = (layer_cycles / T).max(axis=1) * (T + work.depth - 1)
+
+    ev = _op_events(work, chips, table.ac_includes_memory)
+    steps = layout.step_bits(work, chips)
+    noc_bits = np.zeros(n)
+    for i in range(work.L):
+        if work.spiking[i]:    # one packet per spike to every core of every consumer
+            dest = sum((cores[:, c] for c in work.consumers[i]), np.zeros(n, np.int64))
+            bits = work.spikes_out[i] * chips.packet_bits * dest
+            ev.core_read_bits = ev.core_read_bits + bits     # event queue at each destination core
+            ev.core_write_bits = ev.core_write_bits + bits
+        else:                  # dense values to each consumer
+            bits = steps[:, i] * T * max(1, len(work.consumers[i]))
+        noc_bits = noc_bits + bits
+    ev.bit_mm = noc_bits * chips.avg_hops * chips.hop_mm
+    noc_cycles = noc_bits / chips.noc_rate
+    cycles = np.maximum(compute_cycles, noc_cycles)
+
+    weights = np.full(n, work.weight_bytes.sum())
+    membrane = layout.state_bytes(work, chips).sum(axis=1)
+    buffers = (2 * steps / 8).sum(axis=1)
+    memory = dict(weights=weights, membrane=membrane, spike_buffers=buffers,
+                  peak_on_chip=weights + membrane + buffers)
+    notes = []
+    for j in range(n):
+        note = [f"all layers run T = {T}; pipeline depth {work.depth}; {int(cores[j].sum())} of "
+                f"{int(chips.cores[j])} cores used"]
+        if noc_cycles[j] > compute_cycles[j]:
+            note.append("latency bound by the on-chip network")
+        notes.append(note)
+    infeasible = [None if alloc.fits[j] else alloc.shortfall(chips, j) for j in range(n)]
+    return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
+                 np.zeros(n), dict(cores=cores, cycles=layer_cycles), notes, infeasible, [None] * n)
+
+
+class _BufferLedger:
+    """The global buffer over the sequential run: each layer's carried output, [on chip, spilled], per point,
+    held until its last reader has run."""
+
+    def __init__(self, work: Workload, chips: Chips):
+        self.capacity = chips.buffer_bytes * 8.0
+        self.free = self.capacity.copy()
+        self.held = np.zeros((work.L, chips.n))
+        self.spilled = np.zeros((work.L, chips.n))
+        self.readers = [len(c) for c in work.consumers]
+
+    def write(self, i: int, bits: np.ndarray) -> np.ndarray:
+        """Layer i's output takes the room left beside what is still held; returns what spills."""
+        on_chip = np.minimum(bits, self.free)
+        self.free = self.free - on_chip
+        self.held[i], self.spilled[i] = on_chip, bits - on_chip
+        return self.spilled[i]
+
+    def read_done(self, sources: list[int]) -> None:
+        for s in sources:
+            self.readers[s] -= 1
+            if self.readers[s] == 0:
+                self.free = self.free + self.held[s]
+
+    @property
+    def level_bytes(self) -> np.ndarray:
+        return (self.capacity - self.free) / 8
+
+
+def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> Costs:
+    """One core pool runs layer after layer, each for its own timesteps."""
+    n, L = chips.n, work.L
+    plan = layout.SequentialWeights(work, chips)
+    carried = layout.carry_bits(work, chips, carry)
+    ledger = _BufferLedger(work, chips)
+    ev = _op_events(work, chips, table.ac_includes_memory)
+    pool_cycles = layout.compute_cycles(work, chips.cores, chips)
+    hops_mm = chips.avg_hops * chips.hop_mm
+    total, dram_bits = np.zeros(n), np.zeros(n)
+    peak_buffer, peak_state, stream_slot = np.zeros(n), np.zeros(n), np.zeros(n)
+    spill_layer, spill_kept = np.full(n, -1), np.zeros(n)
+    layer_cycles, spills = np.zeros((n, L)), np.zeros((n, L))
+    for i in range(L):
+        passes, streamed = plan.passes[:, i], plan.streamed[:, i]
+        sources = work.sources[i]
+        in_gb = sum((ledger.held[s] for s in sources), np.zeros(n))
+        in_dram = sum((ledger.spilled[s] for s in sources), np.zeros(n))
+        kept_before = ledger.capacity - ledger.free
+        spill = ledger.write(i, carried[:, i])
+        first = (spill > 0) & (spill_layer < 0) & ~chips.has_dram
+        spill_layer = np.where(first, i, spill_layer)
+        spill_kept = np.where(first, kept_before + carried[:, i], spill_kept)
+        buffer_read = in_gb * passes
+        ev.buffer_read_bits = ev.buffer_read_bits + buffer_read
+        ev.buffer_write_bits = ev.buffer_write_bits + ledger.held[i]
+        dram_read = streamed * 8 + in_dram * passes
+        layer_dram = dram_read + spill
+        ev.dram_read_bits = ev.dram_read_bits + dram_read
+        ev.dram_write_bits = ev.dram_write_bits + spill
+        ev.core_write_bits = ev.core_write_bits + streamed * 8       # streamed weights land in core SRAM
+        if carry == "rates":
+            ev.rng_ops = ev.rng_ops + work.regenerated_inputs[i] * work.timesteps[i] * passes
+        buffer_bits = ledger.held[i] + buffer_read
+        moved = buffer_bits + layer_dram                      # everything to and from the cores crosses the network
+        ev.bit_mm = ev.bit_mm + moved * hops_mm
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dram_cycles = np.where(layer_dram != 0, layer_dram / chips.dram_bits_per_cycle, 0.0)
+        layer_cycles[:, i] = np.maximum.reduce([pool_cycles[:, i], dram_cycles,
+                                                buffer_bits / 8 / chips.buffer_bytes_per_cycle, moved / chips.noc_rate])
+        total = total + layer_cycles[:, i]
+        dram_bits = dram_bits + layer_dram
+        spills[:, i] = spill / 8
+        peak_buffer = np.maximum(peak_buffer, ledger.level_bytes)
+        peak_state = np.maximum(peak_state, plan.states[:, i] / passes)
+        stream_slot = np.maximum(stream_slot, streamed / passes)
+        ledger.read_done(sources)
+
+    pinned_bytes = (work.weight_bytes[None, :] * plan.pinned).sum(axis=1)
+    memory = dict(weights=np.full(n, work.weight_bytes.sum()), membrane=peak_state, spike_buffers=peak_buffer,
+                  peak_on_chip=pinned_bytes + stream_slot + peak_state + peak_buffer)
+    notes = []
+    for j in range(n):
+        note = [f"layers run their own timesteps ({work.timesteps_note}); carry: {carry}"]
+        if plan.streams[j]:
+            note.append(f"{int((~plan.pinned[j]).sum())} of {L} layers' weights streamed from DRAM every inference")
+        notes.append(note)
+    widest, widest_bits = layout.widest_step(work, chips)
+    refused = [layout.buffer_refusal(work, chips, widest, widest_bits, j) if widest_bits[j] > ledger.capacity[j]
+               else None for j in range(n)]
+    infeasible = []
+    for j in range(n):
+        if plan.streams[j] and not chips.has_dram[j]:
+            infeasible.append(plan.no_room(work, chips, j))
+        elif spill_layer[j] >= 0:
+            infeasible.append(layout.no_spill_room(work.names[spill_layer[j]], spill_kept[j], chips.buffer_bytes[j]))
+        elif plan.free[j] <= 0 and (plan.streamed[j] + plan.states[j]).max() > 0:
+            infeasible.append(f"pinned weights fill all {chips.total_core_sram[j]} B of core SRAM, leaving none "
+                              "for membranes")
+        else:
+            infeasible.append(None)
+    per_layer = dict(passes=plan.passes, streamed_weight_bytes=plan.streamed, spill_bytes=spills, cycles=layer_cycles)
+    return Costs(work, chips, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
+                 dram_bits / 8, per_layer, notes, infeasible, refused)

@@ -1,0 +1,137 @@
+"""Mapping decisions, over arrays of design points: what goes where, and how big it is.
+
+Shared by the closed form (`cost.closed_form`) and the simulator (`sim`), so
+the two cannot map a network differently. Every function takes a `Workload`
+(length-L arrays, one network) and `Chips` (length-n arrays, n design points)
+and returns arrays of shape (n, L) or (n,).
+
+* A layer's state is its membranes (spiking) or its output values (real),
+  one per token and live output neuron.
+* A step of a layer's output is a dense bitmap of spikes (k bits per event
+  for a k-bit neuron) or its real values.
+* Sequential mapping carries each layer's output to its readers either as
+  the whole spike history (`spikes`) or as spike counts (`rates`); a real
+  output is carried as its time average.
+* Spatial: each layer first gets the cores its weights, membranes and a
+  double-buffered output step need; spare cores are shared by compute work.
+* Sequential: all weights stay in core SRAM when they fit beside the largest
+  layer's membranes; otherwise layers are pinned in order into half of the
+  SRAM and the rest are streamed from DRAM. A layer whose streamed weights
+  and membranes exceed the free SRAM runs in several passes over its outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .chips import Chips
+from .workload import Workload
+
+
+def state_bytes(work: Workload, chips: Chips) -> np.ndarray:
+    bits = np.where(work.spiking[None, :], chips.membrane_bits[:, None], chips.activation_bits[:, None])
+    return work.values_per_step[None, :] * bits / 8
+
+
+def step_bits(work: Workload, chips: Chips) -> np.ndarray:
+    """One timestep of each layer's output."""
+    bits = np.where(work.spiking[None, :], work.spike_bits[None, :], chips.activation_bits[:, None])
+    return work.values_per_step[None, :] * bits
+
+
+def carry_bits(work: Workload, chips: Chips, carry: str) -> np.ndarray:
+    """What the sequential mapping keeps of each layer's output for its readers."""
+    steps = step_bits(work, chips)
+    if carry == "spikes":
+        return steps * work.timesteps[None, :]
+    return np.where(work.spiking[None, :], (work.values_per_step * work.count_bits)[None, :], steps)
+
+
+def compute_cycles(work: Workload, cores: np.ndarray, chips: Chips) -> np.ndarray:
+    """Cycles of each layer's whole run on `cores` cores ((n, L) or (n,) broadcast): ACs and neuron
+    updates on the AC datapath, MACs and element ops on the MAC datapath."""
+    cores = cores if cores.ndim == 2 else cores[:, None]
+    return ((work.acs + work.neuron_updates)[None, :] / (cores * chips.acs_per_cycle[:, None])
+            + (work.macs + work.other_ops)[None, :] / (cores * chips.macs_per_cycle[:, None]))
+
+
+def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs: np.ndarray,
+                     macs: np.ndarray, neuron_updates: np.ndarray, dense_steps: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Core-SRAM bits read and written for the given per-layer work (length L), per point.
+
+    Output-stationary cores: an AC or MAC reads one weight (an attention
+    layer's operand at activation precision); a neuron update reads and
+    writes one membrane; a real-valued output reads and writes its value once
+    per token and step (`dense_steps`: the steps each layer ran).
+    """
+    weight_reads = macs if ac_includes_memory else acs + macs
+    weight_bits = np.where(work.attention[None, :], chips.activation_bits[:, None], work.weight_bits[None, :])
+    state = np.where(work.spiking[None, :], neuron_updates[None, :] * chips.membrane_bits[:, None],
+                     (work.values_per_step * dense_steps)[None, :] * chips.activation_bits[:, None])
+    reads = (weight_reads[None, :] * weight_bits + state).sum(axis=1)
+    return reads, state.sum(axis=1)
+
+
+class SpatialCores:
+    """Cores per layer in the spatial mapping, and whether the chip has enough."""
+
+    def __init__(self, work: Workload, chips: Chips):
+        self.need_bytes = work.weight_bytes[None, :] + state_bytes(work, chips) + 2 * step_bits(work, chips) / 8
+        min_cores = np.maximum(1, np.ceil(self.need_bytes / chips.core_sram[:, None])).astype(np.int64)
+        self.min_total = min_cores.sum(axis=1)
+        self.fits = self.min_total <= chips.cores
+        load = compute_cycles(work, np.ones(chips.n, np.int64), chips)
+        spare = np.maximum(chips.cores - self.min_total, 0)
+        share = spare[:, None] * load / np.maximum(load.sum(axis=1), 1e-30)[:, None]
+        self.cores = min_cores + np.floor(share).astype(np.int64)
+
+    def shortfall(self, chips: Chips, j: int) -> str:
+        """Why point j's chip cannot hold the spatial mapping."""
+        return (f"spatial mapping needs {self.min_total[j]} cores of {chips.core_sram[j]} B SRAM to hold every "
+                f"layer's weights, membranes and spike buffers ({self.need_bytes[j].sum() / 2**20:.1f} MiB); the "
+                f"chip has {chips.cores[j]} (short by {self.min_total[j] - chips.cores[j]})")
+
+
+class SequentialWeights:
+    """Which layers' weights stay pinned in core SRAM, what is streamed, and the SRAM left for the rest."""
+
+    def __init__(self, work: Workload, chips: Chips):
+        capacity = chips.total_core_sram
+        self.states = state_bytes(work, chips)
+        largest_state = self.states.max(axis=1)
+        all_fit = work.weight_bytes.sum() + largest_state <= capacity
+        in_half = np.cumsum(work.weight_bytes)[None, :] <= ((capacity - largest_state) / 2)[:, None]
+        self.pinned = np.where(all_fit[:, None], True, in_half)
+        self.streamed = np.where(self.pinned, 0.0, work.weight_bytes[None, :])
+        self.streams = ~self.pinned.all(axis=1)
+        self.free = capacity - (work.weight_bytes[None, :] * self.pinned).sum(axis=1)
+        need = self.streamed + self.states
+        with np.errstate(divide="ignore", invalid="ignore"):
+            passes = np.ceil(need / self.free[:, None])
+        self.passes = np.where(need <= 0, 1, np.maximum(1, np.where(self.free[:, None] > 0, passes, 1)))
+        self.passes = self.passes.astype(np.int64)
+
+    def no_room(self, work: Workload, chips: Chips, j: int) -> str:
+        return (f"weights ({work.weight_bytes.sum() / 2**20:.1f} MiB) do not fit in the "
+                f"{chips.total_core_sram[j] / 2**20:.1f} MiB of core SRAM and the chip has no DRAM to stream them from")
+
+
+def widest_step(work: Workload, chips: Chips) -> tuple[np.ndarray, np.ndarray]:
+    """Per point, the layer with the largest output step and that step's bits."""
+    steps = step_bits(work, chips)
+    widest = steps.argmax(axis=1)
+    return widest, steps[np.arange(chips.n), widest]
+
+
+def buffer_refusal(work: Workload, chips: Chips, widest: np.ndarray, bits: np.ndarray, j: int
+                   ) -> tuple[str, str, str]:
+    """(field, problem, fix) for a global buffer that cannot hold one timestep of point j's widest layer."""
+    need = bits[j] / 8
+    return ("global_buffer.bytes", f"{chips.buffer_bytes[j]} B cannot hold one timestep of layer "
+            f"'{work.names[widest[j]]}' ({need:.0f} B)", f"give the global buffer at least {int(np.ceil(need))} B")
+
+
+def no_spill_room(layer_name: str, kept_bits: float, buffer_bytes: float) -> str:
+    return (f"layer '{layer_name}' keeps {kept_bits / 8:.0f} B of inter-layer data; the global buffer "
+            f"holds {buffer_bytes:.0f} B and there is no DRAM to spill to")

@@ -1,0 +1,122 @@
+"""What a network asks of any chip: per-layer counts and sizes that do not depend on the arch.
+
+`Workload` is computed once per network (and mapping: the spatial mapping
+runs every layer at the network's largest T) and shared by every design
+point the closed form evaluates. `workload(net, spatial)` caches it by the
+network's content, in a small bounded cache, so a sweep that evaluates one
+model in many batches builds it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+from collections import OrderedDict
+from dataclasses import replace
+
+import numpy as np
+
+from ..ir import Network
+from .analytic import layer_counts, needed_outputs, stored_weights
+
+COUNT_KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
+
+
+def with_timesteps(net: Network, timesteps: int) -> Network:
+    """The network with every layer running `timesteps` steps."""
+    layers = [replace(layer, timesteps=timesteps) for layer in net.layers]
+    return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, dict(net.metadata))
+
+
+def depth(net: Network) -> int:
+    """Layers on the longest path from the input: the spatial pipeline's depth."""
+    d: dict[str, int] = {}
+    for layer in net.layers:
+        d[layer.name] = 1 + max((d[s] for s in layer.inputs), default=0)
+    return max(d.values())
+
+
+def live_outputs(net: Network, layer) -> int:
+    """Output neurons the hardware computes and stores (see `analytic.needed_outputs`)."""
+    return int(needed_outputs(net, layer).sum())
+
+
+class Workload:
+    """Per-layer arrays (length L, in layer order) of one network, and its op totals.
+
+    `count_rows`: the per-layer op counts (`analytic.layer_counts` rows, or
+    the ones a simulator measured from a trace).
+    """
+
+    def __init__(self, net: Network, count_rows: list[dict] | None = None):
+        layers = net.layers
+        self.net = net
+        self.count_rows = count_rows if count_rows is not None else [layer_counts(net, l) for l in layers]
+        col = lambda key: np.array([float(r[key]) for r in self.count_rows])  # noqa: E731
+        self.acs, self.macs, self.other_ops = col("acs"), col("macs"), col("other_ops")
+        self.neuron_updates, self.spikes_out = col("neuron_updates"), col("spikes_out")
+        self.input_spike_bits = col("input_spike_bits")
+        self.names = [l.name for l in layers]
+        self.L = len(layers)
+        self.T = net.max_timesteps
+        self.depth = depth(net)
+        self.live = np.array([live_outputs(net, l) for l in layers], dtype=float)
+        self.seq_len = np.array([l.seq_len for l in layers], dtype=float)
+        self.timesteps = np.array([l.timesteps for l in layers], dtype=float)
+        self.spiking = np.array([l.spiking for l in layers], dtype=bool)
+        self.attention = np.array([l.kind == "attention" for l in layers], dtype=bool)
+        self.spike_bits = np.array([l.neuron.spike_bits if l.spiking else 0 for l in layers], dtype=float)
+        # A spike count over t steps of a k-level neuron: ceil(log2(t k + 1)) bits.
+        self.count_bits = np.array([math.ceil(math.log2(l.timesteps * l.neuron.levels + 1)) if l.spiking else 0
+                                    for l in layers], dtype=float)
+        self.weight_bits = np.array([l.weight_bits for l in layers], dtype=float)
+        self.weight_bytes = np.array([stored_weights(net, l) * l.weight_bits / 8 for l in layers], dtype=float)
+        index = {l.name: i for i, l in enumerate(layers)}
+        self.consumers = [[index[c.name] for c in net.consumers(l.name)] for l in layers]
+        self.sources = [[index[s] for s in dict.fromkeys(l.inputs)] for l in layers]
+        # Input neurons whose spikes a layer regenerates from carried rates (all its inputs spike).
+        self.regenerated_inputs = np.array([
+            l.seq_len * sum(live_outputs(net, net[s]) for s in l.inputs)
+            if l.inputs and all(net[s].spiking for s in l.inputs) else 0.0 for l in layers], dtype=float)
+        self.timesteps_note = ", ".join(str(t) for t in sorted({l.timesteps for l in layers}))
+        # Totals, summed in layer order.
+        self.total = {k: float(sum(r[k] for r in self.count_rows)) for k in COUNT_KEYS}
+        self.total["ac_bit_ops"] = float(sum(r["acs"] * r["input_spike_bits"] for r in self.count_rows))
+
+    @property
+    def values_per_step(self) -> np.ndarray:
+        """Output values of one timestep: tokens x live outputs."""
+        return self.seq_len * self.live
+
+
+# Weight values change no count or size (only their shapes and masks do), so they stay out of the key.
+_VALUES = ("weights", "bias")
+
+
+def content_key(net: Network) -> str:
+    """A digest of what the workload depends on: equal digests mean equal networks but for weight values."""
+    layers = [{k: v for k, v in vars(layer).items() if k not in _VALUES} for layer in net.layers]
+    payload = (net.name, net.input_size, net.input_rate, net.input_spiking, net.metadata, layers)
+    return hashlib.blake2b(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), digest_size=16).hexdigest()
+
+
+CACHE_SIZE = 16   # networks x mappings kept; a sweep works through one model at a time
+_cache: OrderedDict[tuple[str, bool], Workload] = OrderedDict()
+
+
+def cached_workloads() -> int:
+    return len(_cache)
+
+
+def workload(net: Network, spatial: bool) -> Workload:
+    """The network's workload for a mapping (spatial: every layer at the largest T), cached by content."""
+    key = (content_key(net), spatial)
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    work = Workload(with_timesteps(net, net.max_timesteps) if spatial else net)
+    _cache[key] = work
+    if len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return work
