@@ -112,7 +112,8 @@ def one_run(spec: Path, tmp: Path, **kw) -> tuple[float, int]:
 
 def reference_rate(spec: Path, limit: int = 200) -> float:
     """Closed-form points per second one at a time through cost.estimate (models already loaded)."""
-    from neurosim.dse.evaluate import evaluate_point, load_point_model
+    from neurosim.dse.evaluate import evaluate_point
+    from neurosim.dse.models import load_point_model
     from neurosim.dse.spec import load_spec, plan
 
     points = plan(load_spec(spec))[:limit]

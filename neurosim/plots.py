@@ -29,7 +29,8 @@ def _label(r: Report) -> str:
     return r.mapping + (f"\n({r.carry})" if r.mapping == "sequential" else "")
 
 
-def _scale(values: list[float], unit: str) -> tuple[float, str]:
+def axis_scale(values: list[float], unit: str) -> tuple[float, str]:
+    """The factor and unit to plot these values in: the SI prefix of the largest, from 1 down to pico ('us')."""
     top = max([abs(v) for v in values] + [0.0])
     for factor, prefix in ((1, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
         if top >= factor:
@@ -46,7 +47,7 @@ def compare_plot(reports: list[Report], path: str | Path) -> Path:
     x = np.arange(len(reports))
     fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(4 + 2.2 * len(reports), 4.5))
     energies = [(r.energy_pj or 0.0) * 1e-12 for r in reports]
-    f, unit = _scale(energies, "J")
+    f, unit = axis_scale(energies, "J")
     bottom = np.zeros(len(reports))
     for key in BREAKDOWN:
         vals = np.array([(r.energy_breakdown_pj or {}).get(key, 0.0) * 1e-12 / f for r in reports])
@@ -56,7 +57,7 @@ def compare_plot(reports: list[Report], path: str | Path) -> Path:
     ax_e.set_title("energy")
     ax_e.legend(fontsize=8)
     lat = [r.latency_s or 0.0 for r in reports]
-    fl, lunit = _scale(lat, "s")
+    fl, lunit = axis_scale(lat, "s")
     ax_l.bar(x, [v / fl for v in lat], 0.6, color="#4c72b0")
     ax_l.set_ylabel(f"latency ({lunit})")
     ax_l.set_title("latency")
@@ -82,7 +83,7 @@ def timeline_plot(report: Report, path: str | Path, max_rows: int = 40) -> Path:
                             "simulate with timeline=True (neurosim.sim.simulate(..., timeline=True))")
     path = Path(path)
     per_s = report.latency_cycles / report.latency_s if report.latency_s else 1.0   # the clock
-    f, unit = _scale([report.latency_s or 0.0], "s")
+    f, unit = axis_scale([report.latency_s or 0.0], "s")
     us = per_s * f      # cycles per plotted time unit
     busy = tl[tl["kind"] != "occupancy"]
     occ = tl[tl["kind"] == "occupancy"]

@@ -49,8 +49,8 @@ class Report:
         return out
 
 
-def _si(value: float | None, unit: str) -> str:
-    """A number with an SI prefix: 3.2e-6 J -> '3.20 uJ'."""
+def format_si(value: float | None, unit: str) -> str:
+    """A number with an SI prefix, 3 significant digits: 3.2e-6 J -> '3.2 uJ'; None -> '-'."""
     if value is None:
         return "-"
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"),
@@ -60,7 +60,8 @@ def _si(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def _bytes(value: float | None) -> str:
+def format_bytes(value: float | None) -> str:
+    """A byte count in binary units, 3 significant digits: 65536 -> '64 KiB'; None -> '-'."""
     if value is None:
         return "-"
     for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
@@ -74,13 +75,14 @@ def comparison_table(reports: list[Report]) -> str:
     def col(r: Report) -> list[str]:
         e = r.energy_breakdown_pj or {}
         m = r.memory_bytes or {}
-        energy = [_si(None if r.energy_pj is None else r.energy_pj * 1e-12, "J")]
-        energy += [_si(e[k] * 1e-12, "J") + f" ({100 * e[k] / r.energy_pj:.0f}%)" if e else "-" for k in BREAKDOWN]
+        energy = [format_si(None if r.energy_pj is None else r.energy_pj * 1e-12, "J")]
+        energy += [format_si(e[k] * 1e-12, "J") + f" ({100 * e[k] / r.energy_pj:.0f}%)" if e else "-"
+                   for k in BREAKDOWN]
         return ([f"{r.mapping}" + (f" ({r.carry})" if r.mapping == "sequential" else ""),
-                 "yes" if r.feasible else "NO", _si(r.acs, ""), _si(r.macs, "")]
-                + energy + [_si(r.latency_s, "s"), _si(r.latency_cycles, "cycles")]
-                + [_bytes(m.get(k)) for k in MEMORY] + [_bytes(r.dram_traffic_bytes)]
-                + [_si(r.stall_cycles, "cycles")]
+                 "yes" if r.feasible else "NO", format_si(r.acs, ""), format_si(r.macs, "")]
+                + energy + [format_si(r.latency_s, "s"), format_si(r.latency_cycles, "cycles")]
+                + [format_bytes(m.get(k)) for k in MEMORY] + [format_bytes(r.dram_traffic_bytes)]
+                + [format_si(r.stall_cycles, "cycles")]
                 + [f"{100 * (r.utilization or {}).get(k, 0):.0f}%" if r.utilization else "-" for k in UTILIZATION])
 
     labels = (["mapping", "feasible", "ACs", "MACs", "energy / inference"]

@@ -1,9 +1,9 @@
-"""YAML loading with pydantic schemas, turning schema errors into one clear paragraph."""
+"""YAML loading with pydantic schemas, turning schema errors into one clear paragraph; dotted-key edits of YAML data."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -75,3 +75,24 @@ def validate(data: dict, model: type[M], where: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise explain(exc, where, model) from None
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of YAML-like data (dicts, lists, scalars), much faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_copy(v) for v in value]
+    return value
+
+
+def set_dotted(data: dict, key: str, value: Any) -> dict:
+    """`data` with `key` ('cores.count') set to `value`, in place; missing sections become dicts."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = plain_copy(value)
+    return data

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from neurosim.cli import main
 from neurosim.dse import evaluate as ev
-from neurosim.dse.cli import main as dse_main
 from neurosim.dse.spec import load_spec, plan
 from neurosim.dse.store import RESULTS, load_results, read_csv
 from neurosim.dse.sweep import run_sweep
@@ -92,7 +92,7 @@ def test_local_cluster_rows_equal_one_by_one(tmp_path, client):
     assert set(df["status"]) == {"ok", "infeasible", "error"}
     assert_rows_match(df, points)
     # Both workers did work, and each built each model at most once (cache, not per point).
-    loads = client.run(lambda: dict(__import__("neurosim.dse.evaluate", fromlist=["x"]).MODEL_LOADS))
+    loads = client.run(lambda: dict(__import__("neurosim.dse.models", fromlist=["x"]).MODEL_LOADS))
     assert all(n == 1 for per_worker in loads.values() for n in per_worker.values())
     assert sum(len(per_worker) > 0 for per_worker in loads.values()) == 2
 
@@ -103,18 +103,14 @@ def test_cli_sweep_on_a_running_cluster_by_address(tmp_path, client, capsys):
                                                                "mapping": ["spatial", "sequential:rates"]})
     address = client.scheduler.address
     assert address.startswith("tcp://")
-    def forget_models():   # on each worker: an empty model cache, so the sweep's loads show up
-        evaluate = __import__("neurosim.dse.evaluate", fromlist=["x"])
-        evaluate._MODELS.clear()
-        evaluate.MODEL_LOADS.clear()
-
-    client.run(forget_models)
+    # on each worker: an empty model cache, so the sweep's loads show up
+    client.run(lambda: __import__("neurosim.dse.models", fromlist=["x"]).forget_models())
     out = tmp_path / "out"
-    assert dse_main(["sweep", str(spec), "--out", str(out), "--scheduler", address, "--no-progress"]) == 0
+    assert main(["sweep", str(spec), "--out", str(out), "--scheduler", address, "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "4 points evaluated" in text and "2 Dask workers" in text
     # the cluster's worker processes built the model and evaluated the points
-    loads = client.run(lambda: dict(__import__("neurosim.dse.evaluate", fromlist=["x"]).MODEL_LOADS))
+    loads = client.run(lambda: dict(__import__("neurosim.dse.models", fromlist=["x"]).MODEL_LOADS))
     assert sum(sum(per_worker.values()) for per_worker in loads.values()) >= 1
     df = load_results(out)
     assert len(df) == 4 and set(df["status"]) <= {"ok", "infeasible"} and "ok" in set(df["status"])
@@ -190,7 +186,7 @@ def test_killed_process_loses_nothing_and_resumes(tmp_path):
                       axes={"cores.count": list(range(4, 104)), "mapping": ["sequential:spikes", "sequential:rates"],
                             "engine": ["sim"]})
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "neurosim.dse.cli", "sweep", str(spec), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "neurosim.cli", "sweep", str(spec), "--out", str(out),
                              "--workers", "0", "--no-progress"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = out / RESULTS
@@ -227,16 +223,16 @@ def test_cli_sweep_pareto_report(tmp_path, capsys):
     spec = write_spec(tmp_path, models=["tiny-encoder"], axes={"cores.count": [4, 16, 64],
                                                                "mapping": ["spatial", "sequential:rates"]})
     out = tmp_path / "out"
-    assert dse_main(["sweep", str(spec), "--dry-run"]) == 0
+    assert main(["sweep", str(spec), "--dry-run"]) == 0
     assert "6 points" in capsys.readouterr().out
-    assert dse_main(["sweep", str(spec), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
     assert "6 points evaluated" in capsys.readouterr().out
-    assert dse_main(["pareto", str(out), "--objectives", "energy", "latency"]) == 0
+    assert main(["pareto", str(out), "--objectives", "energy", "latency"]) == 0
     text = capsys.readouterr().out
     assert "Pareto front of 6 points" in text and "| mapping |" in text
-    assert dse_main(["pareto", str(out), "--objectives", "energy"]) == 2
+    assert main(["pareto", str(out), "--objectives", "energy"]) == 2
     assert "two or three" in capsys.readouterr().err
-    assert dse_main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
     assert "--resume" in capsys.readouterr().err
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from neurosim.dse.cli import main as dse_main
+from neurosim.cli import main
 from neurosim.dse.spec import check_models, load_spec, plan
 from neurosim.errors import NeurosimError
 
@@ -65,7 +65,7 @@ def test_bad_spec_is_one_clear_line_on_the_command_line(tmp_path, capsys):
     data = yaml.safe_load(yaml.safe_dump(GOOD))
     data["axes"]["cores.count"] = [0]
     path = spec_file(tmp_path, data)
-    assert dse_main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "axes.cores.count" in err and "Fix:" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()

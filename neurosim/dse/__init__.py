@@ -6,11 +6,12 @@
     write_report("out/mvm")                                               # out/mvm/report.md + figures/
 
 Modules, one job each: spec (YAML schema, axes, planning, point ids),
-evaluate (one point or a batch, on a worker; models cached per process),
-fastcost (the closed form vectorised over points), store (append-only
-results.csv, resume), sweep (Dask orchestration, progress, interruption),
-pareto (fronts, best points), figures and report_page (the page), labels
-(short text for rows), cli (`neurosim sweep / pareto / report`).
+models (a point's model and energy table, built once per process),
+evaluate (one point or a batch, on a worker), fastcost (the closed form
+vectorised over points), store (append-only results.csv, resume), sweep
+(Dask orchestration, progress, interruption), pareto (fronts, best points),
+figures and report_page (the page), labels (short text for rows), cli
+(`neurosim sweep / pareto / report`, registered by neurosim/cli.py).
 
 Scripts that start a LocalCluster need the `if __name__ == "__main__":` guard
 (Dask starts its workers by spawning Python processes that import the script).

@@ -1,4 +1,4 @@
-"""`neurosim sweep / pareto / report`: added to the main parser by `register(subparsers)`."""
+"""`neurosim sweep / pareto / report`: neurosim/cli.py (which owns `main`) adds them with `register(subparsers)`."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def cmd_sweep(args) -> None:
 def cmd_pareto(args) -> None:
     from .labels import axis_columns
     from .pareto import pareto_front
-    from .report_page import _md_table, _table
+    from .report_page import markdown_table, point_table
     from .store import load_results, read_meta
 
     df = load_results(args.dir)
@@ -58,7 +58,7 @@ def cmd_pareto(args) -> None:
     shown_by = [b for b in by if b in df.columns and df[b].nunique() > 1]
     print(f"Pareto front of {len(df)} points ({', '.join(args.objectives)}, minimised; "
           f"per {', '.join(by) or 'sweep'}): {len(front)} points")
-    print(_md_table(_table(front, shown_by, axes)))
+    print(markdown_table(point_table(front, shown_by, axes)))
     if args.csv:
         print(f"front written to {args.csv}")
 
@@ -120,15 +120,4 @@ def register(subparsers) -> None:
     report.set_defaults(func=cmd_report)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m neurosim.dse.cli ...`: the `neurosim` command line (which registers these commands)."""
-    from ..cli import main as neurosim_main
-
-    return neurosim_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["register", "main"]
+__all__ = ["register"]

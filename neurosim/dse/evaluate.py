@@ -1,4 +1,4 @@
-"""Evaluating sweep points (runs on the workers): models cached per process, one row per point.
+"""Evaluating sweep points (runs on the workers): one row per point, models from `dse.models` (cached per process).
 
 `evaluate_point` is the reference: it builds the point's arch through the
 schema and calls `cost.estimate` or `sim.simulate`, exactly as `neurosim run`
@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..arch import ArchConfig, EnergyTable, load_energy_table
-from ..cards import EncoderCard, encoder_network, load_model
+from ..arch import ArchConfig
 from ..errors import NeurosimError
-from ..ir import Network
 from ..report import BREAKDOWN, MEMORY, UTILIZATION, Report
 from ..schema import validate
-from .spec import ModelRef, Point, set_dotted
+from .models import energy_table, load_point_model
+from .spec import Point
 
 # Result columns, in order, after the point's own columns (point_id, index, model, engine, axes...).
 RESULT_COLUMNS = (["status", "arch", "mapping", "carry", "feasible", "acs", "macs", "other_ops", "neuron_updates",
@@ -33,48 +29,6 @@ RESULT_COLUMNS = (["status", "arch", "mapping", "carry", "feasible", "acs", "mac
                   + ["dram_traffic_bytes", "stall_cycles"] + [f"util_{k}" for k in UTILIZATION]
                   + ["notes", "error", "eval_s"])
 POINT_COLUMNS = ["point_id", "index", "model", "engine"]
-
-# Per-process caches (each Dask worker is its own process): a model is built once per worker.
-_MODELS: dict[str, Network] = {}
-_TABLES: dict[str, EnergyTable] = {}
-MODEL_LOADS: Counter = Counter()
-
-
-def _thaw(value: Any) -> Any:
-    return [_thaw(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _build_model(ref: ModelRef) -> Network:
-    if ref.set:
-        overrides = {k: _thaw(v) for k, v in ref.set}
-        data = yaml.safe_load(Path(ref.path).read_text())
-        for key, value in overrides.items():
-            set_dotted(data, key, value)
-        where = f"{ref.path} with {overrides}"
-        card = validate(data, EncoderCard, where)
-        try:
-            net = encoder_network(card)
-        except NeurosimError as exc:
-            raise NeurosimError(f"{where} ({exc.where})", exc.field, exc.problem, exc.fix) from None
-    else:
-        net = load_model(ref.path)
-    return net.with_default_rate(ref.rate) if ref.rate is not None else net
-
-
-def load_point_model(ref: ModelRef) -> Network:
-    """The point's network, built once per process."""
-    key = ref.key()
-    if key not in _MODELS:
-        _MODELS[key] = _build_model(ref)
-        MODEL_LOADS[key] += 1
-    return _MODELS[key]
-
-
-def energy_table(path: str) -> EnergyTable:
-    if path not in _TABLES:
-        _TABLES[path] = load_energy_table(path)
-    return _TABLES[path]
-
 
 def point_arch(point: Point) -> ArchConfig:
     """The point's arch config, validated by the schema, with its energy table."""

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..plots import COLORS, _scale  # noqa: E402
+from ..plots import COLORS, axis_scale  # noqa: E402
 from ..report import BREAKDOWN  # noqa: E402
 from .labels import MAPPING_COLORS, MAPPING_ORDER, bytes_text, describe, latency_text, with_mapping_label  # noqa: E402
 from .pareto import pareto_mask  # noqa: E402
@@ -68,8 +68,8 @@ def scatter_front(df: pd.DataFrame, path: str | Path, by=("model", "engine"), fr
         return _empty(path, "no feasible points to draw")
     fig, axes = _grid(len(groups))
     for ax, (key, g) in zip(axes, groups):
-        fe_, eunit = _scale(list(g["energy_pj"] * 1e-12), "J")
-        fl_, lunit = _scale(list(g["latency_s"]), "s")
+        fe_, eunit = axis_scale(list(g["energy_pj"] * 1e-12), "J")
+        fl_, lunit = axis_scale(list(g["latency_s"]), "s")
         e, lat = g["energy_pj"].to_numpy() * 1e-12 / fe_, g["latency_s"].to_numpy() / fl_
         for label in MAPPING_ORDER:
             sel = (g["mapping_label"] == label).to_numpy()
@@ -122,7 +122,7 @@ def front_breakdown(front: pd.DataFrame, axes: list[str], path: str | Path, by=(
     height = sum(2.2 + 0.38 * len(g) for g in shown)
     fig, axs = plt.subplots(len(groups), 1, figsize=(11, height), squeeze=False)
     for ax, (key, whole), g in zip(axs[:, 0], groups, shown):
-        f, unit = _scale(list(g["energy_pj"] * 1e-12), "J")
+        f, unit = axis_scale(list(g["energy_pj"] * 1e-12), "J")
         y = np.arange(len(g))
         left = np.zeros(len(g))
         for k in BREAKDOWN:
@@ -163,7 +163,7 @@ def per_layer_latency(items: list[tuple[str, pd.DataFrame, float]], path: str | 
         ax.set_visible(False)
     for ax, (title, pl, clock) in zip(axes.flat, items):
         secs = pl["seconds"].to_numpy() if "seconds" in pl else pl["cycles"].to_numpy() / clock
-        f, unit = _scale(list(secs), "s")
+        f, unit = axis_scale(list(secs), "s")
         y = np.arange(len(pl))
         real = pl["macs"].fillna(0) + pl["other_ops"].fillna(0) if "macs" in pl else np.zeros(len(pl))
         spikes = pl["acs"].fillna(0) + pl["neuron_updates"].fillna(0) if "acs" in pl else np.ones(len(pl))

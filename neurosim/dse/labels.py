@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from ..report import _bytes, _si
+from ..report import format_bytes, format_si
 
 MAPPING_ORDER = ("spatial", "sequential (spikes)", "sequential (rates)")
 MAPPING_COLORS = {"spatial": "#4c72b0", "sequential (spikes)": "#dd8452", "sequential (rates)": "#55a868"}
@@ -33,11 +33,11 @@ def value_text(key: str, value) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "-"
     if ("bytes" in key and "per" not in key) and isinstance(value, (int, float)):
-        return _bytes(float(value))
+        return format_bytes(float(value))
     if key.endswith("_hz") and isinstance(value, (int, float)):
-        return _si(float(value), "Hz")
+        return format_si(float(value), "Hz")
     if key.endswith("bytes_per_s") and isinstance(value, (int, float)):
-        return _si(float(value), "B/s")
+        return format_si(float(value), "B/s")
     if isinstance(value, float) and value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return str(value)
@@ -61,12 +61,12 @@ def describe(row: pd.Series, axes: list[str]) -> str:
 
 
 def energy_text(pj) -> str:
-    return "-" if pj is None or pd.isna(pj) else _si(float(pj) * 1e-12, "J")
+    return "-" if pj is None or pd.isna(pj) else format_si(float(pj) * 1e-12, "J")
 
 
 def latency_text(s) -> str:
-    return "-" if s is None or pd.isna(s) else _si(float(s), "s")
+    return "-" if s is None or pd.isna(s) else format_si(float(s), "s")
 
 
 def bytes_text(b) -> str:
-    return "-" if b is None or pd.isna(b) else _bytes(float(b))
+    return "-" if b is None or pd.isna(b) else format_bytes(float(b))

@@ -26,7 +26,8 @@ MAX_FRONT_ROWS = 25
 PRETTY = {"energy_pj": "energy", "latency_s": "latency", "memory_peak_on_chip_bytes": "peak on-chip memory"}
 
 
-def _table(df: pd.DataFrame, by: list[str], axes: list[str], extra: list[str] = ()) -> pd.DataFrame:
+def point_table(df: pd.DataFrame, by: list[str], axes: list[str], extra: list[str] = ()) -> pd.DataFrame:
+    """Sweep rows as text for people: `extra` and `by` columns, mapping, axes, results with units, point id."""
     out = pd.DataFrame(index=df.index)
     for c in list(extra) + by:
         out[c] = df[c].map(lambda v: PRETTY.get(v, v))
@@ -42,7 +43,8 @@ def _table(df: pd.DataFrame, by: list[str], axes: list[str], extra: list[str] = 
     return out
 
 
-def _md_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
+    """A table's columns and rows as a Markdown table ('|' in cells escaped)."""
     cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(map(cell, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
@@ -67,7 +69,8 @@ def _spec_points(out: Path, ids: set[str]):
 
 
 def _per_layer_items(out: Path, best: pd.DataFrame, limit: int = 6) -> tuple[list, str]:
-    from .evaluate import load_point_model, point_arch
+    from .evaluate import point_arch
+    from .models import load_point_model
 
     # Per model: the best-energy and best-latency points (of the simulator where the sweep ran both engines).
     engines = set(best["engine"])
@@ -135,13 +138,13 @@ def write_report(out_dir: str | Path, objectives=("energy", "latency", "memory")
         key = key if isinstance(key, tuple) else (key,)
         title = " / ".join(str(k) for k in key)
         sections.append(("h3", f"{title}: {len(g)} points on the front"))
-        t = _table(g.head(MAX_FRONT_ROWS), [], [a for a in varying if a not in by])
+        t = point_table(g.head(MAX_FRONT_ROWS), [], [a for a in varying if a not in by])
         sections.append(("table", t))
         if len(g) > MAX_FRONT_ROWS:
             sections.append(("p", f"... and {len(g) - MAX_FRONT_ROWS} more (lowest {cols[0]} first) in pareto.csv."))
 
     sections.append(("h2", "Best point per objective"))
-    sections.append(("table", _table(best, shown_by, varying, extra=["best_for"])))
+    sections.append(("table", point_table(best, shown_by, varying, extra=["best_for"])))
 
     sections.append(("h2", "Figures"))
     scatter_front(df, figs / "energy_latency.png", by, cols if len(cols) == 3 else None)
@@ -194,7 +197,7 @@ def _render_md(sections) -> str:
         elif kind == "p":
             out.append(rest[0])
         elif kind == "table":
-            out.append(_md_table(rest[0]))
+            out.append(markdown_table(rest[0]))
         elif kind == "img":
             out.append(f"![{rest[1]}]({rest[0]})\n\n*{rest[1]}*")
     return "\n\n".join(out) + "\n"

@@ -39,7 +39,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from ..arch import ArchConfig, load_arch, load_energy_table
 from ..errors import NeurosimError
 from ..paths import ENERGY_DIR, MODELS_DIR, resolve
-from ..schema import Strict, explain, validate
+from ..schema import Strict, explain, plain_copy, set_dotted, validate
+from .models import ModelRef, load_point_model
 
 ENGINES = ("analytic", "sim")
 MAPPING_SHORTHAND = {"spatial": {"kind": "spatial", "carry": "spikes"},
@@ -118,20 +119,6 @@ class SweepSpec(Strict):
     sampling: Sampling = Sampling()
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """What a worker needs to build a model: the file, card overrides, a default rate."""
-
-    label: str
-    path: str
-    set: tuple = ()          # sorted (key, value) pairs of card overrides
-    rate: float | None = None
-
-    def key(self) -> str:
-        return json.dumps({"path": self.path, "set": [list(kv) for kv in self.set], "rate": self.rate},
-                          sort_keys=True, default=str)
-
-
 @dataclass
 class Point:
     """One design point, as plain data that travels to a worker."""
@@ -185,27 +172,6 @@ def arch_keys(model: type[BaseModel] = ArchConfig, prefix: str = "") -> list[str
 
 def _is_arch_key(key: str) -> bool:
     return key in arch_keys()
-
-
-def plain_copy(value: Any) -> Any:
-    """A deep copy of YAML-like data (dicts, lists, scalars), much faster than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {k: plain_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain_copy(v) for v in value]
-    return value
-
-
-def set_dotted(data: dict, key: str, value: Any) -> dict:
-    """`data` with `key` ('cores.count') set to `value`, in place; missing sections become dicts."""
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = plain_copy(value)
-    return data
 
 
 def _allowed_axes_text() -> str:
@@ -439,8 +405,6 @@ def _freeze(value: Any) -> Any:
 
 def check_models(sweep: Sweep, points: list[Point]) -> None:
     """Build each distinct model once, so that a bad model or card override is refused before the sweep."""
-    from .evaluate import load_point_model
-
     done = set()
     for p in points:
         key = p.model.key()

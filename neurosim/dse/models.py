@@ -1,0 +1,85 @@
+"""Sweep points' models and energy tables, built once per process (each Dask worker is its own process).
+
+A `ModelRef` is what travels to a worker; `load_point_model` builds the model
+there (a card with overrides, or any model file) and keeps it for the next
+point. spec (checking models before a sweep), evaluate and report_page use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..arch import EnergyTable, load_energy_table
+from ..cards import EncoderCard, encoder_network, load_model
+from ..errors import NeurosimError
+from ..ir import Network
+from ..schema import set_dotted, validate
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a worker needs to build a model: the file, card overrides, a default rate."""
+
+    label: str
+    path: str
+    set: tuple = ()          # sorted (key, value) pairs of card overrides
+    rate: float | None = None
+
+    def key(self) -> str:
+        return json.dumps({"path": self.path, "set": [list(kv) for kv in self.set], "rate": self.rate},
+                          sort_keys=True, default=str)
+
+
+# Per-process caches (each Dask worker is its own process): a model is built once per worker.
+_MODELS: dict[str, Network] = {}
+_TABLES: dict[str, EnergyTable] = {}
+MODEL_LOADS: Counter = Counter()
+
+
+def _thaw(value: Any) -> Any:
+    return [_thaw(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _build_model(ref: ModelRef) -> Network:
+    if ref.set:
+        overrides = {k: _thaw(v) for k, v in ref.set}
+        data = yaml.safe_load(Path(ref.path).read_text())
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+        where = f"{ref.path} with {overrides}"
+        card = validate(data, EncoderCard, where)
+        try:
+            net = encoder_network(card)
+        except NeurosimError as exc:
+            raise NeurosimError(f"{where} ({exc.where})", exc.field, exc.problem, exc.fix) from None
+    else:
+        net = load_model(ref.path)
+    return net.with_default_rate(ref.rate) if ref.rate is not None else net
+
+
+def load_point_model(ref: ModelRef) -> Network:
+    """The point's network, built once per process."""
+    key = ref.key()
+    if key not in _MODELS:
+        _MODELS[key] = _build_model(ref)
+        MODEL_LOADS[key] += 1
+    return _MODELS[key]
+
+
+def forget_models() -> None:
+    """Empty this process's model cache and its load counts, so that the next loads build (and count) again."""
+    _MODELS.clear()
+    MODEL_LOADS.clear()
+
+
+def energy_table(path: str) -> EnergyTable:
+    """The energy table at `path`, read once per process."""
+    if path not in _TABLES:
+        _TABLES[path] = load_energy_table(path)
+    return _TABLES[path]
