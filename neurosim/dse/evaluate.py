@@ -30,6 +30,7 @@ RESULT_COLUMNS = (["status", "arch", "mapping", "carry", "feasible", "acs", "mac
                   + ["notes", "error", "eval_s"])
 POINT_COLUMNS = ["point_id", "index", "model", "engine"]
 
+
 def point_arch(point: Point) -> ArchConfig:
     """The point's arch config, validated by the schema, with its energy table."""
     arch = validate(point.arch, ArchConfig, point.where)
