@@ -130,13 +130,13 @@ def test_failing_point_recorded_and_sweep_goes_on(tmp_path):
 
 
 def test_unexpected_error_in_the_vectorised_path_falls_back(tmp_path, monkeypatch):
-    import neurosim.dse.fastcost as fc
+    import neurosim.dse.evaluate as ev
 
     def broken(*a, **k):
         raise RuntimeError("boom")
 
     spec = write_spec(tmp_path, models=["tiny-encoder"], axes={"cores.count": [4, 16], "engine": ["analytic"]})
-    monkeypatch.setattr(fc, "estimate_many", broken)
+    monkeypatch.setattr(ev, "closed_form_rows", broken)
     run_sweep(spec, tmp_path / "out", workers=0, progress=False)
     assert_rows_match(load_results(tmp_path / "out"), plan(load_spec(spec)))
 

@@ -3,9 +3,9 @@
 `evaluate_point` is the reference: it builds the point's arch through the
 schema and calls `cost.estimate` or `sim.simulate`, exactly as `neurosim run`
 would. `evaluate_batch` gives the same rows faster: closed-form points that
-share a model, mapping, energy table and DRAM presence go through the
-vectorised closed form (`dse.fastcost`) in one call; simulated points run one
-by one. A point that raises records its error string; the batch goes on.
+share a model, mapping and energy table go through the closed form in one
+call over all of them (the same code `cost.estimate` runs on one point);
+simulated points run one by one. A point that raises records its error string; the batch goes on.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..arch import ArchConfig
+from ..arch import ArchConfig, EnergyTable
+from ..cost.chips import Chips
+from ..cost.estimate import evaluate
 from ..errors import NeurosimError
+from ..ir import Network
 from ..report import BREAKDOWN, MEMORY, UTILIZATION, Report
 from ..schema import validate
 from .models import energy_table, load_point_model
@@ -97,35 +100,50 @@ def evaluate_point(point: Point) -> dict[str, Any]:
     return {**point_columns(point), **row}
 
 
+def closed_form_rows(net: Network, points: list[Point], table: EnergyTable) -> list[dict[str, Any]]:
+    """Rows of closed-form points that share a network, mapping, carry and energy table: the one closed
+    form (`cost.closed_form`) over all of them at once, as `cost.estimate` runs it over one."""
+    mapping = points[0].arch["mapping"]
+    costs = evaluate(net, Chips([p.arch for p in points]), table, mapping["kind"], mapping["carry"])
+    ev, total, latency = costs.events, costs.total_energy_pj, costs.latency_s
+    ops = {"acs": ev.acs, "macs": ev.macs, "other_ops": ev.other_ops, "neuron_updates": ev.neuron_updates}
+    rows = []
+    for j, p in enumerate(points):
+        row = dict.fromkeys(RESULT_COLUMNS)
+        row.update(arch=costs.chips.names[j], mapping=mapping["kind"], carry=mapping["carry"], error=None)
+        if costs.refused[j] is not None:
+            row.update(status="error", feasible=False, notes="", error=str(NeurosimError(p.where, *costs.refused[j])))
+        elif costs.infeasible[j] is not None:
+            row.update(status="infeasible", feasible=False, notes=costs.infeasible[j])
+        else:
+            row.update(status="ok", feasible=True, energy_pj=float(total[j]), latency_cycles=float(costs.cycles[j]),
+                       latency_s=float(latency[j]), dram_traffic_bytes=float(costs.dram_bytes[j]),
+                       notes=" | ".join(costs.notes[j]), **{k: float(v) for k, v in ops.items()})
+            row.update({f"energy_{k}_pj": float(costs.energy_pj[k][j]) for k in BREAKDOWN})
+            row.update({f"memory_{k}_bytes": float(costs.memory_bytes[k][j]) for k in MEMORY})
+        rows.append(row)
+    return rows
+
+
 def evaluate_batch(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a batch of points, in the batch's order."""
-    from .fastcost import estimate_many
-
     rows: dict[str, dict] = {}
     groups: dict[tuple, list[Point]] = {}
     for p in points:
         if p.engine == "analytic":
-            key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path,
-                   p.arch.get("dram") is None)
+            key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path)
             groups.setdefault(key, []).append(p)
         else:
             rows[p.id] = evaluate_point(p)
     for group in groups.values():
         t0 = time.perf_counter()
         try:
-            net = load_point_model(group[0].model)
-            results = estimate_many(net, group, energy_table(group[0].energy_path))
-        except Exception:  # anything unexpected: the reference path attributes errors to points
-            results = None
-        if results is None:
+            results = closed_form_rows(load_point_model(group[0].model), group, energy_table(group[0].energy_path))
+        except Exception:  # anything unexpected: the one-point path attributes errors to points
             for p in group:
                 rows[p.id] = evaluate_point(p)
             continue
         each = (time.perf_counter() - t0) / len(group)
         for p, res in zip(group, results):
-            if res is None:   # a case the vectorised form leaves to the reference
-                rows[p.id] = evaluate_point(p)
-            else:
-                res["eval_s"] = each
-                rows[p.id] = {**point_columns(p), **res}
+            rows[p.id] = {**point_columns(p), **res, "eval_s": each}
     return [rows[p.id] for p in points]
