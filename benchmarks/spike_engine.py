@@ -93,10 +93,11 @@ def torch_dense(net, spikes, torch):
                 if l.name in bias:
                     cur += bias[l.name]
             else:  # attention
-                q, k, v = (outs[i].view(n, l.heads, l.head_dim).transpose(0, 1) for i in l.inputs)
-                a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(l.head_dim), dim=-1)
+                heads, hd = l.spec.heads, l.spec.head_dim
+                q, k, v = (outs[i].view(n, heads, hd).transpose(0, 1) for i in l.inputs)
+                a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd), dim=-1)
                 cur = (a @ v).transpose(0, 1).reshape(n, l.out_features)
-                macs += 2 * l.heads * n * n * l.head_dim
+                macs += 2 * heads * n * n * hd
             if not l.spiking:
                 outs[l.name] = cur
                 continue

@@ -8,35 +8,45 @@ gives measured ones), and optionally head and neuron masks of a pruned model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import NeurosimError
-from .ir import Layer, Network, Neuron
+from .ir import NEURON_RULES, RATE, Attention, EncoderTag, Layer, Network, Neuron, Norm, Rule, check_mask
 from .paths import MODELS_DIR, resolve
-from .schema import Strict, load_yaml
+from .schema import FIX_MARK, Strict, load_yaml
 
-Rate = float
+
+def _by(rule: Rule) -> AfterValidator:
+    """One of the IR's rules as a schema check; schema.explain names the file, the key and the value."""
+    def check(value):
+        if not rule.holds(value):
+            raise ValueError(f"{rule.problem}{FIX_MARK}{rule.fix}")
+        return value
+    return AfterValidator(check)
+
+
+Rate = Annotated[float, _by(RATE)]
 
 
 class NeuronSpec(Strict):
-    model: Literal["if", "lif", "gif"] = "lif"
-    vth: float = Field(1.0, gt=0)
-    leak: float = Field(1.0, gt=0, le=1)
-    levels: int = Field(1, ge=1)
+    model: Annotated[str, _by(NEURON_RULES["model"])] = "lif"
+    vth: Annotated[float, _by(NEURON_RULES["vth"])] = 1.0
+    leak: Annotated[float, _by(NEURON_RULES["leak"])] = 1.0
+    levels: Annotated[int, _by(NEURON_RULES["levels"])] = 1
 
 
 class SublayerRates(Strict):
     """Assumed average spiking rate (ASR) of each sublayer's output neurons."""
 
-    k: Rate = Field(ge=0, le=1)
-    v: Rate = Field(ge=0, le=1)
-    attention: Rate = Field(ge=0, le=1)
-    attn_out: Rate = Field(ge=0, le=1)
-    intermediate: Rate = Field(ge=0, le=1)
-    output: Rate = Field(ge=0, le=1)
+    k: Rate
+    v: Rate
+    attention: Rate
+    attn_out: Rate
+    intermediate: Rate
+    output: Rate
 
 
 class EncoderCard(Strict):
@@ -51,7 +61,7 @@ class EncoderCard(Strict):
     timesteps: int | list[int]
     weight_bits: int = Field(32, ge=1, le=64)
     neuron: NeuronSpec = NeuronSpec()
-    input_rate: Rate = Field(ge=0, le=1)
+    input_rate: Rate
     rates: SublayerRates
     rates_source: str
     head_masks: list[list[int]] | None = None
@@ -65,15 +75,31 @@ class EncoderCard(Strict):
             raise ValueError("every timestep count must be >= 1")
         return v
 
+    @field_validator("head_masks", "neuron_masks")
+    @classmethod
+    def _masks(cls, masks, info: ValidationInfo):
+        """One mask per encoder layer, each as the IR's mask rule wants it (one 0/1 per head or neuron)."""
+        sizes = info.data
+        if masks is None or not {"layers", "heads", "intermediate"} <= set(sizes):
+            return masks  # a size was refused already; that error is the one to report
+        if len(masks) != sizes["layers"]:
+            raise ValueError(f"lists {len(masks)} masks for {sizes['layers']} layers"
+                             f"{FIX_MARK}give one mask per encoder layer")
+        length, unit = ((sizes["heads"], "heads") if info.field_name == "head_masks" else
+                        (sizes["intermediate"], "intermediate neurons"))
+        for b, mask in enumerate(masks):
+            try:
+                check_mask(mask, length, unit, "card", f"{info.field_name}[{b}]")
+            except NeurosimError as exc:
+                raise ValueError(f"mask {b} {exc.problem}{FIX_MARK}{exc.fix}") from None
+        return masks
+
     @model_validator(mode="after")
     def _shapes(self):
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         if isinstance(self.timesteps, list) and len(self.timesteps) != self.layers:
             raise ValueError(f"timesteps lists {len(self.timesteps)} values for {self.layers} layers")
-        for key, masks in (("head_masks", self.head_masks), ("neuron_masks", self.neuron_masks)):
-            if masks is not None and len(masks) != self.layers:
-                raise ValueError(f"{key} lists {len(masks)} masks for {self.layers} layers")
         return self
 
     def timesteps_of(self, block: int) -> int:
@@ -93,23 +119,23 @@ def encoder_network(card: EncoderCard) -> Network:
     prev: list[str] = []
     for b in range(card.layers):
         t = card.timesteps_of(b)
-        common = dict(seq_len=n, timesteps=t, weight_bits=card.weight_bits, block=b)
+        common = dict(seq_len=n, timesteps=t, weight_bits=card.weight_bits)
         neuron_mask = None if card.neuron_masks is None else np.asarray(card.neuron_masks[b])
         head_mask = None if card.head_masks is None else np.asarray(card.head_masks[b])
         p = f"block{b}."
         layers += [
-            Layer(p + "q", "linear", d, d, inputs=prev, neuron=None, compute="mac", role="q", **common),
-            Layer(p + "k", "linear", d, d, inputs=prev, neuron=neuron, rate=r.k, role="k", **common),
-            Layer(p + "v", "linear", d, d, inputs=prev, neuron=neuron, rate=r.v, role="v", **common),
-            Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"], heads=heads,
-                  head_dim=d // heads, head_mask=head_mask, neuron=neuron, rate=r.attention,
-                  role="attention", **common),
+            Layer(p + "q", "linear", d, d, inputs=prev, neuron=None, compute="mac", tag=EncoderTag(b, "q"), **common),
+            Layer(p + "k", "linear", d, d, inputs=prev, neuron=neuron, rate=r.k, tag=EncoderTag(b, "k"), **common),
+            Layer(p + "v", "linear", d, d, inputs=prev, neuron=neuron, rate=r.v, tag=EncoderTag(b, "v"), **common),
+            Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"],
+                  spec=Attention(heads, d // heads, head_mask), neuron=neuron, rate=r.attention,
+                  tag=EncoderTag(b, "attention"), **common),
             Layer(p + "attn_out", "linear", d, d, inputs=[p + "attention"], neuron=neuron, rate=r.attn_out,
-                  layernorm=True, role="attn_out", **common),
+                  norm=Norm(), tag=EncoderTag(b, "attn_out"), **common),
             Layer(p + "intermediate", "linear", d, card.intermediate, inputs=[p + "attn_out"], neuron=neuron,
-                  neuron_mask=neuron_mask, rate=r.intermediate, role="intermediate", **common),
+                  neuron_mask=neuron_mask, rate=r.intermediate, tag=EncoderTag(b, "intermediate"), **common),
             Layer(p + "output", "linear", card.intermediate, d, inputs=[p + "intermediate"], neuron=neuron,
-                  rate=r.output, layernorm=True, role="output", **common),
+                  rate=r.output, norm=Norm(), tag=EncoderTag(b, "output"), **common),
         ]
         prev = [p + "output"]
     meta = {"card": card.name, "source": card.source, "rates_source": card.rates_source,

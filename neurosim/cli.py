@@ -11,7 +11,7 @@ from .cards import load_model
 from .cost.analytic import normalized_c, paper_m, structural_counts
 from .cost.estimate import estimate
 from .errors import NeurosimError
-from .ir import Network
+from .ir import RATE, Network
 from .paths import DEFAULT_ARCH, DEFAULT_MODEL
 from .report import comparison_table
 
@@ -109,8 +109,8 @@ def cmd_ops(args) -> None:
 
 def _rate(text: str) -> float:
     value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"a rate is a fraction of timesteps in [0, 1], got {text}")
+    if not RATE.holds(value):
+        raise argparse.ArgumentTypeError(f"{RATE.problem}, got {text}. Fix: {RATE.fix}")
     return value
 
 

@@ -4,26 +4,99 @@ A `Network` is an ordered list of `Layer`s (each layer only reads layers
 listed before it). A layer knows its shape, how many tokens it processes
 (`seq_len`), how many timesteps it runs, its spiking neuron (or none, for a
 real-valued output such as SpikingBERT's Query), its weights' bit width and
-optionally the weights, its head and neuron masks, and its output spiking rate
-(assumed by a model card, or measured). Everything is checked when built, and
-a bad field is refused with the layer's name and the fix.
+optionally the weights, its neuron mask, and its output spiking rate (assumed
+by a model card, or measured).
+
+What only one kind of layer has lives in that kind's spec, `Layer.spec`, one
+small class per kind as NIR has one per node kind: `Linear`, `Attention`
+(heads, head mask), `Conv2dShape`. A new kind is a new `LayerSpec` subclass
+in `LAYER_KINDS`, with its rules in its `validate`. Two optional parts are
+not kinds: `Layer.norm` (`Norm`: a residual add and LayerNorm after the
+layer) and `Layer.tag` (`EncoderTag`: where the layer sits in the seed
+paper's encoder).
+
+Everything is checked when a `Network` is built, and a bad field is refused
+with the layer's name, the field's path and the fix. Each rule is written
+once here (`RATE`, `NEURON_RULES`, `check_mask`); model cards and the
+command line apply the same ones.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from .errors import NeurosimError
 
-LAYER_KINDS = ("linear", "attention", "conv2d")
 NEURON_MODELS = ("if", "lif", "gif")
 COMPUTE_KINDS = ("ac", "mac")
+ENCODER_ROLES = ("q", "k", "v", "attention", "attn_out", "intermediate", "output")
+NETWORK_INPUT = "<input>"   # the network input's name where a layer names its source (Norm.residual, traces)
+FORMAT = 2                  # the JSON format to_dict writes; 1: every kind's fields flat on each layer, no "format"
+
+
+def _fail(where: str, fld: str, problem: str, fix: str) -> None:
+    raise NeurosimError(where, fld, problem, fix)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+
+
+def _check_positive_int(value: Any, where: str, fld: str) -> None:
+    if not _is_positive_int(value):
+        _fail(where, fld, f"must be a positive integer, got {value!r}", f"set '{fld}' to an integer >= 1")
+
+
+# -- the rules that model cards and the command line share with the IR --------------------
+@dataclass(frozen=True)
+class Rule:
+    """One rule, stated once: what must hold, what is wrong otherwise, and the fix.
+
+    The IR applies it with `check`; model cards (pydantic) and the command line
+    (argparse) read `holds`, `problem` and `fix` to refuse the same values in
+    their own error types.
+    """
+
+    holds: Callable[[Any], bool]
+    problem: str
+    fix: str
+
+    def check(self, value: Any, where: str, fld: str) -> None:
+        if not self.holds(value):
+            shown = repr(value) if isinstance(value, str) else value
+            _fail(where, fld, f"{self.problem}, got {shown}", self.fix)
+
+
+RATE = Rule(lambda r: isinstance(r, Real) and 0 <= r <= 1, "a spiking rate is a fraction of timesteps",
+            "give a rate in [0, 1]")
+NEURON_RULES = {
+    "model": Rule(lambda m: m in NEURON_MODELS, "unknown neuron model", f"use one of {', '.join(NEURON_MODELS)}"),
+    "vth": Rule(lambda v: isinstance(v, Real) and v > 0, "threshold must be > 0", "set a positive firing threshold"),
+    "leak": Rule(lambda g: isinstance(g, Real) and 0 < g <= 1, "leak (gamma) must be in (0, 1]",
+                 "use 1.0 for IF, < 1 for LIF"),
+    "levels": Rule(_is_positive_int, "levels (the largest spike value) must be a positive integer",
+                   "use 1 for binary spikes, k > 1 for spikes of value 0..k (GIF)"),
+}
+
+
+def check_mask(mask: Any, length: int, unit: str, where: str, fld: str) -> np.ndarray | None:
+    """A keep-mask as booleans: 1-D, one 0 (pruned) or 1 (kept) per unit; None stays None."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.ndim != 1 or mask.shape[0] != length:
+        _fail(where, fld, f"has shape {mask.shape}, but the layer has {length} {unit}",
+              f"give a 1-D mask of length {length} (1 = keep, 0 = pruned)")
+    if not np.isin(mask, (0, 1)).all():
+        _fail(where, fld, "holds values other than 0 and 1", "use 1 for a kept unit and 0 for a pruned one")
+    return mask.astype(bool)
 
 
 @dataclass
@@ -43,9 +116,101 @@ class Neuron:
     def spike_bits(self) -> int:
         return max(1, math.ceil(math.log2(self.levels + 1)))
 
+    def validate(self, where: str, fld: str = "neuron") -> None:
+        for name, rule in NEURON_RULES.items():
+            rule.check(getattr(self, name), where, f"{fld}.{name}")
+
+
+# -- layer kinds ------------------------------------------------------------------------------
+class LayerSpec:
+    """What one kind of layer adds to `Layer`: its own fields (a dataclass subclass), rules and shapes.
+
+    The defaults describe a dense layer: one neuron (and bias) per output
+    feature, (out, in) weights, every live input connected to every live output.
+    """
+
+    kind: ClassVar[str]
+    weight_layout: ClassVar[str] = "(out, in)"
+
+    def validate(self, layer: Layer, where: str) -> None:
+        """Refuse what this kind does not allow, naming `where` and the field's path."""
+
+    def units(self, layer: Layer) -> tuple[int, str]:
+        """How many units the neuron mask and the bias cover, and what they are."""
+        return layer.out_features, "output neurons"
+
+    def weight_shape(self, layer: Layer) -> tuple[int, ...] | None:
+        return layer.out_features, layer.in_features
+
+    def live_outputs(self, layer: Layer) -> np.ndarray:
+        return np.ones(layer.out_features, bool) if layer.neuron_mask is None else layer.neuron_mask
+
+    def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
+        """Synapses from `live_in` live inputs to `live_out` live outputs, per token and step."""
+        return live_in * live_out
+
+    def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
+        """Distinct weights that connect `live_in` live inputs to `live_out` live outputs."""
+        return float(live_in * live_out)
+
 
 @dataclass
-class Conv2dShape:
+class Linear(LayerSpec):
+    """Kind "linear": a dense layer, W s + b. It has no fields beyond the common ones."""
+
+    kind: ClassVar[str] = "linear"
+
+
+@dataclass
+class Attention(LayerSpec):
+    """Kind "attention": softmax(Q K^T / sqrt(head_dim)) V over `heads` heads of `head_dim` features.
+
+    Its three inputs are the Q, K and V layers, in that order; it has no
+    weights of its own. `head_mask` (1 = keep) prunes whole heads, so its
+    outputs are masked per head, never per neuron.
+    """
+
+    heads: int
+    head_dim: int
+    head_mask: np.ndarray | None = None
+    kind: ClassVar[str] = "attention"
+
+    def live_heads(self) -> np.ndarray:
+        return np.ones(self.heads, bool) if self.head_mask is None else self.head_mask
+
+    def live_outputs(self, layer: Layer) -> np.ndarray:
+        return np.repeat(self.live_heads(), self.head_dim)
+
+    def weight_shape(self, layer: Layer) -> None:
+        return None
+
+    def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return 0  # no synapses: its work is scores and sums per head (cost.analytic counts them)
+
+    def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return 0.0
+
+    def validate(self, layer: Layer, where: str) -> None:
+        _check_positive_int(self.heads, where, "spec.heads")
+        _check_positive_int(self.head_dim, where, "spec.head_dim")
+        width = self.heads * self.head_dim
+        if layer.in_features != width or layer.out_features != width:
+            _fail(where, "in_features/out_features", f"an attention layer maps heads*head_dim = {width} features "
+                  f"to {width}, got {layer.in_features} -> {layer.out_features}", f"set both to {width}")
+        if len(layer.inputs) != 3:
+            _fail(where, "inputs", f"attention reads exactly three layers (query, key, value), got {layer.inputs}",
+                  "list the Q, K and V projection layers, in that order")
+        if layer.weights is not None:
+            _fail(where, "weights", "an attention layer has no weights of its own", "put weights on the Q/K/V layers")
+        if layer.neuron_mask is not None:
+            _fail(where, "neuron_mask", "attention outputs are masked per head", "use spec.head_mask instead")
+        self.head_mask = check_mask(self.head_mask, self.heads, "heads", where, "spec.head_mask")
+
+
+@dataclass
+class Conv2dShape(LayerSpec):
+    """Kind "conv2d": a square-kernel 2-D convolution; neuron mask and bias are per output channel."""
+
     in_channels: int
     out_channels: int
     in_height: int
@@ -53,6 +218,8 @@ class Conv2dShape:
     kernel: int
     stride: int = 1
     padding: int = 0
+    kind: ClassVar[str] = "conv2d"
+    weight_layout: ClassVar[str] = "(out_c, in_c, k, k)"
 
     @property
     def out_height(self) -> int:
@@ -69,12 +236,115 @@ class Conv2dShape:
         pos = starts[:, None] + taps[None, :]
         return ((pos >= 0) & (pos < size)).sum(axis=1)
 
+    def units(self, layer: Layer) -> tuple[int, str]:
+        return self.out_channels, "output channels"
 
-NETWORK_INPUT = "<input>"   # the network input's name where a layer names its source (Layer.residual, traces)
+    def weight_shape(self, layer: Layer) -> tuple[int, ...]:
+        return self.out_channels, self.in_channels, self.kernel, self.kernel
+
+    def live_outputs(self, layer: Layer) -> np.ndarray:
+        if layer.neuron_mask is None:
+            return np.ones(layer.out_features, bool)
+        return np.repeat(layer.neuron_mask, self.out_height * self.out_width)
+
+    def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
+        # only the taps that fall inside the input connect (padding adds none)
+        rows = self.valid_taps(self.in_height, self.out_height).sum()
+        taps = rows * self.valid_taps(self.in_width, self.out_width).sum()
+        live_channels = live_out // (self.out_height * self.out_width)
+        return live_channels * self.in_channels * taps * live_in / layer.in_features
+
+    def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
+        live_channels = live_out // (self.out_height * self.out_width)
+        return live_channels * self.in_channels * self.kernel * self.kernel * live_in / layer.in_features
+
+    def validate(self, layer: Layer, where: str) -> None:
+        for name in ("in_channels", "out_channels", "in_height", "in_width", "kernel", "stride"):
+            _check_positive_int(getattr(self, name), where, f"spec.{name}")
+        if self.padding < 0:
+            _fail(where, "spec.padding", f"must be >= 0, got {self.padding}", "use a non-negative padding")
+        if self.out_height < 1 or self.out_width < 1:
+            _fail(where, "spec.kernel", "the kernel does not fit in the padded input",
+                  "use a smaller kernel or more padding")
+        if layer.in_features != self.in_channels * self.in_height * self.in_width:
+            _fail(where, "in_features", f"{layer.in_features} != in_channels*in_height*in_width = "
+                  f"{self.in_channels * self.in_height * self.in_width}", "make in_features match the conv input shape")
+        if layer.out_features != self.out_channels * self.out_height * self.out_width:
+            _fail(where, "out_features", f"{layer.out_features} != out_channels*out_height*out_width = "
+                  f"{self.out_channels * self.out_height * self.out_width}",
+                  "make out_features match the conv output shape")
+
+
+LAYER_KINDS: dict[str, type[LayerSpec]] = {spec.kind: spec for spec in (Linear, Attention, Conv2dShape)}
+
+
+def _spec_class(kind: Any, where: str) -> type[LayerSpec]:
+    if kind not in LAYER_KINDS:
+        _fail(where, "kind", f"unknown kind {kind!r}", f"use one of {', '.join(LAYER_KINDS)}")
+    return LAYER_KINDS[kind]
+
+
+def _needs_no_values(cls: type) -> bool:
+    return all(f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls))
+
+
+# -- the parts a layer may have, whatever its kind ----------------------------------------------
+@dataclass
+class Norm:
+    """A residual add and a LayerNorm after the layer, as a post-LN transformer block has them.
+
+    The current is LN(W s + b + residual's same-step output) * weight + bias.
+    `residual` names an earlier layer (or NETWORK_INPUT) of out_features
+    outputs; `layernorm` False is the residual add alone. The spike engine
+    applies both; without weight and bias the LayerNorm is counted by the cost
+    model but not applied. The residual's data movement is not priced.
+    """
+
+    layernorm: bool = True
+    residual: str | None = None
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    eps: float = 1e-5
+
+    def validate(self, layer: Layer, where: str) -> None:
+        if not self.layernorm and self.residual is None:
+            _fail(where, "norm", "neither a LayerNorm nor a residual add: the norm does nothing", "drop it")
+        for name in ("weight", "bias"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not self.layernorm:
+                _fail(where, f"norm.{name}", "LayerNorm parameters on a layer without LayerNorm",
+                      "set norm.layernorm to true, or drop them")
+            value = np.asarray(value)
+            if value.shape != (layer.out_features,) or not np.isfinite(value).all():
+                _fail(where, f"norm.{name}", f"needs {layer.out_features} finite values, got shape {value.shape}",
+                      "give one value per output neuron")
+            setattr(self, name, value)
+        if not self.eps > 0:
+            _fail(where, "norm.eps", f"must be > 0, got {self.eps}", "use the LayerNorm's eps (torch: 1e-5)")
+        if self.residual is not None and layer.kind != "linear":
+            _fail(where, "norm.residual", "only linear layers take a residual add here", "drop the residual")
+
+
+@dataclass(frozen=True)
+class EncoderTag:
+    """Where a layer sits in a SpikingBERT-style encoder, for the seed paper's closed form (cost.analytic)."""
+
+    block: int
+    role: str
+
+    def validate(self, where: str) -> None:
+        if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 0:
+            _fail(where, "tag.block", f"must be an integer >= 0, got {self.block!r}", "number encoder blocks from 0")
+        if self.role not in ENCODER_ROLES:
+            _fail(where, "tag.role", f"unknown role {self.role!r}", f"use one of {', '.join(ENCODER_ROLES)}")
 
 
 @dataclass
 class Layer:
+    """What every layer has, whatever its kind; the kind's own fields are in `spec`."""
+
     name: str
     kind: str
     in_features: int
@@ -89,179 +359,181 @@ class Layer:
     weight_bits: int = 32
     weights: np.ndarray | None = None
     bias: np.ndarray | None = None
-    heads: int = 0
-    head_dim: int = 0
-    conv: Conv2dShape | None = None
-    head_mask: np.ndarray | None = None
     neuron_mask: np.ndarray | None = None
     rate: float | None = None
-    layernorm: bool = False
-    # A residual add and the LayerNorm's affine parameters, as a post-LN transformer block has them:
-    # the current is LN(W s + b + residual's same-step output) * norm_weight + norm_bias. `residual`
-    # names an earlier layer (or NETWORK_INPUT, the network input) of out_features outputs. The spike
-    # engine applies them; the cost model counts the LayerNorm's element ops (the residual's data
-    # movement is not priced).
-    residual: str | None = None
-    norm_weight: np.ndarray | None = None
-    norm_bias: np.ndarray | None = None
-    norm_eps: float = 1e-5
-    # Where the layer sits in a SpikingBERT-style encoder (for the paper's
-    # closed form): role in q, k, v, attention, attn_out, intermediate, output.
-    role: str | None = None
-    block: int | None = None
+    spec: LayerSpec | None = None     # the kind's own fields; None for a kind that needs none (linear)
+    norm: Norm | None = None
+    tag: EncoderTag | None = None
+
+    def __post_init__(self) -> None:
+        spec = LAYER_KINDS.get(self.kind)
+        if self.spec is None and spec is not None and _needs_no_values(spec):
+            self.spec = spec()
 
     @property
     def spiking(self) -> bool:
         return self.neuron is not None
 
-    def live_heads(self) -> np.ndarray:
-        return np.ones(self.heads, bool) if self.head_mask is None else self.head_mask
-
     def live_outputs(self) -> np.ndarray:
-        """Boolean vector over output neurons (attention: per output feature)."""
-        if self.kind == "attention":
-            return np.repeat(self.live_heads(), self.head_dim)
-        if self.kind == "conv2d" and self.neuron_mask is not None:
-            per_channel = self.conv.out_height * self.conv.out_width
-            return np.repeat(self.neuron_mask, per_channel)
-        return np.ones(self.out_features, bool) if self.neuron_mask is None else self.neuron_mask
+        """Boolean vector over output features (attention: per head, conv2d: per channel)."""
+        return self.spec.live_outputs(self)
 
     def n_weights(self) -> int:
-        if self.kind == "linear":
-            return self.in_features * self.out_features
-        if self.kind == "conv2d":
-            c = self.conv
-            return c.out_channels * c.in_channels * c.kernel * c.kernel
-        return 0
+        shape = self.spec.weight_shape(self)
+        return math.prod(shape) if shape else 0
 
 
-def _fail(where: str, fld: str, problem: str, fix: str) -> None:
-    raise NeurosimError(where, fld, problem, fix)
+def _checked_array(value: Any, shape: tuple[int, ...], where: str, fld: str, fix: str) -> np.ndarray:
+    value = np.asarray(value)
+    if value.shape != shape:
+        _fail(where, fld, f"shape {value.shape} does not match the layer, expected {shape}", fix)
+    if not np.isfinite(value).all():
+        _fail(where, fld, "contains NaN or infinite values", "retrain or repair the checkpoint")
+    return value
 
 
-def _check_positive_int(where: str, fld: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        _fail(where, fld, f"must be a positive integer, got {value!r}", f"set '{fld}' to an integer >= 1")
-
-
-def _check_mask(where: str, fld: str, mask: np.ndarray | None, length: int, unit: str) -> np.ndarray | None:
-    if mask is None:
-        return None
-    mask = np.asarray(mask)
-    if mask.ndim != 1 or mask.shape[0] != length:
-        _fail(where, fld, f"has shape {mask.shape}, but the layer has {length} {unit}",
-              f"give a 1-D mask of length {length} (1 = keep, 0 = pruned)")
-    if not np.isin(mask, (0, 1)).all():
-        _fail(where, fld, "holds values other than 0 and 1", "use 1 for a kept unit and 0 for a pruned one")
-    return mask.astype(bool)
+def _validate_spec(layer: Layer, cls: type[LayerSpec], where: str) -> None:
+    if layer.spec is None:
+        names = ", ".join(f.name for f in fields(cls))
+        _fail(where, "spec", f"a {layer.kind} layer needs its {cls.__name__}", f"give spec={cls.__name__}({names})")
+    if type(layer.spec) is not cls:
+        other = getattr(layer.spec, "kind", None)
+        _fail(where, "spec", f"a {layer.kind} layer takes a {cls.__name__}, got {type(layer.spec).__name__}",
+              f"give a {cls.__name__}" + (f", or set kind to '{other}'" if other in LAYER_KINDS else ""))
+    layer.spec.validate(layer, where)
 
 
 def _validate_layer(layer: Layer) -> None:
     n = f"layer '{layer.name}'"
-    if layer.kind not in LAYER_KINDS:
-        _fail(n, "kind", f"unknown kind {layer.kind!r}", f"use one of {', '.join(LAYER_KINDS)}")
+    cls = _spec_class(layer.kind, n)
     for fld in ("in_features", "out_features", "seq_len", "timesteps", "weight_bits"):
-        _check_positive_int(n, fld, getattr(layer, fld))
+        _check_positive_int(getattr(layer, fld), n, fld)
     if layer.compute is not None and layer.compute not in COMPUTE_KINDS:
         _fail(n, "compute", f"unknown compute kind {layer.compute!r}", "use 'ac', 'mac', or leave it unset")
     if layer.neuron is not None:
-        nr = layer.neuron
-        if nr.model not in NEURON_MODELS:
-            _fail(n, "neuron.model", f"unknown neuron model {nr.model!r}", f"use one of {', '.join(NEURON_MODELS)}")
-        if not nr.vth > 0:
-            _fail(n, "neuron.vth", f"threshold must be > 0, got {nr.vth}", "set a positive firing threshold")
-        if not 0 < nr.leak <= 1:
-            _fail(n, "neuron.leak", f"leak (gamma) must be in (0, 1], got {nr.leak}", "use 1.0 for IF, < 1 for LIF")
-        _check_positive_int(n, "neuron.levels", nr.levels)
-    if layer.rate is not None and not 0 <= layer.rate <= 1:
-        _fail(n, "rate", f"a spiking rate is a fraction of timesteps, got {layer.rate}", "give a rate in [0, 1]")
-
-    if layer.kind == "attention":
-        _check_positive_int(n, "heads", layer.heads)
-        _check_positive_int(n, "head_dim", layer.head_dim)
-        width = layer.heads * layer.head_dim
-        if layer.in_features != width or layer.out_features != width:
-            _fail(n, "in_features/out_features", f"an attention layer maps heads*head_dim = {width} features "
-                  f"to {width}, got {layer.in_features} -> {layer.out_features}",
-                  f"set both to {width}")
-        if len(layer.inputs) != 3:
-            _fail(n, "inputs", f"attention reads exactly three layers (query, key, value), got {layer.inputs}",
-                  "list the Q, K and V projection layers, in that order")
-        if layer.weights is not None:
-            _fail(n, "weights", "an attention layer has no weights of its own", "put weights on the Q/K/V layers")
-    if layer.kind == "conv2d":
-        c = layer.conv
-        if c is None:
-            _fail(n, "conv", "a conv2d layer needs its shape", "give conv: in_channels, out_channels, "
-                  "in_height, in_width, kernel, stride, padding")
-        for fld in ("in_channels", "out_channels", "in_height", "in_width", "kernel", "stride"):
-            _check_positive_int(n, f"conv.{fld}", getattr(c, fld))
-        if c.padding < 0:
-            _fail(n, "conv.padding", f"must be >= 0, got {c.padding}", "use a non-negative padding")
-        if c.out_height < 1 or c.out_width < 1:
-            _fail(n, "conv.kernel", "the kernel does not fit in the padded input", "use a smaller kernel or more padding")
-        if layer.in_features != c.in_channels * c.in_height * c.in_width:
-            _fail(n, "in_features", f"{layer.in_features} != in_channels*in_height*in_width = "
-                  f"{c.in_channels * c.in_height * c.in_width}", "make in_features match the conv input shape")
-        if layer.out_features != c.out_channels * c.out_height * c.out_width:
-            _fail(n, "out_features", f"{layer.out_features} != out_channels*out_height*out_width = "
-                  f"{c.out_channels * c.out_height * c.out_width}", "make out_features match the conv output shape")
-
-    layer.head_mask = _check_mask(n, "head_mask", layer.head_mask, layer.heads, "heads")
-    if layer.head_mask is not None and layer.kind != "attention":
-        _fail(n, "head_mask", "only attention layers have heads", "move the head mask to the attention layer")
-    mask_len = layer.conv.out_channels if layer.kind == "conv2d" else layer.out_features
-    layer.neuron_mask = _check_mask(n, "neuron_mask", layer.neuron_mask, mask_len,
-                                    "output channels" if layer.kind == "conv2d" else "output neurons")
-    if layer.neuron_mask is not None and layer.kind == "attention":
-        _fail(n, "neuron_mask", "attention outputs are masked per head", "use head_mask instead")
-
+        layer.neuron.validate(n)
+    if layer.rate is not None:
+        RATE.check(layer.rate, n, "rate")
+    _validate_spec(layer, cls, n)
+    units, unit = layer.spec.units(layer)
+    layer.neuron_mask = check_mask(layer.neuron_mask, units, unit, n, "neuron_mask")
     if layer.weights is not None:
-        w = np.asarray(layer.weights)
-        expected = ((layer.out_features, layer.in_features) if layer.kind == "linear" else
-                    (layer.conv.out_channels, layer.conv.in_channels, layer.conv.kernel, layer.conv.kernel))
-        if w.shape != expected:
-            _fail(n, "weights", f"shape {w.shape} does not match the layer, expected {expected}",
-                  "give weights as (out, in) for linear, (out_c, in_c, k, k) for conv2d")
-        if not np.isfinite(w).all():
-            _fail(n, "weights", "contains NaN or infinite values", "retrain or repair the checkpoint")
-        layer.weights = w
-    for fld in ("norm_weight", "norm_bias"):
-        v = getattr(layer, fld)
-        if v is None:
-            continue
-        if not layer.layernorm:
-            _fail(n, fld, "LayerNorm parameters on a layer without LayerNorm", "set layernorm: true, or drop them")
-        v = np.asarray(v)
-        if v.shape != (layer.out_features,) or not np.isfinite(v).all():
-            _fail(n, fld, f"needs {layer.out_features} finite values, got shape {v.shape}",
-                  "give one value per output neuron")
-        setattr(layer, fld, v)
-    if not layer.norm_eps > 0:
-        _fail(n, "norm_eps", f"must be > 0, got {layer.norm_eps}", "use the LayerNorm's eps (torch: 1e-5)")
-    if layer.residual is not None and layer.kind != "linear":
-        _fail(n, "residual", "only linear layers take a residual add here", "drop the residual")
+        shape = layer.spec.weight_shape(layer)
+        if shape is None:
+            _fail(n, "weights", f"a {layer.kind} layer has no weights", "drop them")
+        layer.weights = _checked_array(layer.weights, shape, n, "weights",
+                                       f"give {layer.kind} weights as {layer.spec.weight_layout}")
     if layer.bias is not None:
-        b = np.asarray(layer.bias)
-        bias_len = layer.conv.out_channels if layer.kind == "conv2d" else layer.out_features
-        if b.shape != (bias_len,):
-            _fail(n, "bias", f"shape {b.shape}, expected ({bias_len},)", "give one bias per output neuron/channel")
-        if not np.isfinite(b).all():
-            _fail(n, "bias", "contains NaN or infinite values", "retrain or repair the checkpoint")
-        layer.bias = b
+        layer.bias = _checked_array(layer.bias, (units,), n, "bias",
+                                    f"give {units} values, one for each of the {unit}")
+    if layer.norm is not None:
+        layer.norm.validate(layer, n)
+    if layer.tag is not None:
+        layer.tag.validate(n)
 
 
-def _build(kind: type, raw: dict[str, Any], where: str, field_path: str) -> Any:
+def _check_sources(layer: Layer, seen: dict[str, Layer], input_size: int) -> None:
+    """The layers it reads (and adds as a residual) are listed before it, with matching sizes."""
+    n = f"layer '{layer.name}'"
+    for src in layer.inputs:
+        if src not in seen:
+            _fail(n, "inputs", f"reads {src!r}, which is not a layer listed before it",
+                  "list layers in order, each after the layers it reads")
+        if seen[src].out_features != layer.in_features:
+            _fail(n, "in_features", f"{layer.in_features} does not chain with input {src!r}, which has "
+                  f"{seen[src].out_features} outputs", f"make the sizes agree (in_features = {seen[src].out_features})")
+        if seen[src].seq_len != layer.seq_len:
+            _fail(n, "seq_len", f"{layer.seq_len} differs from input {src!r}'s {seen[src].seq_len}",
+                  "use one sequence length along a chain")
+    if not layer.inputs and layer.in_features != input_size:
+        _fail(n, "in_features", f"{layer.in_features} does not match the network input size {input_size}",
+              "set in_features to the network's input_size")
+    residual = layer.norm.residual if layer.norm is not None else None
+    if residual is not None:
+        width = input_size if residual == NETWORK_INPUT else seen[residual].out_features if residual in seen else None
+        if width is None:
+            _fail(n, "norm.residual", f"adds {residual!r}, which is not a layer listed before it",
+                  f"name an earlier layer, or {NETWORK_INPUT!r} for the network input")
+        if width != layer.out_features:
+            _fail(n, "norm.residual", f"{residual!r} has {width} outputs, the layer {layer.out_features}",
+                  "a residual adds outputs of the same width")
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+def _build(cls: type, raw: Any, where: str, field_path: str) -> Any:
     """Construct a dataclass from JSON, refusing unknown and missing fields by name."""
-    names = [f.name for f in fields(kind)]
+    names = [f.name for f in fields(cls)]
+    if not isinstance(raw, dict):
+        raise NeurosimError(where, field_path, f"expected an object with the fields of {cls.__name__}, got {raw!r}",
+                            f"give {{{', '.join(names)}}}")
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise NeurosimError(where, f"{field_path}.{unknown[0]}", "unknown field", f"use the fields of "
-                            f"{kind.__name__}: {', '.join(names)}")
+                            f"{cls.__name__}: {', '.join(names)}")
     try:
-        return kind(**raw)
+        return cls(**raw)
     except TypeError as exc:  # a required field is missing
-        raise NeurosimError(where, field_path, str(exc), f"give every required field of {kind.__name__}") from None
+        raise NeurosimError(where, field_path, str(exc), f"give every required field of {cls.__name__}") from None
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if is_dataclass(value):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    return value
+
+
+def _layer_from_dict(raw: dict[str, Any], i: int, where: str) -> Layer:
+    raw = dict(raw)
+    parts = {"neuron": Neuron, "norm": Norm, "tag": EncoderTag}
+    if raw.get("spec") is not None:
+        parts["spec"] = _spec_class(raw.get("kind"), f"{where} (layer '{raw.get('name')}')")
+    for key, cls in parts.items():
+        if raw.get(key) is not None:
+            raw[key] = _build(cls, raw[key], where, f"layers[{i}].{key}")
+    return _build(Layer, raw, where, f"layers[{i}]")
+
+
+# Format 1 wrote these on every layer (heads 0, head_dim 0, conv null, layernorm false, ... where unused).
+_FORMAT_1_NORM = {"layernorm": "layernorm", "residual": "residual", "norm_weight": "weight", "norm_bias": "bias",
+                  "norm_eps": "eps"}
+
+
+def _from_format_1(raw: dict[str, Any], i: int, where: str) -> dict[str, Any]:
+    """A format-1 layer (every kind's fields flat on it) in format 2's shape: spec, norm, tag."""
+    raw, at, kind = dict(raw), f"layers[{i}]", raw.get("kind")
+    attention = {k: raw.pop(k) for k in ("heads", "head_dim", "head_mask") if k in raw}
+    conv = raw.pop("conv", None)
+    if kind == "attention":
+        raw["spec"] = attention
+    for k, v in attention.items():
+        if kind != "attention" and v not in (0, None):   # 0 and null: what format 1 wrote where unused
+            _fail(where, f"{at}.{k}", f"a {kind} layer has no heads", "drop it, or make the layer an attention")
+    if kind == "conv2d":
+        raw["spec"] = conv
+    elif conv is not None:
+        _fail(where, f"{at}.conv", f"a {kind} layer has no convolution shape", "drop it, or make the layer a conv2d")
+    norm = {new: raw.pop(old) for old, new in _FORMAT_1_NORM.items() if old in raw}
+    if norm.get("layernorm") or any(norm.get(k) is not None for k in ("residual", "weight", "bias")):
+        raw["norm"] = {"layernorm": False, **norm}   # format 1's default was no LayerNorm
+    tag = {k: raw.pop(k) for k in ("block", "role") if k in raw}
+    tag = {k: v for k, v in tag.items() if v is not None}
+    if len(tag) == 1:
+        missing = "role" if "block" in tag else "block"
+        _fail(where, f"{at}.{missing}", "an encoder position needs both block and role",
+              f"give '{missing}' too, or drop both")
+    if tag:
+        raw["tag"] = tag
+    return raw
+
+
+def _format_of(data: dict[str, Any], where: str) -> int:
+    fmt = data.get("format", 1)
+    if type(fmt) is not int or fmt not in (1, FORMAT):
+        _fail(where, "format", f"format {fmt!r} is not one this neurosim reads (1: flat layers without a "
+              f"'format' key; {FORMAT}: kind specs)", "read it with the neurosim that wrote it, or upgrade neurosim")
+    return fmt
 
 
 @dataclass
@@ -274,39 +546,17 @@ class Network:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        where = f"network '{self.name}'"
         if not self.layers:
-            raise NeurosimError(f"network '{self.name}'", "layers", "the network has no layers", "add at least one layer")
-        _check_positive_int(f"network '{self.name}'", "input_size", self.input_size)
-        if not 0 <= self.input_rate <= 1:
-            raise NeurosimError(f"network '{self.name}'", "input_rate", f"got {self.input_rate}", "give a rate in [0, 1]")
+            _fail(where, "layers", "the network has no layers", "add at least one layer")
+        _check_positive_int(self.input_size, where, "input_size")
+        RATE.check(self.input_rate, where, "input_rate")
         seen: dict[str, Layer] = {}
         for layer in self.layers:
             if layer.name in seen:
                 _fail(f"layer '{layer.name}'", "name", "two layers share this name", "give every layer a unique name")
             _validate_layer(layer)
-            for src in layer.inputs:
-                if src not in seen:
-                    _fail(f"layer '{layer.name}'", "inputs", f"reads {src!r}, which is not a layer listed before it",
-                          "list layers in order, each after the layers it reads")
-                if seen[src].out_features != layer.in_features:
-                    _fail(f"layer '{layer.name}'", "in_features", f"{layer.in_features} does not chain with input "
-                          f"{src!r}, which has {seen[src].out_features} outputs",
-                          f"make the sizes agree (in_features = {seen[src].out_features})")
-                if seen[src].seq_len != layer.seq_len:
-                    _fail(f"layer '{layer.name}'", "seq_len", f"{layer.seq_len} differs from input {src!r}'s "
-                          f"{seen[src].seq_len}", "use one sequence length along a chain")
-            if not layer.inputs and layer.in_features != self.input_size:
-                _fail(f"layer '{layer.name}'", "in_features", f"{layer.in_features} does not match the network input "
-                      f"size {self.input_size}", "set in_features to the network's input_size")
-            if layer.residual is not None:
-                width = self.input_size if layer.residual == NETWORK_INPUT else \
-                    seen[layer.residual].out_features if layer.residual in seen else None
-                if width is None:
-                    _fail(f"layer '{layer.name}'", "residual", f"adds {layer.residual!r}, which is not a layer "
-                          "listed before it", f"name an earlier layer, or {NETWORK_INPUT!r} for the network input")
-                if width != layer.out_features:
-                    _fail(f"layer '{layer.name}'", "residual", f"{layer.residual!r} has {width} outputs, the layer "
-                          f"{layer.out_features}", "a residual adds outputs of the same width")
+            _check_sources(layer, seen, self.input_size)
             seen[layer.name] = layer
         self._by_name = seen
 
@@ -344,31 +594,18 @@ class Network:
 
     # -- JSON ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        def encode(value: Any) -> Any:
-            if isinstance(value, np.ndarray):
-                return value.tolist()
-            if isinstance(value, (Neuron, Conv2dShape)):
-                return {f.name: getattr(value, f.name) for f in fields(value)}
-            return value
-
         return {
-            "name": self.name, "input_size": self.input_size, "input_rate": self.input_rate,
+            "format": FORMAT, "name": self.name, "input_size": self.input_size, "input_rate": self.input_rate,
             "input_spiking": self.input_spiking, "metadata": self.metadata,
-            "layers": [{f.name: encode(getattr(lay, f.name)) for f in fields(lay)} for lay in self.layers],
+            "layers": [_encode(lay) for lay in self.layers],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "network JSON") -> "Network":
-        layers = []
-        for i, raw in enumerate(data.get("layers", [])):
-            raw = dict(raw)
-            for key, kind in (("neuron", Neuron), ("conv", Conv2dShape)):
-                if raw.get(key) is not None:
-                    raw[key] = _build(kind, raw[key], where, f"layers[{i}].{key}")
-            for key in ("weights", "bias", "head_mask", "neuron_mask", "norm_weight", "norm_bias"):
-                if raw.get(key) is not None:
-                    raw[key] = np.asarray(raw[key])
-            layers.append(_build(Layer, raw, where, f"layers[{i}]"))
+        raw_layers = data.get("layers", [])
+        if _format_of(data, where) == 1:
+            raw_layers = [_from_format_1(raw, i, where) for i, raw in enumerate(raw_layers)]
+        layers = [_layer_from_dict(raw, i, where) for i, raw in enumerate(raw_layers)]
         for key in ("name", "input_size"):
             if key not in data:
                 raise NeurosimError(where, key, "required key is missing", "the network JSON needs name, "

@@ -106,7 +106,7 @@ def test_conv_counts_only_taps_inside_the_input():
     # 1 -> 2 channels, 3x3 input, 3x3 kernel, padding 1: 3x3 output.
     # valid taps per axis for outputs 0,1,2: 2,3,2 -> 7; per channel 7*7 = 49 connections; x2 channels = 98
     conv = Conv2dShape(in_channels=1, out_channels=2, in_height=3, in_width=3, kernel=3, padding=1)
-    net = Network("cnn", [Layer("c", "conv2d", 9, 18, conv=conv, timesteps=2, rate=0.5)], input_size=9,
+    net = Network("cnn", [Layer("c", "conv2d", 9, 18, spec=conv, timesteps=2, rate=0.5)], input_size=9,
                   input_rate=1.0)
     assert analytic.structural_counts(net).acs[0] == 2 * 98
 

@@ -120,10 +120,10 @@ def test_pruned_heads_and_neurons_are_not_stored(edge):
 
     net = load_model("spikingbert-4l")
     dense = estimate(net, edge, mapping="sequential", carry="rates").memory_bytes["weights"]
-    att = next(l for l in net.layers if l.kind == "attention" and l.block == 1)
+    att = net["block1.attention"].spec
     att.head_mask = np.ones(12, bool)
     att.head_mask[[0, 5]] = False
-    inter = next(l for l in net.layers if l.role == "intermediate" and l.block == 2)
+    inter = net["block2.intermediate"]
     inter.neuron_mask = np.ones(3072, bool)
     inter.neuron_mask[:1000] = False
     pruned = estimate(net, edge, mapping="sequential", carry="rates").memory_bytes["weights"]

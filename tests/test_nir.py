@@ -15,7 +15,7 @@ import pytest
 from neurosim.cards import load_model
 from neurosim.errors import NeurosimError
 from neurosim.frontend.nir_io import DT, from_nir, to_nir
-from neurosim.ir import Conv2dShape, Layer, Network, Neuron
+from neurosim.ir import Attention, Conv2dShape, Layer, Network, Neuron, Norm
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def conv_stack() -> Network:
     rng = np.random.default_rng(11)
     conv = Conv2dShape(in_channels=2, out_channels=4, in_height=6, in_width=6, kernel=3, stride=2, padding=1)
     return Network("convnet", [
-        Layer("conv", "conv2d", 72, 36, conv=conv, weights=rng.normal(size=(4, 2, 3, 3)), bias=rng.normal(size=4),
+        Layer("conv", "conv2d", 72, 36, spec=conv, weights=rng.normal(size=(4, 2, 3, 3)), bias=rng.normal(size=4),
               neuron=Neuron("if", vth=1.5, leak=1.0)),
         Layer("fc", "linear", 36, 5, inputs=["conv"], weights=rng.normal(size=(5, 36)), bias=rng.normal(size=5),
               neuron=Neuron("lif", vth=1.0, leak=0.8)),
@@ -90,7 +90,7 @@ def test_conv_stack_round_trip_is_equal():
     assert ("conv.neuron", "conv.neuron.flatten") in graph.edges and ("conv.neuron.flatten", "fc") in graph.edges
     back = from_nir(graph)
     assert_same_layers(net, back)
-    assert back["conv"].conv == Conv2dShape(2, 4, 6, 6, 3, 2, 1)
+    assert back["conv"].spec == Conv2dShape(2, 4, 6, 6, 3, 2, 1)
     assert back["conv"].neuron == Neuron("if", 1.5, 1.0)
 
 
@@ -176,7 +176,7 @@ def test_tau_shorter_than_dt_is_refused_naming_dt():
 def test_exporting_attention_is_refused():
     rng = np.random.default_rng(0)
     qkv = [Layer(n, "linear", 8, 8, weights=rng.normal(size=(8, 8))) for n in "qkv"]
-    attn = Layer("attn", "attention", 8, 8, inputs=["q", "k", "v"], heads=2, head_dim=4)
+    attn = Layer("attn", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(2, 4))
     exc = refusal(lambda: to_nir(Network("enc", [*qkv, attn], input_size=8)))
     assert_refusal(exc, "layer 'attn'", "kind")
 
@@ -190,9 +190,19 @@ def test_exporting_a_layer_without_weights_is_refused():
 def test_exporting_a_residual_add_is_refused():
     rng = np.random.default_rng(0)
     a = Layer("a", "linear", 8, 8, weights=rng.normal(size=(8, 8)))
-    b = Layer("b", "linear", 8, 8, inputs=["a"], weights=rng.normal(size=(8, 8)), residual="a")
+    b = Layer("b", "linear", 8, 8, inputs=["a"], weights=rng.normal(size=(8, 8)), norm=Norm(residual="a"))
     exc = refusal(lambda: to_nir(Network("res", [a, b], input_size=8)))
-    assert_refusal(exc, "layer 'b'", "residual")
+    assert_refusal(exc, "layer 'b'", "norm.residual")
+
+
+def test_exporting_layernorm_parameters_is_refused_but_a_bare_layernorm_is_not():
+    rng = np.random.default_rng(0)
+    a = Layer("a", "linear", 8, 8, weights=rng.normal(size=(8, 8)))
+    b = Layer("b", "linear", 8, 8, inputs=["a"], weights=rng.normal(size=(8, 8)), norm=Norm(bias=np.zeros(8)))
+    exc = refusal(lambda: to_nir(Network("ln", [a, b], input_size=8)))
+    assert_refusal(exc, "layer 'b'", "norm.weight/norm.bias")
+    bare = Layer("b", "linear", 8, 8, inputs=["a"], weights=rng.normal(size=(8, 8)), norm=Norm())
+    assert "b" in to_nir(Network("ln", [a, bare], input_size=8)).nodes
 
 
 # -- other conventions ----------------------------------------------------------------------

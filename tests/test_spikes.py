@@ -48,9 +48,10 @@ def reference(net: Network, spikes: np.ndarray, handoff: str = "lockstep") -> di
             else:
                 q, k, v = (out[name] for name in l.inputs)
                 current = torch.zeros(n, l.out_features, dtype=torch.float64)
-                for h in range(l.heads):
-                    cols = slice(h * l.head_dim, (h + 1) * l.head_dim)
-                    scores = q[:, cols] @ k[:, cols].T / math.sqrt(l.head_dim)
+                hd = l.spec.head_dim
+                for h in range(l.spec.heads):
+                    cols = slice(h * hd, (h + 1) * hd)
+                    scores = q[:, cols] @ k[:, cols].T / math.sqrt(hd)
                     current[:, cols] = torch.softmax(scores, dim=1) @ v[:, cols]
             if not l.spiking:
                 out[l.name] = current * live
@@ -80,7 +81,7 @@ def integer_encoder(seed: int, **card) -> Network:
     layers = []
     for l in net.layers:
         if l.kind == "linear":
-            w = np.zeros((l.out_features, l.in_features)) if l.role == "q" else \
+            w = np.zeros((l.out_features, l.in_features)) if l.tag.role == "q" else \
                 rng.integers(-1, 3, (l.out_features, l.in_features)).astype(float)
             l = Layer(**{**l.__dict__, "weights": w})
         layers.append(l)
@@ -246,7 +247,7 @@ def test_bad_inputs_are_refused():
         run(net, np.full((4, 8), 1.5))
     with pytest.raises(NeurosimError, match="handoff"):
         run(net, handoff="teleport")
-    conv = Network("c", [Layer("c", "conv2d", 16, 8, conv=__import__("neurosim").Conv2dShape(1, 2, 4, 4, 3),
+    conv = Network("c", [Layer("c", "conv2d", 16, 8, spec=__import__("neurosim").Conv2dShape(1, 2, 4, 4, 3),
                                weights=np.ones((2, 1, 3, 3)))], input_size=16)
     with pytest.raises(NeurosimError, match="conv2d"):
         run(conv)

@@ -124,7 +124,7 @@ def test_spike_mode_of_the_front_end_matches_every_layer():
         net = from_torch(model, tokens)
         model(tokens, mode="spike")
         emb = model.embedding(tokens).numpy()[0]
-    assert net["block1.attn_out"].residual == "block0.output" and net["block0.attn_out"].residual == "<input>"
+    assert net["block1.attn_out"].norm.residual == "block0.output" and net["block0.attn_out"].norm.residual == "<input>"
     trace = run(net, emb)
     for layer in net.layers:
         if not layer.spiking:

@@ -73,24 +73,24 @@ class EncoderBlock:
 
 
 def encoder_blocks(net: Network) -> list[EncoderBlock]:
-    """Read the SpikingBERT-style blocks (layers tagged with block and role) from the IR."""
+    """Read the SpikingBERT-style blocks (layers tagged with an EncoderTag) from the IR."""
     blocks: dict[int, dict[str, Layer]] = {}
     for layer in net.layers:
-        if layer.block is not None and layer.role is not None:
-            blocks.setdefault(layer.block, {})[layer.role] = layer
+        if layer.tag is not None:
+            blocks.setdefault(layer.tag.block, {})[layer.tag.role] = layer
     needed = {"k", "attention", "attn_out", "intermediate"}
     if not blocks or any(needed - set(roles) for roles in blocks.values()):
-        raise NeurosimError(f"network '{net.name}'", "layers[].role",
+        raise NeurosimError(f"network '{net.name}'", "layers[].tag",
                             "the paper's Appendix B applies to SpikingBERT-style encoders only",
                             "use the structural count for this network, or tag encoder layers with "
-                            "block and role (k, attention, attn_out, intermediate)")
+                            "EncoderTag(block, role) (roles k, attention, attn_out, intermediate)")
     out = []
     for b in sorted(blocks):
         r = blocks[b]
         att, inter = r["attention"], r["intermediate"]
         out.append(EncoderBlock(
-            seq_len=att.seq_len, hidden=r["attn_out"].out_features, head_dim=att.head_dim,
-            head_mask=att.live_heads(), neuron_mask=inter.live_outputs(),
+            seq_len=att.seq_len, hidden=r["attn_out"].out_features, head_dim=att.spec.head_dim,
+            head_mask=att.spec.live_heads(), neuron_mask=inter.live_outputs(),
             t_qkv=r["k"].timesteps, t_attn=att.timesteps, t_fc=r["attn_out"].timesteps, t_n=inter.timesteps))
     return out
 
@@ -157,26 +157,13 @@ def input_spike_bits(net: Network, layer: Layer) -> int:
 
 def live_synapses(net: Network, layer: Layer, out_live: int) -> float:
     """Connections from live inputs to live outputs (conv: taps that fall inside the input only)."""
-    live_in = live_inputs(net, layer)
-    if layer.kind != "conv2d":
-        return live_in * out_live
-    c = layer.conv
-    taps = c.valid_taps(c.in_height, c.out_height).sum() * c.valid_taps(c.in_width, c.out_width).sum()
-    live_channels = out_live // (c.out_height * c.out_width)
-    return live_channels * c.in_channels * taps * live_in / layer.in_features
+    return layer.spec.connections(layer, live_inputs(net, layer), out_live)
 
 
 def stored_weights(net: Network, layer: Layer) -> float:
     """Weights the hardware holds: structured pruning compiles away the rows of masked (or unused)
     outputs and the columns of masked inputs, so only live-input x live-output weights are stored."""
-    if layer.kind == "attention":
-        return 0.0
-    live_in, out_live = live_inputs(net, layer), int(needed_outputs(net, layer).sum())
-    if layer.kind != "conv2d":
-        return float(live_in * out_live)
-    c = layer.conv
-    live_channels = out_live // (c.out_height * c.out_width)
-    return live_channels * c.in_channels * c.kernel * c.kernel * live_in / layer.in_features
+    return layer.spec.weights_between(layer, live_inputs(net, layer), int(needed_outputs(net, layer).sum()))
 
 
 def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
@@ -186,10 +173,10 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
     row = dict(layer=layer.name, kind=layer.kind, timesteps=t, acs=0.0, macs=0.0, other_ops=0.0,
                neuron_updates=0.0, spikes_out=0.0, input_spike_bits=input_spike_bits(net, layer))
     if layer.kind == "attention":
-        heads = int(layer.live_heads().sum())
+        heads = int(layer.spec.live_heads().sum())
         value = net[layer.inputs[2]]
         r_v = (value.rate if value.rate is not None else 1.0) if activity else 1.0
-        per_head = n * n * layer.head_dim * t
+        per_head = n * n * layer.spec.head_dim * t
         row["macs"] = heads * per_head                       # Q.K^T with real Q
         row["acs"] = heads * per_head * r_v                  # scores accumulated where V spiked
         row["other_ops"] = heads * n * n * t * SOFTMAX_OPS_PER_SCORE
@@ -199,7 +186,7 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
             row["acs"] = n * t * input_rate(net, layer, activity) * synapses
         else:
             row["macs"] = n * t * synapses  # dense: every input, every step
-    if layer.layernorm:
+    if layer.norm is not None and layer.norm.layernorm:
         row["other_ops"] += n * t * out_live * LAYERNORM_OPS_PER_ELEMENT
     if layer.spiking:
         row["neuron_updates"] = n * t * out_live

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import NeurosimError
-from ..ir import NETWORK_INPUT, Conv2dShape, Layer, Network, Neuron
+from ..ir import NETWORK_INPUT, Attention, Conv2dShape, EncoderTag, Layer, Network, Neuron, Norm
 from .encoder import SpikingEncoder
 from .neurons import LIF
 
@@ -206,7 +206,7 @@ def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: in
         elif isinstance(m, nn.Conv2d):
             conv = _conv_shape(m, shape, where)
             layer = Layer(path, "conv2d", math.prod(shape), conv.out_channels * conv.out_height * conv.out_width,
-                          inputs=inputs, timesteps=steps, neuron=None, conv=conv,
+                          inputs=inputs, timesteps=steps, neuron=None, spec=conv,
                           weights=_numpy(m.weight), bias=_numpy(m.bias))
             shape = (conv.out_channels, conv.out_height, conv.out_width)
         else:
@@ -254,26 +254,27 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     prev: list[str] = []
     for b, blk in enumerate(model.blocks):
         p = f"block{b}."
-        common = dict(seq_len=n, timesteps=model.timesteps[b], weight_bits=bits, block=b)
+        common = dict(seq_len=n, timesteps=model.timesteps[b], weight_bits=bits)
         neuron = {role: _ir_neuron(blk.lif[role]) for role in blk.lif}
 
         def linear(role, lin, inputs, **kw):
-            return Layer(p + role, "linear", lin.in_features, lin.out_features, inputs=inputs, role=role,
-                         weights=_numpy(lin.effective_weight()), bias=_numpy(lin.bias), **common, **kw)
+            return Layer(p + role, "linear", lin.in_features, lin.out_features, inputs=inputs,
+                         tag=EncoderTag(b, role), weights=_numpy(lin.effective_weight()), bias=_numpy(lin.bias),
+                         **common, **kw)
 
         layers += [
             linear("q", blk.q, prev, neuron=None, compute="mac"),
             linear("k", blk.k, prev, neuron=neuron["k"]),
             linear("v", blk.v, prev, neuron=neuron["v"]),
-            Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"], heads=blk.heads,
-                  head_dim=blk.head_dim, head_mask=_numpy(blk.head_mask), neuron=neuron["attention"],
-                  role="attention", **common),
-            linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"], layernorm=True,
-                   residual=prev[0] if prev else NETWORK_INPUT, **_norm(blk.ln1)),
+            Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"],
+                  spec=Attention(blk.heads, blk.head_dim, _numpy(blk.head_mask)), neuron=neuron["attention"],
+                  tag=EncoderTag(b, "attention"), **common),
+            linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"],
+                   norm=_norm(blk.ln1, residual=prev[0] if prev else NETWORK_INPUT)),
             linear("intermediate", blk.intermediate, [p + "attn_out"], neuron=neuron["intermediate"],
                    neuron_mask=_numpy(blk.neuron_mask)),
-            linear("output", blk.output, [p + "intermediate"], neuron=neuron["output"], layernorm=True,
-                   residual=p + "attn_out", **_norm(blk.ln2)),
+            linear("output", blk.output, [p + "intermediate"], neuron=neuron["output"],
+                   norm=_norm(blk.ln2, residual=p + "attn_out")),
         ]
         prev = [p + "output"]
     meta = {"source": "neurosim.frontend.from_torch(SpikingEncoder)", "hidden": d, "heads": model.heads,
@@ -294,12 +295,12 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     return Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)
 
 
-def _norm(ln: nn.LayerNorm) -> dict:
-    return dict(norm_weight=_numpy(ln.weight), norm_bias=_numpy(ln.bias), norm_eps=float(ln.eps))
+def _norm(ln: nn.LayerNorm, residual: str) -> Norm:
+    return Norm(residual=residual, weight=_numpy(ln.weight), bias=_numpy(ln.bias), eps=float(ln.eps))
 
 
 def _live(net: Network, layer: Layer) -> np.ndarray:
     """Outputs the masks keep; K and V also lose the features of masked heads (nothing reads them)."""
-    if layer.role in ("k", "v"):
-        return net[f"block{layer.block}.attention"].live_outputs()
+    if layer.tag is not None and layer.tag.role in ("k", "v"):
+        return net[f"block{layer.tag.block}.attention"].live_outputs()
     return layer.live_outputs()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..ir import NEURON_RULES
+
 
 class _FastSigmoidSpike(torch.autograd.Function):
     """Heaviside forward; fast-sigmoid surrogate gradient 1 / (1 + slope*|x|)^2 backward."""
@@ -69,16 +71,15 @@ class LIF(nn.Module):
     def __init__(self, threshold: float = 1.0, leak: float = 1.0, learn_threshold: bool = False,
                  slope: float = 25.0):
         super().__init__()
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
-        if not 0 < leak <= 1:
-            raise ValueError(f"leak must be in (0, 1], got {leak}")
-        vth = torch.tensor(float(threshold))
+        threshold, leak = float(threshold), float(leak)
+        NEURON_RULES["vth"].check(threshold, type(self).__name__, "threshold")   # the IR neuron's rules
+        NEURON_RULES["leak"].check(leak, type(self).__name__, "leak")
+        vth = torch.tensor(threshold)
         if learn_threshold:
             self.threshold = nn.Parameter(vth)
         else:
             self.register_buffer("threshold", vth)
-        self.leak = float(leak)
+        self.leak = leak
         self.slope = slope
 
     def spike_value(self, mem: torch.Tensor) -> torch.Tensor:
@@ -116,8 +117,7 @@ class GIF(LIF):
 
     def __init__(self, levels: int, threshold: float = 1.0, leak: float = 1.0, learn_threshold: bool = False):
         super().__init__(threshold, leak, learn_threshold)
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-            raise ValueError(f"levels must be an integer >= 1, got {levels!r}")
+        NEURON_RULES["levels"].check(levels, "GIF", "levels")
         self.levels = levels
 
     def spike_value(self, mem: torch.Tensor) -> torch.Tensor:

@@ -33,11 +33,12 @@ reading one means choosing a discretisation. The conventions used here:
 `to_nir` writes the same conventions back (LIF: tau = dt/(1 - leak), r = tau/dt;
 leak 1: IF with r = 1), so IR -> NIR -> IR gives the same layers, with the leak
 back to within one float64 rounding (exactly, for values such as 0.9 or 0.75).
-NIR has no place for timesteps, seq_len, weight bit width, rates, roles or
-the layernorm flag; they are not exported. A layer with a residual add or
-LayerNorm parameters is refused (no NIR node; dropping them would change the
-network). A neuron mask is exported as zeroed weight rows and bias, which
-keeps the pruned neurons silent.
+NIR has no place for timesteps, seq_len, weight bit width, rates, encoder
+tags or a bare LayerNorm (`Norm()`, counted but not applied); they are not
+exported. A layer whose norm has a residual add or LayerNorm parameters is
+refused (no NIR node; dropping them would change the network). A neuron
+mask is exported as zeroed weight rows and bias, which keeps the pruned
+neurons silent.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import nir
 import numpy as np
 
 from ..errors import NeurosimError
-from ..ir import Conv2dShape, Layer, Network, Neuron
+from ..ir import NEURON_RULES, Conv2dShape, Layer, Network, Neuron
 
 DT = 1e-4
 GAIN_RTOL = 1e-5
@@ -94,7 +95,7 @@ def _square(value, where: str, field: str) -> int:
 
 def _leak(tau: float, dt: float, where: str, field: str) -> float:
     leak = 1.0 - dt / tau
-    if not 0 < leak <= 1:
+    if not NEURON_RULES["leak"].holds(leak):
         _fail(where, field, f"{field} = {tau:g} with dt = {dt:g} gives leak 1 - dt/{field} = {leak:g}, "
               "outside (0, 1]", "pass from_nir(..., dt=...) the time step the exporter used "
               f"(snnTorch, nirtorch: {DT:g}); {field} must exceed dt")
@@ -151,7 +152,7 @@ def _read_conv2d(node: nir.Conv2d, name: str, in_shape: tuple, where: str) -> tu
     bias = np.asarray(node.bias)
     out_shape = (conv.out_channels, conv.out_height, conv.out_width)
     layer = Layer(name, "conv2d", conv.in_channels * conv.in_height * conv.in_width, int(np.prod(out_shape)),
-                  conv=conv, weights=w, bias=bias if bias.any() else None)
+                  spec=conv, weights=w, bias=bias if bias.any() else None)
     return layer, out_shape
 
 
@@ -162,7 +163,7 @@ def _fold_scale(layer: Layer, scale: np.ndarray, where: str) -> None:
             _fail(where, "scale", f"has {scale.size} values for {layer.in_features} inputs", "match the input size")
         layer.weights = layer.weights * scale.reshape(1, -1)
         return
-    per_channel = scale.reshape(layer.conv.in_channels, -1)
+    per_channel = scale.reshape(layer.spec.in_channels, -1)
     if (per_channel != per_channel[:, :1]).any():
         _fail(where, "scale", "varies within a channel, which conv weights cannot absorb",
               "scale whole channels, or put the Scale before a Linear/Affine")
@@ -326,8 +327,9 @@ def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
     if layer.kind == "attention":
         _fail(where, "kind", "attention (Q.K^T and softmax over heads) has no NIR node",
               "export only the weight layers before or after attention, or keep the network in IR JSON")
-    if layer.residual is not None or layer.norm_weight is not None or layer.norm_bias is not None:
-        _fail(where, "residual" if layer.residual is not None else "norm_weight/norm_bias",
+    norm = layer.norm
+    if norm is not None and (norm.residual is not None or norm.weight is not None or norm.bias is not None):
+        _fail(where, "norm.residual" if norm.residual is not None else "norm.weight/norm.bias",
               "a residual add and LayerNorm parameters have no NIR node (dropping them would change the network)",
               "keep the network in IR JSON")
     if layer.weights is None:
@@ -340,7 +342,7 @@ def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
     if layer.kind == "linear":
         node = nir.Linear(weight=w) if b is None else nir.Affine(weight=w, bias=b)
         return node, (layer.in_features,), (layer.out_features,)
-    c = layer.conv
+    c = layer.spec
     node = nir.Conv2d(input_shape=(c.in_height, c.in_width), weight=w, stride=c.stride, padding=c.padding,
                       dilation=1, groups=1, bias=np.zeros(c.out_channels) if b is None else b)
     return node, (c.in_channels, c.in_height, c.in_width), (c.out_channels, c.out_height, c.out_width)
@@ -371,7 +373,7 @@ def to_nir(network: Network, *, dt: float = DT) -> nir.NIRGraph:
         nodes[key] = node
 
     first_conv = next((lay for lay in network.layers if not lay.inputs and lay.kind == "conv2d"), None)
-    in_shape = ((first_conv.conv.in_channels, first_conv.conv.in_height, first_conv.conv.in_width)
+    in_shape = ((first_conv.spec.in_channels, first_conv.spec.in_height, first_conv.spec.in_width)
                 if first_conv else (network.input_size,))
     add("input", nir.Input(input_type=np.array(in_shape)), f"network '{network.name}'")
     out_key, out_shape = {None: "input"}, {None: in_shape}

@@ -14,14 +14,14 @@ What is counted, by the rules of cost.analytic.layer_counts:
 * attention: Q.K^T of live heads as MACs (tokens^2 x head_dim per head and
   step), softmax as 3 other ops per score, and the weighted sum by V's
   events: one AC per (V event, query token).
-* LayerNorm: 6 other ops per live output and token per step. A layer with
-  a `residual` adds that layer's same-step output (spikes, or the input
-  current) to W s + b, and one with LayerNorm parameters normalizes the sum
-  over its live outputs per token (x - mean) / sqrt(var + eps) * norm_weight
-  + norm_bias, as a post-LN transformer block does; the neuron integrates
-  the result. Residual adds are not ACs (the cost model's LayerNorm ops
-  cover the element work); a `layernorm` layer without parameters is
-  counted but not normalized.
+* LayerNorm: 6 other ops per live output and token per step. A layer whose
+  `norm` has a `residual` adds that layer's same-step output (spikes, or the
+  input current) to W s + b, and one with LayerNorm parameters normalizes
+  the sum over its live outputs per token (x - mean) / sqrt(var + eps) *
+  norm.weight + norm.bias, as a post-LN transformer block does; the neuron
+  integrates the result. Residual adds are not ACs (the cost model's
+  LayerNorm ops cover the element work); a LayerNorm without parameters
+  (`Norm()`) is counted but not normalized.
 
 Live outputs are `cost.analytic.needed_outputs`: unmasked, and (for Q, K, V)
 in a live head. Outputs that are not live are not computed and never spike.
@@ -65,9 +65,11 @@ class _State:
         self.layer, self.index, self.steps, self.n = layer, index, steps, n
         self.name, self.kind = layer.name, layer.kind
         main = list(layer.inputs) or [INPUT]
-        self.residual = layer.residual is not None
+        norm = layer.norm
+        self.residual = norm is not None and norm.residual is not None
+        self.layernorm = norm is not None and norm.layernorm
         # a residual is read like a source, at the same steps, but added, not accumulated: last in `sources`
-        self.sources = main + [layer.residual] if self.residual else main
+        self.sources = main + [norm.residual] if self.residual else main
         self.compute = net.compute_of(layer)
         self.live = needed_outputs(net, layer)
         self.live_idx = np.flatnonzero(self.live).astype(np.int64)
@@ -95,8 +97,8 @@ class _State:
             if not (k.spiking and v.spiking):
                 raise NeurosimError(where, "inputs", "the key and value inputs of a spiking attention must spike",
                                     "give the K and V layers a neuron")
-            self.heads = np.flatnonzero(layer.live_heads()).astype(np.int64)
-            self.head_dim = layer.head_dim
+            self.heads = np.flatnonzero(layer.spec.live_heads()).astype(np.int64)
+            self.head_dim = layer.spec.head_dim
             cols = (self.heads[:, None] * self.head_dim + np.arange(self.head_dim)).ravel()
             self.k_cols = None if len(cols) == k.out_features else cols  # K's columns in live heads
             self.scale, self.bias = np.ones(L, np.float32), np.zeros(L, np.float32)
@@ -120,12 +122,12 @@ class _State:
         self.macs = self.other_ops = self.neuron_updates = 0
         self.input_events = {s: 0 for s in main}
         self.norm = None
-        if layer.norm_weight is not None or layer.norm_bias is not None:
+        if norm is not None and (norm.weight is not None or norm.bias is not None):
             ones, zeros = np.ones(layer.out_features), np.zeros(layer.out_features)
-            w = ones if layer.norm_weight is None else np.asarray(layer.norm_weight)
-            b = zeros if layer.norm_bias is None else np.asarray(layer.norm_bias)
+            w = ones if norm.weight is None else np.asarray(norm.weight)
+            b = zeros if norm.bias is None else np.asarray(norm.bias)
             self.norm = (w[self.live_idx].astype(np.float32), b[self.live_idx].astype(np.float32),
-                         np.float32(layer.norm_eps))
+                         np.float32(norm.eps))
         # scale 1, bias 0: what is left for the neuron to apply once the residual add and LayerNorm are done
         self.unit = (np.ones(L, np.float32), np.zeros(L, np.float32)) if self.residual or self.norm else None
         self.raster = np.zeros((steps, n, m), np.uint8) if record and self.spiking else None
@@ -181,7 +183,7 @@ class _State:
         scale, bias = self.scale, self.bias
         if self.unit is not None:
             scale, bias = self._residual_and_norm(inputs[-1] if self.residual else None)
-        if self.layer.layernorm:
+        if self.layernorm:
             self.other_ops += n * L * LAYERNORM_OPS_PER_ELEMENT
         if self.spiking:
             fired = kernels.fire(n * L, self.cur, scale, bias, self.u, self.spk, self.leak, self.vth,
@@ -327,13 +329,13 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel, threaded and serial, on a tiny network."""
-    from ..ir import Neuron
+    from ..ir import Attention, Neuron
 
     # 8 features: events_csr reads rows of a multiple of 8 as 64-bit words
     layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=2, weights=np.ones((8, 8))),
               Layer("k", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8))),
               Layer("v", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8)), weight_bits=1),
-              Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], heads=1, head_dim=8, seq_len=2),
+              Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=2),
               Layer("g", "linear", 8, 8, inputs=["a"], seq_len=2, neuron=Neuron(levels=3), weights=np.ones((8, 8)))]
     net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK

@@ -73,11 +73,12 @@ def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping:
     rates = {name: lt.rate for name, lt in trace.layers.items() if lt.spiking}
     notes.append(f"spike engine, {handoff} handoff, seed {seed}; measured ASR per layer: "
                  + ", ".join(f"{name} {r:.3f}" for name, r in rates.items()))
-    bare = [layer.name for layer in net.layers if layer.layernorm and layer.norm_weight is None]
+    norms = [(layer.name, layer.norm) for layer in net.layers if layer.norm is not None]
+    bare = [name for name, norm in norms if norm.layernorm and norm.weight is None]
     if bare:
         notes.append(f"LayerNorm counted but not applied on {len(bare)} layer(s) without LayerNorm parameters "
                      f"(e.g. '{bare[0]}'): their currents are W s + b, unnormalized")
-    if any(layer.residual for layer in net.layers):
+    if any(norm.residual for _, norm in norms):
         notes.append("residual adds applied by the engine; moving the residual's data to its reader is not priced")
     notes += trace.notes + measured.metadata.get("rate_notes", [])
     report.notes = notes + report.notes
