@@ -104,3 +104,16 @@ def test_a_good_card_still_builds_with_its_masks(tmp_path):
     net = load_card(tiny_card(tmp_path, lambda d: d.update(head_masks=[[1, 0], [1, 1]])))
     assert net["block0.attention"].spec.head_mask.tolist() == [True, False]
     assert net["block0.k"].neuron == Neuron("lif", 1.0, 0.5, 1) and net["block0.k"].rate == 0.5
+
+
+@pytest.mark.parametrize("rate", [1.5, -0.1])   # NaN is refused by the schema before any rule runs
+def test_a_sweep_specs_assumed_model_rate_is_refused_with_the_ir_rules_fix(tmp_path, rate):
+    from neurosim.dse.spec import load_spec
+
+    spec = {"name": "s", "base": "edge-45nm", "models": [{"name": "m", "model": "tiny-encoder", "rate": rate}],
+            "axes": {"cores.count": [4]}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(NeurosimError) as info:
+        load_spec(path)
+    assert str(path) in info.value.where and "rate" in info.value.field and RATE.fix in str(info.value)

@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..arch import ArchConfig, load_arch, load_energy_table
+from ..cards import Rate
 from ..errors import NeurosimError
 from ..paths import ENERGY_DIR, MODELS_DIR, resolve
 from ..schema import Strict, explain, plain_copy, set_dotted, validate
@@ -91,7 +92,7 @@ class ModelVariant(Strict):
     name: str
     model: str
     set: dict[str, Any] = {}
-    rate: float | None = Field(None, ge=0, le=1)   # assumed rate where none is known (e.g. NIR graphs)
+    rate: Rate | None = None   # assumed rate where none is known (e.g. NIR graphs)
 
 
 class Sampling(Strict):
