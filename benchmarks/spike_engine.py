@@ -6,7 +6,7 @@
 The network is the SpikingBERT-4L card (hidden 768, intermediate 3072, 12
 heads, sequence 128) with seeded random weights scaled toward the input rate
 (neurosim.spikes.random_weights), run in lockstep for T steps on the same
-seeded input spikes. Both simulators follow the same semantics (DESIGN.md eq.
+seeded input spikes. Both simulators follow the same semantics (docs/design.md eq.
 1-3, handoff.py's lockstep alignment, LayerNorm counted but not applied):
 
 * engine: neurosim.spikes.run, event-driven (Numba);
@@ -42,7 +42,7 @@ RESULTS = HERE / "results" / "spike_engine.md"
 
 def build(rate: float, timesteps: int, blocks: int, seed: int):
     from neurosim.cards import load_model
-    from neurosim.cost.estimate import with_timesteps
+    from neurosim.cost.workload import with_timesteps
     from neurosim.ir import Network
     from neurosim.spikes import random_weights
 

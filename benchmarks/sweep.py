@@ -2,6 +2,7 @@
 
     python benchmarks/sweep.py                 # writes benchmarks/results/sweep.md
     python benchmarks/sweep.py --repeats 1     # a quick check
+    python benchmarks/sweep.py --baseline DIR  # also: the closed form of the checkout in DIR, for ratios
 
 Closed form: 200 points of SpikingBERT-4L on the edge chip (10 core counts x
 10 SRAM sizes x spatial / sequential-rates), and 20,000 points of the same
@@ -113,8 +114,12 @@ def one_run(spec: Path, tmp: Path, **kw) -> tuple[float, int]:
 def reference_rate(spec: Path, limit: int = 200) -> float:
     """Closed-form points per second one at a time through cost.estimate (models already loaded)."""
     from neurosim.dse.evaluate import evaluate_point
-    from neurosim.dse.models import load_point_model
     from neurosim.dse.spec import load_spec, plan
+
+    try:
+        from neurosim.dse.models import load_point_model
+    except ImportError:   # a baseline checkout from before dse.models
+        from neurosim.dse.evaluate import load_point_model
 
     points = plan(load_spec(spec))[:limit]
     load_point_model(points[0].model)
@@ -152,11 +157,60 @@ def phases(spec: Path) -> dict[str, float]:
             "write CSV (us/pt)": (t5 - t4) / n * 1e6}
 
 
+CLOSED_FORM_CASES = ("closed form, 200 points", "closed form, 20,000 points")
+
+
+def closed_form_only(tmp: Path) -> dict[str, float]:
+    """One in-process measurement of the closed-form cases (seconds) and the one-point rate (points/s)."""
+    specs = write_specs(tmp)
+    one_run(specs[CLOSED_FORM_CASES[0]], tmp, workers=0)   # warm imports and caches
+    out = {case: one_run(specs[case], tmp, workers=0)[0] for case in CLOSED_FORM_CASES}
+    out["one point at a time (points/s)"] = reference_rate(specs[CLOSED_FORM_CASES[0]])
+    return out
+
+
+def against_baseline(baseline: Path, repeats: int) -> list[tuple[str, float, float]]:
+    """The closed form of this checkout and of the one in `baseline`, each in a fresh process, alternating
+    A, B, A, B so both see the same machine; rows of (measure, best here, best there)."""
+    import json
+    import subprocess
+
+    def measure(pythonpath: Path) -> dict[str, float]:
+        env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+        done = subprocess.run([sys.executable, __file__, "--closed-form-only"], env=env, check=True,
+                              capture_output=True, text=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    here, there = [], []
+    for _ in range(repeats):
+        here.append(measure(HERE.parent))
+        there.append(measure(baseline.resolve()))
+    best = lambda runs, k: max(r[k] for r in runs) if "points/s" in k else min(r[k] for r in runs)  # noqa: E731
+    return [(k, best(here, k), best(there, k)) for k in here[0]]
+
+
+def write_specs(tmp: Path) -> dict[str, Path]:
+    specs = {}
+    for label, spec in CASES.items():
+        path = tmp / f"{spec['name']}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        specs[label] = path
+    return specs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--baseline", type=Path, help="a checkout of another commit (e.g. made with git worktree): "
+                        "its closed form is measured in the same run and the ratios reported")
+    parser.add_argument("--closed-form-only", action="store_true", help=argparse.SUPPRESS)  # one baseline measurement
     args = parser.parse_args(argv)
+    if args.closed_form_only:
+        import json
+
+        print(json.dumps(closed_form_only(Path(tempfile.mkdtemp(prefix="neurosim-bench-")))))
+        return 0
 
     import logging
 
@@ -164,11 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="neurosim-bench-"))
-    specs = {}
-    for label, spec in CASES.items():
-        path = tmp / f"{spec['name']}.yaml"
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        specs[label] = path
+    specs = write_specs(tmp)
 
     rows = []   # (case, mode, points, best s, median s)
 
@@ -206,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = cpu_ceiling()
     sim_one, sim_two, sim_ceiling = simulator_ceiling(specs["simulator, 40 points"])
     ph = phases(specs["closed form, 20,000 points"])
+    baseline = against_baseline(args.baseline, args.repeats) if args.baseline else []
 
     def rate(case, mode):
         r = next(r for r in rows if r[0] == case and r[1] == mode)
@@ -222,16 +273,16 @@ def main(argv: list[str] | None = None) -> int:
              "arch validated by the schema, its id hashed), model loading, evaluation, and every row appended to "
              "results.csv (flushed and fsync'ed per batch). *Cold*: the run starts its own LocalCluster (workers "
              "import neurosim, build the model); *warm*: a started cluster, as in the steady state of a long sweep. "
-             "Closed-form points that share a model and mapping are evaluated together by the vectorised closed "
-             "form (`neurosim/dse/fastcost.py`; every field equal to `cost.estimate`'s, tests/test_dse.py); each "
-             "simulated point is a Dask task of its own.", "",
+             "Closed-form points that share a model and mapping are evaluated together in one call of the closed "
+             "form over all of them (`neurosim/cost/closed_form.py`, the same code `cost.estimate` runs on one "
+             "point); each simulated point is a Dask task of its own.", "",
              "| case | mode | points | best (s) | median (s) | points/s (best) |", "|---|---|---|---|---|---|"]
     for case, mode, n, best, med in rows:
         lines.append(f"| {case} | {mode} | {n} | {best:.3f} | {med:.3f} | {n / best:,.0f} |")
     lines += ["", "## Closed form", "",
               f"* One point at a time through `cost.estimate` (the reference path, model loaded): "
               f"**{ref:,.0f} points/s** on one core.",
-              f"* Vectorised, in process, end to end: **{rate('closed form, 200 points', 'in process (no Dask)'):,.0f} "
+              f"* Many points at once, in process, end to end: **{rate('closed form, 200 points', 'in process (no Dask)'):,.0f} "
               f"points/s** for 200 points (fixed costs dominate: spec, model, files) and "
               f"**{rate('closed form, 20,000 points', 'in process (no Dask)'):,.0f} points/s** for 20,000 points, "
               "on one core. Target: >= 1,000/s on one core.",
@@ -240,7 +291,24 @@ def main(argv: list[str] | None = None) -> int:
               "* On Dask the closed form gains little from a second worker: a batch takes milliseconds, so "
               "scheduling, moving points to the workers (pickled) and rows back, and writing results in the "
               "client dominate. In process is the fastest way to run a closed-form-only sweep (`--workers 0`).",
-              "", "## Simulated points", "",
+              ""]
+    if baseline:
+        import subprocess
+
+        commit = subprocess.run(["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "?"
+        lines += ["## Against a baseline commit", "",
+                  f"The closed form of this checkout and of commit {commit} (`--baseline {args.baseline}`), each "
+                  f"in a fresh process, alternating, best of {args.repeats}, in this run on this machine. A ratio "
+                  "above 1 means this checkout is faster.", "",
+                  "| measure | this checkout | baseline | ratio |", "|---|---|---|---|"]
+        for measure, here, there in baseline:
+            if "points/s" in measure:
+                lines.append(f"| {measure} | {here:,.0f} | {there:,.0f} | {here / there:.2f}x |")
+            else:
+                lines.append(f"| {measure} (s, in process) | {here:.3f} | {there:.3f} | {there / here:.2f}x |")
+        lines.append("")
+    lines += ["## Simulated points", "",
               f"* Warm cluster: {sim1:.1f} points/s on 1 worker, {sim2:.1f} on 2: **{sim2 / sim1:.2f}x** with 2 "
               "workers (linear would be 2x).",
               f"* The same 40 simulations without Dask or any file (`multiprocessing`, models preloaded): "

@@ -109,7 +109,7 @@ class EncoderCard(Strict):
 def encoder_network(card: EncoderCard) -> Network:
     """Expand an encoder card into IR layers, seven per encoder block.
 
-    Q is a real-valued projection (compute='mac', no neuron): DESIGN.md counts
+    Q is a real-valued projection (compute='mac', no neuron): docs/design.md counts
     the Query projection and the attention scores as real-valued work.
     """
     d, heads, n = card.hidden, card.heads, card.seq_len

@@ -101,7 +101,7 @@ def check_mask(mask: Any, length: int, unit: str, where: str, fld: str) -> np.nd
 
 @dataclass
 class Neuron:
-    """DESIGN.md eq. 1-3: u_t = leak*u_{t-1} + W s_{t-1} + b - s_{t-1}*vth; spike when u >= vth.
+    """docs/design.md eq. 1-3: u_t = leak*u_{t-1} + W s_{t-1} + b - s_{t-1}*vth; spike when u >= vth.
 
     `levels` > 1 is a multi-level (SpikeLLM GIF) neuron whose spike carries
     0..levels, i.e. `spike_bits` bits per event.

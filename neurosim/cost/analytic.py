@@ -12,7 +12,7 @@ Two forms live side by side:
 * **Structural form** — one row per IR layer, using the real layer sizes,
   the masks, and (optionally) the spiking rates: ACs = spikes in x live
   fan-out. Real-valued work (the Query projection, Q.K^T scores, softmax,
-  LayerNorm) is counted as MACs or other ops, never as ACs (DESIGN.md).
+  LayerNorm) is counted as MACs or other ops, never as ACs (docs/design.md).
 
 Where the two differ on a dense network: the paper form counts the Query
 projection and the Q.K^T scores as ACs, the structural form as MACs; eq. 21

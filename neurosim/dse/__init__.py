@@ -7,8 +7,8 @@
 
 Modules, one job each: spec (YAML schema, axes, planning, point ids),
 models (a point's model and energy table, built once per process),
-evaluate (one point or a batch, on a worker), fastcost (the closed form
-vectorised over points), store (append-only results.csv, resume), sweep
+evaluate (one point, or a batch: closed-form points many at once through
+`cost.closed_form`, on a worker), store (append-only results.csv, resume), sweep
 (Dask orchestration, progress, interruption), pareto (fronts, best points),
 figures and report_page (the page), labels (short text for rows), cli
 (`neurosim sweep / pareto / report`, registered by neurosim/cli.py).

@@ -7,7 +7,7 @@
     summary = run_sweep(spec, out, workers=0)                                   # in this process, no Dask
 
 Batches: closed-form points that share a model and mapping go to a worker
-together and are evaluated in one vectorised call (`dse.fastcost`), so a
+together and are evaluated in one call of the closed form over all of them, so a
 point costs microseconds, not a Dask task; each simulated point is a task of
 its own. Finished batches are appended to DIR/results.csv at once (see
 `dse.store`); a point that fails records its error and the sweep goes on; a

@@ -119,14 +119,14 @@ def _neuron_spec(m: nn.Module, where: str) -> _NeuronSpec | None:
         mech = getattr(m, "reset_mechanism", "subtract")
         if mech != "subtract":
             raise NeurosimError(where, "reset_mechanism", f"snnTorch reset {mech!r}; the IR neuron resets by "
-                                "subtraction (DESIGN.md eq. 1)", "build the Leaky with reset_mechanism='subtract'")
+                                "subtraction (docs/design.md eq. 1)", "build the Leaky with reset_mechanism='subtract'")
         # snnTorch: mem = beta*mem + I - reset*threshold, as eq. 1; it fires on u > vth, the IR
         # on u >= vth, which differs only where u lands exactly on the threshold.
         lif = LIF(_scalar(m.threshold, where, "threshold"), _scalar(m.beta, where, "beta"))
         return _NeuronSpec(lif, _ir_neuron(lif))
     if kind == "spikingjelly LIFNode":
         if getattr(m, "v_reset", None) is not None:
-            raise NeurosimError(where, "v_reset", "hard reset; the IR neuron resets by subtraction (DESIGN.md eq. 1)",
+            raise NeurosimError(where, "v_reset", "hard reset; the IR neuron resets by subtraction (docs/design.md eq. 1)",
                                 "build the LIFNode with v_reset=None (soft reset)")
         tau = _scalar(m.tau, where, "tau")
         # SpikingJelly charges H = V + (X - V)/tau (decay_input) or V - V/tau + X: leak = 1 - 1/tau.

@@ -1,6 +1,6 @@
 """Spiking neuron modules for PyTorch, in the style of snnTorch's (small, plain).
 
-Both neurons follow DESIGN.md eq. 1-3 exactly:
+Both neurons follow docs/design.md eq. 1-3 exactly:
 
     u_t = leak * u_{t-1} + I_t - s_{t-1} * vth        (reset by subtraction)
     s_t = H(u_t - vth)                                  (LIF: spike when u >= vth)
@@ -60,7 +60,7 @@ def rate(current: torch.Tensor, threshold: float | torch.Tensor = 1.0, levels: i
 
 
 class LIF(nn.Module):
-    """Leaky integrate-and-fire neuron with subtract reset (DESIGN.md eq. 1-3).
+    """Leaky integrate-and-fire neuron with subtract reset (docs/design.md eq. 1-3).
 
     `threshold` is a per-layer scalar, an nn.Parameter when `learn_threshold`.
     `leak` (gamma) is a plain float in (0, 1]; 1 is IF.

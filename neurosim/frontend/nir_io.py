@@ -23,7 +23,7 @@ reading one means choosing a discretisation. The conventions used here:
 * CubaLIF is read as LIF with leak = 1 - dt/tau_mem and gain
   (r dt/tau_mem)(w_in dt/tau_syn). The IR neuron has no synaptic current, so its
   decay (tau_syn) is dropped; each such node is listed in metadata['nir_notes'].
-* Reset: NIR resets to v_reset, the IR (DESIGN.md eq. 1-3) by subtracting the
+* Reset: NIR resets to v_reset, the IR (docs/design.md eq. 1-3) by subtracting the
   threshold. v_reset = 0 is read as the IR's reset (snnTorch exports its
   subtract-reset Leaky that way); a non-zero v_reset or v_leak is refused.
 * An IR layer has one threshold and one leak: per-neuron values that differ are refused.

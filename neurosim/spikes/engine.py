@@ -1,7 +1,7 @@
 """The spike engine: run an IR `Network` with weights on an input, count exactly what it does.
 
 `run(net, inputs, handoff=..., seed=...)` returns a `SpikeTrace`. Semantics
-(DESIGN.md): u_t = leak*u_{t-1} + I_t - s_{t-1}*vth, spike when u >= vth,
+(docs/design.md): u_t = leak*u_{t-1} + I_t - s_{t-1}*vth, spike when u >= vth,
 I_t = W s_t(source) + b (see handoff.py for which source step a layer reads).
 
 What is counted, by the rules of cost.analytic.layer_counts:

@@ -8,14 +8,14 @@ Bernoulli draws, one fresh draw per step, when the network's input spikes
 step (an embedding, as the front end's spike mode feeds it; the first layers
 then do MACs). No input means Bernoulli at `net.input_rate`.
 
-Between layers, three handoffs (the dataflows of DESIGN.md):
+Between layers, three handoffs (the dataflows of docs/design.md):
 
 * ``lockstep`` (spatially unrolled): every layer runs T = the network's
   largest timestep count. At its step t a layer integrates its sources'
   spikes of their step t, and layers reading the network input integrate the
   input's step t. In hardware time layer l at depth d runs step t at clock
   t + d, i.e. it integrates what its source emitted one clock earlier
-  (DESIGN.md eq. 1: W s^{t-1}); the pipeline fill is not a different spike
+  (docs/design.md eq. 1: W s^{t-1}); the pipeline fill is not a different spike
   train. So every layer sees exactly T steps of input: all of its source's
   spikes, none dropped.
 * ``history`` (sequential, carrying spike histories): as lockstep, but each

@@ -220,7 +220,7 @@ def accumulate(ptr, idx, val, wt, cur):
 
 @Kernel
 def fire(cur, scale, bias, u, spk, leak, vth, levels, totals, values, counts):
-    """DESIGN.md eq. 1-3 for one step: u = leak*u + I - s_prev*vth; spike when u >= vth.
+    """docs/design.md eq. 1-3 for one step: u = leak*u + I - s_prev*vth; spike when u >= vth.
 
     I = cur * scale + bias; spk holds s_prev on entry and the new spikes on
     return. A GIF neuron (levels > 1) emits floor(u / vth) clamped to levels;
