@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from neurosim.arch import load_arch
     from neurosim.cards import load_model
-    from neurosim.cost.estimate import estimate, with_timesteps
+    from neurosim.cost.estimate import estimate
+    from neurosim.cost.workload import with_timesteps
     from neurosim.sim import run_simulation
 
     base = load_model("spikingbert-4l")

@@ -9,7 +9,6 @@ the key and the fix (see `neurosim.schema`).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -140,29 +139,6 @@ class ArchConfig(Strict):
     @property
     def energy(self) -> EnergyTable | None:
         return self._energy
-
-    @property
-    def total_core_sram(self) -> int:
-        return self.cores.count * self.cores.sram_bytes
-
-    @property
-    def core_array_bytes(self) -> int:
-        """The SRAM array one core access touches (a bank, or the whole core SRAM): what prices it."""
-        return self.cores.bank_bytes or self.cores.sram_bytes
-
-    @property
-    def buffer_array_bytes(self) -> int:
-        """The same for the global buffer."""
-        return self.global_buffer.bank_bytes or self.global_buffer.bytes
-
-    def mesh_side(self) -> int:
-        return math.ceil(math.sqrt(self.cores.count))
-
-    def average_hops(self) -> float:
-        """Mean Manhattan distance between two random cores of a k x k mesh, 2(k^2-1)/(3k);
-        at least one hop, since even a lone core reaches the global buffer over a link."""
-        k = self.mesh_side()
-        return max(1.0, 2 * (k * k - 1) / (3 * k))
 
     def with_mapping(self, kind: str, carry: str | None = None) -> "ArchConfig":
         mapping = validate({"kind": kind, "carry": carry or self.mapping.carry}, Mapping, f"{self.path} (mapping)")

@@ -1,7 +1,9 @@
 """The discrete-event simulator: counts equal their source, hand-worked timings, stalls, deadlocks,
 and agreement with the closed form where their assumptions coincide (and the named causes where not)."""
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,8 @@ import pytest
 import neurosim
 from neurosim.arch import load_arch
 from neurosim.cost.analytic import structural_counts
-from neurosim.cost.estimate import estimate, with_timesteps
+from neurosim.cost.estimate import estimate
+from neurosim.cost.workload import with_timesteps
 from neurosim.errors import NeurosimError
 from neurosim.ir import Layer, Network
 from neurosim.sim import SimOptions, SimulationDeadlock, run_simulation, simulate
@@ -345,6 +348,26 @@ def test_deadlock_names_the_blocked_buffer(edge):
     # with room for the three histories it runs
     roomy = arch.model_copy(update={"global_buffer": edge.global_buffer.model_copy(update={"bytes": 2880})})
     assert simulate(net, roomy, "sequential", "spikes").memory_bytes["spike_buffers"] == 2880
+
+
+def test_a_deadlock_is_seen_through_simpys_public_api_only(edge):
+    # The run loop peeks at the next event time (an empty schedule peeks as infinity) instead of reading
+    # simpy's queue or matching the text of its error; a step's arrival is a number, not an event whose
+    # private fields are set by hand. No module of the simulator touches another object's private names.
+    sim_dir = Path(neurosim.__file__).parent / "sim"
+    for path in sorted(sim_dir.glob("*.py")):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                assert isinstance(node.value, ast.Name) and node.value.id == "self", \
+                    f"{path.name}:{node.lineno} reads .{node.attr}"
+        assert "No scheduled events" not in source
+    # the deadlock of test_deadlock_names_the_blocked_buffer, found with the queue empty
+    net = _wide(readers_of_a=("b", "c"))
+    arch = edge.model_copy(update={"dram": None, "global_buffer": edge.global_buffer.model_copy(
+        update={"bytes": 2500})})
+    with pytest.raises(SimulationDeadlock, match=r"the event queue emptied at cycle [\d.]+ with work left"):
+        simulate(net, arch, "sequential", "spikes")
 
 
 def test_the_simulated_time_limit_stops_a_run_and_says_where_it_was(edge):

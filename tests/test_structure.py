@@ -15,25 +15,8 @@ PACKAGE = "neurosim"
 SCRIPTS = ("analysis", "benchmarks")   # scripts use the package like anyone else: its public names only
 
 # Known cases, each left to the work that removes it; delete an entry when its case is gone.
-ALLOWED_PRIVATE_IMPORTS = {
-    # being removed by the one-cost-model work
-    "neurosim.dse.fastcost -> neurosim.cost.estimate._depth",
-    "neurosim.dse.fastcost -> neurosim.cost.estimate._live",
-    "neurosim.dse.fastcost -> neurosim.cost.estimate._weight_bytes",
-    "neurosim.sim.engine -> neurosim.cost.estimate._live",
-    "neurosim.sim.sequential -> neurosim.cost.estimate._carry_bits",
-    "neurosim.sim.sequential -> neurosim.cost.estimate._live",
-    "neurosim.sim.sequential -> neurosim.cost.estimate._noc_bits_per_cycle",
-    "neurosim.sim.spatial -> neurosim.cost.estimate._depth",
-    "neurosim.sim.spatial -> neurosim.cost.estimate._noc_bits_per_cycle",
-    "neurosim.sim.spatial -> neurosim.cost.estimate._state_bytes",
-    "neurosim.sim.spatial -> neurosim.cost.estimate._step_bits",
-    "neurosim.sim.spatial -> neurosim.cost.estimate._weight_bytes",
-}
-ALLOWED_IMPORTS_IN_CIRCLES = {
-    # being removed by the one-cost-model work (dse/fastcost.py goes; evaluate imports it back)
-    ("neurosim.dse.fastcost", "neurosim.dse.evaluate"),
-}
+ALLOWED_PRIVATE_IMPORTS: set[str] = set()
+ALLOWED_IMPORTS_IN_CIRCLES: set[tuple[str, str]] = set()
 
 
 def module_files(base: Path, folders: tuple[str, ...]) -> dict[str, Path]:

@@ -5,12 +5,15 @@
     report = simulate(net, arch, "sequential", "rates", trace=t)  # exact per-step work from a spike trace
     report = simulate(net, arch, timeline=True)                   # report.timeline: a DataFrame of intervals
 
-It runs the same dataflows as the closed form (`cost.estimate`; see
+It runs the same dataflows as the closed form (`cost.closed_form`; see
 `sim.spatial` and `sim.sequential` for what each mapping does at event
-level) and prices what happened with the same energy model
+level), with the same mapping decisions (`cost.layout`, on the chip's
+`cost.chips.Chips` and the simulated work's `cost.workload.Workload`), and
+prices what happened with the same energy model
 (`cost.energy.energy_breakdown_pj`). Modules: work (per-step work from a
-trace or rates), components (channels, buffers, tiles), spatial,
-sequential, engine (options, running safely, the report).
+trace or rates), components (channels, buffers, tiles), spatial (a `Stage`
+per layer), sequential (`WeightLoader`, `CorePool`, `CarryBuffers`), engine
+(options, running safely, core events, the report).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import time
 from typing import Any
 
 from ..arch import ArchConfig
-from ..cost.estimate import with_timesteps
+from ..cost.chips import Chips
+from ..cost.estimate import check_energy_table
+from ..cost.workload import Workload, with_timesteps
 from ..errors import NeurosimError
 from ..ir import Network
 from ..report import Report
@@ -40,17 +45,15 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
     wall = time.perf_counter()
     if mapping is not None or carry is not None:
         arch = arch.with_mapping(mapping or arch.mapping.kind, carry)
-    if arch.energy is None:
-        raise NeurosimError(arch.path, "energy_table", "the config was not loaded with its energy table",
-                            "load configs with neurosim.arch.load_arch")
+    check_energy_table(arch)
     opts = options or SimOptions()
     spatial = arch.mapping.kind == "spatial"
     if trace is None:
         run_net = with_timesteps(net, net.max_timesteps) if spatial else net
-        works, counts = from_rates(run_net)
+        works, rows = from_rates(run_net)
         source = "rates (expected counts per step)"
     else:
-        run_net, works, counts = from_trace(net, trace)
+        run_net, works, rows = from_trace(net, trace)
         steps = {w.timesteps for w in works.values()}
         if spatial and len(steps) > 1:
             raise NeurosimError("trace", "timesteps", f"layers ran different numbers of steps ({sorted(steps)}), "
@@ -58,7 +61,8 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
                                 "simulate the spatial mapping with a lockstep trace (spikes.run(..., "
                                 "handoff='lockstep'))")
         source = f"trace ({getattr(trace, 'handoff', 'given')} handoff, exact counts per step)"
-    ctx = Context(run_net, arch, works, counts, opts, Recorder(timeline), seed)
+    ctx = Context(run_net, arch, works, Workload(run_net, count_rows=rows), Chips.of(arch), opts,
+                  Recorder(timeline), seed)
     report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
     ctx.stats.wall_s = time.perf_counter() - wall
     if report.feasible:

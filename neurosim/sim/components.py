@@ -12,12 +12,19 @@
 * `Tile`: the cores that run one layer (spatial) or the whole pool
   (sequential): busy cycles, stall cycles by cause, progress, and what it is
   waiting for right now (for deadlock reports).
+* `Level`: a running total of bytes over several buffers, and its peak.
+
+The mappings build their processes from these (`sim.spatial.Stage`;
+`sim.sequential.WeightLoader`, `CarryBuffers`, `CorePool`), in the style of
+simpy's own resources: state in attributes, behaviour in small methods,
+processes as generator methods. Only simpy's public API is used.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 import simpy
@@ -25,25 +32,6 @@ import simpy
 TIMELINE_COLUMNS = ["component", "start", "end", "layer", "timestep", "kind", "steps", "bytes"]
 # Buffers compare byte levels in floating point: allow this much rounding slack.
 _SLACK = 1e-9
-
-
-class Environment(simpy.Environment):
-    """A simpy environment that counts processed events and refuses to run past a time limit."""
-
-    def __init__(self, limit: float):
-        super().__init__()
-        self.events = 0
-        self.limit = limit
-
-    def step(self) -> None:
-        if self._queue and self._queue[0][0] > self.limit:
-            raise TimeLimit(self._queue[0][0])
-        self.events += 1
-        super().step()
-
-
-class TimeLimit(Exception):
-    """The next event lies beyond the simulated-time limit."""
 
 
 class Recorder:
@@ -63,6 +51,8 @@ class Recorder:
 
 
 class Channel:
+    """A FIFO server of `bits_per_cycle`; counts the bits read out of and written into its component."""
+
     def __init__(self, env: Environment, name: str, bits_per_cycle: float, rec: Recorder, directional: bool = True):
         self.env, self.name, self.rate, self.rec = env, name, float(bits_per_cycle), rec
         self.directional = directional   # a network link has no read/write side
@@ -93,8 +83,14 @@ class Channel:
         self.rec.add(self.name, start, end, layer, step, kind, steps, bits / 8)
         return end
 
+    @property
+    def bits(self) -> float:
+        return self.read_bits + self.write_bits
+
 
 class Buffer:
+    """Bytes held up to `capacity`; a put that does not fit waits for gets (back-pressure)."""
+
     def __init__(self, env: Environment, name: str, capacity: float, rec: Recorder, track=None):
         self.env, self.name, self.capacity, self.rec = env, name, float(capacity), rec
         self.level = 0.0
@@ -172,12 +168,31 @@ class Tile:
     passes_done: int = 0
     steps_done: int = 0
     done: bool = False
-    waiting: tuple[str, str, str] | None = None   # (component, what it waits for, fix)
-    layer_spans: dict = field(default_factory=dict)
+    # (component, what it waits for, fix), or a function that makes it (text is built only for a report)
+    waiting: tuple[str, str, str] | Callable[[], tuple[str, str, str]] | None = None
+    resumes_at: float | None = None   # a wait for data already in flight ends then; the tile is busy after
 
     @property
     def stalls(self) -> float:
         return self.stall_output + self.stall_memory + self.stall_weights
+
+    def blocked(self, horizon: float) -> tuple[str, str, str] | None:
+        """What the tile still waits for at simulated time `horizon` (None: done, or busy by then)."""
+        if self.done or self.waiting is None:
+            return None
+        if self.resumes_at is not None and self.resumes_at <= horizon:
+            return None
+        return self.waiting() if callable(self.waiting) else self.waiting
+
+    def wait(self, env: simpy.Environment, event: simpy.Event, waiting: tuple[str, str, str], cause: str):
+        """Process step: wait for `event`, saying what for, and add the wait to the stall counter `cause`;
+        returns when the wait began."""
+        self.waiting = waiting
+        t0 = env.now
+        yield event
+        self.waiting = None
+        setattr(self, cause, getattr(self, cause) + (env.now - t0))
+        return t0
 
 
 class Level:

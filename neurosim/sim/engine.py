@@ -1,19 +1,30 @@
-"""What both mappings share: options, running the environment safely, and assembling the report."""
+"""What both mappings share: options, running the environment safely, and assembling the report.
+
+Energy is priced from the components' own event counts by the closed form's
+one pricing function (`cost.energy.energy_breakdown_pj`); core-SRAM accesses
+follow from the tiles' counted work by the closed form's formula
+(`cost.layout.core_access_bits`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 import pandas as pd
 import simpy
 
 from ..arch import ArchConfig
+from ..cost.chips import Chips
 from ..cost.energy import EventCounts, energy_breakdown_pj
-from ..cost.estimate import _live
+from ..cost.layout import core_access_bits
+from ..cost.workload import Workload
 from ..errors import NeurosimError
 from ..ir import Network
 from ..report import Report
-from .components import Environment, Recorder, Tile, TimeLimit
-from .work import LayerWork
+from .components import Recorder, Tile
+from .work import KEYS, LayerWork
 
 
 @dataclass
@@ -63,103 +74,127 @@ class SimulationDeadlock(NeurosimError):
 
 @dataclass
 class Context:
+    """One run: the network as simulated, the chip (`chips`: its one design point), and the work."""
+
     net: Network
     arch: ArchConfig
     works: dict[str, LayerWork]
-    counts: pd.DataFrame
+    work: Workload          # per-layer sizes and the simulated work's counts, for the `cost.layout` decisions
+    chips: Chips
     opts: SimOptions
     rec: Recorder
     seed: int
-    env: Environment | None = None   # made by the mapping, which knows the time limit
+    env: simpy.Environment = field(default_factory=simpy.Environment)
+    limit: float = math.inf  # simulated-time limit, set by the mapping (which knows the work)
     stats: SimStats = field(default_factory=SimStats)
 
     @property
     def where(self) -> str:
         return f"simulation of '{self.net.name}' on '{self.arch.name}' ({self.arch.mapping.kind})"
 
+    def chip(self, name: str):
+        """The chip's value of a `Chips` field (one design point)."""
+        return getattr(self.chips, name)[0]
+
 
 def run(ctx: Context, procs: list[simpy.Process], tiles: list[Tile]) -> None:
-    """Run to completion, or raise SimulationDeadlock naming what each unfinished tile waits for."""
-    done = simpy.AllOf(ctx.env, procs)
-    reason = None
-    try:
-        ctx.env.run(until=done)
-    except RuntimeError as exc:
-        if "No scheduled events left" not in str(exc):
-            raise
-        reason = f"the event queue emptied at cycle {ctx.env.now:.6g} with work left (deadlock)"
-    except TimeLimit as exc:
-        reason = (f"no completion by the simulated-time limit of {ctx.env.limit:.6g} cycles (next event at "
-                  f"{exc.args[0]:.6g})")
-    ctx.stats.events = ctx.env.events
-    if reason is None:
+    """Run to completion, or raise SimulationDeadlock naming what each unfinished tile waits for.
+
+    simpy's `run(until=...)` loop, written out with the public `peek`/`step`
+    so that an empty schedule (a deadlock) and the time limit are seen before
+    a step, not caught as errors after it.
+    """
+    env = ctx.env
+    done = simpy.AllOf(env, procs)
+    events = 0
+    while not done.processed:
+        at = env.peek()
+        if at > ctx.limit:      # also an empty schedule: peek gives infinity
+            break
+        env.step()
+        events += 1
+    ctx.stats.events = events
+    if done.processed:
         return
+    if at == math.inf:
+        reason = f"the event queue emptied at cycle {env.now:.6g} with work left (deadlock)"
+    else:
+        reason = f"no completion by the simulated-time limit of {ctx.limit:.6g} cycles (next event at {at:.6g})"
+    raise deadlock(ctx, reason, tiles)
+
+
+def deadlock(ctx: Context, reason: str, tiles: list[Tile]) -> SimulationDeadlock:
+    """The error for a run that stopped with work left: what each unfinished tile waits for, and the fixes."""
     blocked, comps, fixes = [], [], []
     for tile in tiles:
         if tile.done:
             continue
-        if tile.waiting is None:   # busy, not blocked: only a time limit stops such a run
+        waiting = tile.blocked(ctx.limit)
+        if waiting is None:   # busy, not blocked: only a time limit stops such a run
             comp = "time limit"
             fix = ("the default limit (four times all the work done one piece after another) is never reached "
                    "by a run that makes progress: report this as a neurosim bug; a limit you set: raise "
                    "SimOptions.time_limit_cycles")
             blocked.append(f"{tile.name} was busy (pass {tile.passes_done}, {tile.steps_done} steps done)")
         else:
-            comp, what, fix = tile.waiting
+            comp, what, fix = waiting
             blocked.append(f"{tile.name} waits for {what}")
         if comp not in comps:
             comps.append(comp)
             fixes.append(fix)
-    raise SimulationDeadlock(ctx.where, ", ".join(comps) or "?", f"{reason}: " + "; ".join(blocked),
-                             "; ".join(fixes) or "report this as a neurosim bug", blocked)
+    return SimulationDeadlock(ctx.where, ", ".join(comps) or "?", f"{reason}: " + "; ".join(blocked),
+                              "; ".join(fixes) or "report this as a neurosim bug", blocked)
 
 
-def core_events(ctx: Context, ev: EventCounts, net: Network, done: dict[str, tuple[int, int, int]]) -> dict:
-    """Compute ops and core-SRAM accesses, from each tile's op counters.
+def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[EventCounts, list[dict]]:
+    """Compute ops and core-SRAM accesses from each layer's counted work, and the per-layer counts.
 
-    Output-stationary cores (as cost.estimate): an AC or MAC reads one weight
-    from the core's SRAM; a neuron update reads and writes one membrane; a
-    real-valued output reads and writes its value once per token and step.
-    So a core's SRAM accesses follow from its op counts. `done` maps a layer
-    to (passes done, steps done in the current pass, passes).
+    `progress[i]`: layer i's (passes done, steps done in the current pass,
+    passes); a finished layer counts its source's exact totals. The core-SRAM
+    bits are the closed form's `layout.core_access_bits` of that work.
     """
-    arch, table, sram = ctx.arch, ctx.arch.energy, ctx.arch.core_array_bytes
-    per_layer = {}
-    for layer in net.layers:
+    ev, counted = EventCounts(), []
+    dense = np.zeros(ctx.work.L)
+    for i, layer in enumerate(ctx.net.layers):
         w = ctx.works[layer.name]
-        pd_, sd, p = done[layer.name]
-        c = {k: w.count(k, pd_, sd, p) for k in ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")}
-        per_layer[layer.name] = c
+        c = {k: w.count(k, *progress[i]) for k in KEYS}
+        counted.append(c)
+        dense[i] = w.dense_steps(*progress[i])
         ev.acs += c["acs"]
         ev.ac_bit_ops += c["acs"] * w.input_spike_bits
         ev.macs += c["macs"]
         ev.other_ops += c["other_ops"]
         ev.neuron_updates += c["neuron_updates"]
-        weight_reads = c["acs"] if not table.ac_includes_memory else 0.0
-        weight_bits = layer.weight_bits if layer.kind != "attention" else arch.precision.activation_bits
-        ev.add_sram(sram, read_bits=(weight_reads + c["macs"]) * weight_bits)
-        if layer.spiking:
-            bits = c["neuron_updates"] * arch.precision.membrane_bits
-        else:
-            steps = (pd_ * w.timesteps + sd) / p if pd_ < p else w.timesteps
-            bits = layer.seq_len * steps * _live(net, layer) * arch.precision.activation_bits
-        ev.add_sram(sram, read_bits=bits, write_bits=bits)
-    return per_layer
+    per_layer = lambda key: np.array([float(c[key]) for c in counted])  # noqa: E731
+    reads, writes = core_access_bits(ctx.work, ctx.chips, ctx.arch.energy.ac_includes_memory, per_layer("acs"),
+                                     per_layer("macs"), per_layer("neuron_updates"), dense)
+    ev.core_read_bits, ev.core_write_bits = float(reads[0]), float(writes[0])
+    return ev, counted
 
 
-def finish(ctx: Context, net: Network, ev: EventCounts, cycles: float, memory: dict[str, float],
-           dram_bytes: float, per_layer: pd.DataFrame, tiles: list[Tile], utilization: dict[str, float],
-           notes: list[str]) -> Report:
+def counts_frame(ctx: Context, counted: list[dict]) -> pd.DataFrame:
+    """Per-layer counts as the report's first columns."""
+    return pd.DataFrame([dict(layer=l.name, kind=l.kind, timesteps=ctx.works[l.name].timesteps, **c,
+                              input_spike_bits=ctx.works[l.name].input_spike_bits)
+                         for l, c in zip(ctx.net.layers, counted)])
+
+
+def finish(ctx: Context, ev: EventCounts, cycles: float, memory: dict[str, float], dram_bytes: float,
+           per_layer: pd.DataFrame, tiles: list[Tile], utilization: dict[str, float], notes: list[str]) -> Report:
+    """Price the events (`energy_breakdown_pj`, the closed form's pricing) and assemble the report."""
     arch = ctx.arch
-    latency_s = cycles / arch.clock_hz
-    breakdown = energy_breakdown_pj(ev, arch.energy, arch.static_power_w, latency_s)
-    per_layer = per_layer.assign(seconds=per_layer["cycles"] / arch.clock_hz)
+    latency_s = cycles / ctx.chip("clock_hz")
+    breakdown = energy_breakdown_pj(ev, arch.energy, core_array_bytes=ctx.chip("core_array"),
+                                    buffer_array_bytes=ctx.chip("buffer_array"),
+                                    static_power_w=ctx.chip("static_power_w"), latency_s=latency_s)
+    breakdown = {k: float(v) for k, v in breakdown.items()}
+    per_layer = per_layer.assign(seconds=per_layer["cycles"] / ctx.chip("clock_hz"))
     timeline = ctx.rec.frame() if ctx.rec.on else None
-    return Report(model=net.name, arch=arch.name, mapping=arch.mapping.kind, carry=arch.mapping.carry,
+    return Report(model=ctx.net.name, arch=arch.name, mapping=arch.mapping.kind, carry=arch.mapping.carry,
                   engine="simulator", feasible=True, notes=notes, acs=ev.acs, macs=ev.macs,
                   other_ops=ev.other_ops, neuron_updates=ev.neuron_updates,
                   energy_pj=sum(breakdown.values()), energy_breakdown_pj=breakdown,
-                  latency_cycles=cycles, latency_s=latency_s, memory_bytes=memory,
+                  latency_cycles=cycles, latency_s=float(latency_s), memory_bytes=memory,
                   dram_traffic_bytes=dram_bytes, per_layer=per_layer, utilization=utilization,
                   stall_cycles=float(sum(t.stalls for t in tiles)), timeline=timeline)
 

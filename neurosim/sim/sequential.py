@@ -1,22 +1,24 @@
 """The sequentially mapped dataflow: one core pool runs layer after layer, each for its own t^l steps.
 
-The same decisions as `cost.estimate.estimate_sequential` (shared helpers:
-which weights stay pinned in core SRAM, how many passes a layer needs, what
-is carried between layers), simulated task by task:
+The same decisions as the closed form's `cost.closed_form.sequential`, taken
+from `cost.layout` (which weights stay pinned in core SRAM, how many passes a
+layer needs, what is carried between layers), simulated task by task by
+three components:
 
-* a **weight loader** walks the layers' passes in order. For each pass it
-  takes room in the core SRAM left beside the pinned weights (the pass's
-  streamed weights and membranes; it waits while the SRAM is full), streams
-  the pass's weights from DRAM in bursts (over the on-chip network), and
-  marks the pass ready. With room to spare it runs ahead, so the next
-  layer's weights load while this one computes; without, compute waits for
-  its weights (a closed form that overlaps every load cannot show this);
-* the **core pool** (all cores) runs, per layer and pass, one task per group
-  of `steps_per_task` timesteps: compute (ACs and neuron updates on the AC
-  datapath, MACs and element ops on the MAC datapath, at the whole pool's
-  rate, this pass's share of the outputs), while reading its input from the
-  global buffer (or from DRAM where it spilled) and writing its output. A
-  task ends when the slowest of those is done ("whichever bounds", at task
+* the **weight loader** (`WeightLoader`) walks the layers' passes in order.
+  For each pass it takes room in the core SRAM left beside the pinned
+  weights (the pass's streamed weights and membranes; it waits while the
+  SRAM is full), streams the pass's weights from DRAM in bursts (over the
+  on-chip network), and marks the pass ready. With room to spare it runs
+  ahead (one pass at most), so the next layer's weights load while this one
+  computes; without, compute waits for its weights (a closed form that
+  overlaps every load cannot show this);
+* the **core pool** (`CorePool`, all cores) runs, per layer and pass, one
+  task per group of `steps_per_task` timesteps: compute (the closed form's
+  `layout.compute_cycles` of the group's work on the whole pool, this
+  pass's share of the outputs), while reading its input from the global
+  buffer (or from DRAM where it spilled) and writing its output. A task ends
+  when the slowest of those is done ("whichever bounds", at task
   granularity); the time the cores wait beyond their compute is a memory
   stall;
 * **carry: spikes**: each pass reads the whole spike history of every input
@@ -24,11 +26,12 @@ is carried between layers), simulated task by task:
   **carry: rates**: each pass reads its inputs' spike counts when it starts,
   regenerates Bernoulli input spikes every step (priced as one RNG op per
   input neuron, token and step) and writes its outputs' counts when it ends;
-* the **global buffer** holds every layer's carried output until the last
-  layer that reads it has finished (network outputs stay). What does not fit
-  spills to DRAM (written once, read by every pass that needs it). With no
-  DRAM, a write waits for room: back-pressure, and a deadlock if nothing can
-  ever free it (reported, naming the buffer and what holds it).
+* the **carry buffers** (`CarryBuffers`: the global buffer and its port)
+  hold every layer's carried output until the last layer that reads it has
+  finished (network outputs stay). What does not fit spills to DRAM (written
+  once, read by every pass that needs it). With no DRAM, a write waits for
+  room: back-pressure, and a deadlock if nothing can ever free it (reported,
+  naming the buffer and what holds it).
 
 Where it differs from the closed form, by design: weight loads that do not
 fit beside the running layer are not hidden behind compute, and the global
@@ -43,228 +46,345 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..cost.energy import EventCounts
-from ..cost.estimate import _carry_bits, _live, _noc_bits_per_cycle, check_global_buffer, infeasible, \
-    input_bits, no_spill_room, no_weight_room, sequential_passes, sequential_weights
+from ..cost import layout
+from ..cost.estimate import infeasible
 from ..report import Report
-from .components import Buffer, Channel, Environment, Level, Tile
-from .engine import Context, core_events, finish, run, safe_div
+from .components import Buffer, Channel, Level, Tile
+from .engine import Context, core_events, counts_frame, finish, run, safe_div
+
+
+class WeightLoader:
+    """Loads each pass's streamed weights from DRAM into the core SRAM beside the pinned weights.
+
+    It owns the SRAM's free part: a pass's slice (its streamed weights and
+    membranes) is taken before its weights load and given back by the core
+    pool when the pass ends (`free`).
+    """
+
+    def __init__(self, ctx: Context, plan: layout.SequentialWeights, sram: Buffer, dram: Channel | None,
+                 noc: Channel):
+        self.env, self.names = ctx.env, ctx.work.names
+        self.streamed, self.states = plan.streamed[0].tolist(), plan.states[0].tolist()
+        self.passes = plan.passes[0].tolist()
+        self.sram, self.dram, self.noc = sram, dram, noc
+        self.burst_bits = ctx.opts.burst_bytes * 8
+        self.tile = Tile("weight loader", 0)
+        self.ready = [[self.env.event() for _ in range(p)] for p in self.passes]     # weights in place
+        self.started = [[self.env.event() for _ in range(p)] for p in self.passes]   # the pool began the pass
+        self.weight_bits = 0.0     # streamed weights written into core SRAM
+
+    def slice_bytes(self, i: int) -> float:
+        return (self.streamed[i] + self.states[i]) / self.passes[i]
+
+    def free(self, i: int) -> None:
+        """A pass of layer i has ended: its slice of SRAM is free again."""
+        self.sram.get(self.slice_bytes(i))
+
+    def run(self):
+        """The loader's process: every pass in order, at most one pass ahead of the core pool."""
+        prev = None
+        for i, p in enumerate(self.passes):
+            for k in range(p):
+                if prev is not None:
+                    yield from self._after(*prev)
+                prev = (i, k)
+                yield from self._room(i, k)
+                yield from self._stream(i, k)
+                self.ready[i][k].succeed()
+        self.tile.done = True
+
+    def _after(self, i: int, k: int):
+        started = self.started[i][k]
+        if not started.processed:
+            self.tile.waiting = ("core pool", f"the core pool to start pass {k} of layer '{self.names[i]}'",
+                                 "see what the core pool waits for")
+            yield started
+            self.tile.waiting = None
+
+    def _room(self, i: int, k: int):
+        size, sram = self.slice_bytes(i), self.sram
+        if not sram.try_put(size):
+            self.tile.waiting = ("core_sram", f"{size:.6g} B of core SRAM for pass {k} of layer '{self.names[i]}' "
+                                 f"(holds {sram.level:.6g} of {sram.capacity:.6g} B)",
+                                 "report this as a neurosim bug: a pass is sized to fit the free core SRAM")
+            yield sram.put(size)
+            self.tile.waiting = None
+
+    def _stream(self, i: int, k: int):
+        """Process step: the pass's weights from DRAM, in bursts so that spill traffic can interleave."""
+        bits, name = self.streamed[i] * 8 / self.passes[i], self.names[i]
+        if bits <= 0:
+            return
+        n = math.ceil(bits / self.burst_bits)
+        for _ in range(n):
+            end = max(self.dram.book(bits / n, layer=name, step=None), self.noc.book(bits / n, layer=name))
+            yield self.env.timeout(end - self.env.now)
+        self.weight_bits += bits
+
+
+class CarryBuffers:
+    """The global buffer between layers: each layer's carried output, held until its last reader has run.
+
+    What does not fit beside what is still held spills to DRAM (written
+    once, read by every pass that needs it); with no DRAM the writer waits
+    for room (`full` says for what, and who holds the buffer). Transfers go
+    through the buffer's port (and DRAM), both FIFO channels.
+    """
+
+    def __init__(self, ctx: Context, dram: Channel | None, level: Level):
+        self.names = ctx.work.names
+        self.buffer = Buffer(ctx.env, "global_buffer", ctx.chip("buffer_bytes"), ctx.rec, level)
+        self.port = Channel(ctx.env, "global_buffer port", ctx.chip("buffer_bytes_per_cycle") * 8, ctx.rec)
+        self.dram = dram
+        self.held = [[0.0, 0.0] for _ in self.names]   # carried bits of each layer: [global buffer, DRAM]
+        self.readers = [len(c) for c in ctx.work.consumers]
+
+    def inputs(self, sources: list[int]) -> tuple[float, float]:
+        """Bits of the sources' outputs in the global buffer and in DRAM."""
+        return sum(self.held[s][0] for s in sources), sum(self.held[s][1] for s in sources)
+
+    def spill(self, i: int, bits: float) -> tuple[float, float]:
+        """Keep `bits` of layer i's output: what fits in the global buffer now, the rest in DRAM."""
+        on_chip = min(bits, self.buffer.room() * 8)
+        if on_chip > 0 and not self.buffer.try_put(on_chip / 8):
+            on_chip = 0.0
+        self.held[i][0] += on_chip
+        self.held[i][1] += bits - on_chip
+        return on_chip, bits - on_chip
+
+    def keep(self, i: int, bits: float) -> None:
+        """`bits` of layer i's output, already given room, are held in the global buffer."""
+        self.held[i][0] += bits
+
+    def full(self, i: int, bits: float) -> tuple[str, str, str]:
+        """What a writer waiting for room waits for, and who holds the buffer."""
+        buf = self.buffer
+        holders = ", ".join(f"'{self.names[h]}' ({v[0] / 8:.6g} B)" for h, v in enumerate(self.held) if v[0])
+        return ("global_buffer", f"{bits / 8:.6g} B of room in the global buffer for the output of layer "
+                f"'{self.names[i]}' (holds {buf.level:.6g} of {buf.capacity:.6g} B: histories of "
+                f"{holders or 'nothing'}, each kept until its last reader has run)",
+                "enlarge global_buffer.bytes, give the chip DRAM to spill to, or carry rates instead of spikes")
+
+    def read_done(self, sources: list[int]) -> None:
+        """A reader of these sources has run: a history leaves the buffer after its last reader."""
+        for s in sources:
+            self.readers[s] -= 1
+            if self.readers[s] == 0:
+                self.buffer.get(self.held[s][0] / 8)
+                self.held[s][0] = 0.0
+
+    @property
+    def spilled_bits(self) -> float:
+        return sum(h[1] for h in self.held)
+
+
+class CorePool:
+    """All cores, running layer after layer and pass after pass, one task per group of timesteps."""
+
+    def __init__(self, ctx: Context, plan: layout.SequentialWeights, carried: np.ndarray, loader: WeightLoader,
+                 carry: CarryBuffers, noc: Channel, chunk: int):
+        self.ctx, self.env, self.rec = ctx, ctx.env, ctx.rec
+        self.work, self.names = ctx.work, ctx.work.names
+        self.spikes = ctx.arch.mapping.carry == "spikes"
+        self.passes, self.states = loader.passes, plan.states[0].tolist()
+        self.carried = carried.tolist()
+        self.loader, self.carry, self.noc, self.chunk = loader, carry, noc, chunk
+        self.tile = Tile("core pool", int(ctx.chip("cores")))
+        self.membrane = Level()
+        self.rng_ops = 0.0
+        self.progress = [(0, 0, 1) for _ in self.names]   # (passes done, steps done, passes) per layer
+        self.rows: list[dict] = []
+
+    def run(self):
+        """The pool's process: every layer in order."""
+        for i in range(self.work.L):
+            yield from self._layer(i)
+        self.tile.done = True
+
+    def _layer(self, i: int):
+        tile, env = self.tile, self.env
+        before = (tile.busy, tile.stall_memory, tile.stall_weights, tile.stall_output)
+        sources = self.work.sources[i]
+        inputs = self.carry.inputs(sources)   # fixed while layer i runs: its sources have finished
+        tasks = self._tasks(i)
+        start = None
+        for k in range(self.passes[i]):
+            yield from self._weights(i, k)
+            if start is None:
+                start = env.now
+            yield from self._pass(i, k, tasks, inputs)
+        peak = self.carry.buffer.level
+        self.carry.read_done(sources)
+        self.rows.append(dict(passes=self.passes[i], streamed_weight_bytes=self.loader.streamed[i],
+                              spill_bytes=self.carry.held[i][1] / 8, start_cycle=start, end_cycle=env.now,
+                              cycles=env.now - start, busy_cycles=tile.busy - before[0],
+                              stall_memory_cycles=tile.stall_memory - before[1],
+                              stall_weight_cycles=tile.stall_weights - before[2],
+                              stall_output_cycles=tile.stall_output - before[3], peak_buffer_bytes=peak))
+        tile.passes_done, tile.steps_done = 0, 0
+
+    def _tasks(self, i: int) -> list[tuple[int, int, float]]:
+        """(first step, end step, compute cycles) of each task of one pass of layer i, on the whole pool."""
+        t = self.ctx.works[self.names[i]].timesteps
+        bounds = np.append(np.arange(0, t, self.chunk), t)
+        cycles = self.ctx.works[self.names[i]].cycles(self.ctx.chips, self.tile.cores, bounds)
+        return [(int(s0), int(s1), c / self.passes[i]) for s0, s1, c in zip(bounds[:-1], bounds[1:], cycles)]
+
+    def _weights(self, i: int, k: int):
+        ready = self.loader.ready[i][k]
+        if not ready.processed:
+            waiting = ("dram", f"the weights of layer '{self.names[i]}' (pass {k}) from DRAM",
+                       "report this as a neurosim bug: weight loads always finish")
+            t0 = yield from self.tile.wait(self.env, ready, waiting, "stall_weights")
+            self.rec.add("cores", t0, self.env.now, self.names[i], None, "stall")
+
+    def _pass(self, i: int, k: int, tasks: list, inputs: tuple[float, float]):
+        p = self.passes[i]
+        self.loader.started[i][k].succeed()
+        self.membrane(self.states[i] / p)
+        for s0, s1, cycles in tasks:
+            yield from self._task(i, k, s0, s1, cycles, inputs)
+        self.loader.free(i)
+        self.membrane(-self.states[i] / p)
+        self.tile.passes_done, self.tile.steps_done = k + 1, 0
+        self.progress[i] = (k + 1, 0, p)
+
+    def _task(self, i: int, k: int, s0: int, s1: int, cycles: float, inputs: tuple[float, float]):
+        """Process step: steps s0..s1-1 of pass k, ended by the slowest of compute and transfers."""
+        env, tile, name = self.env, self.tile, self.names[i]
+        n, t, p = s1 - s0, self.ctx.works[name].timesteps, self.passes[i]
+        if self.spikes:     # the histories read over the steps, the output written step by step
+            frac, out = n / t, self.carried[i] * n / (t * p)
+        else:               # the counts read when the pass starts, written when it ends
+            frac, out = (1.0 if s0 == 0 else 0.0), (self.carried[i] / p if s1 == t else 0.0)
+            self.rng_ops += float(self.work.regenerated_inputs[i]) * n
+        gb_w, dram_w = yield from self._output(i, out, s0, n)
+        now = env.now
+        end = self._book(name, s0, n, now + cycles, inputs[0] * frac, gb_w, inputs[1] * frac, dram_w)
+        if end > now:
+            yield env.timeout(end - now)
+        tile.busy += cycles
+        tile.stall_memory += max(0.0, end - now - cycles)
+        self.rec.add("cores", now, now + cycles, name, s0, "compute", n)
+        self.rec.add("cores", now + cycles, end, name, s0, "stall", n)
+        tile.passes_done, tile.steps_done = k, s1
+        self.progress[i] = (k, s1, p)
+        self.ctx.stats.tasks += 1
+
+    def _output(self, i: int, out: float, s0: int, n: int):
+        """Process step: keep a task's output; returns the bits (to the global buffer, to DRAM)."""
+        carry = self.carry
+        if out <= 0:
+            return 0.0, 0.0
+        if carry.dram is not None:
+            return carry.spill(i, out)
+        pieces = n if self.spikes else 1     # no DRAM to spill to: wait for room, a step's worth at a time
+        for _ in range(pieces):
+            piece = out / pieces
+            if not carry.buffer.try_put(piece / 8):
+                t0 = yield from self.tile.wait(self.env, carry.buffer.put(piece / 8), carry.full(i, piece),
+                                               "stall_output")
+                self.rec.add("cores", t0, self.env.now, self.names[i], s0, "stall", n)
+        carry.keep(i, out)
+        return out, 0.0
+
+    def _book(self, name: str, s0: int, n: int, end: float, gb_r: float, gb_w: float, dram_r: float,
+              dram_w: float) -> float:
+        """Book a task's transfers on the buffer port, DRAM and the network; returns when the last ends."""
+        port, dram = self.carry.port, self.carry.dram
+        end = max(end, port.book(gb_r, layer=name, step=s0, steps=n),
+                  port.book(gb_w, write=True, layer=name, step=s0, steps=n))
+        if dram is not None:
+            end = max(end, dram.book(dram_r, layer=name, step=s0, steps=n),
+                      dram.book(dram_w, write=True, layer=name, step=s0, steps=n))
+        return max(end, self.noc.book(gb_r + gb_w + dram_r + dram_w, layer=name, step=s0, steps=n))
 
 
 def simulate_sequential(ctx: Context) -> Report:
-    net, arch, opts, works = ctx.net, ctx.arch, ctx.opts, ctx.works
-    carry, gb, rec = arch.mapping.carry, arch.global_buffer, ctx.rec
-    check_global_buffer(net, arch)
-    capacity = arch.total_core_sram
-    weights, states, pinned, free = sequential_weights(net, arch)
-    if not pinned.all() and arch.dram is None:
-        return infeasible(net, arch, no_weight_room(weights, capacity), engine="simulator")
-    carried = {l.name: _carry_bits(net, l, arch, carry) for l in net.layers}
-    if arch.dram is None:
-        for layer in net.layers:
-            kept = input_bits(layer, carried) + carried[layer.name]
-            if kept > gb.bytes * 8:
-                return infeasible(net, arch, no_spill_room(layer, kept, arch), engine="simulator")
-    streamed = np.where(pinned, 0.0, weights)
-    passes = [sequential_passes(streamed[i], states[i], free) for i in range(len(net.layers))]
-    total_steps = sum(p * works[l.name].timesteps for p, l in zip(passes, net.layers))
-    chunk = opts.steps_per_task or max(1, math.ceil(total_steps / opts.max_tasks))
+    work, chips = ctx.work, ctx.chips
+    widest, bits = layout.widest_step(work, chips)
+    if bits[0] > chips.buffer_bytes[0] * 8:
+        raise ctx.arch.refuse(*layout.buffer_refusal(work, chips, widest, bits, 0))
+    plan = layout.SequentialWeights(work, chips)
+    carried = layout.carry_bits(work, chips, ctx.arch.mapping.carry)[0]
+    why_not = _unmappable(ctx, plan, carried)
+    if why_not is not None:
+        return infeasible(ctx.net, ctx.arch, why_not, engine="simulator")
+    env, rec = ctx.env, ctx.rec
+    dram = Channel(env, "dram", ctx.chip("dram_bits_per_cycle"), rec) if ctx.chip("has_dram") else None
+    noc = Channel(env, "interconnect", ctx.chip("noc_rate"), rec, directional=False)
+    on_chip = Level(float(work.weight_bytes[plan.pinned[0]].sum()))
+    carry = CarryBuffers(ctx, dram, on_chip)
+    sram = Buffer(env, "core_sram", plan.free[0], rec, on_chip)   # beside the pinned weights
+    loader = WeightLoader(ctx, plan, sram, dram, noc)
+    total_steps = sum(p * ctx.works[name].timesteps for p, name in zip(loader.passes, work.names))
+    chunk = ctx.opts.steps_per_task or max(1, math.ceil(total_steps / ctx.opts.max_tasks))
     ctx.stats.steps_per_task = chunk
-
-    cores = arch.cores
-    ac_rate, mac_rate = cores.count * cores.acs_per_cycle, cores.count * cores.macs_per_cycle
-    dram_rate = arch.dram.bytes_per_s / arch.clock_hz * 8 if arch.dram else None
-    gb_rate = gb.bytes_per_cycle * 8
-    noc_rate = _noc_bits_per_cycle(arch) / arch.average_hops()
-
-    # A generous bound on simulated time: all work one piece after another, on the slowest channel, 4x over.
-    slowest = min(r for r in (dram_rate, gb_rate, noc_rate) if r)
-    serial = 0.0
-    for i, layer in enumerate(net.layers):
-        w, t = works[layer.name], works[layer.name].timesteps
-        serial += ((w.steps("acs", 0, t) + w.steps("neuron_updates", 0, t)) / ac_rate
-                   + (w.steps("macs", 0, t) + w.steps("other_ops", 0, t)) / mac_rate)
-        serial += (streamed[i] * 8 + 2 * (input_bits(layer, carried) * passes[i] + carried[layer.name])) / slowest
-    ctx.env = env = Environment(limit=opts.limit(serial))
-
-    dram = Channel(env, "dram", dram_rate, rec) if dram_rate else None
-    port = Channel(env, "global_buffer port", gb_rate, rec)
-    noc = Channel(env, "interconnect", noc_rate, rec, directional=False)
-    on_chip = Level(float(weights[pinned].sum()))
-    gbuf = Buffer(env, "global_buffer", gb.bytes, rec, on_chip)
-    sram = Buffer(env, "core_sram", free, rec, on_chip)    # beside the pinned weights: streamed weights, membranes
-    membrane = Level()
-    ready = [[env.event() for _ in range(p)] for p in passes]
-    started = {(i, k): env.event() for i, p in enumerate(passes) for k in range(p)}
-    hist = {l.name: [0.0, 0.0] for l in net.layers}          # carried bits held in [global buffer, DRAM]
-    readers = {l.name: len(net.consumers(l.name)) for l in net.layers}
-    loader, pool = Tile("weight loader", 0), Tile("core pool", cores.count)
-    rows: list[dict] = []
-    extra = dict(rng_ops=0.0, weight_bits=0.0, dram_held=0.0, dram_peak=0.0)
-    burst_bits = opts.burst_bytes * 8
-
-    def load():
-        prev = None
-        for i, layer in enumerate(net.layers):
-            p, name = passes[i], layer.name
-            slice_bytes = (streamed[i] + states[i]) / p
-            for k in range(p):
-                if prev is not None and not started[prev].processed:   # at most one pass ahead of compute
-                    loader.waiting = ("core pool", f"the core pool to start pass {prev[1]} of layer "
-                                      f"'{net.layers[prev[0]].name}'", "see what the core pool waits for")
-                    yield started[prev]
-                    loader.waiting = None
-                prev = (i, k)
-                if not sram.try_put(slice_bytes):
-                    loader.waiting = ("core_sram", f"{slice_bytes:.6g} B of core SRAM for pass {k} of layer "
-                                      f"'{name}' (holds {sram.level:.6g} of {sram.capacity:.6g} B)",
-                                      "report this as a neurosim bug: a pass is sized to fit the free core SRAM")
-                    yield sram.put(slice_bytes)
-                    loader.waiting = None
-                bits = streamed[i] * 8 / p
-                if bits > 0:
-                    n = math.ceil(bits / burst_bits)
-                    for _ in range(n):
-                        end = max(dram.book(bits / n, layer=name, step=None), noc.book(bits / n, layer=name))
-                        yield env.timeout(end - env.now)
-                    extra["weight_bits"] += bits
-                ready[i][k].succeed()
-        loader.done = True
-
-    def hold(name: str, bits: float, where: int) -> None:
-        hist[name][where] += bits
-        if where == 1:
-            extra["dram_held"] += bits
-            extra["dram_peak"] = max(extra["dram_peak"], extra["dram_held"])
-
-    def compute():
-        for i, layer in enumerate(net.layers):
-            name, w, p = layer.name, works[layer.name], passes[i]
-            t = w.timesteps
-            sources = list(dict.fromkeys(layer.inputs))
-            regen = carry == "rates" and bool(layer.inputs) and all(net[s].spiking for s in layer.inputs)
-            regen_per_step = layer.seq_len * sum(_live(net, net[s]) for s in layer.inputs) if regen else 0.0
-            out_bits = carried[name]
-            before = (pool.busy, pool.stall_memory, pool.stall_weights, pool.stall_output)
-            start = None
-            for k in range(p):
-                if not ready[i][k].processed:
-                    pool.waiting = ("dram", f"the weights of layer '{name}' (pass {k}) from DRAM",
-                                    "report this as a neurosim bug: weight loads always finish")
-                    t0 = env.now
-                    yield ready[i][k]
-                    pool.stall_weights += env.now - t0
-                    rec.add("cores", t0, env.now, name, None, "stall")
-                    pool.waiting = None
-                if start is None:
-                    start = env.now
-                started[(i, k)].succeed()
-                membrane(states[i] / p)
-                for s0 in range(0, t, chunk):
-                    s1 = min(t, s0 + chunk)
-                    n = s1 - s0
-                    cyc = ((w.steps("acs", s0, s1) + w.steps("neuron_updates", s0, s1)) / ac_rate
-                           + (w.steps("macs", s0, s1) + w.steps("other_ops", s0, s1)) / mac_rate) / p
-                    frac = n / t if carry == "spikes" else (1.0 if s0 == 0 else 0.0)
-                    gb_r = sum(hist[s][0] for s in sources) * frac
-                    dram_r = sum(hist[s][1] for s in sources) * frac
-                    out = out_bits * n / (t * p) if carry == "spikes" else (out_bits / p if s1 == t else 0.0)
-                    gb_w = dram_w = 0.0
-                    if out > 0 and dram is not None:
-                        gb_w = min(out, gbuf.room() * 8)
-                        if gb_w > 0 and not gbuf.try_put(gb_w / 8):
-                            gb_w = 0.0
-                        dram_w = out - gb_w
-                    elif out > 0:       # no DRAM to spill to: wait for room, a step's worth at a time
-                        pieces = n if carry == "spikes" else 1
-                        for _ in range(pieces):
-                            piece = out / pieces
-                            if not gbuf.try_put(piece / 8):
-                                holders = ", ".join(f"'{h}' ({v[0] / 8:.6g} B)" for h, v in hist.items() if v[0])
-                                pool.waiting = ("global_buffer", f"{piece / 8:.6g} B of room in the global buffer "
-                                                f"for the output of layer '{name}' (holds {gbuf.level:.6g} of "
-                                                f"{gbuf.capacity:.6g} B: histories of {holders or 'nothing'}, "
-                                                "each kept until its last reader has run)",
-                                                "enlarge global_buffer.bytes, give the chip DRAM to spill to, or "
-                                                "carry rates instead of spikes")
-                                t0 = env.now
-                                yield gbuf.put(piece / 8)
-                                pool.stall_output += env.now - t0
-                                rec.add("cores", t0, env.now, name, s0, "stall", n)
-                                pool.waiting = None
-                        gb_w = out
-                    hold(name, gb_w, 0)
-                    if dram_w:
-                        hold(name, dram_w, 1)
-                    extra["rng_ops"] += regen_per_step * n
-                    now = env.now
-                    end = now + cyc
-                    end = max(end, port.book(gb_r, layer=name, step=s0, steps=n),
-                              port.book(gb_w, write=True, layer=name, step=s0, steps=n))
-                    if dram is not None:
-                        end = max(end, dram.book(dram_r, layer=name, step=s0, steps=n),
-                                  dram.book(dram_w, write=True, layer=name, step=s0, steps=n))
-                    end = max(end, noc.book(gb_r + gb_w + dram_r + dram_w, layer=name, step=s0, steps=n))
-                    if end > now:
-                        yield env.timeout(end - now)
-                    pool.busy += cyc
-                    pool.stall_memory += max(0.0, end - now - cyc)
-                    rec.add("cores", now, now + cyc, name, s0, "compute", n)
-                    rec.add("cores", now + cyc, end, name, s0, "stall", n)
-                    pool.passes_done, pool.steps_done = k, s1
-                    ctx.stats.tasks += 1
-                sram.get((streamed[i] + states[i]) / p)
-                membrane(-states[i] / p)
-                pool.passes_done, pool.steps_done = k + 1, 0
-            peak = gbuf.level
-            for s in sources:
-                readers[s] -= 1
-                if readers[s] == 0:
-                    gbuf.get(hist[s][0] / 8)
-                    extra["dram_held"] -= hist[s][1]
-            rows.append(dict(passes=p, streamed_weight_bytes=float(streamed[i]), spill_bytes=hist[name][1] / 8,
-                             start_cycle=start, end_cycle=env.now, cycles=env.now - start,
-                             busy_cycles=pool.busy - before[0], stall_memory_cycles=pool.stall_memory - before[1],
-                             stall_weight_cycles=pool.stall_weights - before[2],
-                             stall_output_cycles=pool.stall_output - before[3], peak_buffer_bytes=peak))
-            pool.passes_done, pool.steps_done = 0, 0
-            done[name] = (1, 0, 1)
-        pool.done = True
-
-    done = {l.name: (0, 0, 1) for l in net.layers}
-    procs = [env.process(load()), env.process(compute())]
-    run(ctx, procs, [pool, loader])
-    gbuf.close()
+    pool = CorePool(ctx, plan, carried, loader, carry, noc, chunk)
+    ctx.limit = ctx.opts.limit(_serial_cycles(ctx, plan, carried, [dram, carry.port, noc]))
+    run(ctx, [env.process(loader.run()), env.process(pool.run())], [pool.tile, loader.tile])
+    carry.buffer.close()
     sram.close()
-    cycles = env.now
+    return _report(ctx, plan, pool, noc, on_chip)
 
-    ev = EventCounts()
-    counted = core_events(ctx, ev, net, done)
-    ev.rng_ops = extra["rng_ops"]
-    ev.add_sram(arch.buffer_array_bytes, read_bits=port.read_bits, write_bits=port.write_bits)
-    ev.add_sram(arch.core_array_bytes, write_bits=extra["weight_bits"])          # streamed weights land in core SRAM
+
+def _unmappable(ctx: Context, plan: layout.SequentialWeights, carried: np.ndarray) -> str | None:
+    """Why the mapping cannot run at all: weights to stream with no DRAM, or (no DRAM to spill to) a layer
+    whose input and output do not fit the global buffer together. Histories held longer may still not fit:
+    that shows as a deadlock, naming what holds the buffer."""
+    work, chips = ctx.work, ctx.chips
+    if chips.has_dram[0]:
+        return None
+    if plan.streams[0]:
+        return plan.no_room(work, chips, 0)
+    for i, sources in enumerate(work.sources):
+        kept = sum(carried[s] for s in sources) + carried[i]
+        if kept > chips.buffer_bytes[0] * 8:
+            return layout.no_spill_room(work.names[i], kept, chips.buffer_bytes[0])
+    return None
+
+
+def _serial_cycles(ctx: Context, plan: layout.SequentialWeights, carried: np.ndarray,
+                   channels: list[Channel | None]) -> float:
+    """A generous bound on simulated time: all compute, then all data twice over the slowest channel."""
+    work, chips = ctx.work, ctx.chips
+    compute = layout.compute_cycles(work, chips.cores, chips)[0].sum()
+    reads = np.array([sum(carried[s] for s in sources) for sources in work.sources]) * plan.passes[0]
+    data = (plan.streamed[0] * 8 + 2 * (reads + carried)).sum()
+    return float(compute + data / min(c.rate for c in channels if c is not None and c.rate))
+
+
+def _report(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, noc: Channel, on_chip: Level) -> Report:
+    env, work, carry, dram = ctx.env, ctx.work, pool.carry, pool.carry.dram
+    cycles = env.now
+    ev, counted = core_events(ctx, pool.progress)
+    ev.rng_ops = pool.rng_ops
+    ev.buffer_read_bits, ev.buffer_write_bits = carry.port.read_bits, carry.port.write_bits
+    ev.core_write_bits += pool.loader.weight_bits          # streamed weights land in core SRAM
     if dram is not None:
         ev.dram_read_bits, ev.dram_write_bits = dram.read_bits, dram.write_bits
-    ev.bit_mm = (noc.read_bits + noc.write_bits) * arch.average_hops() * arch.interconnect.hop_mm
-
-    memory = dict(weights=float(weights.sum()), membrane=membrane.peak, spike_buffers=gbuf.peak,
-                  peak_on_chip=on_chip.peak)
-    per_layer = pd.concat([pd.DataFrame([dict(layer=l.name, kind=l.kind, timesteps=works[l.name].timesteps,
-                                              **counted[l.name], input_spike_bits=works[l.name].input_spike_bits)
-                                         for l in net.layers]), pd.DataFrame(rows)], axis=1)
+    ev.bit_mm = noc.bits * ctx.chip("avg_hops") * ctx.chip("hop_mm")
+    memory = dict(weights=float(work.weight_bytes.sum()), membrane=pool.membrane.peak,
+                  spike_buffers=carry.buffer.peak, peak_on_chip=on_chip.peak)
+    per_layer = pd.concat([counts_frame(ctx, counted), pd.DataFrame(pool.rows)], axis=1)
     per_layer["utilization"] = per_layer["busy_cycles"] / per_layer["cycles"].where(per_layer["cycles"] > 0)
-    dram_bytes = (dram.read_bits + dram.write_bits) / 8 if dram is not None else 0.0
-    utilization = dict(cores=safe_div(pool.busy, cycles), dram=safe_div(dram.busy, cycles) if dram else 0.0,
-                       global_buffer=safe_div(port.busy, cycles), interconnect=safe_div(noc.busy, cycles))
-    ts = sorted({w.timesteps for w in works.values()})
-    notes = [f"layers run their own timesteps ({', '.join(map(str, ts))}); carry: {carry}",
-             f"simulated: {ctx.stats.tasks} tasks of up to {chunk} timestep(s) of one pass each"]
+    utilization = dict(cores=safe_div(pool.tile.busy, cycles), dram=safe_div(dram.busy, cycles) if dram else 0.0,
+                       global_buffer=safe_div(carry.port.busy, cycles), interconnect=safe_div(noc.busy, cycles))
+    tiles = [pool.tile, pool.loader.tile]
+    return finish(ctx, ev, cycles, memory, dram.bits / 8 if dram is not None else 0.0, per_layer, tiles,
+                  utilization, _notes(ctx, plan, pool, cycles))
+
+
+def _notes(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, cycles: float) -> list[str]:
+    pinned, tile = plan.pinned[0], pool.tile
+    notes = [f"layers run their own timesteps ({ctx.work.timesteps_note}); carry: {ctx.arch.mapping.carry}",
+             f"simulated: {ctx.stats.tasks} tasks of up to {ctx.stats.steps_per_task} timestep(s) of one pass each"]
     if not pinned.all():
         notes.append(f"{int((~pinned).sum())} of {len(pinned)} layers' weights streamed from DRAM every inference; "
-                     f"compute waited {pool.stall_weights:.6g} cycles for them")
-    spilled = sum(v[1] for v in hist.values())
+                     f"compute waited {tile.stall_weights:.6g} cycles for them")
+    spilled = pool.carry.spilled_bits
     if spilled:
         notes.append(f"{spilled / 8:.6g} B of inter-layer data spilled to DRAM (global buffer full)")
-    if pool.stall_memory > 0.01 * cycles:
-        notes.append(f"cores waited {pool.stall_memory:.6g} cycles on memory and network transfers")
-    return finish(ctx, net, ev, cycles, memory, dram_bytes, per_layer, [pool, loader], utilization, notes)
+    if tile.stall_memory > 0.01 * cycles:
+        notes.append(f"cores waited {tile.stall_memory:.6g} cycles on memory and network transfers")
+    return notes

@@ -20,23 +20,27 @@ by its timesteps.
 
 Counts stay exact: a layer's counter is its cumulative work, and when the
 layer finishes it reads the source's own total, never a sum of rounded
-parts (see `LayerWork.count`).
+parts (see `LayerWork.count`). Cycles come from `cost.layout.compute_cycles`,
+the closed form's formula, applied to spans of steps (`LayerWork.cycles`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from numbers import Integral
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..cost.analytic import input_spike_bits, layer_counts
+from ..cost.chips import Chips
+from ..cost.layout import compute_cycles
 from ..errors import NeurosimError
 from ..ir import Network
 
 KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
+CYCLE_KEYS = ("acs", "macs", "other_ops", "neuron_updates")   # what `compute_cycles` reads
 
 
 def spread(total: Any, steps: int) -> np.ndarray:
@@ -83,6 +87,20 @@ class LayerWork:
             return self.totals[key]
         return (passes_done * self._cum[key][-1] + self._cum[key][steps_done]) / passes
 
+    def dense_steps(self, passes_done: int, steps_done: int, passes: int = 1) -> float:
+        """Steps the layer ran (in whole-layer equivalents of its passes), for `layout.core_access_bits`."""
+        return (passes_done * self.timesteps + steps_done) / passes if passes_done < passes else self.timesteps
+
+    def cycles(self, chips: Chips, cores: int, bounds: np.ndarray | None = None) -> list[float]:
+        """Compute cycles on `cores` cores of each step (bounds None), or of each span of steps
+        bounds[j]..bounds[j+1]-1: the closed form's `compute_cycles`, with spans in place of layers."""
+        if bounds is None:
+            spans = {k: self.per_step[k] for k in CYCLE_KEYS}
+        else:
+            spans = {k: self._cum[k][bounds[1:]] - self._cum[k][bounds[:-1]] for k in CYCLE_KEYS}
+        n = len(spans["acs"])
+        return compute_cycles(SimpleNamespace(**spans), np.full((1, n), cores), chips)[0].tolist()
+
 
 def _layer_source(trace: Any, name: str) -> Any:
     layers = getattr(trace, "layers", trace)
@@ -106,8 +124,8 @@ def _per_step(src: Any, key: str, steps: int, where: str) -> tuple[np.ndarray, A
     return spread(total, steps), total
 
 
-def from_trace(net: Network, trace: Any) -> tuple[Network, dict[str, LayerWork], pd.DataFrame]:
-    """The network with the trace's timesteps, per-layer work, and a counts table like `structural_counts`."""
+def from_trace(net: Network, trace: Any) -> tuple[Network, dict[str, LayerWork], list[dict]]:
+    """The network with the trace's timesteps, per-layer work, and count rows like `layer_counts`."""
     layers, works, rows = [], {}, []
     for layer in net.layers:
         src = _layer_source(trace, layer.name)
@@ -130,10 +148,10 @@ def from_trace(net: Network, trace: Any) -> tuple[Network, dict[str, LayerWork],
         layers.append(replace(layer, timesteps=steps))
         rows.append(dict(layer=layer.name, kind=layer.kind, timesteps=steps, **totals, input_spike_bits=int(bits)))
     run_net = Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, dict(net.metadata))
-    return run_net, works, pd.DataFrame(rows)
+    return run_net, works, rows
 
 
-def from_rates(net: Network) -> tuple[dict[str, LayerWork], pd.DataFrame]:
+def from_rates(net: Network) -> tuple[dict[str, LayerWork], list[dict]]:
     """Expected work per step: each layer's structural count at its rate, over its timesteps."""
     works, rows = {}, []
     for layer in net.layers:
@@ -143,4 +161,4 @@ def from_rates(net: Network) -> tuple[dict[str, LayerWork], pd.DataFrame]:
         per_step = {k: np.full(t, float(v) / t) for k, v in totals.items()}
         works[layer.name] = LayerWork(layer.name, t, per_step, totals, int(row["input_spike_bits"]))
         rows.append(row)
-    return works, pd.DataFrame(rows)
+    return works, rows
