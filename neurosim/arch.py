@@ -140,6 +140,11 @@ class ArchConfig(Strict):
     def energy(self) -> EnergyTable | None:
         return self._energy
 
+    def loaded_from(self, path: str, energy: EnergyTable) -> "ArchConfig":
+        """Record where this config came from (named in its errors) and its energy table; returns it."""
+        self._path, self._energy = path, energy
+        return self
+
     def with_mapping(self, kind: str, carry: str | None = None) -> "ArchConfig":
         mapping = validate({"kind": kind, "carry": carry or self.mapping.carry}, Mapping, f"{self.path} (mapping)")
         return self.model_copy(update={"mapping": mapping})
@@ -165,5 +170,4 @@ def load_arch(name_or_path: str | Path) -> ArchConfig:
         if exc.field == "energy table":
             raise NeurosimError(str(path), "energy_table", exc.problem, exc.fix) from None
         raise
-    arch._path, arch._energy = str(path), energy
-    return arch
+    return arch.loaded_from(str(path), energy)

@@ -22,8 +22,7 @@ def _variants(arch, n=24):
                                               "bank_bytes": [None, 4096][i % 2]})
         gb = arch.global_buffer.model_copy(update={"bytes": [1 << 18, 1 << 21, 1 << 23][(i // 3) % 3]})
         a = arch.model_copy(update={"cores": cores, "global_buffer": gb, "name": f"v{i}"})
-        a._energy, a._path = arch.energy, arch.path
-        out.append(a)
+        out.append(a.loaded_from(arch.path, arch.energy))
     return out
 
 

@@ -36,9 +36,7 @@ POINT_COLUMNS = ["point_id", "index", "model", "engine"]
 
 def point_arch(point: Point) -> ArchConfig:
     """The point's arch config, validated by the schema, with its energy table."""
-    arch = validate(point.arch, ArchConfig, point.where)
-    arch._path, arch._energy = point.where, energy_table(point.energy_path)
-    return arch
+    return validate(point.arch, ArchConfig, point.where).loaded_from(point.where, energy_table(point.energy_path))
 
 
 def point_columns(point: Point) -> dict[str, Any]:
