@@ -78,6 +78,10 @@ class Cores(Strict):
     # Size of one SRAM bank: an access is priced at the bank's size, not the whole array's. Omitted: one
     # array of sram_bytes. (Bank-select wiring is not priced.)
     bank_bytes: int | None = Field(None, gt=0)
+    # A layer fed the network's constant real-valued input (an embedding held over the timesteps): false =
+    # its product with the weights is computed once and the current held in core SRAM; true = recomputed
+    # every timestep (no room to hold it).
+    recompute_constant_input: bool = False
 
     @field_validator("bank_bytes")
     @classmethod

@@ -33,11 +33,13 @@ def test_energy_is_counts_times_table(edge):
 
 def test_multilevel_spike_pricing():
     per_bit = load_arch("edge-45nm").energy              # a 2-bit spike = 2 ACs
-    shift = load_arch("loihi").energy                    # one synaptic op + one shift-add
-    ev = EventCounts(acs=10, ac_bit_ops=20)
+    shift = load_arch("loihi").energy                    # one synaptic op, plus a shift-add for a multi-bit spike
+    # 7 ACs fed by binary spikes and 3 by 2-bit spikes: 7 + 3 x 2 = 13 bit-ops
+    ev = EventCounts(acs=10, ac_bit_ops=13, multilevel_acs=3)
     chip = dict(core_array_bytes=8192, buffer_array_bytes=8192, static_power_w=0, latency_s=0)
-    assert energy_breakdown_pj(ev, per_bit, **chip)["compute"] == pytest.approx(20 * 0.9)
-    assert energy_breakdown_pj(ev, shift, **chip)["compute"] == pytest.approx(10 * 23.6 + 10 * 23.6)
+    assert energy_breakdown_pj(ev, per_bit, **chip)["compute"] == pytest.approx(13 * 0.9)
+    # the shift-add is charged on the 3 multi-level ACs only, not on every AC of the network
+    assert energy_breakdown_pj(ev, shift, **chip)["compute"] == pytest.approx(10 * 23.6 + 3 * 23.6)
 
 
 def _one_layer(t=3):

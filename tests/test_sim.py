@@ -91,9 +91,10 @@ def test_counts_from_a_trace_are_exact_and_drive_per_step_timing(edge):
     r = simulate(net, arch, "spatial", trace=trace, timeline=True)
     rows = _compute_rows(r, "tile l0")
     assert (rows.end - rows.start).tolist() == [10, 2, 6, 5]
-    # l1: (ACs + 2) on the AC path plus MACs on the 4-per-cycle MAC path
+    # l1: (ACs + 2) on the AC path plus MACs on the 4-per-cycle MAC path, 6.5, 2.5, 4.5 and 4.25 cycles,
+    # each step rounded up to whole cycles
     rows = _compute_rows(r, "tile l1")
-    assert (rows.end - rows.start).tolist() == pytest.approx([6 + 2 / 4, 2 + 2 / 4, 4 + 2 / 4, 4 + 1 / 4])
+    assert (rows.end - rows.start).tolist() == [7, 3, 5, 5]
 
 
 def test_counts_from_the_spike_engine_trace_equal_its_totals(edge):
@@ -275,12 +276,13 @@ def test_network_contention_makes_the_simulator_slower_than_the_closed_form(larg
     # Named cause: contention. On the shipped 2-layer model the closed form finds the spatial pipeline
     # bound by the network and charges total bits / network bandwidth. The simulator moves the same bits
     # (the network is busy exactly that long) but transfers arrive in bursts at step ends and queue,
-    # stages wait for them, and the fill is not hidden: it is slower.
+    # stages wait for them, and the fill is not hidden: it is slower, by the time the network stands idle
+    # while stages wait (here the network is busy 98 % of the run, so contention adds about 2 %).
     net = neurosim.load_model("spiking-sentiment-2l")
     sim, closed = simulate(net, large, "spatial"), estimate(net, large, "spatial")
     assert "latency bound by the on-chip network" in closed.notes
     assert sim.utilization["interconnect"] * sim.latency_cycles == pytest.approx(closed.latency_cycles, rel=1e-9)
-    assert sim.latency_cycles > 1.1 * closed.latency_cycles
+    assert sim.latency_cycles > closed.latency_cycles
     assert any("network contention" in n for n in sim.notes)
     _assert_same_events(sim, closed)
 

@@ -91,12 +91,13 @@ def test_history_consumer_reads_silence_after_its_source_stops():
     assert lock["a"].timesteps == lock["b"].timesteps == 6
 
 
-def test_a_real_input_of_a_current_fed_network_is_applied_every_step():
+def test_a_real_input_of_a_current_fed_network_is_applied_every_step_from_one_held_product():
     layer = Layer("a", "linear", 2, 1, timesteps=4, weights=np.array([[1.0, 1.0]]), neuron=Neuron(vth=1.0))
     net = Network("c", [layer], input_size=2, input_spiking=False)
     trace = run(net, np.array([[0.25, 0.25]]), record_rasters=True)  # current 0.5 per step
     np.testing.assert_array_equal(trace["a"].raster[:, 0, 0], [0, 1, 0, 1])
-    assert trace["a"].acs == 0 and trace["a"].macs == 4 * 2  # the first layer's work on a real input is MACs
+    # the first layer's work on a real input is MACs, and a constant input's product is computed once, held
+    assert trace["a"].acs == 0 and trace["a"].macs == 1 * 2
     assert trace.input_kind == "current"
     with pytest.raises(NeurosimError, match="current"):
         run(net)

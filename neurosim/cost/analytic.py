@@ -166,6 +166,11 @@ def stored_weights(net: Network, layer: Layer) -> float:
     return layer.spec.weights_between(layer, live_inputs(net, layer), int(needed_outputs(net, layer).sum()))
 
 
+def reads_constant_current(net: Network, layer: Layer) -> bool:
+    """Does the layer multiply the network's real-valued input, the same current at every step?"""
+    return not layer.inputs and not net.input_spiking and net.compute_of(layer) == "mac"
+
+
 def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
     """Op counts of one layer over its whole run (all tokens, all its timesteps)."""
     n, t = layer.seq_len, layer.timesteps
@@ -184,6 +189,8 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
         synapses = live_synapses(net, layer, out_live)
         if net.compute_of(layer) == "ac":
             row["acs"] = n * t * input_rate(net, layer, activity) * synapses
+        elif reads_constant_current(net, layer):
+            row["macs"] = n * synapses      # the same product every step: computed once and held
         else:
             row["macs"] = n * t * synapses  # dense: every input, every step
     if layer.norm is not None and layer.norm.layernorm:

@@ -62,12 +62,13 @@ class Costs:
 
 
 def _op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
-    """Compute ops and core-SRAM accesses, common to both mappings."""
-    t = work.total
-    reads, writes = layout.core_access_bits(work, chips, ac_includes_memory, work.acs, work.macs,
+    """Compute ops and core-SRAM accesses, common to both mappings (op totals per point)."""
+    t, n = work.total, chips.n
+    macs = layout.macs(work, chips)
+    reads, writes = layout.core_access_bits(work, chips, ac_includes_memory, work.acs, macs,
                                             work.neuron_updates, work.timesteps)
-    return EventCounts(acs=t["acs"], ac_bit_ops=t["ac_bit_ops"], macs=t["macs"], other_ops=t["other_ops"],
-                       neuron_updates=t["neuron_updates"], core_read_bits=reads, core_write_bits=writes)
+    same = {k: np.full(n, t[k]) for k in ("acs", "ac_bit_ops", "multilevel_acs", "other_ops", "neuron_updates")}
+    return EventCounts(**same, macs=macs.sum(axis=1), core_read_bits=reads, core_write_bits=writes)
 
 
 def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,9 +81,9 @@ def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray
 def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     """Every layer on its own cores, pipelined over the network's largest T."""
     n, T = chips.n, work.T
-    alloc = layout.SpatialCores(work, chips)
+    alloc = layout.SpatialCores(work, chips, table)
     cores = alloc.cores
-    layer_cycles = layout.compute_cycles(work, cores, chips)
+    layer_cycles = layout.layer_cycles(work, cores, chips, table)      # whole cycles per step, over T steps
     compute_cycles = (layer_cycles / T).max(axis=1) * (T + work.depth - 1)
 
     ev = _op_events(work, chips, table.ac_includes_memory)
@@ -115,7 +116,7 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
         notes.append(note)
     infeasible = [None if alloc.fits[j] else alloc.shortfall(chips, j) for j in range(n)]
     return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
-                 np.zeros(n), dict(cores=cores, cycles=layer_cycles), notes, infeasible, [None] * n)
+                 np.zeros(n), dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles), notes, infeasible, [None] * n)
 
 
 class _BufferLedger:
@@ -154,10 +155,12 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
     carried = layout.carry_bits(work, chips, carry)
     ledger = _BufferLedger(work, chips)
     ev = _op_events(work, chips, table.ac_includes_memory)
-    pool_cycles = layout.compute_cycles(work, chips.cores, chips)
+    # each pass of a layer runs all its steps over its share of the outputs
+    pool_cycles = layout.layer_cycles(work, chips.cores, chips, table, steps=work.timesteps[None, :] * plan.passes)
     hops_mm = chips.avg_hops * chips.hop_mm
     total, dram_bits = np.zeros(n), np.zeros(n)
-    peak_buffer, peak_state, stream_slot = np.zeros(n), np.zeros(n), np.zeros(n)
+    peak_buffer, peak_state, peak_held = np.zeros(n), np.zeros(n), np.zeros(n)
+    pinned_bytes = (work.weight_bytes[None, :] * plan.pinned).sum(axis=1)
     spill_layer, spill_kept = np.full(n, -1), np.zeros(n)
     layer_cycles, spills = np.zeros((n, L)), np.zeros((n, L))
     for i in range(L):
@@ -192,12 +195,13 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
         spills[:, i] = spill / 8
         peak_buffer = np.maximum(peak_buffer, ledger.level_bytes)
         peak_state = np.maximum(peak_state, plan.states[:, i] / passes)
-        stream_slot = np.maximum(stream_slot, streamed / passes)
+        # what is held together while layer i runs: pinned weights, a pass's streamed weights and
+        # membranes, and the carried outputs in the global buffer
+        peak_held = np.maximum(peak_held, pinned_bytes + (streamed + plan.states[:, i]) / passes + ledger.level_bytes)
         ledger.read_done(sources)
 
-    pinned_bytes = (work.weight_bytes[None, :] * plan.pinned).sum(axis=1)
     memory = dict(weights=np.full(n, work.weight_bytes.sum()), membrane=peak_state, spike_buffers=peak_buffer,
-                  peak_on_chip=pinned_bytes + stream_slot + peak_state + peak_buffer)
+                  peak_on_chip=peak_held)
     notes = []
     for j in range(n):
         note = [f"layers run their own timesteps ({work.timesteps_note}); carry: {carry}"]
@@ -218,6 +222,6 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
                               "for membranes")
         else:
             infeasible.append(None)
-    per_layer = dict(passes=plan.passes, streamed_weight_bytes=plan.streamed, spill_bytes=spills, cycles=layer_cycles)
+    per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed, spill_bytes=spills, cycles=layer_cycles)
     return Costs(work, chips, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
                  dram_bits / 8, per_layer, notes, infeasible, refused)

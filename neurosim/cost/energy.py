@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..arch import EnergyTable
 
 BREAKDOWN_KEYS = ("compute", "sram", "dram", "interconnect", "leakage")
@@ -22,6 +20,7 @@ class EventCounts:
 
     acs: float = 0.0
     ac_bit_ops: float = 0.0        # ACs weighted by the input spike's bits (multi-level spikes)
+    multilevel_acs: float = 0.0    # ACs fed by multi-level (k > 1 bit) spikes
     macs: float = 0.0
     other_ops: float = 0.0
     neuron_updates: float = 0.0
@@ -35,18 +34,17 @@ class EventCounts:
     bit_mm: float = 0.0            # interconnect: bits x hops x hop length
 
 
-def ac_energy_pj(acs, ac_bit_ops, table: EnergyTable):
-    """A k-bit spike costs k ACs ('per_bit') or one AC plus a shift-add ('shift_add')."""
+def ac_energy_pj(ev: EventCounts, table: EnergyTable):
+    """A k-bit spike costs k ACs ('per_bit') or one AC plus a shift-add ('shift_add'); binary spikes one AC."""
     if table.multilevel_spike == "per_bit":
-        return ac_bit_ops * table.ac_pj
-    multi = np.asarray(ac_bit_ops) - np.asarray(acs)  # > 0 only where spikes carry more than one bit
-    return acs * table.ac_pj + np.where(multi > 0, table.shift_add_pj * acs, 0.0)
+        return ev.ac_bit_ops * table.ac_pj
+    return ev.acs * table.ac_pj + ev.multilevel_acs * table.shift_add_pj
 
 
 def energy_breakdown_pj(ev: EventCounts, table: EnergyTable, *, core_array_bytes, buffer_array_bytes,
                         static_power_w, latency_s) -> dict:
     """Energy of each kind, in pJ (numbers, or arrays over design points)."""
-    compute = (ac_energy_pj(ev.acs, ev.ac_bit_ops, table) + ev.macs * table.mac_pj
+    compute = (ac_energy_pj(ev, table) + ev.macs * table.mac_pj
                + ev.other_ops * table.other_op_pj + ev.neuron_updates * table.neuron_update_pj
                + ev.rng_ops * table.shift_add_pj)
     sram = (ev.core_read_bits * table.sram_pj_per_bit(core_array_bytes, "read")

@@ -36,8 +36,9 @@ def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> 
     ev = costs.events
     per_layer = pd.DataFrame(costs.work.count_rows).assign(**{k: v[j] for k, v in costs.per_layer.items()})
     return Report(model=net.name, arch=arch.name, mapping=costs.mapping, carry=arch.mapping.carry,
-                  engine="analytic", feasible=True, notes=costs.notes[j], acs=ev.acs, macs=ev.macs,
-                  other_ops=ev.other_ops, neuron_updates=ev.neuron_updates,
+                  engine="analytic", feasible=True, notes=costs.notes[j], acs=float(ev.acs[j]),
+                  macs=float(ev.macs[j]), other_ops=float(ev.other_ops[j]),
+                  neuron_updates=float(ev.neuron_updates[j]),
                   energy_pj=float(costs.total_energy_pj[j]),
                   energy_breakdown_pj={k: float(v[j]) for k, v in costs.energy_pj.items()},
                   latency_cycles=float(costs.cycles[j]), latency_s=float(costs.latency_s[j]),

@@ -24,13 +24,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arch import EnergyTable
 from .chips import Chips
 from .workload import Workload
 
 
+def per_point(x) -> np.ndarray:
+    """A per-layer array (L,) as one row shared by every point, or an (n, L) array as it is."""
+    x = np.asarray(x, dtype=float)
+    return x if x.ndim == 2 else x[None, :]
+
+
 def state_bytes(work: Workload, chips: Chips) -> np.ndarray:
+    """Membranes (spiking) or output values (real), plus a held constant input current where one is held."""
     bits = np.where(work.spiking[None, :], chips.membrane_bits[:, None], chips.activation_bits[:, None])
+    held = (work.spiking & work.constant_input)[None, :] & ~chips.recompute_constant_input[:, None]
+    bits = bits + np.where(held, chips.activation_bits[:, None], 0)
     return work.values_per_step[None, :] * bits / 8
+
+
+def macs(work: Workload, chips: Chips) -> np.ndarray:
+    """MACs per point and layer: a constant input current recomputed every step costs its product t times."""
+    again = work.constant_input[None, :] & chips.recompute_constant_input[:, None]
+    return np.where(again, (work.macs * work.timesteps)[None, :], work.macs[None, :])
 
 
 def step_bits(work: Workload, chips: Chips) -> np.ndarray:
@@ -47,41 +63,62 @@ def carry_bits(work: Workload, chips: Chips, carry: str) -> np.ndarray:
     return np.where(work.spiking[None, :], (work.values_per_step * work.count_bits)[None, :], steps)
 
 
-def compute_cycles(work: Workload, cores: np.ndarray, chips: Chips) -> np.ndarray:
-    """Cycles of each layer's whole run on `cores` cores ((n, L) or (n,) broadcast): ACs and neuron
-    updates on the AC datapath, MACs and element ops on the MAC datapath."""
+def datapath_ops(acs, ac_bit_ops, neuron_updates, macs, other_ops, table: EnergyTable) -> tuple:
+    """Operations on the AC datapath and on the MAC datapath. A k-bit spike takes the time the energy
+    table prices it at: k AC-lane operations when paid per bit (bit-serial), one when shift-added."""
+    lane = ac_bit_ops if table.multilevel_spike == "per_bit" else acs
+    return lane + neuron_updates, macs + other_ops
+
+
+def compute_cycles(ac_ops, mac_ops, cores: np.ndarray, chips: Chips) -> np.ndarray:
+    """Cycles of per-layer work (length-L op arrays) on `cores` cores ((n, L) or (n,) broadcast): AC-path ops
+    at the cores' ACs per cycle plus MAC-path ops at their MACs per cycle, as fractions of a cycle."""
     cores = cores if cores.ndim == 2 else cores[:, None]
-    return ((work.acs + work.neuron_updates)[None, :] / (cores * chips.acs_per_cycle[:, None])
-            + (work.macs + work.other_ops)[None, :] / (cores * chips.macs_per_cycle[:, None]))
+    return (per_point(ac_ops) / (cores * chips.acs_per_cycle[:, None])
+            + per_point(mac_ops) / (cores * chips.macs_per_cycle[:, None]))
 
 
-def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs: np.ndarray,
-                     macs: np.ndarray, neuron_updates: np.ndarray, dense_steps: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Core-SRAM bits read and written for the given per-layer work (length L), per point.
+def whole_cycles(cycles, steps):
+    """`cycles` of work spread evenly over `steps` steps, each step that has work taking whole cycles."""
+    per_step = np.asarray(cycles, dtype=float) / steps
+    return steps * np.ceil(per_step * (1 - 1e-12))   # 1e-12: no extra cycle from rounding noise
+
+
+def layer_cycles(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyTable, steps=None) -> np.ndarray:
+    """Whole cycles of each layer's run on `cores` cores, its work spread over `steps` steps (default: its
+    timesteps) of whole cycles each."""
+    ac_ops, mac_ops = datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
+                                   work.other_ops, table)
+    return whole_cycles(compute_cycles(ac_ops, mac_ops, cores, chips), work.timesteps if steps is None else steps)
+
+
+def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done, neuron_updates,
+                     dense_steps) -> tuple[np.ndarray, np.ndarray]:
+    """Core-SRAM bits read and written for the given per-layer work ((L,) or (n, L) arrays), per point.
 
     Output-stationary cores: an AC or MAC reads one weight (an attention
     layer's operand at activation precision); a neuron update reads and
     writes one membrane; a real-valued output reads and writes its value once
     per token and step (`dense_steps`: the steps each layer ran).
     """
-    weight_reads = macs if ac_includes_memory else acs + macs
+    weight_reads = per_point(macs_done) if ac_includes_memory else per_point(acs) + per_point(macs_done)
     weight_bits = np.where(work.attention[None, :], chips.activation_bits[:, None], work.weight_bits[None, :])
-    state = np.where(work.spiking[None, :], neuron_updates[None, :] * chips.membrane_bits[:, None],
-                     (work.values_per_step * dense_steps)[None, :] * chips.activation_bits[:, None])
-    reads = (weight_reads[None, :] * weight_bits + state).sum(axis=1)
+    state = np.where(work.spiking[None, :], per_point(neuron_updates) * chips.membrane_bits[:, None],
+                     per_point(work.values_per_step * dense_steps) * chips.activation_bits[:, None])
+    reads = (weight_reads * weight_bits + state).sum(axis=1)
     return reads, state.sum(axis=1)
 
 
 class SpatialCores:
     """Cores per layer in the spatial mapping, and whether the chip has enough."""
 
-    def __init__(self, work: Workload, chips: Chips):
+    def __init__(self, work: Workload, chips: Chips, table: EnergyTable):
         self.need_bytes = work.weight_bytes[None, :] + state_bytes(work, chips) + 2 * step_bits(work, chips) / 8
         min_cores = np.maximum(1, np.ceil(self.need_bytes / chips.core_sram[:, None])).astype(np.int64)
         self.min_total = min_cores.sum(axis=1)
         self.fits = self.min_total <= chips.cores
-        load = compute_cycles(work, np.ones(chips.n, np.int64), chips)
+        load = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
+                                            work.other_ops, table), np.ones(chips.n, np.int64), chips)
         spare = np.maximum(chips.cores - self.min_total, 0)
         share = spare[:, None] * load / np.maximum(load.sum(axis=1), 1e-30)[:, None]
         self.cores = min_cores + np.floor(share).astype(np.int64)

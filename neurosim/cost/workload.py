@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir import Network
-from .analytic import layer_counts, needed_outputs, stored_weights
+from .analytic import layer_counts, needed_outputs, reads_constant_current, stored_weights
 
 COUNT_KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
 
@@ -57,6 +57,7 @@ class Workload:
         self.acs, self.macs, self.other_ops = col("acs"), col("macs"), col("other_ops")
         self.neuron_updates, self.spikes_out = col("neuron_updates"), col("spikes_out")
         self.input_spike_bits = col("input_spike_bits")
+        self.ac_bit_ops = self.acs * self.input_spike_bits
         self.names = [l.name for l in layers]
         self.L = len(layers)
         self.T = net.max_timesteps
@@ -75,14 +76,20 @@ class Workload:
         index = {l.name: i for i, l in enumerate(layers)}
         self.consumers = [[index[c.name] for c in net.consumers(l.name)] for l in layers]
         self.sources = [[index[s] for s in dict.fromkeys(l.inputs)] for l in layers]
-        # Input neurons whose spikes a layer regenerates from carried rates (all its inputs spike).
+        # Input neurons whose spikes a layer regenerates each step from carried rates: those of its spiking
+        # sources (attention regenerates K and V; a real-valued source is carried as its time average).
         self.regenerated_inputs = np.array([
-            l.seq_len * sum(live_outputs(net, net[s]) for s in l.inputs)
-            if l.inputs and all(net[s].spiking for s in l.inputs) else 0.0 for l in layers], dtype=float)
+            l.seq_len * sum(live_outputs(net, net[s]) for s in dict.fromkeys(l.inputs) if net[s].spiking)
+            for l in layers], dtype=float)
+        # Layers whose input is the network's constant real-valued current: its product with the
+        # weights is computed once and held (unless the chip recomputes it every step).
+        self.constant_input = np.array([reads_constant_current(net, l) for l in layers], dtype=bool)
         self.timesteps_note = ", ".join(str(t) for t in sorted({l.timesteps for l in layers}))
         # Totals, summed in layer order.
         self.total = {k: float(sum(r[k] for r in self.count_rows)) for k in COUNT_KEYS}
         self.total["ac_bit_ops"] = float(sum(r["acs"] * r["input_spike_bits"] for r in self.count_rows))
+        # ACs fed by multi-level spikes: the ones a shift-add table charges a shift-add for
+        self.total["multilevel_acs"] = float(sum(r["acs"] for r in self.count_rows if r["input_spike_bits"] > 1))
 
     @property
     def values_per_step(self) -> np.ndarray:

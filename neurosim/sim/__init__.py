@@ -61,8 +61,11 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
                                 "simulate the spatial mapping with a lockstep trace (spikes.run(..., "
                                 "handoff='lockstep'))")
         source = f"trace ({getattr(trace, 'handoff', 'given')} handoff, exact counts per step)"
-    ctx = Context(run_net, arch, works, Workload(run_net, count_rows=rows), Chips.of(arch), opts,
-                  Recorder(timeline), seed)
+    work, chips = Workload(run_net, count_rows=rows), Chips.of(arch)
+    if chips.recompute_constant_input[0]:       # the chip recomputes a constant input's product every step
+        for i in map(int, work.constant_input.nonzero()[0]):
+            works[work.names[i]].recompute("macs")
+    ctx = Context(run_net, arch, works, work, chips, opts, Recorder(timeline), seed)
     report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
     ctx.stats.wall_s = time.perf_counter() - wall
     if report.feasible:

@@ -162,6 +162,7 @@ def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[Eve
         dense[i] = w.dense_steps(*progress[i])
         ev.acs += c["acs"]
         ev.ac_bit_ops += c["acs"] * w.input_spike_bits
+        ev.multilevel_acs += c["acs"] if w.input_spike_bits > 1 else 0.0
         ev.macs += c["macs"]
         ev.other_ops += c["other_ops"]
         ev.neuron_updates += c["neuron_updates"]

@@ -227,8 +227,9 @@ class CorePool:
         """(first step, end step, compute cycles) of each task of one pass of layer i, on the whole pool."""
         t = self.ctx.works[self.names[i]].timesteps
         bounds = np.append(np.arange(0, t, self.chunk), t)
-        cycles = self.ctx.works[self.names[i]].cycles(self.ctx.chips, self.tile.cores, bounds)
-        return [(int(s0), int(s1), c / self.passes[i]) for s0, s1, c in zip(bounds[:-1], bounds[1:], cycles)]
+        cycles = self.ctx.works[self.names[i]].cycles(self.ctx.chips, self.ctx.arch.energy, self.tile.cores,
+                                                      self.passes[i], bounds)
+        return [(int(s0), int(s1), c) for s0, s1, c in zip(bounds[:-1], bounds[1:], cycles)]
 
     def _weights(self, i: int, k: int):
         ready = self.loader.ready[i][k]
@@ -348,7 +349,7 @@ def _serial_cycles(ctx: Context, plan: layout.SequentialWeights, carried: np.nda
                    channels: list[Channel | None]) -> float:
     """A generous bound on simulated time: all compute, then all data twice over the slowest channel."""
     work, chips = ctx.work, ctx.chips
-    compute = layout.compute_cycles(work, chips.cores, chips)[0].sum()
+    compute = layout.layer_cycles(work, chips.cores, chips, ctx.arch.energy, work.timesteps * plan.passes[0])[0].sum()
     reads = np.array([sum(carried[s] for s in sources) for sources in work.sources]) * plan.passes[0]
     data = (plan.streamed[0] * 8 + 2 * (reads + carried)).sum()
     return float(compute + data / min(c.rate for c in channels if c is not None and c.rate))

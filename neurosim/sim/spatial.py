@@ -65,7 +65,7 @@ class Stage:
         self.n_cons = len(ctx.work.consumers[i])
         self.tile = Tile(f"tile {layer.name}", int(cores))
         w = ctx.works[layer.name]
-        self.cycles = w.cycles(ctx.chips, cores)
+        self.cycles = w.cycles(ctx.chips, ctx.arch.energy, cores)
         self.step_bytes = step_bits / 8
         if layer.spiking:     # one packet per spike to every core of every consumer
             self.noc_bits = (w.per_step["spikes_out"] * (ctx.chip("packet_bits") * dest_cores)).astype(float)
@@ -160,7 +160,7 @@ class Stage:
 
 def simulate_spatial(ctx: Context) -> Report:
     work, chips, opts = ctx.work, ctx.chips, ctx.opts
-    alloc = layout.SpatialCores(work, chips)
+    alloc = layout.SpatialCores(work, chips, ctx.arch.energy)
     if not alloc.fits[0]:
         return infeasible(ctx.net, ctx.arch, alloc.shortfall(chips, 0), engine="simulator")
     if not opts.buffer_steps >= 1:

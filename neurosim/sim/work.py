@@ -21,7 +21,7 @@ by its timesteps.
 Counts stay exact: a layer's counter is its cumulative work, and when the
 layer finishes it reads the source's own total, never a sum of rounded
 parts (see `LayerWork.count`). Cycles come from `cost.layout.compute_cycles`,
-the closed form's formula, applied to spans of steps (`LayerWork.cycles`).
+the closed form's formula, step by step in whole cycles (`LayerWork.cycles`).
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import numpy as np
 
 from ..cost.analytic import input_spike_bits, layer_counts
 from ..cost.chips import Chips
-from ..cost.layout import compute_cycles
+from ..arch import EnergyTable
+from ..cost.layout import compute_cycles, datapath_ops, whole_cycles
 from ..errors import NeurosimError
 from ..ir import Network
 
 KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
-CYCLE_KEYS = ("acs", "macs", "other_ops", "neuron_updates")   # what `compute_cycles` reads
 
 
 def spread(total: Any, steps: int) -> np.ndarray:
@@ -91,15 +91,26 @@ class LayerWork:
         """Steps the layer ran (in whole-layer equivalents of its passes), for `layout.core_access_bits`."""
         return (passes_done * self.timesteps + steps_done) / passes if passes_done < passes else self.timesteps
 
-    def cycles(self, chips: Chips, cores: int, bounds: np.ndarray | None = None) -> list[float]:
-        """Compute cycles on `cores` cores of each step (bounds None), or of each span of steps
-        bounds[j]..bounds[j+1]-1: the closed form's `compute_cycles`, with spans in place of layers."""
+    def cycles(self, chips: Chips, table: EnergyTable, cores: int, passes: int = 1,
+               bounds: np.ndarray | None = None) -> list[float]:
+        """Compute cycles on `cores` cores of each step of one pass (its share 1/passes of the outputs), each
+        step taking whole cycles (`layout.whole_cycles`, as the closed form); or, with `bounds`, of each
+        span of steps bounds[j]..bounds[j+1]-1."""
+        ps = self.per_step
+        ac_ops, mac_ops = datapath_ops(ps["acs"], ps["acs"] * self.input_spike_bits, ps["neuron_updates"],
+                                       ps["macs"], ps["other_ops"], table)
+        steps = whole_cycles(compute_cycles(ac_ops, mac_ops, np.full((1, self.timesteps), cores), chips)[0] / passes,
+                             1)
         if bounds is None:
-            spans = {k: self.per_step[k] for k in CYCLE_KEYS}
-        else:
-            spans = {k: self._cum[k][bounds[1:]] - self._cum[k][bounds[:-1]] for k in CYCLE_KEYS}
-        n = len(spans["acs"])
-        return compute_cycles(SimpleNamespace(**spans), np.full((1, n), cores), chips)[0].tolist()
+            return steps.tolist()
+        cum = np.concatenate(([0.0], np.cumsum(steps)))
+        return (cum[bounds[1:]] - cum[bounds[:-1]]).tolist()
+
+    def recompute(self, key: str) -> None:
+        """The work of `key` done again at every step: t times the total (a constant input recomputed)."""
+        self.totals[key] = self.totals[key] * self.timesteps
+        self.per_step[key] = self.per_step[key] * self.timesteps
+        self.__post_init__()
 
 
 def _layer_source(trace: Any, name: str) -> Any:

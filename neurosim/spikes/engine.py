@@ -40,6 +40,7 @@ from ..errors import NeurosimError
 from ..ir import Layer, Network
 from . import kernels
 from .handoff import HANDOFFS, INPUT, NetworkInput, regenerate
+from .neuron import NeuronArrays
 from .trace import LayerTrace, SpikeTrace
 
 
@@ -105,8 +106,8 @@ class _State:
         self.scratch, self.shape, self.input_current = scratch, (n, L), None
         self.spiking = layer.spiking
         if self.spiking:
-            nr = layer.neuron
-            self.leak, self.vth, self.levels = np.float32(nr.leak), np.float32(nr.vth), int(nr.levels)
+            self.neuron = NeuronArrays(layer, self.live_idx, n)
+            self.levels = self.neuron.levels
             self.u = np.zeros((n, L), np.float32)
             self.spk = np.zeros((n, L), np.uint8)       # this step's spikes of the live outputs (s_prev)
             self.totals = np.zeros((n, L), np.int32)
@@ -170,14 +171,17 @@ class _State:
                 self.input_events[self.sources[0]] += len(idx)
                 if self.compute == "ac":
                     self.acs_per_step[t] = len(idx) * L
-            elif self.sources[0] == INPUT:  # the input current is the same every step: one product
+                else:   # spikes on a MAC datapath: a dense product every step
+                    self.macs += n * self.live_in * L
+            elif self.sources[0] == INPUT:  # the input current is the same every step: one product, held
                 if self.input_current is None:
                     self.input_current = x @ self.wt.astype(np.float32, copy=False)
+                    self.macs += n * self.live_in * L
                 self.cur[:] = self.input_current
             else:
                 np.matmul(x, self.wt.astype(np.float32, copy=False), out=self.cur)
-            if self.compute == "mac":
-                self.macs += n * self.live_in * L
+                if self.compute == "mac":
+                    self.macs += n * self.live_in * L
         else:
             self._attention_step(t, inputs)
         scale, bias = self.scale, self.bias
@@ -186,8 +190,9 @@ class _State:
         if self.layernorm:
             self.other_ops += n * L * LAYERNORM_OPS_PER_ELEMENT
         if self.spiking:
-            fired = kernels.fire(n * L, self.cur, scale, bias, self.u, self.spk, self.leak, self.vth,
-                                 self.levels, self.totals, self.values, self.counts)
+            nr = self.neuron
+            fired = kernels.fire(n * L, self.cur, scale, bias, self.u, self.spk, nr.syn, nr.leak, nr.vth, nr.decay,
+                                 nr.v_reset, nr.flags, self.levels, self.totals, self.values, self.counts)
             if self.out is not self.spk:
                 self.out[:, self.live_idx] = self.spk
             self.spikes_per_step[t] = fired
