@@ -21,10 +21,18 @@ from .paths import ARCH_DIR, ENERGY_DIR, resolve
 from .schema import FIX_MARK, Strict, load_yaml, validate
 
 
+# Bounds of physical sense. A value outside them is a typo or a unit slip, and would make results
+# overflow or vanish: refused with the bound, not priced. Each bound is far beyond any built chip.
+PJ_PER_EVENT = 1e6        # 1 uJ per operation or access: a million times a 45 nm fp32 multiply
+PJ_PER_BIT = 1e5          # 100 nJ per bit moved: ten thousand times DRAM's
+MAX_BYTES = 2**50         # 1 PiB of any one memory
+MAX_COUNT = 10**8         # cores, lanes, bits per cycle: a wafer-scale engine has under a million cores
+
+
 class SramPoint(Strict):
-    bytes: int = Field(gt=0)
-    read_pj_per_bit: float = Field(ge=0)
-    write_pj_per_bit: float = Field(ge=0)
+    bytes: int = Field(gt=0, le=MAX_BYTES)
+    read_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
+    write_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
 
 
 class EnergyTable(Strict):
@@ -32,15 +40,15 @@ class EnergyTable(Strict):
 
     name: str
     source: str
-    ac_pj: float = Field(ge=0)
-    mac_pj: float = Field(ge=0)
-    neuron_update_pj: float = Field(ge=0)
-    other_op_pj: float = Field(ge=0)
-    shift_add_pj: float = Field(ge=0)
+    ac_pj: float = Field(ge=0, le=PJ_PER_EVENT)
+    mac_pj: float = Field(ge=0, le=PJ_PER_EVENT)
+    neuron_update_pj: float = Field(ge=0, le=PJ_PER_EVENT)
+    other_op_pj: float = Field(ge=0, le=PJ_PER_EVENT)
+    shift_add_pj: float = Field(ge=0, le=PJ_PER_EVENT)
     sram: list[SramPoint] = Field(min_length=1)
-    dram_read_pj_per_bit: float = Field(ge=0)
-    dram_write_pj_per_bit: float = Field(ge=0)
-    interconnect_pj_per_bit_mm: float = Field(ge=0)
+    dram_read_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
+    dram_write_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
+    interconnect_pj_per_bit_mm: float = Field(ge=0, le=PJ_PER_BIT)
     # True where the published per-synaptic-op energy already includes the
     # weight read and the accumulator update (e.g. Loihi's "synaptic spike op").
     ac_includes_memory: bool = False
@@ -71,10 +79,10 @@ def _bank_within(bank: int | None, array: int | None, array_key: str) -> int | N
 
 
 class Cores(Strict):
-    count: int = Field(gt=0)
-    acs_per_cycle: int = Field(gt=0)
-    macs_per_cycle: int = Field(gt=0)
-    sram_bytes: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
+    acs_per_cycle: int = Field(gt=0, le=MAX_COUNT)
+    macs_per_cycle: int = Field(gt=0, le=MAX_COUNT)
+    sram_bytes: int = Field(gt=0, le=MAX_BYTES)
     # Size of one SRAM bank: an access is priced at the bank's size, not the whole array's. Omitted: one
     # array of sram_bytes. (Bank-select wiring is not priced.)
     bank_bytes: int | None = Field(None, gt=0)
@@ -90,8 +98,8 @@ class Cores(Strict):
 
 
 class GlobalBuffer(Strict):
-    bytes: int = Field(gt=0)
-    bytes_per_cycle: int = Field(gt=0)
+    bytes: int = Field(gt=0, le=MAX_BYTES)
+    bytes_per_cycle: int = Field(gt=0, le=MAX_COUNT)
     bank_bytes: int | None = Field(None, gt=0)   # as Cores.bank_bytes
 
     @field_validator("bank_bytes")
@@ -101,14 +109,14 @@ class GlobalBuffer(Strict):
 
 
 class Dram(Strict):
-    bytes_per_s: float = Field(gt=0)
+    bytes_per_s: float = Field(ge=1e3, le=1e16)   # 1 kB/s to 10 PB/s (an HBM3e stack: about 1.2 TB/s)
 
 
 class Interconnect(Strict):
     topology: Literal["mesh"] = "mesh"
-    hop_mm: float = Field(gt=0)
-    link_bits_per_cycle: int = Field(gt=0)
-    spike_packet_bits: int = Field(gt=0)
+    hop_mm: float = Field(gt=0, le=1e3)          # a hop longer than a metre is not on a chip
+    link_bits_per_cycle: int = Field(gt=0, le=MAX_COUNT)
+    spike_packet_bits: int = Field(gt=0, le=MAX_COUNT)
 
 
 class Precision(Strict):
@@ -123,9 +131,9 @@ class Mapping(Strict):
 
 class ArchConfig(Strict):
     name: str
-    clock_hz: float = Field(gt=0)
+    clock_hz: float = Field(ge=1e3, le=1e11)      # 1 kHz to 100 GHz: any clocked or time-stepped chip
     energy_table: str
-    static_power_w: float = Field(ge=0)
+    static_power_w: float = Field(ge=0, le=1e5)   # 100 kW: beyond a wafer-scale system's whole power
     cores: Cores
     global_buffer: GlobalBuffer
     dram: Dram | None  # null: the chip has no DRAM; what does not fit is infeasible

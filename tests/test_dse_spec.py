@@ -45,7 +45,7 @@ def refused(tmp_path: Path, data: dict) -> NeurosimError:
     (lambda d: d["axes"].update({"clock_hz": {"from": 1e8, "to": 1e9}}), "axes.clock_hz.num", "missing"),
     (lambda d: d["axes"].update({"clock_hz": {"from": 0, "to": 1e9, "num": 3, "scale": "log"}}),
      "axes.clock_hz", "log scale"),
-    (lambda d: d.update(set={"dram.bytes_per_s": -5}), "set.dram.bytes_per_s", "greater than 0"),
+    (lambda d: d.update(set={"dram.bytes_per_s": -5}), "set.dram.bytes_per_s", "greater than or equal to 1000"),
     (lambda d: d.update(models=["no-such-model"]), "models (no-such-model)", "no such file"),
     (lambda d: d.update(models=[{"name": "x", "model": "tiny-encoder", "set": {"heads": 3}}]),
      "models (x)", "multiple of heads"),

@@ -60,6 +60,19 @@ class Costs:
         e = self.energy_pj
         return e["compute"] + e["sram"] + e["dram"] + e["interconnect"] + e["leakage"]
 
+    def refuse_nonfinite(self) -> "Costs":
+        """Every reported figure is finite: a point whose figures overflowed is refused, not reported."""
+        figures = [self.total_energy_pj, self.cycles, self.latency_s, self.dram_bytes, *self.energy_pj.values(),
+                   *self.memory_bytes.values()]
+        finite = np.logical_and.reduce([np.isfinite(f) for f in figures])
+        for j in np.flatnonzero(~finite):
+            if self.refused[j] is None and self.infeasible[j] is None:
+                self.refused[j] = ("(results)", f"the figures overflow (energy {self.total_energy_pj[j]:.3g} pJ, "
+                                   f"latency {self.cycles[j]:.3g} cycles): the model's sizes and the arch's numbers "
+                                   "together are beyond what can be priced in double precision",
+                                   "check the model's sizes, timesteps and rates and the arch's numbers for a unit slip")
+        return self
+
 
 def _op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
     """Compute ops and core-SRAM accesses, common to both mappings (op totals per point)."""
@@ -114,9 +127,10 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
         if noc_cycles[j] > compute_cycles[j]:
             note.append("latency bound by the on-chip network")
         notes.append(note)
-    infeasible = [None if alloc.fits[j] else alloc.shortfall(chips, j) for j in range(n)]
+    infeasible = [None if alloc.fits[j] else alloc.shortfall(work, chips, j) for j in range(n)]
     return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
-                 np.zeros(n), dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles), notes, infeasible, [None] * n)
+                 np.zeros(n), dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles), notes, infeasible,
+                 [None] * n).refuse_nonfinite()
 
 
 class _BufferLedger:
@@ -213,15 +227,14 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
                else None for j in range(n)]
     infeasible = []
     for j in range(n):
-        if plan.streams[j] and not chips.has_dram[j]:
+        if not plan.neuron.fits[j]:
+            infeasible.append(plan.neuron.shortfall(work, j, "a core's share of the SRAM left beside the pinned weights"))
+        elif plan.streams[j] and not chips.has_dram[j]:
             infeasible.append(plan.no_room(work, chips, j))
         elif spill_layer[j] >= 0:
             infeasible.append(layout.no_spill_room(work.names[spill_layer[j]], spill_kept[j], chips.buffer_bytes[j]))
-        elif plan.free[j] <= 0 and (plan.streamed[j] + plan.states[j]).max() > 0:
-            infeasible.append(f"pinned weights fill all {chips.total_core_sram[j]} B of core SRAM, leaving none "
-                              "for membranes")
         else:
             infeasible.append(None)
     per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed, spill_bytes=spills, cycles=layer_cycles)
     return Costs(work, chips, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
-                 dram_bits / 8, per_layer, notes, infeasible, refused)
+                 dram_bits / 8, per_layer, notes, infeasible, refused).refuse_nonfinite()

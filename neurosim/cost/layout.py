@@ -109,22 +109,47 @@ def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs
     return reads, state.sum(axis=1)
 
 
+class NeuronFit:
+    """Does one output neuron of every layer fit the SRAM room of one core? A layer is split over cores by
+    output neurons, so a core must hold at least one: its state for every token, its weight row where
+    the row is held in that core, and (`with_steps`) two steps of its output."""
+
+    def __init__(self, work: Workload, chips: Chips, row_held: np.ndarray, room: np.ndarray, with_steps: bool):
+        live = np.maximum(work.live, 1.0)
+        self.need = (state_bytes(work, chips) + np.where(row_held, work.weight_bytes[None, :], 0.0)
+                     + (2 * step_bits(work, chips) / 8 if with_steps else 0.0)) / live[None, :]
+        self.need = np.where(work.live[None, :] > 0, self.need, 0.0)
+        self.room = room
+        short = self.need > room[:, None] * (1 + 1e-12)
+        self.fits = ~short.any(axis=1)
+        self.first = short.argmax(axis=1)      # the first layer that does not fit, where one does not
+
+    def shortfall(self, work: Workload, j: int, what: str) -> str:
+        i = self.first[j]
+        return (f"{what} ({self.room[j]:.6g} B) cannot hold one output neuron of layer '{work.names[i]}' "
+                f"({self.need[j, i]:.6g} B: its state for {work.seq_len[i]:.0f} tokens and its weights), and a "
+                "layer is split over cores by output neurons")
+
+
 class SpatialCores:
     """Cores per layer in the spatial mapping, and whether the chip has enough."""
 
     def __init__(self, work: Workload, chips: Chips, table: EnergyTable):
         self.need_bytes = work.weight_bytes[None, :] + state_bytes(work, chips) + 2 * step_bits(work, chips) / 8
+        self.neuron = NeuronFit(work, chips, np.ones((chips.n, work.L), bool), chips.core_sram.astype(float), True)
         min_cores = np.maximum(1, np.ceil(self.need_bytes / chips.core_sram[:, None])).astype(np.int64)
         self.min_total = min_cores.sum(axis=1)
-        self.fits = self.min_total <= chips.cores
+        self.fits = (self.min_total <= chips.cores) & self.neuron.fits
         load = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
                                             work.other_ops, table), np.ones(chips.n, np.int64), chips)
         spare = np.maximum(chips.cores - self.min_total, 0)
         share = spare[:, None] * load / np.maximum(load.sum(axis=1), 1e-30)[:, None]
         self.cores = min_cores + np.floor(share).astype(np.int64)
 
-    def shortfall(self, chips: Chips, j: int) -> str:
-        """Why point j's chip cannot hold the spatial mapping."""
+    def shortfall(self, work: Workload, chips: Chips, j: int) -> str:
+        """Why point j's chip cannot hold the spatial mapping (the first shortfall)."""
+        if not self.neuron.fits[j]:
+            return self.neuron.shortfall(work, j, "a core's SRAM")
         return (f"spatial mapping needs {self.min_total[j]} cores of {chips.core_sram[j]} B SRAM to hold every "
                 f"layer's weights, membranes and spike buffers ({self.need_bytes[j].sum() / 2**20:.1f} MiB); the "
                 f"chip has {chips.cores[j]} (short by {self.min_total[j] - chips.cores[j]})")
@@ -148,6 +173,9 @@ class SequentialWeights:
             passes = np.ceil(need / self.free[:, None])
         self.passes = np.where(need <= 0, 1, np.maximum(1, np.where(self.free[:, None] > 0, passes, 1)))
         self.passes = self.passes.astype(np.int64)
+        # a pass splits a layer over the pool by output neurons: one core's share of the free SRAM must
+        # hold one neuron (a streamed layer brings its row; a pinned layer's rows are already held)
+        self.neuron = NeuronFit(work, chips, ~self.pinned, self.free / chips.cores, False)
 
     def no_room(self, work: Workload, chips: Chips, j: int) -> str:
         return (f"weights ({work.weight_bytes.sum() / 2**20:.1f} MiB) do not fit in the "

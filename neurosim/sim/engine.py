@@ -9,6 +9,7 @@ follow from the tiles' counted work by the closed form's formula
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,11 @@ class SimOptions:
     time_limit_cycles: the simulated-time guard (None: four times the time all
         the work would take done one piece after another, which a run that
         makes progress never reaches).
+    max_spatial_tasks: the spatial mapping runs one task per (layer, step);
+        a run needing more is refused up front with its size (the closed
+        form prices it in microseconds).
+    max_wall_s: a run still going after this many seconds of wall time is
+        stopped with a message saying how far it got.
     """
 
     buffer_steps: float = 2.0
@@ -51,6 +57,8 @@ class SimOptions:
     max_tasks: int = 50_000
     burst_bytes: float = 256 * 1024
     time_limit_cycles: float | None = None
+    max_spatial_tasks: int = 2_000_000   # about 5 simpy events a task: minutes of wall time at most
+    max_wall_s: float = 600.0
 
     def limit(self, serial_cycles: float) -> float:
         return self.time_limit_cycles if self.time_limit_cycles is not None else 4 * serial_cycles + 1e6
@@ -106,13 +114,18 @@ def run(ctx: Context, procs: list[simpy.Process], tiles: list[Tile]) -> None:
     """
     env = ctx.env
     done = simpy.AllOf(env, procs)
-    events = 0
+    events, started = 0, time.perf_counter()
     while not done.processed:
         at = env.peek()
         if at > ctx.limit:      # also an empty schedule: peek gives infinity
             break
         env.step()
         events += 1
+        if events % 10_000 == 0 and time.perf_counter() - started > ctx.opts.max_wall_s:
+            raise NeurosimError(ctx.where, "max_wall_s", f"still running after {ctx.opts.max_wall_s:g} s of wall "
+                                f"time ({events} events, simulated cycle {env.now:.6g})",
+                                "use the closed form (--engine analytic) for a run this large, or raise "
+                                "SimOptions.max_wall_s")
     ctx.stats.events = events
     if done.processed:
         return
@@ -189,6 +202,11 @@ def finish(ctx: Context, ev: EventCounts, cycles: float, memory: dict[str, float
                                     buffer_array_bytes=ctx.chip("buffer_array"),
                                     static_power_w=ctx.chip("static_power_w"), latency_s=latency_s)
     breakdown = {k: float(v) for k, v in breakdown.items()}
+    figures = [cycles, float(latency_s), dram_bytes, *memory.values(), *breakdown.values()]
+    if not all(math.isfinite(v) for v in figures):
+        raise NeurosimError(ctx.where, "(results)", f"the figures overflow (energy {sum(breakdown.values()):.3g} pJ, "
+                            f"latency {cycles:.3g} cycles)", "check the model's sizes, timesteps and rates and the "
+                            "arch's numbers for a unit slip")
     per_layer = per_layer.assign(seconds=per_layer["cycles"] / ctx.chip("clock_hz"))
     timeline = ctx.rec.frame() if ctx.rec.on else None
     return Report(model=ctx.net.name, arch=arch.name, mapping=arch.mapping.kind, carry=arch.mapping.carry,

@@ -330,10 +330,12 @@ def simulate_sequential(ctx: Context) -> Report:
 
 
 def _unmappable(ctx: Context, plan: layout.SequentialWeights, carried: np.ndarray) -> str | None:
-    """Why the mapping cannot run at all: weights to stream with no DRAM, or (no DRAM to spill to) a layer
-    whose input and output do not fit the global buffer together. Histories held longer may still not fit:
-    that shows as a deadlock, naming what holds the buffer."""
+    """Why the mapping cannot run at all: a core that cannot hold one output neuron, weights to stream with
+    no DRAM, or (no DRAM to spill to) a layer whose input and output do not fit the global buffer together.
+    Histories held longer may still not fit: that shows as a deadlock, naming what holds the buffer."""
     work, chips = ctx.work, ctx.chips
+    if not plan.neuron.fits[0]:
+        return plan.neuron.shortfall(work, 0, "a core's share of the SRAM left beside the pinned weights")
     if chips.has_dram[0]:
         return None
     if plan.streams[0]:

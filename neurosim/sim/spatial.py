@@ -162,7 +162,14 @@ def simulate_spatial(ctx: Context) -> Report:
     work, chips, opts = ctx.work, ctx.chips, ctx.opts
     alloc = layout.SpatialCores(work, chips, ctx.arch.energy)
     if not alloc.fits[0]:
-        return infeasible(ctx.net, ctx.arch, alloc.shortfall(chips, 0), engine="simulator")
+        return infeasible(ctx.net, ctx.arch, alloc.shortfall(work, chips, 0), engine="simulator")
+    tasks = work.T * work.L
+    if tasks > opts.max_spatial_tasks:
+        raise NeurosimError(ctx.where, "max_spatial_tasks", f"the spatial mapping runs one task per layer and "
+                            f"step: {work.L} layers x {work.T} steps = {tasks:,} tasks (about {5 * tasks:,} simpy "
+                            f"events), over the budget of {opts.max_spatial_tasks:,}",
+                            "use the closed form (--engine analytic) for this network, fewer timesteps, or raise "
+                            "SimOptions.max_spatial_tasks")
     if not opts.buffer_steps >= 1:
         raise NeurosimError(ctx.where, "buffer_steps", f"inter-layer buffers of {opts.buffer_steps} steps cannot "
                             "hold one timestep of their layer's output, so no layer could ever start",
