@@ -56,14 +56,19 @@ def _group_title(key) -> str:
     return " / ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
 
 
+def _groups(df: pd.DataFrame, by, label: str) -> list:
+    """Feasible rows with their mapping label, grouped by the `by` columns that vary (else by the first)."""
+    ok = with_mapping_label(_feasible(df))
+    by = [b for b in by if b in ok.columns and ok[b].nunique() > 1] or [b for b in by[:1] if b in ok.columns]
+    return list(ok.groupby(by, sort=False)) if by else [(label, ok)]
+
+
 def scatter_front(df: pd.DataFrame, path: str | Path, by=("model", "engine"), front_objectives=None) -> Path:
     """Energy per inference vs latency (log-log), one panel per group; points coloured by mapping;
     the energy-latency Pareto front drawn as a staircase. `front_objectives` (e.g. with memory)
     additionally rings the points on that front."""
     path = Path(path)
-    ok = with_mapping_label(_feasible(df))
-    by = [b for b in by if b in ok.columns and ok[b].nunique() > 1] or [b for b in by[:1] if b in ok.columns]
-    groups = list(ok.groupby(by, sort=False)) if by else [("all points", ok)]
+    groups = _groups(df, by, "all points")
     if not groups:
         return _empty(path, "no feasible points to draw")
     fig, axes = _grid(len(groups))
@@ -113,9 +118,7 @@ def front_breakdown(front: pd.DataFrame, axes: list[str], path: str | Path, by=(
                     per_group: int = 10) -> Path:
     """Stacked horizontal bars: each front point's energy by component (at most `per_group` per panel)."""
     path = Path(path)
-    front = with_mapping_label(_feasible(front))
-    by = [b for b in by if b in front.columns and front[b].nunique() > 1] or [b for b in by[:1] if b in front.columns]
-    groups = list(front.groupby(by, sort=False)) if by else [("all", front)]
+    groups = _groups(front, by, "all")
     if not groups:
         return _empty(path, "no front points to draw")
     shown = [_spread(g, per_group) for _, g in groups]
