@@ -36,6 +36,11 @@ class NeuronSpec(Strict):
     vth: Annotated[float, _by(NEURON_RULES["vth"])] = 1.0
     leak: Annotated[float, _by(NEURON_RULES["leak"])] = 1.0
     levels: Annotated[int, _by(NEURON_RULES["levels"])] = 1
+    reset: Annotated[str, _by(NEURON_RULES["reset"])] = "subtract"
+    v_reset: Annotated[float, _by(NEURON_RULES["v_reset"])] = 0.0
+    reset_order: Annotated[str, _by(NEURON_RULES["reset_order"])] = "leak_first"
+    fire: Annotated[str, _by(NEURON_RULES["fire"])] = ">="
+    syn_decay: Annotated[float | None, _by(NEURON_RULES["syn_decay"])] = None
 
 
 class SublayerRates(Strict):

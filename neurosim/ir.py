@@ -34,7 +34,10 @@ import numpy as np
 
 from .errors import NeurosimError
 
-NEURON_MODELS = ("if", "lif", "gif")
+NEURON_MODELS = ("if", "lif", "gif", "cubalif")
+RESETS = ("subtract", "hard")               # subtract vth per spike value, or set u to v_reset
+RESET_ORDERS = ("leak_first", "reset_first")  # when the reset of a spike lands: see Neuron
+FIRE_RULES = (">=", ">")                     # the comparison of u with vth
 COMPUTE_KINDS = ("ac", "mac")
 ENCODER_ROLES = ("q", "k", "v", "attention", "attn_out", "intermediate", "output")
 NETWORK_INPUT = "<input>"   # the network input's name where a layer names its source (Norm.residual, traces)
@@ -76,14 +79,44 @@ class Rule:
 
 RATE = Rule(lambda r: isinstance(r, Real) and 0 <= r <= 1, "a spiking rate is a fraction of timesteps",
             "give a rate in [0, 1]")
+
+
+def _each(holds: Callable[[float], bool]) -> Callable[[Any], bool]:
+    """A rule on one number that also takes a per-neuron array (every element must hold)."""
+    def check(value: Any) -> bool:
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        if isinstance(value, Real):
+            return bool(holds(value))
+        try:
+            a = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        return a.ndim == 1 and a.size > 0 and bool(all(holds(float(v)) for v in a))
+    return check
+
+
 NEURON_RULES = {
     "model": Rule(lambda m: m in NEURON_MODELS, "unknown neuron model", f"use one of {', '.join(NEURON_MODELS)}"),
-    "vth": Rule(lambda v: isinstance(v, Real) and v > 0, "threshold must be > 0", "set a positive firing threshold"),
-    "leak": Rule(lambda g: isinstance(g, Real) and 0 < g <= 1, "leak (gamma) must be in (0, 1]",
-                 "use 1.0 for IF, < 1 for LIF"),
+    "vth": Rule(_each(lambda v: math.isfinite(v) and v > 0), "threshold must be > 0",
+                "set a positive firing threshold (one value, or one per neuron)"),
+    "leak": Rule(_each(lambda g: 0 < g <= 1), "leak (gamma) must be in (0, 1]",
+                 "use 1.0 for IF, < 1 for LIF (one value, or one per neuron)"),
     "levels": Rule(_is_positive_int, "levels (the largest spike value) must be a positive integer",
                    "use 1 for binary spikes, k > 1 for spikes of value 0..k (GIF)"),
+    "reset": Rule(lambda r: r in RESETS, "unknown reset", "use 'subtract' (u -= vth per spike) or 'hard' "
+                  "(u = v_reset)"),
+    "v_reset": Rule(lambda v: isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v),
+                    "the reset potential must be a finite number", "give v_reset as a number (0 for reset to zero)"),
+    "reset_order": Rule(lambda o: o in RESET_ORDERS, "unknown reset order",
+                        "use 'leak_first' (snnTorch's default) or 'reset_first' (SpikingJelly, NIR, norse)"),
+    "fire": Rule(lambda f: f in FIRE_RULES, "unknown firing comparison",
+                 "use '>=' (spike when u >= vth) or '>' (spike when u > vth)"),
+    "syn_decay": Rule(lambda a: a is None or _each(lambda x: 0 <= x <= 1)(a),
+                      "the synaptic current's decay must be in [0, 1]",
+                      "give syn_decay in [0, 1] (one value, or one per neuron), or None for no synaptic current"),
 }
+PER_NEURON = ("vth", "leak", "syn_decay")   # the fields that may hold one value per neuron
 
 
 def check_mask(mask: Any, length: int, unit: str, where: str, fld: str) -> np.ndarray | None:
@@ -99,26 +132,74 @@ def check_mask(mask: Any, length: int, unit: str, where: str, fld: str) -> np.nd
     return mask.astype(bool)
 
 
-@dataclass
+@dataclass(eq=False)
 class Neuron:
-    """docs/design.md eq. 1-3: u_t = leak*u_{t-1} + W s_{t-1} + b - s_{t-1}*vth; spike when u >= vth.
+    """A spiking neuron: docs/design.md eq. 1-3, with the conventions of the other frameworks as fields.
 
-    `levels` > 1 is a multi-level (SpikeLLM GIF) neuron whose spike carries
-    0..levels, i.e. `spike_bits` bits per event.
+    One step, with input current I = W s_in + b and the neuron's last spike s:
+
+        i <- syn_decay * i + I;  I <- i               (a synaptic current, CubaLIF, only when syn_decay is set)
+        leak_first:  u <- leak * u + I, then if s: u <- u - s * vth ("subtract") or u <- v_reset ("hard")
+        reset_first: if s: u <- u - s * vth or u <- v_reset, then u <- leak * u + I
+        s <- 1 if u >= vth (fire ">="), or if u > vth (fire ">")
+
+    u starts at 0. The defaults are the design's neuron (leak_first, subtract, ">="), which is also
+    snnTorch's Leaky but for its ">"; SpikingJelly, NIR and norse reset when the neuron fires
+    (reset_first), NIR and norse to v_reset. `vth`, `leak` and `syn_decay` hold one value for the
+    layer or one per unit (output neuron; conv2d: output channel). `levels` > 1 is a multi-level
+    (SpikeLLM GIF) neuron: s is how many multiples of vth u reaches (">=") or exceeds (">"), at most
+    `levels`, i.e. `spike_bits` bits per event; it subtracts s * vth.
     """
 
     model: str = "lif"
-    vth: float = 1.0
-    leak: float = 1.0
+    vth: float | np.ndarray = 1.0
+    leak: float | np.ndarray = 1.0
     levels: int = 1
+    reset: str = "subtract"
+    v_reset: float = 0.0
+    reset_order: str = "leak_first"
+    fire: str = ">="
+    syn_decay: float | np.ndarray | None = None
 
     @property
     def spike_bits(self) -> int:
         return max(1, math.ceil(math.log2(self.levels + 1)))
 
-    def validate(self, where: str, fld: str = "neuron") -> None:
+    @property
+    def synaptic(self) -> bool:
+        """Has a synaptic current (two state variables per neuron)."""
+        return self.syn_decay is not None
+
+    def values(self, name: str, units: int) -> np.ndarray:
+        """A per-neuron field as one float64 value per unit (a layer-wide value repeated)."""
+        value = getattr(self, name)
+        return np.full(units, float(value)) if isinstance(value, Real) else np.asarray(value, dtype=float)
+
+    def validate(self, where: str, fld: str = "neuron", units: int | None = None) -> None:
         for name, rule in NEURON_RULES.items():
             rule.check(getattr(self, name), where, f"{fld}.{name}")
+        for name in PER_NEURON:
+            value = getattr(self, name)
+            if value is None or isinstance(value, Real):
+                continue
+            value = np.asarray(value, dtype=float)
+            if units is not None and value.shape != (units,):
+                _fail(where, f"{fld}.{name}", f"has {value.size} values, but the layer has {units} units",
+                      f"give one value, or {units} (one per output neuron; conv2d: per output channel)")
+            setattr(self, name, value)
+        if (self.model == "cubalif") != self.synaptic:
+            _fail(where, f"{fld}.syn_decay", "a CubaLIF neuron has a synaptic current and no other model has one",
+                  "give model 'cubalif' with its syn_decay, or leave syn_decay unset for if/lif/gif")
+        if self.synaptic and self.levels != 1:
+            _fail(where, f"{fld}.levels", "a CubaLIF neuron emits binary spikes", "use levels 1, or a GIF without "
+                  "a synaptic current")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Neuron:
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) if
+                   isinstance(getattr(self, f.name), np.ndarray) or isinstance(getattr(other, f.name), np.ndarray)
+                   else getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
 
 
 # -- layer kinds ------------------------------------------------------------------------------
@@ -136,8 +217,12 @@ class LayerSpec:
         """Refuse what this kind does not allow, naming `where` and the field's path."""
 
     def units(self, layer: Layer) -> tuple[int, str]:
-        """How many units the neuron mask and the bias cover, and what they are."""
+        """How many units the neuron mask, the bias and per-neuron parameters cover, and what they are."""
         return layer.out_features, "output neurons"
+
+    def per_output(self, layer: Layer, per_unit: np.ndarray) -> np.ndarray:
+        """One value per unit spread over the output features (a unit's outputs share its value)."""
+        return per_unit
 
     def weight_shape(self, layer: Layer) -> tuple[int, ...] | None:
         return layer.out_features, layer.in_features
@@ -238,6 +323,9 @@ class Conv2dShape(LayerSpec):
 
     def units(self, layer: Layer) -> tuple[int, str]:
         return self.out_channels, "output channels"
+
+    def per_output(self, layer: Layer, per_unit: np.ndarray) -> np.ndarray:
+        return np.repeat(per_unit, self.out_height * self.out_width)
 
     def weight_shape(self, layer: Layer) -> tuple[int, ...]:
         return self.out_channels, self.in_channels, self.kernel, self.kernel
@@ -378,6 +466,11 @@ class Layer:
         """Boolean vector over output features (attention: per head, conv2d: per channel)."""
         return self.spec.live_outputs(self)
 
+    def neuron_values(self, name: str) -> np.ndarray:
+        """A per-neuron parameter of the neuron ('vth', 'leak', 'syn_decay') as one value per output feature."""
+        units, _ = self.spec.units(self)
+        return self.spec.per_output(self, self.neuron.values(name, units))
+
     def n_weights(self) -> int:
         shape = self.spec.weight_shape(self)
         return math.prod(shape) if shape else 0
@@ -410,12 +503,12 @@ def _validate_layer(layer: Layer) -> None:
         _check_positive_int(getattr(layer, fld), n, fld)
     if layer.compute is not None and layer.compute not in COMPUTE_KINDS:
         _fail(n, "compute", f"unknown compute kind {layer.compute!r}", "use 'ac', 'mac', or leave it unset")
-    if layer.neuron is not None:
-        layer.neuron.validate(n)
     if layer.rate is not None:
         RATE.check(layer.rate, n, "rate")
     _validate_spec(layer, cls, n)
     units, unit = layer.spec.units(layer)
+    if layer.neuron is not None:
+        layer.neuron.validate(n, units=units)
     layer.neuron_mask = check_mask(layer.neuron_mask, units, unit, n, "neuron_mask")
     if layer.weights is not None:
         shape = layer.spec.weight_shape(layer)

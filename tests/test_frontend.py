@@ -331,13 +331,17 @@ def test_foreign_neurons_detected_when_importable(monkeypatch):
     seq = nn.Sequential(nn.Linear(4, 3), Leaky(beta=0.8, threshold=0.5), nn.Linear(3, 2), LIFNode(tau=4.0))
     net = from_torch(seq, torch.rand(2, 4))
     assert (net["0"].neuron.leak, net["0"].neuron.vth) == (pytest.approx(0.8), 0.5)
+    assert (net["0"].neuron.reset_order, net["0"].neuron.fire) == ("leak_first", ">")   # snnTorch's rules
     assert net["2"].neuron.leak == 0.75  # 1 - 1/tau
+    assert (net["2"].neuron.reset_order, net["2"].neuron.fire) == ("reset_first", ">=")  # SpikingJelly's
     # SpikingJelly's decay_input divides the input by tau: folded into the layer's weights
     assert np.allclose(net["2"].weights, seq[2].weight.detach().numpy() / 4.0)
-    with pytest.raises(NeurosimError, match="reset_mechanism='subtract'"):
-        from_torch(nn.Sequential(nn.Linear(4, 3), Leaky(0.9, reset_mechanism="zero")), torch.rand(2, 4))
-    with pytest.raises(NeurosimError, match="v_reset=None"):
-        from_torch(nn.Sequential(nn.Linear(4, 3), LIFNode(v_reset=0.0)), torch.rand(2, 4))
+    zero = from_torch(nn.Sequential(nn.Linear(4, 3), Leaky(0.9, reset_mechanism="zero")), torch.rand(2, 4))
+    assert (zero["0"].neuron.reset, zero["0"].neuron.reset_order) == ("hard", "reset_first")
+    hard = from_torch(nn.Sequential(nn.Linear(4, 3), LIFNode(v_reset=-0.5)), torch.rand(2, 4))["0"].neuron
+    assert (hard.reset, hard.v_reset, hard.vth) == ("hard", 0.0, 1.5)   # read shifted by v_reset
+    with pytest.raises(NeurosimError, match="reset_mechanism"):
+        from_torch(nn.Sequential(nn.Linear(4, 3), Leaky(0.9, reset_mechanism="none")), torch.rand(2, 4))
 
 
 def test_snntorch_leaky_rates_match_snntorch_itself():

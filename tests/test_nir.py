@@ -15,7 +15,11 @@ import pytest
 from neurosim.cards import load_model
 from neurosim.errors import NeurosimError
 from neurosim.frontend.nir_io import DT, from_nir, to_nir
+from neurosim.frontend.nir_neurons import NIRConventionWarning
 from neurosim.ir import Attention, Conv2dShape, Layer, Network, Neuron, Norm
+
+# Exports of neurosim's default neuron (subtract reset, >=) warn by design; the tests that are about it ask for it.
+pytestmark = pytest.mark.filterwarnings("ignore::neurosim.frontend.nir_neurons.NIRConventionWarning")
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -69,14 +73,17 @@ def conv_stack() -> Network:
 # -- (1) round trips -----------------------------------------------------------------------
 def test_mlp_round_trip_is_equal():
     net = mlp()
-    graph = to_nir(net)
+    with pytest.warns(NIRConventionWarning, match="subtract reset"):
+        graph = to_nir(net)
     assert isinstance(graph.nodes["fc1"], nir.Affine) and isinstance(graph.nodes["fc2"], nir.Linear)
     lif = graph.nodes["fc1.neuron"]
     assert isinstance(lif, nir.LIF)
     assert np.allclose(lif.tau, DT / (1 - 0.9)) and np.allclose(lif.r * DT / lif.tau, 1.0)  # leak = 1 - dt/tau
     assert set(graph.edges) == {("input", "fc1"), ("fc1", "fc1.neuron"), ("fc1.neuron", "fc2"),
                                 ("fc2", "fc2.neuron"), ("fc2.neuron", "output")}
-    back = from_nir(graph)
+    assert graph.metadata["neurosim"]["neurons"]["fc1.neuron"] == {"reset": "subtract", "reset_order": "leak_first",
+                                                                   "fire": ">=", "v_reset": 0.0}
+    back = from_nir(graph)   # timesteps and neuron conventions from the metadata neurosim wrote
     assert_same_layers(net, back)
     assert back.name == "mlp" and back["fc2"].bias is None
 
@@ -85,6 +92,7 @@ def test_conv_stack_round_trip_is_equal():
     net = conv_stack()
     graph = to_nir(net)
     assert isinstance(graph.nodes["conv"], nir.Conv2d) and isinstance(graph.nodes["conv.neuron"], nir.IF)
+    assert np.allclose(graph.nodes["conv.neuron"].r * DT, 1.0)   # dv/dt = R I: a gain of R dt = 1
     assert isinstance(graph.nodes["conv.neuron.flatten"], nir.Flatten)
     assert list(graph.nodes["input"].output_type["output"]) == [2, 6, 6]
     assert ("conv.neuron", "conv.neuron.flatten") in graph.edges and ("conv.neuron.flatten", "fc") in graph.edges
@@ -122,16 +130,21 @@ def test_snntorch_export_imports_with_its_weights_thresholds_and_leaks():
     )
     graph = export_to_nir(model, torch.zeros(1, 8), ignore_dims=[0])
 
-    net = from_nir(graph)
+    with pytest.warns(NIRConventionWarning, match="reset='subtract'"):
+        net = from_nir(graph, timesteps=5)
     assert net.input_size == 8
     assert [(lay.name, lay.inputs, lay.in_features, lay.out_features) for lay in net.layers] == [
         ("0", [], 8, 6), ("2", ["0"], 6, 3)]
     for layer, linear, leaky in ((net["0"], model[0], model[1]), (net["2"], model[2], model[3])):
         assert np.array_equal(layer.weights, linear.weight.detach().numpy())
         assert np.array_equal(layer.bias, linear.bias.detach().numpy())
-        assert layer.neuron.model == "lif"
+        assert layer.neuron.model == "lif" and layer.timesteps == 5
         assert layer.neuron.vth == float(leaky.threshold[0])
         assert layer.neuron.leak == pytest.approx(float(leaky.beta[0]), rel=1e-6)  # beta = 1 - dt/tau
+        # as NIR defines the node; snnTorch writes its subtract-reset Leaky the same way
+        assert (layer.neuron.reset, layer.neuron.reset_order, layer.neuron.fire) == ("hard", "reset_first", ">")
+    sub = from_nir(graph, timesteps=5, reset="subtract")["0"].neuron
+    assert (sub.reset, sub.reset_order, sub.fire) == ("subtract", "leak_first", ">")   # snnTorch's Leaky
 
 
 # -- (3) refusals ---------------------------------------------------------------------------
@@ -157,18 +170,17 @@ def test_threshold_node_is_refused_with_the_reason():
     assert "membrane" in exc.problem
 
 
-def test_non_uniform_threshold_is_refused():
+def test_a_reset_potential_that_differs_between_neurons_is_refused():
     ones = np.ones(3)
-    lif = nir.LIF(tau=ones * 1e-3, r=ones * 10, v_leak=0 * ones, v_threshold=np.array([1.0, 1.0, 2.0]))
-    exc = refusal(lambda: from_nir(nir.NIRGraph.from_list(small_affine(), lif)))
-    assert_refusal(exc, "NIR node 'lif'", "v_threshold")
-    assert "1 to 2" in exc.problem
+    lif = nir.LIF(tau=ones * 1e-3, r=ones * 10, v_leak=0 * ones, v_threshold=ones, v_reset=np.array([0.0, 0, -1]))
+    exc = refusal(lambda: from_nir(nir.NIRGraph.from_list(small_affine(), lif), timesteps=1))
+    assert_refusal(exc, "NIR node 'lif'", "v_reset")
 
 
 def test_tau_shorter_than_dt_is_refused_naming_dt():
     ones = np.ones(3)
     lif = nir.LIF(tau=ones * 1e-3, r=ones * 10, v_leak=0 * ones, v_threshold=ones)  # snnTorch-style, beta 0.9
-    exc = refusal(lambda: from_nir(nir.NIRGraph.from_list(small_affine(), lif), dt=1.0))
+    exc = refusal(lambda: from_nir(nir.NIRGraph.from_list(small_affine(), lif), dt=1.0, timesteps=1))
     assert_refusal(exc, "NIR node 'lif'", "tau")
     assert "dt" in exc.fix
 
@@ -208,23 +220,60 @@ def test_exporting_layernorm_parameters_is_refused_but_a_bare_layernorm_is_not()
 # -- other conventions ----------------------------------------------------------------------
 def test_scale_folds_into_the_weights_it_feeds():
     affine, scale = small_affine(), np.array([1.0, 2.0, 0.5, -1.0])
-    net = from_nir(nir.NIRGraph.from_list(nir.Scale(scale=scale), affine))
+    net = from_nir(nir.NIRGraph.from_list(nir.Scale(scale=scale), affine), timesteps=1)
     assert np.array_equal(net.layers[0].weights, affine.weight * scale)
     assert net.layers[0].neuron is None  # no neuron node: a real-valued output
 
 
-def test_cuba_lif_is_read_as_lif_and_noted():
+def test_cuba_lif_is_read_with_its_synaptic_current():
     dt, ones = DT, np.ones(3)
-    tau_mem, tau_syn = dt / (1 - 0.8), dt  # snnTorch Synaptic(alpha=0, beta=0.8) as it exports
+    tau_mem, tau_syn = dt / (1 - 0.8), dt / (1 - 0.5)  # snnTorch Synaptic(alpha=0.5, beta=0.8) as it exports
     cuba = nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem, r=ones * tau_mem / dt, v_leak=0 * ones,
                        v_threshold=ones * 0.7, w_in=ones * tau_syn / dt)
     affine = small_affine()
-    net = from_nir(nir.NIRGraph.from_list(affine, cuba))
-    layer = net.layers[0]
-    assert layer.neuron.model == "lif" and layer.neuron.vth == 0.7
-    assert layer.neuron.leak == pytest.approx(0.8, rel=1e-12)
+    layer = from_nir(nir.NIRGraph.from_list(affine, cuba), timesteps=4).layers[0]
+    assert layer.neuron.model == "cubalif" and layer.neuron.vth == 0.7
+    assert layer.neuron.leak == pytest.approx(0.8, rel=1e-12) and layer.neuron.syn_decay == pytest.approx(0.5)
     assert np.array_equal(layer.weights, affine.weight)  # gain 1: weights kept as they are
-    assert "tau_syn" in net.metadata["nir_notes"][0]
+
+
+def test_a_graph_without_a_timestep_count_is_refused_and_the_input_gives_one():
+    graph = nir.NIRGraph.from_list(small_affine(), nir.IF(r=np.ones(3) / DT, v_threshold=np.ones(3)))
+    exc = refusal(lambda: from_nir(graph))
+    assert_refusal(exc, "NIR graph", "timesteps")
+    assert "inputs=" in exc.fix
+    net = from_nir(graph, inputs=np.zeros((7, 1, 4), np.uint8))
+    assert [lay.timesteps for lay in net.layers] == [7]
+
+
+def test_if_and_lif_take_one_euler_step_of_dt_and_v_leak_is_a_constant_current():
+    affine, ones = small_affine(), np.ones(3)
+    # IF: dv/dt = R I, so R = 2/dt doubles the weights; LIF: tau dv/dt = v_leak - v + R I
+    net = from_nir(nir.NIRGraph.from_list(affine, nir.IF(r=2 * ones / DT, v_threshold=ones)), timesteps=1)
+    assert np.allclose(net.layers[0].weights, 2 * affine.weight)
+    tau = DT / (1 - 0.75)
+    lif = nir.LIF(tau=ones * tau, r=ones, v_leak=ones * 0.5, v_threshold=ones, v_reset=ones * -0.25)
+    layer = from_nir(nir.NIRGraph.from_list(affine, lif), timesteps=1).layers[0]
+    assert np.allclose(layer.weights, affine.weight * 0.25)     # gain R dt / tau = 0.25
+    assert np.allclose(layer.bias, 0.25 * 0.5)                  # (dt / tau) v_leak every step
+    assert (layer.neuron.reset, layer.neuron.v_reset, layer.neuron.fire) == ("hard", -0.25, ">")
+
+
+def test_per_neuron_thresholds_and_time_constants_are_read_per_neuron():
+    affine, ones = small_affine(), np.ones(3)
+    taus = DT / (1 - np.array([0.5, 0.75, 0.875]))
+    lif = nir.LIF(tau=taus, r=taus / DT, v_leak=0 * ones, v_threshold=np.array([1.0, 1.0, 2.0]))
+    neuron = from_nir(nir.NIRGraph.from_list(affine, lif), timesteps=1).layers[0].neuron
+    assert neuron.vth.tolist() == [1.0, 1.0, 2.0] and np.allclose(neuron.leak, [0.5, 0.75, 0.875])
+
+
+def test_unit_r_puts_the_gain_into_the_weights():
+    net = mlp()
+    graph = to_nir(net, unit_r=True)
+    lif = graph.nodes["fc1.neuron"]
+    assert np.all(lif.r == 1) and np.allclose(graph.nodes["fc1"].weight, net["fc1"].weights / (1 - 0.9))
+    back = from_nir(graph)
+    assert np.allclose(back["fc1"].weights, net["fc1"].weights) and np.allclose(back["fc1"].bias, net["fc1"].bias)
 
 
 # -- (4) files ------------------------------------------------------------------------------

@@ -45,10 +45,13 @@ def test_a_rate_is_a_number_in_the_unit_interval(rate, ok):
 
 
 def test_the_neuron_rules_cover_every_neuron_field_and_name_the_models_in_their_fix():
-    assert set(NEURON_RULES) == {"model", "vth", "leak", "levels"} == set(Neuron.__dataclass_fields__)
+    assert set(NEURON_RULES) == {"model", "vth", "leak", "levels", "reset", "v_reset", "reset_order", "fire",
+                                 "syn_decay"} == set(Neuron.__dataclass_fields__)
     assert all(model in NEURON_RULES["model"].fix for model in NEURON_MODELS)
     assert NEURON_RULES["leak"].holds(1.0) and not NEURON_RULES["leak"].holds(0.0)
     assert NEURON_RULES["levels"].holds(3) and not NEURON_RULES["levels"].holds(True)
+    assert NEURON_RULES["vth"].holds([0.5, 2.0]) and not NEURON_RULES["vth"].holds([0.5, 0.0])  # per neuron
+    assert NEURON_RULES["syn_decay"].holds(None) and NEURON_RULES["syn_decay"].holds(0.0)
 
 
 def test_check_mask_returns_booleans_and_names_the_field_it_was_given():
@@ -79,7 +82,9 @@ def test_a_bad_rate_is_refused_alike_by_the_ir_a_card_and_the_command_line(rate,
     assert "--rate" in err and RATE.problem in err and RATE.fix in err
 
 
-@pytest.mark.parametrize("field, value", [("model", "izhikevich"), ("vth", 0.0), ("leak", 1.5), ("levels", 0)])
+@pytest.mark.parametrize("field, value", [("model", "izhikevich"), ("vth", 0.0), ("leak", 1.5), ("levels", 0),
+                                          ("reset", "zero"), ("reset_order", "never"), ("fire", "=>"),
+                                          ("syn_decay", 1.5)])
 def test_a_bad_neuron_is_refused_alike_by_the_ir_and_a_card(field, value, tmp_path):
     rule = NEURON_RULES[field]
     with pytest.raises(NeurosimError) as info:

@@ -37,7 +37,8 @@ from torch import nn
 from ..errors import NeurosimError
 from ..ir import NETWORK_INPUT, Attention, Conv2dShape, EncoderTag, Layer, Network, Neuron, Norm
 from .encoder import SpikingEncoder
-from .neurons import LIF
+from .frameworks import known_neurons, read_neuron
+from .neurons import LIF, neuron_module
 
 PASS_THROUGH = (nn.Flatten, nn.Dropout, nn.Identity)
 
@@ -59,82 +60,47 @@ def from_torch(module: nn.Module, example_input: torch.Tensor, *, timesteps: int
 
 
 # -- neuron modules ------------------------------------------------------------------
-def _foreign_neurons() -> dict[type, str]:
-    """snnTorch / SpikingJelly neuron types, detected only when the package is importable."""
-    found: dict[type, str] = {}
-    try:
-        import snntorch
-        found[snntorch.Leaky] = "snntorch.Leaky"
-    except (ImportError, AttributeError):
-        pass
-    for path in ("spikingjelly.activation_based.neuron", "spikingjelly.clock_driven.neuron"):
-        try:
-            mod = __import__(path, fromlist=["LIFNode"])
-            found[mod.LIFNode] = "spikingjelly LIFNode"
-        except (ImportError, AttributeError):
-            pass
-    return found
-
-
 def _supported_list() -> str:
     names = ["SpikingEncoder", "nn.Sequential of nn.Linear", "nn.Conv2d", "nn.Flatten", "nn.Dropout", "nn.Identity",
-             "neurosim LIF", "neurosim GIF"] + sorted(set(_foreign_neurons().values()))
+             "neurosim LIF", "neurosim GIF", "neurosim CubaLIF"] + sorted(set(known_neurons().values()) - {
+                 "snntorch.RLeaky"})
     return ", ".join(names)
 
 
 def _unsupported(cls: str, where: str) -> NeurosimError:
-    extra = "" if _foreign_neurons() else " (snnTorch Leaky / SpikingJelly LIFNode too, once installed)"
+    extra = "" if known_neurons() else " (snnTorch Leaky/Synaptic, SpikingJelly LIFNode/IFNode/ParametricLIFNode " \
+        "too, once installed)"
     return NeurosimError(where, "module", f"{cls} is not supported by the PyTorch front end",
                          f"use only: {_supported_list()}{extra}")
 
 
-def _scalar(value, where: str, fld: str) -> float:
-    t = torch.as_tensor(value, dtype=torch.float64).detach()
-    if t.numel() != 1 and not bool((t == t.flatten()[0]).all()):
-        raise NeurosimError(where, fld, "differs between neurons", "the IR holds one value per layer: use a scalar")
-    return float(t.flatten()[0])
-
-
 @dataclass
 class _NeuronSpec:
-    """A neuron as the IR sees it, plus the input scale the source module applies."""
+    """A neuron as the IR sees it, the module that runs it here (to measure rates), and the input
+    scale the source module applies."""
 
-    model: LIF            # neurosim neuron that reproduces it (used to measure rates)
+    model: LIF
     neuron: Neuron
     input_scale: float = 1.0
 
 
 def _ir_neuron(lif: LIF) -> Neuron:
-    levels = lif.levels
-    model = "gif" if levels > 1 else ("if" if lif.leak == 1.0 else "lif")
-    return Neuron(model=model, vth=float(lif.threshold.detach()), leak=lif.leak, levels=levels)
+    return lif.to_ir()
 
 
-def _neuron_spec(m: nn.Module, where: str) -> _NeuronSpec | None:
-    """The neuron of a supported module, or None if `m` is not a neuron."""
+def _neuron_spec(m: nn.Module, where: str, unit_shape: tuple[int, ...]) -> _NeuronSpec | None:
+    """The neuron of a supported module, or None if `m` is not a neuron. `unit_shape` shapes per-neuron
+    parameters for the layer's output ((-1,) linear, (-1, 1, 1) conv: one per channel)."""
     if isinstance(m, LIF):
         return _NeuronSpec(m, _ir_neuron(m))
-    kind = _foreign_neurons().get(type(m))
-    if kind == "snntorch.Leaky":
-        mech = getattr(m, "reset_mechanism", "subtract")
-        if mech != "subtract":
-            raise NeurosimError(where, "reset_mechanism", f"snnTorch reset {mech!r}; the IR neuron resets by "
-                                "subtraction (docs/design.md eq. 1)", "build the Leaky with reset_mechanism='subtract'")
-        # snnTorch: mem = beta*mem + I - reset*threshold, as eq. 1; it fires on u > vth, the IR
-        # on u >= vth, which differs only where u lands exactly on the threshold.
-        lif = LIF(_scalar(m.threshold, where, "threshold"), _scalar(m.beta, where, "beta"))
-        return _NeuronSpec(lif, _ir_neuron(lif))
-    if kind == "spikingjelly LIFNode":
-        if getattr(m, "v_reset", None) is not None:
-            raise NeurosimError(where, "v_reset", "hard reset; the IR neuron resets by subtraction (docs/design.md eq. 1)",
-                                "build the LIFNode with v_reset=None (soft reset)")
-        tau = _scalar(m.tau, where, "tau")
-        # SpikingJelly charges H = V + (X - V)/tau (decay_input) or V - V/tau + X: leak = 1 - 1/tau.
-        # It subtracts the reset before the leak, the IR after it: with tau > 1 the rates
-        # measured here are the IR neuron's, which differ slightly.
-        lif = LIF(_scalar(m.v_threshold, where, "v_threshold"), 1.0 - 1.0 / tau)
-        return _NeuronSpec(lif, _ir_neuron(lif), 1.0 / tau if getattr(m, "decay_input", True) else 1.0)
-    return None
+    read = read_neuron(m, where)
+    if read is None:
+        return None
+    try:
+        read.neuron.validate(where)
+    except NeurosimError as exc:   # e.g. beta = 0: name the module and the IR rule's fix
+        raise NeurosimError(where, exc.field, exc.problem, exc.fix) from None
+    return _NeuronSpec(neuron_module(read.neuron, unit_shape), read.neuron, read.input_scale)
 
 
 # -- nn.Sequential ---------------------------------------------------------------------
@@ -175,7 +141,7 @@ def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: in
     plan: list[tuple[str, nn.Module, _NeuronSpec | None]] = []  # what to run each step
     for path, m in _flatten_sequential(seq):
         where = f"module '{path}' ({type(m).__name__})"
-        spec = _neuron_spec(m, where)
+        spec = _neuron_spec(m, where, (-1,) if len(shape) == 1 else (-1, 1, 1))
         if spec is not None:
             if not plan or not isinstance(plan[-1][1], (nn.Linear, nn.Conv2d)):
                 raise NeurosimError(where, "module", "a spiking neuron must directly follow an nn.Linear or "

@@ -8,37 +8,28 @@ weight node, with the spiking neuron that follows it folded in:
     Scale                                              ->  folded into the weights it feeds
     Input, Output, Flatten                             ->  shapes only
 
-NIR neurons are continuous-time equations and the graph stores no time step, so
-reading one means choosing a discretisation. The conventions used here:
+The neurons are read and written by NIR's own definitions (`nir_neurons`: one
+forward-Euler step of `dt`, reset to v_reset when v > v_threshold, the input
+gains moved into the weights; NIR 1.0 has no subtract reset, and what it
+cannot say is warned about and kept in the graph's metadata). Per-neuron
+thresholds and time constants become per-neuron IR values (conv: per channel).
 
-* dt = 1e-4 by default (`DT`): the step snnTorch and nirtorch export with.
-  Pass the exporter's step as `dt` for graphs from elsewhere.
-* LIF (tau dv/dt = v_leak - v + r I): one Euler step is
-  v <- (1 - dt/tau) v + (r dt/tau) I, so leak = 1 - dt/tau, and the input gain
-  r dt/tau multiplies the layer's weights and bias. A gain within 1e-5 of 1
-  (float32 rounding of snnTorch's r = tau/dt) counts as 1, so weights are kept
-  bit for bit. snnTorch's Leaky: beta = 1 - dt/tau = leak.
-* IF (dv/dt = r I) is read as the discrete step v <- v + r I (leak 1, gain r),
-  the way sinabs exports it and snnTorch imports it (r = 1); dt does not enter.
-* CubaLIF is read as LIF with leak = 1 - dt/tau_mem and gain
-  (r dt/tau_mem)(w_in dt/tau_syn). The IR neuron has no synaptic current, so its
-  decay (tau_syn) is dropped; each such node is listed in metadata['nir_notes'].
-* Reset: NIR resets to v_reset, the IR (docs/design.md eq. 1-3) by subtracting the
-  threshold. v_reset = 0 is read as the IR's reset (snnTorch exports its
-  subtract-reset Leaky that way); a non-zero v_reset or v_leak is refused.
-* An IR layer has one threshold and one leak: per-neuron values that differ are refused.
+NIR stores no timestep count: `from_nir` takes it from `timesteps=`, from the
+input spike tensor (`inputs=`), or from the metadata neurosim's `to_nir`
+writes, and refuses to guess otherwise.
+
 * NIR's Conv2d always has a bias; an all-zero one is read as no bias (snnTorch
   writes zeros for bias=False).
 
 `to_nir` writes the same conventions back (LIF: tau = dt/(1 - leak), r = tau/dt;
-leak 1: IF with r = 1), so IR -> NIR -> IR gives the same layers, with the leak
+leak 1: IF with r = 1/dt), so IR -> NIR -> IR gives the same layers, with the leak
 back to within one float64 rounding (exactly, for values such as 0.9 or 0.75).
-NIR has no place for timesteps, seq_len, weight bit width, rates, encoder
-tags or a bare LayerNorm (`Norm()`, counted but not applied); they are not
-exported. A layer whose norm has a residual add or LayerNorm parameters is
-refused (no NIR node; dropping them would change the network). A neuron
-mask is exported as zeroed weight rows and bias, which keeps the pruned
-neurons silent.
+NIR has no place for seq_len, weight bit width, rates, encoder tags or a bare
+LayerNorm (`Norm()`, counted but not applied); they are not exported (the
+timesteps go into the metadata). A layer whose norm has a residual add or
+LayerNorm parameters is refused (no NIR node; dropping them would change the
+network). A neuron mask is exported as zeroed weight rows and bias, which
+keeps the pruned neurons silent.
 """
 
 from __future__ import annotations
@@ -50,7 +41,9 @@ import nir
 import numpy as np
 
 from ..errors import NeurosimError
-from ..ir import NEURON_RULES, Conv2dShape, Layer, Network, Neuron
+from ..ir import Conv2dShape, Layer, Network
+from .nir_neurons import METADATA_KEY, ReadNode, not_sayable, read_node, restore, warn_export, warn_import, \
+    write_node
 
 DT = 1e-4
 GAIN_RTOL = 1e-5
@@ -64,23 +57,6 @@ def _fail(where: str, field: str, problem: str, fix: str) -> None:
     raise NeurosimError(where, field, problem, fix)
 
 
-def _uniform(values, where: str, field: str) -> float:
-    """The one value a per-neuron NIR array holds; refused if the neurons differ."""
-    a = np.asarray(values, dtype=float).ravel()
-    if a.size == 0:
-        _fail(where, field, "is empty", f"give the node's {field}")
-    if (a != a[0]).any():
-        _fail(where, field, f"differs between neurons ({a.min():g} to {a.max():g}), but an IR layer holds "
-              f"one {field} for all its neurons", f"give every neuron of this node the same {field}")
-    return float(a[0])
-
-
-def _require_zero(values, where: str, field: str) -> None:
-    if np.any(np.asarray(values) != 0):
-        _fail(where, field, "is not zero; the IR neuron rests at 0 and resets by subtracting the threshold",
-              f"export the neurons with {field} = 0")
-
-
 def _square(value, where: str, field: str) -> int:
     """One integer for both spatial axes (the IR's conv2d is square)."""
     if isinstance(value, str):
@@ -91,40 +67,6 @@ def _square(value, where: str, field: str) -> int:
     if (v != v[0]).any():
         _fail(where, field, f"differs between height and width ({v.tolist()})", f"use the same {field} on both axes")
     return int(v[0])
-
-
-def _leak(tau: float, dt: float, where: str, field: str) -> float:
-    leak = 1.0 - dt / tau
-    if not NEURON_RULES["leak"].holds(leak):
-        _fail(where, field, f"{field} = {tau:g} with dt = {dt:g} gives leak 1 - dt/{field} = {leak:g}, "
-              "outside (0, 1]", "pass from_nir(..., dt=...) the time step the exporter used "
-              f"(snnTorch, nirtorch: {DT:g}); {field} must exceed dt")
-    return leak
-
-
-# -- one reader per NIR node kind ---------------------------------------------------------
-def _read_if(node: nir.IF, where: str, dt: float) -> tuple[Neuron, np.ndarray]:
-    _require_zero(node.v_reset, where, "v_reset")
-    return Neuron("if", _uniform(node.v_threshold, where, "v_threshold"), 1.0), np.asarray(node.r)
-
-
-def _read_lif(node: nir.LIF, where: str, dt: float) -> tuple[Neuron, np.ndarray]:
-    _require_zero(node.v_reset, where, "v_reset")
-    _require_zero(node.v_leak, where, "v_leak")
-    tau = _uniform(node.tau, where, "tau")
-    neuron = Neuron("lif", _uniform(node.v_threshold, where, "v_threshold"), _leak(tau, dt, where, "tau"))
-    return neuron, np.asarray(node.r) * dt / tau
-
-
-def _read_cuba_lif(node: nir.CubaLIF, where: str, dt: float) -> tuple[Neuron, np.ndarray]:
-    _require_zero(node.v_reset, where, "v_reset")
-    _require_zero(node.v_leak, where, "v_leak")
-    tau = _uniform(node.tau_mem, where, "tau_mem")
-    neuron = Neuron("lif", _uniform(node.v_threshold, where, "v_threshold"), _leak(tau, dt, where, "tau_mem"))
-    return neuron, np.asarray(node.r) * dt / tau * np.asarray(node.w_in) * dt / np.asarray(node.tau_syn)
-
-
-NEURON_READERS = {nir.IF: _read_if, nir.LIF: _read_lif, nir.CubaLIF: _read_cuba_lif}
 
 
 def _read_affine(node: nir.Affine | nir.Linear, name: str, in_shape: tuple, where: str) -> tuple[Layer, tuple]:
@@ -170,13 +112,17 @@ def _fold_scale(layer: Layer, scale: np.ndarray, where: str) -> None:
     layer.weights = layer.weights * per_channel[:, 0].reshape(1, -1, 1, 1)
 
 
-def _apply_gain(layer: Layer, gain: np.ndarray, where: str) -> None:
-    """The neuron's input gain, moved into the weights and bias (the IR neuron adds its input as is)."""
-    if np.allclose(gain, 1.0, rtol=GAIN_RTOL, atol=0):
-        return
-    g = _uniform(gain, where, "r")
-    layer.weights = layer.weights * g
-    layer.bias = None if layer.bias is None else layer.bias * g
+def _apply_gain(layer: Layer, read: ReadNode) -> None:
+    """The neuron's input gain (one value or one per unit) moved into the weights and bias, and its constant
+    current into the bias: the IR neuron adds its input as it is."""
+    gain = read.gain
+    if not (np.ndim(gain) == 0 and np.isclose(gain, 1.0, rtol=GAIN_RTOL, atol=0)):  # float32 rounding of r
+        g = np.asarray(gain, dtype=float)
+        layer.weights = layer.weights * g.reshape((-1,) + (1,) * (layer.weights.ndim - 1))
+        layer.bias = None if layer.bias is None else layer.bias * g
+    if np.any(np.asarray(read.current) != 0):
+        units, _ = layer.spec.units(layer)
+        layer.bias = (np.zeros(units) if layer.bias is None else layer.bias) + read.current
 
 
 # -- import -------------------------------------------------------------------------------
@@ -246,38 +192,89 @@ def _weight_layer(key: str, node, ins: list[_Out], timesteps: int) -> tuple[Laye
     return layer, shape
 
 
-def from_nir(graph_or_path, *, dt: float = DT, timesteps: int = 1, name: str | None = None) -> Network:
+def _timesteps(timesteps: int | None, inputs, meta: dict, source: str) -> dict | int:
+    """The run length: given, the input's, or each layer's as neurosim's to_nir recorded it."""
+    if timesteps is not None:
+        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
+            _fail(source, "timesteps", f"must be a positive integer, got {timesteps!r}", "give timesteps >= 1")
+        return int(timesteps)
+    if inputs is not None:
+        x = np.asarray(inputs)
+        if x.ndim != 3:
+            _fail(source, "inputs", f"a {x.ndim}-D array; the timestep count comes from a (T, tokens, features) "
+                  "spike tensor", "give the spike input the network will run on, or timesteps=")
+        return int(x.shape[0])
+    recorded = meta.get(METADATA_KEY, {}).get("timesteps") if isinstance(meta.get(METADATA_KEY), dict) else None
+    if isinstance(recorded, dict) and recorded:
+        return {str(k): int(v) for k, v in recorded.items()}
+    _fail(source, "timesteps", "a NIR graph stores no timestep count, and neither timesteps= nor an input was given",
+          "pass from_nir(..., timesteps=T), or the input spike tensor as inputs= (its T is used)")
+
+
+def from_nir(graph_or_path, *, dt: float = DT, timesteps: int | None = None, inputs=None, reset: str | None = None,
+             name: str | None = None) -> Network:
     """An IR `Network` from a `nir.NIRGraph` or a NIR file (read with `nir.read`).
 
-    `dt` is the time step that turns NIR's time constants into leaks (see the
-    module docstring); `timesteps` is given to every layer, since NIR stores
-    none. The network is named `name`, else the graph's metadata 'name', else
-    the file's stem. The result has no spiking rates.
+    `dt` is the time step of one forward-Euler step of NIR's equations (see
+    nir_neurons). The timestep count is `timesteps`, else that of `inputs` (a
+    (T, tokens, features) spike tensor), else each layer's as neurosim's
+    `to_nir` recorded it; a graph with none of these is refused. `reset` is
+    None (NIR's definitions, or the conventions neurosim's metadata records)
+    or "subtract" (every neuron node as snnTorch's subtract reset). The network
+    is named `name`, else the graph's metadata 'name', else the file's stem.
+    The result has no spiking rates.
     """
     graph, source, stem = _load(graph_or_path)
+    if reset not in (None, "subtract"):
+        _fail(source, "reset", f"unknown reading {reset!r}", "use reset=None (NIR's own) or 'subtract'")
     meta = graph.metadata if isinstance(graph.metadata, dict) else {}
-    name = name or (meta.get("name") if isinstance(meta.get("name"), str) else None) or stem or "nir-graph"
     nodes = graph.nodes
+    for key, node in nodes.items():
+        _check_kind(key, node)
+    steps = _timesteps(timesteps, inputs, meta, source)
+    name = name or (meta.get("name") if isinstance(meta.get("name"), str) else None) or stem or "nir-graph"
     preds = {k: [] for k in nodes}
     succs = {k: [] for k in nodes}
     for src, dst in graph.edges:
         preds[dst].append(src)
         succs[src].append(dst)
-    for key, node in nodes.items():
-        _check_kind(key, node)
-
-    outs: dict[str, _Out] = {}
-    layers, notes, input_size = [], [], None
+    records = meta.get(METADATA_KEY, {}).get("neurons", {}) if isinstance(meta.get(METADATA_KEY), dict) else {}
+    reader = _Reader(nodes, preds, succs, dt, steps, records, reset)
     for key in _topological(nodes, preds, source):
-        node, where = nodes[key], f"NIR node '{key}'"
+        reader.visit(key)
+    if reader.input_size is None:
+        _fail(source, "nodes", "the graph has no Input node", "add a nir.Input giving the input shape")
+    warn_import(reader.spec_read, reader.unit_if)
+    metadata = {"source": "NIR", "nir_dt": dt, **({"nir_notes": reader.notes} if reader.notes else {})}
+    try:
+        return Network(name, reader.layers, input_size=reader.input_size, metadata=metadata)
+    except NeurosimError as exc:
+        raise NeurosimError(f"{source} ({exc.where})", exc.field, exc.problem, exc.fix) from None
+
+
+class _Reader:
+    """Walks a NIR graph in topological order, turning nodes into IR layers."""
+
+    def __init__(self, nodes, preds, succs, dt: float, steps, records: dict, reset: str | None):
+        self.nodes, self.preds, self.succs, self.dt, self.steps = nodes, preds, succs, dt, steps
+        self.records, self.reset = records, reset
+        self.outs: dict[str, _Out] = {}
+        self.layers: list[Layer] = []
+        self.notes: list[str] = []
+        self.spec_read: list[str] = []
+        self.unit_if: list[str] = []
+        self.input_size = None
+
+    def visit(self, key: str) -> None:
+        node, where, outs = self.nodes[key], f"NIR node '{key}'", self.outs
         if key in outs:  # a neuron already folded into the layer before it
-            continue
-        ins = [outs[p] for p in preds[key]]
+            return
+        ins = [outs[p] for p in self.preds[key]]
         if isinstance(node, nir.Input):
-            if input_size is not None:
+            if self.input_size is not None:
                 _fail(where, "type", "a second Input node; an IR network has one input", "merge the inputs")
             shape = tuple(int(d) for d in np.ravel(node.input_type["input"]))
-            input_size = int(np.prod(shape))
+            self.input_size = int(np.prod(shape))
             outs[key] = _Out(None, shape)
         elif isinstance(node, nir.Output):
             if any(i.scale is not None for i in ins):
@@ -293,35 +290,43 @@ def from_nir(graph_or_path, *, dt: float = DT, timesteps: int = 1, name: str | N
                 scale = np.asarray(node.scale, dtype=float)
                 outs[key] = replace(src, scale=scale if src.scale is None else src.scale * scale)
         elif isinstance(node, WEIGHT_NODES):
-            layer, shape = _weight_layer(key, node, ins, timesteps)
-            nxt = succs[key]
-            if len(nxt) == 1 and isinstance(nodes[nxt[0]], NEURON_NODES) and preds[nxt[0]] == [key]:
-                neuron_node, neuron_where = nodes[nxt[0]], f"NIR node '{nxt[0]}'"
-                layer.neuron, gain = NEURON_READERS[type(neuron_node)](neuron_node, neuron_where, dt)
-                _apply_gain(layer, gain, neuron_where)
-                if isinstance(neuron_node, nir.CubaLIF):
-                    notes.append(f"node '{nxt[0]}': CubaLIF read as LIF; its synaptic current's decay "
-                                 f"(tau_syn) is not modelled")
-                outs[nxt[0]] = _Out(key, shape)
-            else:
-                layer.neuron = None
-            outs[key] = _Out(key, shape)
-            layers.append(layer)
+            self._weight(key, node, ins)
         else:
             _fail(where, "edges", f"a {type(node).__name__} neuron must be fed by exactly one Affine, Linear or "
-                  f"Conv2d node that feeds nothing else, but reads {preds[key] or 'nothing'}",
+                  f"Conv2d node that feeds nothing else, but reads {self.preds[key] or 'nothing'}",
                   "put a weight node before each neuron node (an identity Linear if need be)")
-    if input_size is None:
-        _fail(source, "nodes", "the graph has no Input node", "add a nir.Input giving the input shape")
-    metadata = {"source": "NIR", "nir_dt": dt, **({"nir_notes": notes} if notes else {})}
-    try:
-        return Network(name, layers, input_size=input_size, metadata=metadata)
-    except NeurosimError as exc:
-        raise NeurosimError(f"{source} ({exc.where})", exc.field, exc.problem, exc.fix) from None
+
+    def _weight(self, key: str, node, ins: list[_Out]) -> None:
+        steps = self.steps if isinstance(self.steps, int) else self.steps.get(key, 1)
+        layer, shape = _weight_layer(key, node, ins, steps)
+        nxt = self.succs[key]
+        layer.neuron = None
+        if len(nxt) == 1 and isinstance(self.nodes[nxt[0]], NEURON_NODES) and self.preds[nxt[0]] == [key]:
+            self._neuron(layer, nxt[0])
+            self.outs[nxt[0]] = _Out(key, shape)
+        self.outs[key] = _Out(key, shape)
+        self.layers.append(layer)
+
+    def _neuron(self, layer: Layer, key: str) -> None:
+        node, where = self.nodes[key], f"NIR node '{key}'"
+        read = read_node(node, layer, where, self.dt)
+        changed = restore(read.neuron, self.records.get(key), self.reset)
+        if not changed:
+            self.spec_read.append(key)
+        self.notes += [f"node '{key}': {c}" for c in changed]
+        if isinstance(node, nir.IF) and np.all(np.asarray(node.r) == 1) and self.dt != 1:
+            self.unit_if.append(key)
+        layer.neuron = read.neuron
+        _apply_gain(layer, read)
 
 
 # -- export -------------------------------------------------------------------------------
-def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
+def _out_shape(layer: Layer) -> tuple:
+    c = layer.spec
+    return (c.out_channels, c.out_height, c.out_width) if layer.kind == "conv2d" else (layer.out_features,)
+
+
+def _weight_node(layer: Layer, factor: np.ndarray | None = None) -> tuple[object, tuple, tuple]:
     """The NIR weight node of a layer, with the input and output shapes it has in NIR."""
     where = f"layer '{layer.name}'"
     if layer.kind == "attention":
@@ -339,6 +344,10 @@ def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
     if layer.neuron_mask is not None:  # pruned neurons: no input, no bias, so they never fire
         keep = layer.neuron_mask.reshape((-1,) + (1,) * (w.ndim - 1))
         w, b = w * keep, (None if b is None else b * layer.neuron_mask)
+    if factor is not None:   # the neuron's input gain, carried by the weights (unit_r)
+        units, _ = layer.spec.units(layer)
+        f = factor.reshape(units, -1)[:, 0]
+        w, b = w * f.reshape((-1,) + (1,) * (w.ndim - 1)), (None if b is None else b * f)
     if layer.kind == "linear":
         node = nir.Linear(weight=w) if b is None else nir.Affine(weight=w, bias=b)
         return node, (layer.in_features,), (layer.out_features,)
@@ -348,24 +357,19 @@ def _weight_node(layer: Layer) -> tuple[object, tuple, tuple]:
     return node, (c.in_channels, c.in_height, c.in_width), (c.out_channels, c.out_height, c.out_width)
 
 
-def _neuron_node(layer: Layer, shape: tuple, dt: float):
-    nr = layer.neuron
-    if nr.levels != 1:
-        _fail(f"layer '{layer.name}'", "neuron.levels", f"multi-level spikes (levels = {nr.levels}) have no "
-              "NIR neuron", "export a binary-spike neuron (levels = 1)")
-    full = lambda value: np.full(shape, float(value))  # noqa: E731
-    if nr.leak == 1:
-        return nir.IF(r=full(1), v_threshold=full(nr.vth), v_reset=full(0))
-    tau = dt / (1 - nr.leak)
-    return nir.LIF(tau=full(tau), r=full(tau / dt), v_leak=full(0), v_threshold=full(nr.vth), v_reset=full(0))
-
-
-def to_nir(network: Network, *, dt: float = DT) -> nir.NIRGraph:
+def to_nir(network: Network, *, dt: float = DT, unit_r: bool = False) -> nir.NIRGraph:
     """A `nir.NIRGraph` of the network: Input, one Affine/Linear/Conv2d node per layer (named as the
-    layer) followed by an IF/LIF node ('<layer>.neuron') where it spikes, Flatten where a conv
-    output feeds a linear layer, and an Output per layer that nothing reads."""
+    layer) followed by an IF/LIF/CubaLIF node ('<layer>.neuron') where it spikes, Flatten where a conv
+    output feeds a linear layer, and an Output per layer that nothing reads.
+
+    Neurons NIR cannot state (subtract reset, reset after the leak, firing on >=) are written as
+    NIR's nearest node with a warning, and their conventions recorded in the metadata. `unit_r`
+    writes r = w_in = 1 and puts the neurons' input gain into the weights (for readers that ignore
+    r, such as norse)."""
     nodes: dict[str, object] = {}
     edges: list[tuple[str, str]] = []
+    records: dict[str, dict] = {}
+    problems: dict[str, list[str]] = {}
 
     def add(key: str, node, where: str) -> None:
         if key in nodes:
@@ -393,20 +397,31 @@ def to_nir(network: Network, *, dt: float = DT) -> nir.NIRGraph:
               "and NIR has no reshape node", "feed conv2d layers from conv2d layers or a (C, H, W) input")
 
     for layer in network.layers:
-        weight_node, need, shape = _weight_node(layer)
+        neuron_node, factor = write_node(layer, _out_shape(layer), dt, unit_r) if layer.neuron else (None, None)
+        weight_node, need, shape = _weight_node(layer, factor)
         add(layer.name, weight_node, f"layer '{layer.name}'")
         for src in layer.inputs or [None]:
             edges.append((feed(src, need, layer), layer.name))
         out_key[layer.name], out_shape[layer.name] = layer.name, shape
-        if layer.neuron is not None:
+        if neuron_node is not None:
             key = f"{layer.name}.neuron"
-            add(key, _neuron_node(layer, shape, dt), f"layer '{layer.name}'")
+            add(key, neuron_node, f"layer '{layer.name}'")
             edges.append((layer.name, key))
             out_key[layer.name] = key
+            missing = not_sayable(layer.neuron)
+            if missing:
+                problems[layer.name] = missing
+                records[key] = {k: getattr(layer.neuron, k) for k in ("reset", "reset_order", "fire", "v_reset")}
 
     sinks = [lay.name for lay in network.layers if not network.consumers(lay.name)]
     for name in sinks:
         key = "output" if len(sinks) == 1 else f"output.{name}"
         add(key, nir.Output(output_type=np.array(out_shape[name])), f"layer '{name}'")
         edges.append((out_key[name], key))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"name": network.name})
+    warn_export(problems)
+    own = {"timesteps": {lay.name: lay.timesteps for lay in network.layers}}
+    if records:
+        own["neurons"] = records
+        own["note"] = ("NIR 1.0 has no subtract reset, no reset after the leak and no '>=' rule: these neurons are "
+                       "written as NIR's nearest node; 'neurons' gives their own conventions")
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"name": network.name, METADATA_KEY: own})

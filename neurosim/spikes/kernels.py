@@ -218,30 +218,58 @@ def accumulate(ptr, idx, val, wt, cur):
             e += 1
 
 
-@Kernel
-def fire(cur, scale, bias, u, spk, leak, vth, levels, totals, values, counts):
-    """docs/design.md eq. 1-3 for one step: u = leak*u + I - s_prev*vth; spike when u >= vth.
+# Neuron conventions (ir.Neuron), as bits of `fire`'s `flags`:
+HARD_RESET = 1      # u <- v_reset on a spike (else subtract s * vth)
+RESET_FIRST = 2     # the spike's reset lands before the next step's leak (else after it, with the input)
+STRICT = 4          # fire on u > vth (else u >= vth)
+SYNAPTIC = 8        # a synaptic current i <- decay * i + I feeds the membrane (CubaLIF)
 
-    I = cur * scale + bias; spk holds s_prev on entry and the new spikes on
-    return. A GIF neuron (levels > 1) emits floor(u / vth) clamped to levels;
-    its spike values are summed in `values`. Events per token go to `counts`;
-    returns their total.
+
+@Kernel
+def fire(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels, totals, values, counts):
+    """ir.Neuron's step for every (token, live output): reset, leak, integrate, fire.
+
+    I = cur * scale + bias (with SYNAPTIC: i = decay * i + I, then I = i); leak_first:
+    u = (leak*u + I) - s_prev*vth, or v_reset; RESET_FIRST: u = leak*(u - s_prev*vth, or v_reset) + I.
+    The float32 operations are in the order snnTorch and SpikingJelly use, so integer-valued
+    and dyadic inputs give their membranes bit for bit. `leak`, `vth`, `decay` hold one value per
+    live output. spk holds s_prev on entry and the new spikes on return. A GIF neuron (levels > 1)
+    emits how many multiples of vth u reaches (>=) or exceeds (>), at most `levels`; its spike
+    values are summed in `values`. Events per token go to `counts`; returns their total.
     """
     n, L = u.shape
+    hard, first = (flags & HARD_RESET) != 0, (flags & RESET_FIRST) != 0
+    strict, synaptic = (flags & STRICT) != 0, (flags & SYNAPTIC) != 0
     events = 0
     for i in prange(n):
         fired = 0
         for o in range(L):
-            x = leak * u[i, o] + (cur[i, o] * scale[o] + bias[o]) - np.float32(spk[i, o]) * vth
-            u[i, o] = x
-            s = np.uint8(1) if x >= vth else np.uint8(0)
+            x = cur[i, o] * scale[o] + bias[o]
+            if synaptic:
+                x = decay[o] * syn[i, o] + x
+                syn[i, o] = x
+            s = spk[i, o]
+            v = u[i, o]
+            if first:
+                if s != 0:
+                    v = v_reset if hard else v - np.float32(s) * vth[o]
+                v = leak[o] * v + x
+            else:
+                v = leak[o] * v + x
+                if s != 0:
+                    v = v_reset if hard else v - np.float32(s) * vth[o]
+            u[i, o] = v
+            up = v > vth[o] if strict else v >= vth[o]
+            s = np.uint8(1) if up else np.uint8(0)
             spk[i, o] = s
             totals[i, o] += s
             fired += s
         if levels > 1 and fired:
             for o in range(L):
                 if spk[i, o]:
-                    k = min(np.int64(np.floor(u[i, o] / vth)), levels)
+                    q = u[i, o] / vth[o]
+                    k = np.int64(np.ceil(q)) - 1 if strict else np.int64(np.floor(q))
+                    k = min(k, levels)
                     spk[i, o] = k
                     values[i, o] += k
         counts[i] = fired
