@@ -10,9 +10,10 @@ script:
 
 * mapping_crossover.png: latency (top) and energy (bottom) per inference
   against total on-chip SRAM, one column per model (smallest first); lines:
-  closed form, markers: simulator; grey: where spatial unrolling does not fit;
-  dotted: the model's weight size; arrow: where sequential (spikes) overtakes
-  spatial in the simulator's latency.
+  closed form, markers: simulator; light grey: where spatial unrolling does
+  not fit, dark grey: where no mapping fits (a core cannot hold one output
+  neuron of a layer); dotted: the model's weight size; arrow: where sequential
+  (spikes) overtakes spatial in the simulator's latency.
 * mapping_crossover.md: the numbers behind the figure.
 """
 
@@ -47,7 +48,9 @@ def crossover(df, model: str, engine: str) -> dict:
     en = g.pivot_table(index="onchip_mib", columns="label", values="energy_pj")
     sp, ss, sr = piv.get("spatial"), piv.get("sequential (spikes)"), piv.get("sequential (rates)")
     fits = sp.dropna().index
-    out = {"spatial_min_mib": float(fits.min()) if len(fits) else None}
+    seq_fits = sr.dropna().index
+    out = {"spatial_min_mib": float(fits.min()) if len(fits) else None,
+           "sequential_min_mib": float(seq_fits.min()) if len(seq_fits) else None}
     faster = [m for m in fits if sp[m] <= ss[m]]
     out["spatial_beats_spikes_from_mib"] = float(min(faster)) if faster else None
     slower = [m for m in fits if sp[m] > ss[m]]
@@ -56,8 +59,8 @@ def crossover(df, model: str, engine: str) -> dict:
     out["rates_fastest_everywhere"] = bool((sr.loc[fits] <= sp.loc[fits]).all() and (sr <= ss).all())
     out["rates_cheapest_everywhere"] = bool((en["sequential (rates)"] <= en.drop(columns="sequential (rates)")
                                              .min(axis=1).fillna(float("inf"))).all())
-    lo, hi = en["sequential (rates)"].iloc[0], en["sequential (rates)"].iloc[-1]
-    out["rates_energy_small_vs_large"] = lo / hi
+    rates = en["sequential (rates)"].dropna()   # from the smallest memory where it fits
+    out["rates_energy_small_vs_large"] = rates.iloc[0] / rates.iloc[-1]
     return out
 
 
@@ -88,6 +91,10 @@ def figure(df, path: Path) -> None:
                     ax.plot(s["onchip_mib"], s[value] * scale, color=color, **style,
                             label=f"{label} ({'closed form' if engine == 'analytic' else 'simulator'})")
             xmin = g["onchip_mib"].min()
+            seq_fits = g[(g["label"] != "spatial") & (g["status"] == "ok")]["onchip_mib"]
+            if len(seq_fits) and seq_fits.min() > xmin:
+                ax.axvspan(xmin / 1.2, seq_fits.min() / 1.19, color="0.7", zorder=0.5,
+                           label="no mapping fits (a core cannot hold one output neuron)")
             if len(fits):
                 ax.axvspan(xmin / 1.2, fits.min() / 1.19, color="0.88", zorder=0,
                            label="spatial does not fit")
@@ -117,7 +124,7 @@ def figure(df, path: Path) -> None:
                                 xytext=(x * 2.2, y * 1.6), fontsize=7, ha="left", va="bottom",
                                 arrowprops=dict(arrowstyle="->", lw=0.8))
     handles, labels = axes[0, -1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle("Spatial unrolling vs sequential mapping as on-chip memory shrinks "
                  "(1296-core 45 nm chip, SRAM per core 2 KiB to 512 KiB)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 0.97))
@@ -130,17 +137,19 @@ def summary(df) -> str:
     lines = ["# Mapping crossover: numbers behind mapping_crossover.png", "",
              f"Sweep: `sweeps/memory-vs-mapping.yaml`, {len(df)} points "
              f"({(df['status'] == 'ok').sum()} feasible). Regenerate: `python analysis/mapping_crossover.py`.", "",
-             "| model | weights | engine | spatial fits from | spatial faster than sequential (spikes) from | "
-             "sequential (spikes) faster at or below | sequential (rates) fastest everywhere | "
-             "sequential (rates) cheapest everywhere | sequential (rates) energy, 2 KiB vs 512 KiB per core |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | weights | engine | sequential fits from | spatial fits from | "
+             "spatial faster than sequential (spikes) from | sequential (spikes) faster at or below | "
+             "sequential (rates) fastest everywhere | sequential (rates) cheapest everywhere | "
+             "sequential (rates) energy, smallest memory where it fits vs 648 MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v: "-" if v is None else f"{v:.3g} MiB"  # noqa: E731
     for m in models:
         w = df[df["model"] == m]["memory_weights_bytes"].max() / 2**20
         for engine in ("analytic", "sim"):
             c = crossover(df, m, engine)
             lines.append(f"| {m} | {w:.3g} MiB | {'closed form' if engine == 'analytic' else 'simulator'} | "
-                         f"{f(c['spatial_min_mib'])} | {f(c['spatial_beats_spikes_from_mib'])} | "
+                         f"{f(c['sequential_min_mib'])} | {f(c['spatial_min_mib'])} | "
+                         f"{f(c['spatial_beats_spikes_from_mib'])} | "
                          f"{f(c['overtaken_below_mib'])} | {'yes' if c['rates_fastest_everywhere'] else 'no'} | "
                          f"{'yes' if c['rates_cheapest_everywhere'] else 'no'} | "
                          f"{c['rates_energy_small_vs_large']:.2f}x |")
