@@ -68,8 +68,8 @@ def _supported_list() -> str:
 
 
 def _unsupported(cls: str, where: str) -> NeurosimError:
-    extra = "" if known_neurons() else " (snnTorch Leaky/Synaptic, SpikingJelly LIFNode/IFNode/ParametricLIFNode " \
-        "too, once installed)"
+    extra = "" if known_neurons() else " (snnTorch Leaky/Synaptic, SpikingJelly LIFNode/IFNode/ParametricLIFNode/" \
+        "CUBALIFNode too, once installed)"
     return NeurosimError(where, "module", f"{cls} is not supported by the PyTorch front end",
                          f"use only: {_supported_list()}{extra}")
 

@@ -17,7 +17,8 @@ The rules, as the installed sources run them (snntorch 1.0: `_neurons/leaky.py`,
   which the next step charges. `LIFNode` charges v + (x - (v - v_reset))/tau
   (decay_input) or v - (v - v_reset)/tau + x: leak = 1 - 1/tau, the input
   scaled by 1/tau with decay_input (moved into the weights). `IFNode` charges
-  v + x; `ParametricLIFNode` as LIFNode with 1/tau = sigmoid(w). A hard-reset
+  v + x; `ParametricLIFNode` as LIFNode with 1/tau = sigmoid(w); `CUBALIFNode`
+  c = c*c_decay + x, v*v_decay + c (a synaptic current). A hard-reset
   neuron starts at v_reset and leaks toward it: read with the membrane shifted
   by v_reset (threshold v_threshold - v_reset, reset to 0), which gives the
   same spikes.
@@ -48,7 +49,7 @@ class ReadNeuron:
 
 FRAMEWORK_NEURONS = {"snntorch": ("snntorch", ("Leaky", "Synaptic", "RLeaky")),
                      "spikingjelly": ("spikingjelly.activation_based.neuron",
-                                      ("LIFNode", "IFNode", "ParametricLIFNode"))}
+                                      ("LIFNode", "IFNode", "ParametricLIFNode", "CUBALIFNode"))}
 
 
 def known_neurons() -> dict[type, str]:
@@ -156,9 +157,20 @@ def _jelly_plif(m, where: str) -> ReadNeuron:
     return _jelly(m, where, 1.0 - q, q if m.decay_input else 1.0)
 
 
+def _jelly_cuba(m, where: str) -> ReadNeuron:
+    # c = c*c_decay + x; v = v*v_decay + c: the membrane decays toward 0, not v_reset, so no shift helps
+    if m.v_reset is not None and float(m.v_reset) != 0.0:
+        _refuse(where, "v_reset", "a CUBALIFNode resetting to a non-zero v_reset decays toward 0 from it, which the "
+                "IR neuron (reset and rest at one potential) cannot hold", "use v_reset=0.0 or None")
+    read = _jelly(m, where, float(m.v_decay), 1.0)
+    read.neuron.model, read.neuron.syn_decay = "cubalif", float(m.c_decay)
+    return read
+
+
 READERS = {"snntorch.Leaky": _snntorch_leaky, "snntorch.Synaptic": _snntorch_synaptic,
            "snntorch.RLeaky": _snntorch_rleaky, "spikingjelly LIFNode": _jelly_lif,
-           "spikingjelly IFNode": _jelly_if, "spikingjelly ParametricLIFNode": _jelly_plif}
+           "spikingjelly IFNode": _jelly_if, "spikingjelly ParametricLIFNode": _jelly_plif,
+           "spikingjelly CUBALIFNode": _jelly_cuba}
 
 
 def read_neuron(m: torch.nn.Module, where: str) -> ReadNeuron | None:
