@@ -292,19 +292,14 @@ class Attention(LayerSpec):
         self.head_mask = check_mask(self.head_mask, self.heads, "heads", where, "spec.head_mask")
 
 
-@dataclass
-class Conv2dShape(LayerSpec):
-    """Kind "conv2d": a square-kernel 2-D convolution; neuron mask and bias are per output channel."""
+class _Window:
+    """A square window sliding over a (height, width) map with a stride and zero padding: conv2d, pool2d."""
 
-    in_channels: int
-    out_channels: int
     in_height: int
     in_width: int
     kernel: int
-    stride: int = 1
-    padding: int = 0
-    kind: ClassVar[str] = "conv2d"
-    weight_layout: ClassVar[str] = "(out_c, in_c, k, k)"
+    stride: int
+    padding: int
 
     @property
     def out_height(self) -> int:
@@ -320,6 +315,60 @@ class Conv2dShape(LayerSpec):
         taps = np.arange(self.kernel)
         pos = starts[:, None] + taps[None, :]
         return ((pos >= 0) & (pos < size)).sum(axis=1)
+
+    def axis_fan_out(self, size: int, out_size: int) -> np.ndarray:
+        """For each input position along one axis, the output positions whose window holds it."""
+        pos = np.arange(size)[:, None] + self.padding - np.arange(self.kernel)[None, :]   # = out * stride
+        return ((pos >= 0) & (pos % self.stride == 0) & (pos // self.stride < out_size)).sum(axis=1)
+
+    def input_fan_out(self) -> np.ndarray:
+        """(in_height, in_width): the output positions each input position feeds, per output channel.
+
+        Exact at the borders: a padded window's taps that fall on padding connect nothing. One input
+        event at (c, y, x) costs input_fan_out()[y, x] ACs per live output channel (conv2d; pool2d:
+        its own channel only), and input_fan_out().sum() == valid_taps(rows).sum() * valid_taps(cols).sum().
+        With per-position input rates r[c, y, x] a layer's ACs per token and step are
+        live_out_channels * (r * input_fan_out()).sum() (conv2d; pool2d: the sum over live channels).
+        """
+        return np.outer(self.axis_fan_out(self.in_height, self.out_height),
+                        self.axis_fan_out(self.in_width, self.out_width))
+
+    def window_taps(self) -> int:
+        """Connections of one input channel to one output channel, summed over output positions."""
+        return int(self.valid_taps(self.in_height, self.out_height).sum()
+                   * self.valid_taps(self.in_width, self.out_width).sum())
+
+    def check_window(self, layer: Layer, where: str, names: tuple[str, ...]) -> None:
+        for name in names:
+            _check_positive_int(getattr(self, name), where, f"spec.{name}")
+        if isinstance(self.padding, bool) or not isinstance(self.padding, (int, np.integer)) or self.padding < 0:
+            _fail(where, "spec.padding", f"must be an integer >= 0, got {self.padding!r}", "use a non-negative padding")
+        if self.out_height < 1 or self.out_width < 1:
+            _fail(where, "spec.kernel", "the kernel does not fit in the padded input",
+                  "use a smaller kernel or more padding")
+
+    def check_features(self, layer: Layer, where: str, in_channels: int, out_channels: int) -> None:
+        if layer.in_features != in_channels * self.in_height * self.in_width:
+            _fail(where, "in_features", f"{layer.in_features} != channels*in_height*in_width = "
+                  f"{in_channels * self.in_height * self.in_width}", "make in_features match the input shape")
+        if layer.out_features != out_channels * self.out_height * self.out_width:
+            _fail(where, "out_features", f"{layer.out_features} != channels*out_height*out_width = "
+                  f"{out_channels * self.out_height * self.out_width}", "make out_features match the output shape")
+
+
+@dataclass
+class Conv2dShape(_Window, LayerSpec):
+    """Kind "conv2d": a square-kernel 2-D convolution; neuron mask and bias are per output channel."""
+
+    in_channels: int
+    out_channels: int
+    in_height: int
+    in_width: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    kind: ClassVar[str] = "conv2d"
+    weight_layout: ClassVar[str] = "(out_c, in_c, k, k)"
 
     def units(self, layer: Layer) -> tuple[int, str]:
         return self.out_channels, "output channels"
@@ -337,33 +386,72 @@ class Conv2dShape(LayerSpec):
 
     def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
         # only the taps that fall inside the input connect (padding adds none)
-        rows = self.valid_taps(self.in_height, self.out_height).sum()
-        taps = rows * self.valid_taps(self.in_width, self.out_width).sum()
         live_channels = live_out // (self.out_height * self.out_width)
-        return live_channels * self.in_channels * taps * live_in / layer.in_features
+        return live_channels * self.in_channels * self.window_taps() * live_in / layer.in_features
 
     def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
         live_channels = live_out // (self.out_height * self.out_width)
         return live_channels * self.in_channels * self.kernel * self.kernel * live_in / layer.in_features
 
     def validate(self, layer: Layer, where: str) -> None:
-        for name in ("in_channels", "out_channels", "in_height", "in_width", "kernel", "stride"):
-            _check_positive_int(getattr(self, name), where, f"spec.{name}")
-        if self.padding < 0:
-            _fail(where, "spec.padding", f"must be >= 0, got {self.padding}", "use a non-negative padding")
-        if self.out_height < 1 or self.out_width < 1:
-            _fail(where, "spec.kernel", "the kernel does not fit in the padded input",
-                  "use a smaller kernel or more padding")
-        if layer.in_features != self.in_channels * self.in_height * self.in_width:
-            _fail(where, "in_features", f"{layer.in_features} != in_channels*in_height*in_width = "
-                  f"{self.in_channels * self.in_height * self.in_width}", "make in_features match the conv input shape")
-        if layer.out_features != self.out_channels * self.out_height * self.out_width:
-            _fail(where, "out_features", f"{layer.out_features} != out_channels*out_height*out_width = "
-                  f"{self.out_channels * self.out_height * self.out_width}",
-                  "make out_features match the conv output shape")
+        self.check_window(layer, where, ("in_channels", "out_channels", "in_height", "in_width", "kernel", "stride"))
+        self.check_features(layer, where, self.in_channels, self.out_channels)
 
 
-LAYER_KINDS: dict[str, type[LayerSpec]] = {spec.kind: spec for spec in (Linear, Attention, Conv2dShape)}
+POOL_MODES = ("sum", "avg")
+
+
+@dataclass
+class Pool2dShape(_Window, LayerSpec):
+    """Kind "pool2d": sum or average pooling of each channel over square windows (NIR's SumPool2d,
+    AvgPool2d). No weights and no bias; an average divides by kernel^2, padding included (torch's
+    default). Without a neuron its output is real-valued (sums of spikes), so its readers do MACs."""
+
+    channels: int
+    in_height: int
+    in_width: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    mode: str = "sum"
+    kind: ClassVar[str] = "pool2d"
+    weight_layout: ClassVar[str] = "(none)"
+
+    @property
+    def scale(self) -> float:
+        return 1.0 if self.mode == "sum" else 1.0 / (self.kernel * self.kernel)
+
+    def units(self, layer: Layer) -> tuple[int, str]:
+        return self.channels, "channels"
+
+    def per_output(self, layer: Layer, per_unit: np.ndarray) -> np.ndarray:
+        return np.repeat(per_unit, self.out_height * self.out_width)
+
+    def weight_shape(self, layer: Layer) -> None:
+        return None
+
+    def live_outputs(self, layer: Layer) -> np.ndarray:
+        if layer.neuron_mask is None:
+            return np.ones(layer.out_features, bool)
+        return np.repeat(layer.neuron_mask, self.out_height * self.out_width)
+
+    def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
+        live_channels = live_out // (self.out_height * self.out_width)   # each output reads its own channel
+        return live_channels * self.window_taps() * live_in / layer.in_features
+
+    def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return 0.0
+
+    def validate(self, layer: Layer, where: str) -> None:
+        self.check_window(layer, where, ("channels", "in_height", "in_width", "kernel", "stride"))
+        if self.mode not in POOL_MODES:
+            _fail(where, "spec.mode", f"unknown pooling {self.mode!r}", "use 'sum' or 'avg'")
+        self.check_features(layer, where, self.channels, self.channels)
+        if layer.bias is not None:
+            _fail(where, "bias", "a pooling layer has no bias", "drop it")
+
+
+LAYER_KINDS: dict[str, type[LayerSpec]] = {spec.kind: spec for spec in (Linear, Attention, Conv2dShape, Pool2dShape)}
 
 
 def _spec_class(kind: Any, where: str) -> type[LayerSpec]:

@@ -41,7 +41,10 @@ from ..ir import Layer, Network
 from . import kernels
 from .handoff import HANDOFFS, INPUT, NetworkInput, regenerate
 from .neuron import NeuronArrays
+from .windows import Windows
 from .trace import LayerTrace, SpikeTrace
+
+WINDOW_KINDS = ("conv2d", "pool2d")
 
 
 class _Scratch:
@@ -76,23 +79,25 @@ class _State:
         self.live_idx = np.flatnonzero(self.live).astype(np.int64)
         L, m = len(self.live_idx), layer.out_features
         self.notes: list[str] = []
-        if layer.kind == "conv2d":
-            raise NeurosimError(where, "kind", "the spike engine does not propagate conv2d layers yet",
-                                "use cost.analytic for convolutional networks")
-        if layer.kind == "linear":
+        if layer.kind in ("linear", *WINDOW_KINDS):
             if len(layer.inputs) > 1:
                 raise NeurosimError(where, "inputs", f"reads {len(layer.inputs)} layers; the spike engine "
-                                    "propagates linear layers that read one layer (plus a residual)",
+                                    f"propagates {layer.kind} layers that read one layer (plus a residual)",
                                     "give the layer one input")
-            if layer.weights is None:
+            if layer.weights is None and layer.kind != "pool2d":
                 raise NeurosimError(where, "weights", "the spike engine needs weights and this layer has none",
                                     "extract a trained model (neurosim.from_torch) or give weights; for a timing "
                                     "run, neurosim.spikes.random_weights(net, seed) fills seeded random ones")
-            self._prepare_weights(layer)
+            if layer.kind == "linear":
+                self._prepare_weights(layer)
+            else:
+                self.windows = Windows(layer, self.live_idx)
+                self.scale, self.bias = np.ones(L, np.float32), self.windows.bias(layer)
             if self.compute == "ac" and self.sources[0] != INPUT and not net[self.sources[0]].spiking:
                 raise NeurosimError(where, "compute", "'ac' needs spiking inputs, but its input is real-valued",
                                     "set compute to 'mac' or make the input layer spike")
             self.live_in = live_inputs(net, layer)
+            self.dense_macs = round(n * layer.spec.connections(layer, self.live_in, L))   # as cost.analytic
         else:  # attention
             q, k, v = (net[s] for s in layer.inputs)
             if not (k.spiking and v.spiking):
@@ -120,6 +125,7 @@ class _State:
             self.out = np.zeros((n, m), np.float32)
             self.out_sum = None  # the stochastic handoff carries a real output's time average
         self.acs_per_step = np.zeros(steps, np.int64)
+        self.effective_acs_per_step = np.zeros(steps, np.int64)   # nonzero input x nonzero weight
         self.macs = self.other_ops = self.neuron_updates = 0
         self.input_events = {s: 0 for s in main}
         self.norm = None
@@ -151,6 +157,7 @@ class _State:
         else:
             self.wt = np.ascontiguousarray(wt, dtype=np.float32)  # no copy when stored that way already
             self.scale = np.ones(len(self.live_idx), np.float32)
+        self.nonzero_fan_out = np.count_nonzero(wt, axis=1).astype(np.int64)   # per input: effective ACs
         b = np.zeros(layer.out_features) if layer.bias is None else np.asarray(layer.bias)
         self.bias = np.ascontiguousarray(b[self.live_idx], dtype=np.float32)
 
@@ -171,6 +178,7 @@ class _State:
                 self.input_events[self.sources[0]] += len(idx)
                 if self.compute == "ac":
                     self.acs_per_step[t] = len(idx) * L
+                    self.effective_acs_per_step[t] = self.nonzero_fan_out[idx].sum()
                 else:   # spikes on a MAC datapath: a dense product every step
                     self.macs += n * self.live_in * L
             elif self.sources[0] == INPUT:  # the input current is the same every step: one product, held
@@ -182,6 +190,8 @@ class _State:
                 np.matmul(x, self.wt.astype(np.float32, copy=False), out=self.cur)
                 if self.compute == "mac":
                     self.macs += n * self.live_in * L
+        elif self.kind in WINDOW_KINDS:
+            self._window_step(t, inputs[0], events)
         else:
             self._attention_step(t, inputs)
         scale, bias = self.scale, self.bias
@@ -207,6 +217,26 @@ class _State:
                 self.out[:, self.live_idx] = self.cur * scale + bias
             if self.out_sum is not None:
                 self.out_sum += self.out
+
+    def _window_step(self, t: int, x: np.ndarray, events) -> None:
+        """conv2d / pool2d: input events through the windows (ACs), or a real input densely (MACs)."""
+        if x.dtype == np.uint8:
+            ev = events(0)
+            acs, effective = self.windows.spikes(ev, self.cur)
+            self.input_events[self.sources[0]] += len(ev[1])
+            if self.compute == "ac":
+                self.acs_per_step[t], self.effective_acs_per_step[t] = acs, effective
+            else:
+                self.macs += self.dense_macs
+        elif self.sources[0] == INPUT:  # the input current is the same every step: one product, held
+            if self.input_current is None:
+                self.windows.dense(x, self.cur)
+                self.input_current = self.cur.copy()
+                self.macs += self.dense_macs
+            self.cur[:] = self.input_current
+        else:
+            self.windows.dense(x, self.cur)
+            self.macs += self.dense_macs
 
     def _residual_and_norm(self, residual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """cur <- LN(cur * scale + bias + residual) in place; returns the (scale, bias) left to apply: 1, 0."""
@@ -238,7 +268,7 @@ class _State:
         cols = self.k_cols
         self.input_events[self.sources[1]] += int(np.count_nonzero(k if cols is None else k[:, cols]))
         self.input_events[self.sources[2]] += v_events
-        self.acs_per_step[t] = v_events * n
+        self.acs_per_step[t] = self.effective_acs_per_step[t] = v_events * n   # softmax weights are never 0
         self.macs += H * n * n * hd
         self.other_ops += H * n * n * SOFTMAX_OPS_PER_SCORE
 
@@ -264,7 +294,8 @@ class _State:
             name=layer.name, kind=layer.kind, timesteps=self.steps, spiking=self.spiking,
             compute="ac" if layer.kind == "attention" else self.compute, live=self.live,
             spike_bits=layer.neuron.spike_bits if self.spiking else 32,
-            input_spike_bits=input_spike_bits(net, layer), acs_per_step=self.acs_per_step, macs=self.macs,
+            input_spike_bits=input_spike_bits(net, layer), acs_per_step=self.acs_per_step,
+            effective_acs_per_step=self.effective_acs_per_step, macs=self.macs,
             other_ops=self.other_ops, neuron_updates=self.neuron_updates, input_events=dict(self.input_events),
             spikes_per_step=self.spikes_per_step if self.spiking else None, neuron_totals=totals,
             value_totals=values, raster=self.raster, seen=self.seen)

@@ -342,3 +342,80 @@ def attention_sum(st, vspk, heads, head_dim, cur):
             for i in range(n):
                 cur[i, h * head_dim + f] = out[f, i] * inv[i]
     return events
+
+
+@Kernel
+def conv_accumulate(ptr, idx, val, wk, height, width, out_w, stride, pad, cp):
+    """Event-driven 2-D convolution: each input event (channel c, row y, column x, value v) adds
+    v * wk[c, ky, kx] to the live output channels at every output position whose window holds it.
+
+    Events index the input channel-major (c * height * width + y * width + x); wk is
+    (in_channels, k, k, live out channels); cp (n, out_h * out_w, live out channels) is zeroed
+    here and filled position-major, so one tap adds one contiguous row. Output row oy takes input
+    row oy * stride - pad + ky; only taps that land inside the input are visited (padding adds nothing).
+    """
+    n = ptr.shape[0] - 1
+    k, lc = wk.shape[1], wk.shape[3]
+    out_h = cp.shape[1] // out_w
+    hw = height * width
+    for i in prange(n):
+        c_ = cp[i]
+        for p in range(c_.shape[0]):
+            for o in range(lc):
+                c_[p, o] = 0.0
+        for e in range(ptr[i], ptr[i + 1]):
+            j, v = idx[e], val[e]
+            c = j // hw
+            r = j - c * hw
+            y = r // width
+            x = r - y * width
+            for ky in range(k):
+                ty = y + pad - ky
+                if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
+                    continue
+                row0 = (ty // stride) * out_w
+                for kx in range(k):
+                    tx = x + pad - kx
+                    if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
+                        continue
+                    w = wk[c, ky, kx]
+                    dst = c_[row0 + tx // stride]
+                    for o in range(lc):
+                        dst[o] += v * w[o]
+
+
+@Kernel
+def pool_accumulate(ptr, idx, val, channel_slot, height, width, out_w, kernel, stride, pad, scale, cp):
+    """Event-driven sum (scale 1) or average (scale 1/k^2) pooling: each input event adds v * scale to
+    its own channel at every output position whose window holds it; channels whose slot is -1 are not
+    computed. cp (n, out_h * out_w, live channels) is zeroed here. Returns the adds made (ACs)."""
+    n = ptr.shape[0] - 1
+    out_h = cp.shape[1] // out_w
+    hw = height * width
+    adds = 0
+    for i in prange(n):
+        c_ = cp[i]
+        for p in range(c_.shape[0]):
+            for o in range(c_.shape[1]):
+                c_[p, o] = 0.0
+        for e in range(ptr[i], ptr[i + 1]):
+            j, v = idx[e], val[e] * scale
+            c = j // hw
+            slot = channel_slot[c]
+            if slot < 0:
+                continue
+            r = j - c * hw
+            y = r // width
+            x = r - y * width
+            for ky in range(kernel):
+                ty = y + pad - ky
+                if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
+                    continue
+                row0 = (ty // stride) * out_w
+                for kx in range(kernel):
+                    tx = x + pad - kx
+                    if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
+                        continue
+                    c_[row0 + tx // stride, slot] += v
+                    adds += 1
+    return adds

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..cost.analytic import live_synapses, needed_outputs
 from ..ir import Network
 from .handoff import INPUT
 
@@ -27,6 +28,7 @@ class LayerTrace:
     spike_bits: int                # bits of one output event (GIF: k levels -> ceil(log2(k+1)))
     input_spike_bits: int          # bits of one input event
     acs_per_step: np.ndarray       # (timesteps,) exact ACs: input events x live fan-out
+    effective_acs_per_step: np.ndarray   # (timesteps,) the ACs whose weight is nonzero (NeuroBench's count)
     macs: int                      # real-valued multiply-accumulates, whole run
     other_ops: int                 # softmax and LayerNorm element ops, whole run
     neuron_updates: int
@@ -40,6 +42,11 @@ class LayerTrace:
     @property
     def acs(self) -> int:
         return int(self.acs_per_step.sum())
+
+    @property
+    def effective_acs(self) -> int:
+        """ACs of nonzero input x nonzero weight: what hardware that skips zero weights performs."""
+        return int(self.effective_acs_per_step.sum())
 
     @property
     def spikes(self) -> int:
@@ -80,6 +87,10 @@ class SpikeTrace:
         return sum(lt.acs for lt in self.layers.values())
 
     @property
+    def effective_acs(self) -> int:
+        return sum(lt.effective_acs for lt in self.layers.values())
+
+    @property
     def macs(self) -> int:
         return sum(lt.macs for lt in self.layers.values())
 
@@ -88,7 +99,8 @@ class SpikeTrace:
         return sum(lt.other_ops for lt in self.layers.values())
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([dict(layer=lt.name, kind=lt.kind, timesteps=lt.timesteps, acs=lt.acs, macs=lt.macs,
+        return pd.DataFrame([dict(layer=lt.name, kind=lt.kind, timesteps=lt.timesteps, acs=lt.acs,
+                                  effective_acs=lt.effective_acs, macs=lt.macs,
                                   other_ops=lt.other_ops, neuron_updates=lt.neuron_updates,
                                   spikes_out=lt.spikes, asr=lt.rate, spike_bits=lt.spike_bits)
                              for lt in self.layers.values()])
@@ -101,7 +113,10 @@ def consumed_rate(net: Network, trace: SpikeTrace, source: str) -> tuple[float, 
     """The rate at which `source`'s events reached its consumers, and whether all consumers agree.
 
     rate = events integrated / (tokens x consumer's timesteps x live source
-    outputs), summed over consumers. This is the rate that makes the
+    outputs), summed over consumers; for a conv2d / pool2d consumer, whose
+    synapses per event depend on the event's position, its ACs / (tokens x
+    timesteps x live synapses), each event weighed by its fan-out (a padded
+    border's events reach fewer outputs). This is the rate that makes the
     structural count (spikes in x live fan-out) equal the engine's: under
     lockstep it is the source's own ASR; under the stochastic handoff it is
     the rate of the regenerated spikes, which differs from the source's ASR
@@ -119,6 +134,12 @@ def consumed_rate(net: Network, trace: SpikeTrace, source: str) -> tuple[float, 
     per = []
     for c in consumers:
         ct = trace[c.name]
+        if c.kind in ("conv2d", "pool2d") and ct.compute == "ac":
+            # an event's ACs depend on where it lands (fewer at a padded border): the rate that gives
+            # the closed form's count weighs each event by its fan-out, ACs / (tokens x steps x synapses)
+            synapses = live_synapses(net, c, int(needed_outputs(net, c).sum()))
+            per.append((ct.acs, trace.seq_len * ct.timesteps * synapses))
+            continue
         slots = trace.seq_len * ct.timesteps * width
         per.append((ct.input_events.get(source, 0), slots))
     events, slots = sum(e for e, _ in per), sum(s for _, s in per)
