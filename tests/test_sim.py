@@ -273,16 +273,17 @@ def test_spatial_fill_differs_from_the_closed_form_by_the_critical_path(bert, la
 
 
 def test_network_contention_makes_the_simulator_slower_than_the_closed_form(large):
-    # Named cause: contention. On the shipped 2-layer model the closed form finds the spatial pipeline
-    # bound by the network and charges total bits / network bandwidth. The simulator moves the same bits
-    # (the network is busy exactly that long) but transfers arrive in bursts at step ends and queue,
-    # stages wait for them, and the fill is not hidden: it is slower, by the time the network stands idle
-    # while stages wait (here the network is busy 98 % of the run, so contention adds about 2 %).
+    # Named cause: contention. With 2-bit links the spatial pipeline of the shipped 2-layer model is bound
+    # by the network even at its smallest allocation, and the closed form charges total bits / network
+    # bandwidth. The simulator moves the same bits (the network is busy exactly that long) but transfers
+    # arrive in bursts at step ends and queue, stages wait for them, and the fill is not hidden: slower.
     net = neurosim.load_model("spiking-sentiment-2l")
-    sim, closed = simulate(net, large, "spatial"), estimate(net, large, "spatial")
+    narrow = large.model_copy(update={"interconnect": large.interconnect.model_copy(
+        update={"link_bits_per_cycle": 2})}).loaded_from(large.path, large.energy)
+    sim, closed = simulate(net, narrow, "spatial"), estimate(net, narrow, "spatial")
     assert "latency bound by the on-chip network" in closed.notes
     assert sim.utilization["interconnect"] * sim.latency_cycles == pytest.approx(closed.latency_cycles, rel=1e-9)
-    assert sim.latency_cycles > closed.latency_cycles
+    assert sim.latency_cycles > 1.1 * closed.latency_cycles
     assert any("network contention" in n for n in sim.notes)
     _assert_same_events(sim, closed)
 

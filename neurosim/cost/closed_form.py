@@ -96,24 +96,15 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     n, T = chips.n, work.T
     alloc = layout.SpatialCores(work, chips, table)
     cores = alloc.cores
-    layer_cycles = layout.layer_cycles(work, cores, chips, table)      # whole cycles per step, over T steps
-    compute_cycles = (layer_cycles / T).max(axis=1) * (T + work.depth - 1)
+    compute_cycles, noc_cycles, layer_cycles = layout.spatial_latency(work, chips, table, cores, alloc.traffic)
+    cycles = np.maximum(compute_cycles, noc_cycles)
 
     ev = _op_events(work, chips, table.ac_includes_memory)
-    steps = layout.step_bits(work, chips)
-    noc_bits = np.zeros(n)
-    for i in range(work.L):
-        if work.spiking[i]:    # one packet per spike to every core of every consumer
-            dest = sum((cores[:, c] for c in work.consumers[i]), np.zeros(n, np.int64))
-            bits = work.spikes_out[i] * chips.packet_bits * dest
-            ev.core_read_bits = ev.core_read_bits + bits     # event queue at each destination core
-            ev.core_write_bits = ev.core_write_bits + bits
-        else:                  # dense values to each consumer
-            bits = steps[:, i] * T * max(1, len(work.consumers[i]))
-        noc_bits = noc_bits + bits
+    noc_bits, queue_bits = alloc.traffic.network_bits(cores), alloc.traffic.queue_bits(cores)
+    ev.core_read_bits = ev.core_read_bits + queue_bits     # event queue at each destination core
+    ev.core_write_bits = ev.core_write_bits + queue_bits
     ev.bit_mm = noc_bits * chips.avg_hops * chips.hop_mm
-    noc_cycles = noc_bits / chips.noc_rate
-    cycles = np.maximum(compute_cycles, noc_cycles)
+    steps = layout.step_bits(work, chips)
 
     weights = np.full(n, work.weight_bytes.sum())
     membrane = layout.state_bytes(work, chips).sum(axis=1)

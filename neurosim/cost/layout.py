@@ -131,8 +131,55 @@ class NeuronFit:
                 "layer is split over cores by output neurons")
 
 
+class SpatialTraffic:
+    """What the spatial mapping sends over the network per run, as a function of the cores per layer: a
+    spike is one packet to every core of every consuming layer (and one event-queue write and read
+    there); a real-valued output goes as dense values to each consumer."""
+
+    def __init__(self, work: Workload, chips: Chips):
+        steps = step_bits(work, chips)
+        self.dense = np.zeros(chips.n)                 # real-valued outputs: independent of the cores
+        self.per_core = np.zeros((chips.n, work.L))    # spike bits each core of a layer receives
+        for i in range(work.L):
+            if work.spiking[i]:
+                for c in work.consumers[i]:
+                    self.per_core[:, c] += work.spikes_out[i] * chips.packet_bits
+            else:
+                self.dense = self.dense + steps[:, i] * work.T * max(1, len(work.consumers[i]))
+
+    def queue_bits(self, cores: np.ndarray) -> np.ndarray:
+        """Event-queue bits written (and read) at destination cores, for `cores` ((..., n, L)) per layer."""
+        return (cores * self.per_core).sum(axis=-1)
+
+    def network_bits(self, cores: np.ndarray) -> np.ndarray:
+        return self.dense + self.queue_bits(cores)
+
+
+def spatial_latency(work: Workload, chips: Chips, table: EnergyTable, cores: np.ndarray,
+                    traffic: SpatialTraffic) -> tuple:
+    """(pipeline compute cycles, network cycles, per-layer cycles) of a spatial allocation: latency =
+    (T + depth - 1) x the slowest stage's whole cycles per step, or the network time if longer."""
+    per_layer = layer_cycles(work, cores, chips, table)
+    compute = (per_layer / work.T).max(axis=1) * (work.T + work.depth - 1)
+    return compute, traffic.network_bits(cores) / chips.noc_rate, per_layer
+
+
+# Candidate stage times for the spatial allocation: the minimum allocation's slowest stage time, then
+# STAGE_SHRINK times less at each step, down to 1e-4 of it (finer than 4096-fold parallelism needs).
+STAGE_SHRINK, STAGE_CANDIDATES = 0.8, 42
+
+
 class SpatialCores:
-    """Cores per layer in the spatial mapping, and whether the chip has enough."""
+    """Cores per layer in the spatial mapping, and whether the chip has enough.
+
+    Each layer first gets the cores its weights, membranes and a double-buffered output step need. Spare
+    cores are then given by a stated objective, the pipeline's latency: for each candidate stage time
+    tau (a grid that does not depend on the chip's core count), every layer gets the cores that bring its
+    compute per step under tau; the candidate with the lowest latency (compute or network, whichever
+    bounds) among those the chip has cores for wins, ties to the fewest cores. Cores that would not
+    lower the latency stay idle. A chip with more cores has every candidate of a smaller one, so more
+    cores never give a slower pipeline.
+    """
 
     def __init__(self, work: Workload, chips: Chips, table: EnergyTable):
         self.need_bytes = work.weight_bytes[None, :] + state_bytes(work, chips) + 2 * step_bits(work, chips) / 8
@@ -140,11 +187,48 @@ class SpatialCores:
         min_cores = np.maximum(1, np.ceil(self.need_bytes / chips.core_sram[:, None])).astype(np.int64)
         self.min_total = min_cores.sum(axis=1)
         self.fits = (self.min_total <= chips.cores) & self.neuron.fits
-        load = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
-                                            work.other_ops, table), np.ones(chips.n, np.int64), chips)
-        spare = np.maximum(chips.cores - self.min_total, 0)
-        share = spare[:, None] * load / np.maximum(load.sum(axis=1), 1e-30)[:, None]
-        self.cores = min_cores + np.floor(share).astype(np.int64)
+        self.traffic = SpatialTraffic(work, chips)
+        self.cores = self._by_latency(work, chips, table, min_cores)
+
+    def _by_latency(self, work: Workload, chips: Chips, table: EnergyTable, min_cores: np.ndarray) -> np.ndarray:
+        """The candidate with the lowest latency, found by bisection: along the grid (shrinking tau) every
+        layer's cores only grow, so compute time only falls, network traffic only rises, and the chip runs
+        out of cores at some candidate; the best is where compute meets the network, or the last that fits.
+        Only points whose chip holds the minimum allocation are searched (the others are infeasible)."""
+        one_core = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
+                                                work.other_ops, table), np.ones(chips.n, np.int64), chips)
+        ok = np.flatnonzero(self.fits)
+        one_core, least = one_core[ok], min_cores[ok]
+        start = (one_core / least).max(axis=1)          # slowest stage of the minimum allocation
+        rows = np.arange(len(ok))
+
+        def at(k: np.ndarray):
+            """Cores, compute and network cycles of candidate k[j] for each point j."""
+            tau = start * STAGE_SHRINK ** k
+            cores = np.maximum(least, np.ceil(one_core / tau[:, None] * (1 - 1e-12)))
+            per_step = np.ceil(one_core / cores / work.timesteps * (1 - 1e-12))   # whole cycles per step
+            compute = per_step.max(axis=1) * (work.T + work.depth - 1)
+            bits = self.traffic.dense[ok] + (cores * self.traffic.per_core[ok]).sum(axis=1)
+            return cores, compute, bits / chips.noc_rate[ok]
+
+        def first(test) -> np.ndarray:
+            """Per point, the first candidate in 0..K for which test(candidate) holds (K: none)."""
+            lo, hi = np.zeros(len(ok), np.int64), np.full(len(ok), STAGE_CANDIDATES)
+            while (lo < hi).any():
+                mid = (lo + hi) // 2
+                holds = test(np.minimum(mid, STAGE_CANDIDATES - 1)) & (lo < hi)
+                hi, lo = np.where(holds, mid, hi), np.where(holds | (lo >= hi), lo, mid + 1)
+            return lo
+
+        last = first(lambda k: at(k)[0].sum(axis=1) > chips.cores[ok]) - 1        # the last candidate that fits
+        meet = np.minimum(first(lambda k: np.greater_equal(*at(k)[:0:-1])), last)   # network >= compute
+        below = np.maximum(meet - 1, 0)
+        cores_meet, compute_meet, network_meet = at(meet)
+        cores_below, compute_below, network_below = at(below)
+        take_below = np.maximum(compute_below, network_below) <= np.maximum(compute_meet, network_meet)
+        chosen = min_cores.copy()
+        chosen[ok] = np.where(take_below[:, None], cores_below, cores_meet)
+        return chosen.astype(np.int64)
 
     def shortfall(self, work: Workload, chips: Chips, j: int) -> str:
         """Why point j's chip cannot hold the spatial mapping (the first shortfall)."""
