@@ -13,7 +13,8 @@ and returns arrays of shape (n, L) or (n,).
   the whole spike history (`spikes`) or as spike counts (`rates`); a real
   output is carried as its time average.
 * Spatial: each layer first gets the cores its weights, membranes and a
-  double-buffered output step need; spare cores are shared by compute work.
+  double-buffered output step need; spare cores go only where they lower
+  the pipeline's latency (`SpatialCores`), so more cores never slow it.
 * Sequential: all weights stay in core SRAM when they fit beside the largest
   layer's membranes; otherwise layers are pinned in order into half of the
   SRAM and the rest are streamed from DRAM. A layer whose streamed weights

@@ -5,7 +5,8 @@ same decisions (`cost.layout`), one event-level task per (layer tile, timestep):
 
 * every layer runs the network's largest T; each layer gets the cores that
   `cost.layout.SpatialCores` gives it (its weights, membranes and a
-  double-buffered output step, plus a share of the spare cores by work);
+  double-buffered output step, plus spare cores where they lower the
+  closed form's latency);
 * a layer's step t takes the closed form's `layout.compute_cycles` of that
   step's work on its cores: (ACs + neuron updates) / (cores x ACs per
   cycle) + (MACs + other ops) / (cores x MACs per cycle);
