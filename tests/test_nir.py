@@ -6,7 +6,7 @@ and carry a fix ("Fix: ..." in the message), as everywhere else in neurosim.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import nir
 import numpy as np
@@ -16,7 +16,7 @@ from neurosim.cards import load_model
 from neurosim.errors import NeurosimError
 from neurosim.frontend.nir_io import DT, from_nir, to_nir
 from neurosim.frontend.nir_neurons import NIRConventionWarning
-from neurosim.ir import Attention, Conv2dShape, Layer, Network, Neuron, Norm
+from neurosim.ir import Attention, Conv2dShape, Layer, Network, Neuron, Norm, Pool2dShape
 
 # Exports of neurosim's default neuron (subtract reset, >=) warn by design; the tests that are about it ask for it.
 pytestmark = pytest.mark.filterwarnings("ignore::neurosim.frontend.nir_neurons.NIRConventionWarning")
@@ -292,3 +292,53 @@ def test_a_file_that_is_not_nir_is_refused(tmp_path):
     path = tmp_path / "broken.nir"
     path.write_text("not hdf5")
     assert_refusal(refusal(lambda: from_nir(path)), str(path), "file")
+
+
+def pooled_stack() -> Network:
+    """conv -> LIF -> sum pool -> IF -> (flatten) -> linear, as NIR graphs of spiking CNNs have them."""
+    rng = np.random.default_rng(3)
+    conv = Conv2dShape(1, 2, 6, 6, 3, 1, 1)
+    pool = Pool2dShape(2, 6, 6, 2, 2, 0, "sum")
+    nir_lif = dict(reset="hard", reset_order="reset_first", fire=">")
+    return Network("pooled", [
+        Layer("conv", "conv2d", 36, 72, spec=conv, weights=rng.normal(size=(2, 1, 3, 3)),
+              neuron=Neuron("lif", 1.0, 0.5, **nir_lif)),
+        Layer("pool", "pool2d", 72, 18, inputs=["conv"], spec=pool, neuron=Neuron("if", 2.0, 1.0, **nir_lif)),
+        Layer("fc", "linear", 18, 3, inputs=["pool"], weights=rng.normal(size=(3, 18)), neuron=None),
+    ], input_size=36)
+
+
+def test_pooling_round_trips_through_nir_and_snntorch_reads_an_average_pool():
+    net = pooled_stack()
+    graph = to_nir(net)
+    assert isinstance(graph.nodes["pool"], nir.SumPool2d) and isinstance(graph.nodes["pool.neuron"], nir.IF)
+    assert ("pool.neuron", "pool.neuron.flatten") in graph.edges
+    assert_same_layers(net, from_nir(graph))
+    avg = replace(net["pool"], spec=replace(net["pool"].spec, mode="avg"), neuron=None)
+    graph = to_nir(Network("avg", [net["conv"], avg, net["fc"]], input_size=36))
+    assert isinstance(graph.nodes["pool"], nir.AvgPool2d)
+    pytest.importorskip("snntorch")
+    import torch
+    from snntorch.import_nir import import_from_nir
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in import_from_nir(graph).modules())
+
+
+def test_from_torch_reads_an_average_pool_and_its_rates_are_the_engines():
+    torch = pytest.importorskip("torch")
+    from neurosim.frontend import LIF, from_torch
+    from neurosim.spikes import run
+
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), LIF(0.5, 0.5), torch.nn.AvgPool2d(2),
+                              LIF(0.25), torch.nn.Flatten(), torch.nn.Linear(18, 3), LIF(1.0))
+    with torch.no_grad():
+        seq[0].weight.copy_(torch.randint(-2, 5, seq[0].weight.shape) / 4)
+        seq[0].bias.zero_()
+        seq[5].weight.copy_(torch.randint(-2, 5, seq[5].weight.shape) / 4)
+    x = (torch.rand(8, 1, 1, 6, 6, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    net = from_torch(seq, x, time_major=True)
+    assert [lay.kind for lay in net.layers] == ["conv2d", "pool2d", "linear"]
+    assert net["2"].spec == Pool2dShape(2, 6, 6, 2, 2, 0, "avg")
+    trace = run(net, x.reshape(8, 1, 36).numpy().astype(np.uint8))
+    for layer in net.layers:
+        assert trace[layer.name].rate == pytest.approx(layer.rate, abs=1e-12), layer.name

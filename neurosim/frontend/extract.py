@@ -28,40 +28,44 @@ weight or a mis-shaped checkpoint is refused naming the layer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import NeurosimError
-from ..ir import NETWORK_INPUT, Attention, Conv2dShape, EncoderTag, Layer, Network, Neuron, Norm
+from ..ir import NETWORK_INPUT, Attention, Conv2dShape, EncoderTag, Layer, Network, Neuron, Norm, Pool2dShape
 from .encoder import SpikingEncoder
 from .frameworks import known_neurons, read_neuron
 from .neurons import LIF, neuron_module
+from .sparsity import zero_masks
 
 PASS_THROUGH = (nn.Flatten, nn.Dropout, nn.Identity)
+LAYER_MODULES = (nn.Linear, nn.Conv2d, nn.AvgPool2d)   # each becomes one IR layer
 
 
 def from_torch(module: nn.Module, example_input: torch.Tensor, *, timesteps: int = 32, time_major: bool = False,
-               name: str | None = None) -> Network:
+               name: str | None = None, masks: bool = True) -> Network:
     """Build the IR of `module`; rates are measured on `example_input`.
 
     For a SpikingEncoder, `example_input` is a (batch, tokens) LongTensor and
     the timesteps are the model's own. For an nn.Sequential it is a (batch,
     ...) input current held for `timesteps` steps, or, with `time_major`, a
-    (T, batch, ...) tensor giving each step's input (e.g. spike trains).
+    (T, batch, ...) tensor giving each step's input (e.g. spike trains). With `masks`, an
+    nn.Sequential's all-zero weight rows and columns become neuron masks (frontend.sparsity).
     """
     if isinstance(module, SpikingEncoder):
         return _encoder_network(module, example_input, name or "spiking-encoder")
     if isinstance(module, nn.Sequential):
-        return _sequential_network(module, example_input, timesteps, time_major, name or "sequential")
+        return _sequential_network(module, example_input, timesteps, time_major, name or "sequential", masks)
     raise _unsupported(type(module).__name__, "the top-level module")
 
 
 # -- neuron modules ------------------------------------------------------------------
 def _supported_list() -> str:
-    names = ["SpikingEncoder", "nn.Sequential of nn.Linear", "nn.Conv2d", "nn.Flatten", "nn.Dropout", "nn.Identity",
+    names = ["SpikingEncoder", "nn.Sequential of nn.Linear", "nn.Conv2d", "nn.AvgPool2d", "nn.Flatten", "nn.Dropout",
+             "nn.Identity",
              "neurosim LIF", "neurosim GIF", "neurosim CubaLIF"] + sorted(set(known_neurons().values()) - {
                  "snntorch.RLeaky"})
     return ", ".join(names)
@@ -131,8 +135,21 @@ def _conv_shape(m: nn.Conv2d, shape: tuple[int, ...], where: str) -> Conv2dShape
     return Conv2dShape(m.in_channels, m.out_channels, shape[1], shape[2], k[0], s[0], p[0])
 
 
+def _pool_shape(m: nn.AvgPool2d, shape: tuple[int, ...], where: str) -> Pool2dShape:
+    if len(shape) != 3:
+        raise NeurosimError(where, "input", f"AvgPool2d needs a (channels, height, width) input, got {shape}",
+                            "feed images as (batch, C, H, W)")
+    k, s, p = (v if isinstance(v, int) else tuple(v) for v in (m.kernel_size, m.stride, m.padding))
+    square = all(isinstance(v, int) or v[0] == v[1] for v in (k, s, p))
+    if not square or m.ceil_mode or not m.count_include_pad or m.divisor_override is not None:
+        raise NeurosimError(where, "pool", "only square windows, strides and paddings, ceil_mode=False, "
+                            "count_include_pad=True and no divisor_override are supported", "use such an AvgPool2d")
+    first = lambda v: v if isinstance(v, int) else v[0]  # noqa: E731
+    return Pool2dShape(shape[0], shape[1], shape[2], first(k), first(s), first(p), "avg")
+
+
 def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: int, time_major: bool,
-                        name: str) -> Network:
+                        name: str, masks: bool) -> Network:
     example = torch.as_tensor(example).float()
     steps = example.shape[0] if time_major else int(timesteps)
     sample_shape = tuple(example.shape[2:] if time_major else example.shape[1:])
@@ -143,9 +160,10 @@ def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: in
         where = f"module '{path}' ({type(m).__name__})"
         spec = _neuron_spec(m, where, (-1,) if len(shape) == 1 else (-1, 1, 1))
         if spec is not None:
-            if not plan or not isinstance(plan[-1][1], (nn.Linear, nn.Conv2d)):
-                raise NeurosimError(where, "module", "a spiking neuron must directly follow an nn.Linear or "
-                                    "nn.Conv2d (it becomes that layer's neuron)", "put a Linear/Conv2d before it")
+            if not plan or not isinstance(plan[-1][1], LAYER_MODULES):
+                raise NeurosimError(where, "module", "a spiking neuron must directly follow an nn.Linear, "
+                                    "nn.Conv2d or nn.AvgPool2d (it becomes that layer's neuron)",
+                                    "put a Linear/Conv2d before it")
             last = layers[-1]
             last.neuron = spec.neuron
             if spec.input_scale != 1.0:  # fold the neuron's input scaling into the layer's weights
@@ -175,6 +193,11 @@ def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: in
                           inputs=inputs, timesteps=steps, neuron=None, spec=conv,
                           weights=_numpy(m.weight), bias=_numpy(m.bias))
             shape = (conv.out_channels, conv.out_height, conv.out_width)
+        elif isinstance(m, nn.AvgPool2d):
+            pool = _pool_shape(m, shape, where)
+            layer = Layer(path, "pool2d", math.prod(shape), pool.channels * pool.out_height * pool.out_width,
+                          inputs=inputs, timesteps=steps, neuron=None, spec=pool)
+            shape = (pool.channels, pool.out_height, pool.out_width)
         else:
             raise _unsupported(type(m).__name__, where)
         layers.append(layer)
@@ -189,15 +212,18 @@ def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: in
                   metadata={"source": "neurosim.frontend.from_torch(nn.Sequential)",
                             "rates_source": f"measured: {steps} timesteps on an example input of shape "
                                             f"{tuple(example.shape)}"})  # validates weights and shapes
-    rates = _run_sequential(plan, example, steps, time_major)
-    for layer in layers:
-        layer.rate = rates.get(layer.name)
+    if masks:
+        net, _ = zero_masks(net)
+    rates = _run_sequential(plan, example, steps, time_major, {lay.name: lay.live_outputs() for lay in net.layers})
+    layers = [replace(layer, rate=rates.get(layer.name)) for layer in net.layers]
     return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, net.metadata)
 
 
 @torch.no_grad()
-def _run_sequential(plan, example: torch.Tensor, steps: int, time_major: bool) -> dict[str, float]:
-    """Run the plan time-stepped; fraction of (step, neuron, sample) slots with a nonzero spike, per layer."""
+def _run_sequential(plan, example: torch.Tensor, steps: int, time_major: bool,
+                    live: dict[str, np.ndarray]) -> dict[str, float]:
+    """Run the plan time-stepped; per layer, the fraction of (step, live neuron, sample) slots with a nonzero
+    spike."""
     mem: dict[str, torch.Tensor | None] = {}
     events: dict[str, float] = {}
     for t in range(steps):
@@ -208,7 +234,8 @@ def _run_sequential(plan, example: torch.Tensor, steps: int, time_major: bool) -
                     x = m(x)
                 continue
             x, mem[name] = spec.model(x * spec.input_scale, mem.get(name))
-            events[name] = events.get(name, 0.0) + float((x != 0).double().mean())
+            fired = (x.reshape(x.shape[0], -1)[:, torch.from_numpy(live[name])] != 0).double()
+            events[name] = events.get(name, 0.0) + (float(fired.mean()) if fired.numel() else 0.0)
     return {name: total / steps for name, total in events.items()}
 
 

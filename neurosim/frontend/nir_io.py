@@ -5,6 +5,7 @@ weights and neurons as separate nodes joined by edges. The IR has one layer per
 weight node, with the spiking neuron that follows it folded in:
 
     Affine | Linear | Conv2d  [-> IF | LIF | CubaLIF]  ->  one ir.Layer (no neuron: real-valued output)
+    SumPool2d | AvgPool2d     [-> IF | LIF | CubaLIF]  ->  one pool2d ir.Layer (square windows)
     Scale                                              ->  folded into the weights it feeds
     Input, Output, Flatten                             ->  shapes only
 
@@ -41,13 +42,14 @@ import nir
 import numpy as np
 
 from ..errors import NeurosimError
-from ..ir import Conv2dShape, Layer, Network
+from ..ir import Conv2dShape, Layer, Network, Pool2dShape
 from .nir_neurons import METADATA_KEY, ReadNode, not_sayable, read_node, restore, warn_export, warn_import, \
     write_node
 
 DT = 1e-4
 GAIN_RTOL = 1e-5
-WEIGHT_NODES = (nir.Affine, nir.Linear, nir.Conv2d)
+POOL_NODES = (nir.SumPool2d, nir.AvgPool2d)
+WEIGHT_NODES = (nir.Affine, nir.Linear, nir.Conv2d, *POOL_NODES)   # the nodes that become an IR layer
 NEURON_NODES = (nir.IF, nir.LIF, nir.CubaLIF)
 SHAPE_NODES = (nir.Input, nir.Output, nir.Flatten, nir.Scale)
 SUPPORTED = ", ".join(kind.__name__ for kind in (*WEIGHT_NODES, *NEURON_NODES, *SHAPE_NODES))
@@ -96,6 +98,18 @@ def _read_conv2d(node: nir.Conv2d, name: str, in_shape: tuple, where: str) -> tu
     layer = Layer(name, "conv2d", conv.in_channels * conv.in_height * conv.in_width, int(np.prod(out_shape)),
                   spec=conv, weights=w, bias=bias if bias.any() else None)
     return layer, out_shape
+
+
+def _read_pool2d(node, name: str, in_shape: tuple, where: str) -> tuple[Layer, tuple]:
+    if len(in_shape) != 3:
+        _fail(where, "input_type", f"a pooling node reads (channels, height, width), got shape {in_shape}",
+              "feed it from the Input or from a node with a 3-D output")
+    mode = "sum" if isinstance(node, nir.SumPool2d) else "avg"
+    pool = Pool2dShape(int(in_shape[0]), int(in_shape[1]), int(in_shape[2]), _square(node.kernel_size, where,
+                       "kernel_size"), _square(node.stride, where, "stride"), _square(node.padding, where, "padding"),
+                       mode)
+    out_shape = (pool.channels, pool.out_height, pool.out_width)
+    return Layer(name, "pool2d", int(np.prod(in_shape)), int(np.prod(out_shape)), spec=pool), out_shape
 
 
 def _fold_scale(layer: Layer, scale: np.ndarray, where: str) -> None:
@@ -183,11 +197,15 @@ def _weight_layer(key: str, node, ins: list[_Out], timesteps: int) -> tuple[Laye
     if scales and len(ins) > 1:
         _fail(where, "edges", "a Scale feeds this node together with other inputs, so it cannot be folded into "
               "the weights", "give the Scale its own weight node")
-    read = _read_conv2d if isinstance(node, nir.Conv2d) else _read_affine
+    read = _read_conv2d if isinstance(node, nir.Conv2d) else _read_pool2d if isinstance(node, POOL_NODES) \
+        else _read_affine
     layer, shape = read(node, key, ins[0].shape, where)
     layer.inputs = [s for s in sources if s is not None]
     layer.timesteps = timesteps
     if scales:
+        if layer.weights is None:
+            _fail(where, "edges", "a Scale feeds a pooling node, which has no weights to take it",
+                  "fold the Scale into the weights before the pooling")
         _fold_scale(layer, scales[0], where)
     return layer, shape
 
@@ -292,8 +310,8 @@ class _Reader:
         elif isinstance(node, WEIGHT_NODES):
             self._weight(key, node, ins)
         else:
-            _fail(where, "edges", f"a {type(node).__name__} neuron must be fed by exactly one Affine, Linear or "
-                  f"Conv2d node that feeds nothing else, but reads {self.preds[key] or 'nothing'}",
+            _fail(where, "edges", f"a {type(node).__name__} neuron must be fed by exactly one Affine, Linear, "
+                  f"Conv2d or pooling node that feeds nothing else, but reads {self.preds[key] or 'nothing'}",
                   "put a weight node before each neuron node (an identity Linear if need be)")
 
     def _weight(self, key: str, node, ins: list[_Out]) -> None:
@@ -323,7 +341,28 @@ class _Reader:
 # -- export -------------------------------------------------------------------------------
 def _out_shape(layer: Layer) -> tuple:
     c = layer.spec
-    return (c.out_channels, c.out_height, c.out_width) if layer.kind == "conv2d" else (layer.out_features,)
+    if layer.kind == "conv2d":
+        return c.out_channels, c.out_height, c.out_width
+    return (c.channels, c.out_height, c.out_width) if layer.kind == "pool2d" else (layer.out_features,)
+
+
+def _in_shape(layer: Layer) -> tuple:
+    c = layer.spec
+    return (c.in_channels if layer.kind == "conv2d" else c.channels, c.in_height, c.in_width)
+
+
+def _pool_node(layer: Layer, factor: np.ndarray | None) -> tuple[object, tuple, tuple]:
+    c, where = layer.spec, f"layer '{layer.name}'"
+    if layer.neuron_mask is not None:
+        _fail(where, "neuron_mask", "a pooling node has no weights to silence masked channels with",
+              "drop the mask, or mask the layer before the pooling")
+    if factor is not None and not np.allclose(factor, 1.0):
+        _fail(where, "unit_r", "a pooling node has no weights to carry its neuron's input gain",
+              "export with unit_r=False")
+    kind = nir.SumPool2d if c.mode == "sum" else nir.AvgPool2d
+    node = kind(kernel_size=np.array([c.kernel] * 2), stride=np.array([c.stride] * 2),
+                padding=np.array([c.padding] * 2))
+    return node, (c.channels, c.in_height, c.in_width), (c.channels, c.out_height, c.out_width)
 
 
 def _weight_node(layer: Layer, factor: np.ndarray | None = None) -> tuple[object, tuple, tuple]:
@@ -337,6 +376,8 @@ def _weight_node(layer: Layer, factor: np.ndarray | None = None) -> tuple[object
         _fail(where, "norm.residual" if norm.residual is not None else "norm.weight/norm.bias",
               "a residual add and LayerNorm parameters have no NIR node (dropping them would change the network)",
               "keep the network in IR JSON")
+    if layer.kind == "pool2d":
+        return _pool_node(layer, factor)
     if layer.weights is None:
         _fail(where, "weights", "the layer has no weights, and a NIR graph stores every weight",
               "load trained (or random, for a cost study) weights into the IR before exporting")
@@ -376,9 +417,8 @@ def to_nir(network: Network, *, dt: float = DT, unit_r: bool = False) -> nir.NIR
             _fail(where, "name", f"the NIR node name {key!r} is already taken", "rename the layer")
         nodes[key] = node
 
-    first_conv = next((lay for lay in network.layers if not lay.inputs and lay.kind == "conv2d"), None)
-    in_shape = ((first_conv.spec.in_channels, first_conv.spec.in_height, first_conv.spec.in_width)
-                if first_conv else (network.input_size,))
+    first_map = next((lay for lay in network.layers if not lay.inputs and lay.kind in ("conv2d", "pool2d")), None)
+    in_shape = (_in_shape(first_map) if first_map else (network.input_size,))
     add("input", nir.Input(input_type=np.array(in_shape)), f"network '{network.name}'")
     out_key, out_shape = {None: "input"}, {None: in_shape}
 

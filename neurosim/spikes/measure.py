@@ -73,6 +73,10 @@ def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping:
     rates = {name: lt.rate for name, lt in trace.layers.items() if lt.spiking}
     notes.append(f"spike engine, {handoff} handoff, seed {seed}; measured ASR per layer: "
                  + ", ".join(f"{name} {r:.3f}" for name, r in rates.items()))
+    if trace.acs:
+        notes.append(f"effective ACs (nonzero input x nonzero weight, what hardware that skips zero weights "
+                     f"performs): {trace.effective_acs:,} of {trace.acs:,} ({trace.effective_acs / trace.acs:.1%}); "
+                     "the energy above prices every AC")
     norms = [(layer.name, layer.norm) for layer in net.layers if layer.norm is not None]
     bare = [name for name, norm in norms if norm.layernorm and norm.weight is None]
     if bare:
