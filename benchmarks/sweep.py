@@ -165,8 +165,23 @@ def closed_form_only(tmp: Path) -> dict[str, float]:
     specs = write_specs(tmp)
     one_run(specs[CLOSED_FORM_CASES[0]], tmp, workers=0)   # warm imports and caches
     out = {case: one_run(specs[case], tmp, workers=0)[0] for case in CLOSED_FORM_CASES}
+    out["closed form only, 20,000 points"] = evaluate_only(specs[CLOSED_FORM_CASES[1]])
     out["one point at a time (points/s)"] = reference_rate(specs[CLOSED_FORM_CASES[0]])
     return out
+
+
+def evaluate_only(spec: Path) -> float:
+    """Seconds to evaluate a planned sweep's points in batches of 512 (no spec, planning or files)."""
+    from neurosim.dse.evaluate import evaluate_batch
+    from neurosim.dse.spec import load_spec, plan
+    from neurosim.dse.sweep import batches
+
+    points = plan(load_spec(spec))
+    evaluate_batch(points[:1])   # model and per-network preparation, once
+    t0 = time.perf_counter()
+    for b in batches(points, 512):
+        evaluate_batch(b)
+    return time.perf_counter() - t0
 
 
 def against_baseline(baseline: Path, repeats: int) -> list[tuple[str, float, float]]:
