@@ -125,8 +125,9 @@ def float_weights(seq: nn.Sequential, seed: int = 5) -> nn.Sequential:
 def snntorch_leaky(reset: str, synaptic: bool = False):
     snn = pytest.importorskip("snntorch")
 
-    def make(size: int):
-        beta, thr = torch.full((size,), 0.5), torch.full((size,), 1.0)
+    def make(size: int):   # per-neuron decays and thresholds, as trained networks have them
+        beta = torch.where(torch.arange(size) % 2 == 0, 0.5, 0.75)
+        thr = torch.where(torch.arange(size) % 3 == 0, 0.5, 1.0)
         if synaptic:
             return snn.Synaptic(alpha=torch.full((size,), 0.5), beta=beta, threshold=thr, reset_mechanism=reset,
                                 init_hidden=True)

@@ -129,9 +129,9 @@ def _fold_scale(layer: Layer, scale: np.ndarray, where: str) -> None:
 def _apply_gain(layer: Layer, read: ReadNode) -> None:
     """The neuron's input gain (one value or one per unit) moved into the weights and bias, and its constant
     current into the bias: the IR neuron adds its input as it is."""
-    gain = read.gain
-    if not (np.ndim(gain) == 0 and np.isclose(gain, 1.0, rtol=GAIN_RTOL, atol=0)):  # float32 rounding of r
-        g = np.asarray(gain, dtype=float)
+    g = np.asarray(read.gain, dtype=float)
+    g = np.where(np.isclose(g, 1.0, rtol=GAIN_RTOL, atol=0), 1.0, g)   # float32 rounding of r, w_in, tau: 1
+    if (g != 1).any():
         layer.weights = layer.weights * g.reshape((-1,) + (1,) * (layer.weights.ndim - 1))
         layer.bias = None if layer.bias is None else layer.bias * g
     if np.any(np.asarray(read.current) != 0):
