@@ -4,11 +4,11 @@ from .arch import ArchConfig, load_arch
 from .cards import load_model
 from .cost.estimate import estimate
 from .errors import NeurosimError
-from .ir import Attention, Conv2dShape, EncoderTag, Layer, Linear, Network, Neuron, Norm
+from .ir import Attention, Conv2dShape, EncoderTag, Layer, Linear, Network, Neuron, Norm, Pool2dShape, Recurrent
 from .report import Report
 
 __all__ = ["ArchConfig", "Attention", "Conv2dShape", "EncoderTag", "Layer", "Linear", "Network", "NeurosimError",
-           "Neuron", "Norm", "Report", "estimate", "load_arch", "load_model"]
+           "Neuron", "Norm", "Pool2dShape", "Recurrent", "Report", "estimate", "load_arch", "load_model"]
 
 
 def __getattr__(name):  # front ends, imported on first use so torch and nir load only when needed

@@ -503,6 +503,22 @@ class Norm:
             _fail(where, "norm.residual", "only linear layers take a residual add here", "drop the residual")
 
 
+@dataclass
+class Recurrent:
+    """The layer's own spikes fed back through `weights` (out, out), one step late (snnTorch's RLeaky):
+    the current of step t gains W_rec s_{t-1}. A recurrent bias is part of the layer's bias. The spike
+    engine counts one AC per (own event, live output); a one-to-one connection is a diagonal W_rec."""
+
+    weights: np.ndarray
+
+    def validate(self, layer: Layer, where: str) -> None:
+        if layer.kind != "linear" or not layer.spiking:
+            _fail(where, "recurrent", "only spiking linear layers take a recurrent connection here",
+                  "drop it, or give the layer a neuron")
+        self.weights = _checked_array(self.weights, (layer.out_features, layer.out_features), where,
+                                      "recurrent.weights", "give (out, out) weights: row = receiving neuron")
+
+
 @dataclass(frozen=True)
 class EncoderTag:
     """Where a layer sits in a SpikingBERT-style encoder, for the seed paper's closed form (cost.analytic)."""
@@ -539,6 +555,7 @@ class Layer:
     rate: float | None = None
     spec: LayerSpec | None = None     # the kind's own fields; None for a kind that needs none (linear)
     norm: Norm | None = None
+    recurrent: Recurrent | None = None   # the layer's own spikes, one step late (snnTorch RLeaky)
     tag: EncoderTag | None = None
 
     def __post_init__(self) -> None:
@@ -609,6 +626,8 @@ def _validate_layer(layer: Layer) -> None:
                                     f"give {units} values, one for each of the {unit}")
     if layer.norm is not None:
         layer.norm.validate(layer, n)
+    if layer.recurrent is not None:
+        layer.recurrent.validate(layer, n)
     if layer.tag is not None:
         layer.tag.validate(n)
 
@@ -667,7 +686,7 @@ def _encode(value: Any) -> Any:
 
 def _layer_from_dict(raw: dict[str, Any], i: int, where: str) -> Layer:
     raw = dict(raw)
-    parts = {"neuron": Neuron, "norm": Norm, "tag": EncoderTag}
+    parts = {"neuron": Neuron, "norm": Norm, "tag": EncoderTag, "recurrent": Recurrent}
     if raw.get("spec") is not None:
         parts["spec"] = _spec_class(raw.get("kind"), f"{where} (layer '{raw.get('name')}')")
     for key, cls in parts.items():

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurosim.frontend.neurons import neuron_module
+from neurosim.frontend.neurons import RecurrentNeuron, neuron_module
 from neurosim.ir import Network
 from neurosim.spikes import run
 
@@ -59,6 +59,9 @@ def ir_ties(net: Network, x: torch.Tensor) -> int:
     """Membranes exactly at the threshold in a run of the IR (linear layers, torch neuron modules)."""
     ties, state = 0, {}
     modules = {layer.name: neuron_module(layer.neuron) for layer in net.layers}
+    for layer in net.layers:
+        if layer.recurrent is not None:
+            modules[layer.name] = RecurrentNeuron(modules[layer.name], torch.from_numpy(layer.recurrent.weights))
     for t in range(x.shape[0]):
         h = x[t]
         for layer in net.layers:
@@ -66,7 +69,10 @@ def ir_ties(net: Network, x: torch.Tensor) -> int:
             if layer.bias is not None:
                 h = h + torch.from_numpy(layer.bias).float()
             h, state[layer.name] = modules[layer.name](h, state.get(layer.name))
-            mem = state[layer.name][1] if isinstance(state[layer.name], tuple) else state[layer.name]
+            mem = state[layer.name]
+            if layer.recurrent is not None:
+                mem = mem[0]
+            mem = mem[1] if isinstance(mem, tuple) else mem
             ties += int((mem == torch.as_tensor(layer.neuron.vth, dtype=torch.float32)).sum())
     return ties
 

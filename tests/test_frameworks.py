@@ -49,9 +49,9 @@ ROUTES = {
     ("snnTorch Synaptic, subtract reset", THEIR_NIR): "exact (reset='subtract')",
     ("snnTorch Synaptic, zero reset", FROM_TORCH): "exact",
     ("snnTorch Synaptic, zero reset", THEIR_NIR): "differs",
-    ("snnTorch RLeaky", FROM_TORCH): "refused",
-    ("snnTorch RLeaky", THEIR_NIR): "refused",
-    ("snnTorch graded spikes, inhibition, reset_delay=False, no reset", FROM_TORCH): "refused",
+    ("snnTorch RLeaky, all-to-all and one-to-one, subtract and zero reset", FROM_TORCH): "exact",
+    ("snnTorch RLeaky, all-to-all and one-to-one, subtract and zero reset", THEIR_NIR): "refused",
+    ("snnTorch graded spikes, inhibition, reset_delay=False, no reset, conv recurrence", FROM_TORCH): "refused",
     ("SpikingJelly LIFNode, soft reset", FROM_TORCH): "exact",
     ("SpikingJelly LIFNode, soft reset", THEIR_NIR): "refused",
     ("SpikingJelly LIFNode, hard reset", FROM_TORCH): "exact",
@@ -132,6 +132,22 @@ def snntorch_leaky(reset: str, synaptic: bool = False):
             return snn.Synaptic(alpha=torch.full((size,), 0.5), beta=beta, threshold=thr, reset_mechanism=reset,
                                 init_hidden=True)
         return snn.Leaky(beta=beta, threshold=thr, reset_mechanism=reset, init_hidden=True)
+    return make
+
+
+def snntorch_rleaky(reset: str, one_to_one: bool):
+    snn = pytest.importorskip("snntorch")
+
+    def make(size: int):   # quarter-step recurrent weights (and bias), or one-to-one V of one per neuron
+        g = torch.Generator().manual_seed(size)
+        if one_to_one:
+            v = torch.randint(-4, 3, (size,), generator=g) / 4
+            return snn.RLeaky(beta=0.5, V=v, all_to_all=False, reset_mechanism=reset, init_hidden=True)
+        m = snn.RLeaky(beta=0.5, linear_features=size, reset_mechanism=reset, init_hidden=True)
+        with torch.no_grad():
+            m.recurrent.weight.copy_(torch.randint(-3, 3, (size, size), generator=g) / 8)
+            m.recurrent.bias.copy_(torch.randint(-1, 2, (size,), generator=g) / 8)
+        return m
     return make
 
 
@@ -217,7 +233,7 @@ def snntorch_refusals() -> str:
                           (snn.Leaky(beta=0.5, inhibition=True), "inhibition"),
                           (snn.Leaky(beta=0.5, reset_delay=False), "reset_delay"),
                           (snn.Leaky(beta=0.5, reset_mechanism="none"), "reset_mechanism"),
-                          (snn.RLeaky(beta=0.5, linear_features=4), "recurrent")):
+                          (snn.RLeaky(beta=0.5, conv2d_channels=4, kernel_size=3), "recurrent")):
         seq = nn.Sequential(nn.Linear(3, 4), module)
         with pytest.raises(NeurosimError) as info:
             from_torch(seq, torch.ones(2, 3))
@@ -348,9 +364,12 @@ CHECKS = {
                                                                               reset_snntorch),
     ("snnTorch Synaptic, zero reset", THEIR_NIR): lambda: through_their_nir(
         mlp(snntorch_leaky("zero", True)), reset_snntorch, snntorch_export),
-    ("snnTorch RLeaky", FROM_TORCH): snntorch_refusals,
-    ("snnTorch RLeaky", THEIR_NIR): snntorch_rleaky_nir,
-    ("snnTorch graded spikes, inhibition, reset_delay=False, no reset", FROM_TORCH): snntorch_refusals,
+    ("snnTorch RLeaky, all-to-all and one-to-one, subtract and zero reset", FROM_TORCH): lambda: same(*(
+        through_from_torch(mlp(snntorch_rleaky(reset, one_to_one)), reset_snntorch)
+        for reset in ("subtract", "zero") for one_to_one in (False, True))),
+    ("snnTorch RLeaky, all-to-all and one-to-one, subtract and zero reset", THEIR_NIR): snntorch_rleaky_nir,
+    ("snnTorch graded spikes, inhibition, reset_delay=False, no reset, conv recurrence", FROM_TORCH):
+        snntorch_refusals,
     ("SpikingJelly LIFNode, soft reset", FROM_TORCH): lambda: same(
         through_from_torch(mlp(jelly_node("LIFNode", tau=2.0, v_reset=None)), reset_jelly),
         through_from_torch(mlp(jelly_node("LIFNode", tau=2.0, v_reset=None, decay_input=False)), reset_jelly)),

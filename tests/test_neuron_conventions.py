@@ -12,7 +12,7 @@ import torch
 
 from neurosim.errors import NeurosimError
 from neurosim.frontend.neurons import neuron_module
-from neurosim.ir import Conv2dShape, Layer, Network, Neuron
+from neurosim.ir import Conv2dShape, Layer, Network, Neuron, Recurrent
 from neurosim.spikes import run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -129,3 +129,19 @@ def test_per_neuron_values_and_conventions_survive_json(tmp_path):
     net.to_json(tmp_path / "n.json")
     back = Network.from_json(tmp_path / "n.json")["a"].neuron
     assert back == neuron and isinstance(back.vth, np.ndarray)
+
+
+def test_a_recurrent_connection_feeds_a_layers_own_spikes_one_step_late_counted_by_hand():
+    # neuron 0 is driven by the input at step 0 and spikes; its spike reaches neuron 1 (W_rec[1, 0] = 1) at
+    # step 1, which spikes; neuron 1's spike at step 2 reaches no one (column 1 is zero). Every own event
+    # costs 2 ACs (both live outputs), of which the nonzero weights are 1, then 0.
+    layer = Layer("r", "linear", 1, 2, timesteps=3, weights=np.array([[1.0], [0.0]]),
+                  recurrent=Recurrent(np.array([[0.0, 0.0], [1.0, 0.0]])))
+    x = np.array([1, 0, 0], np.uint8).reshape(3, 1, 1)
+    lt = run(Network("r", [layer], input_size=1), x, record_rasters=True)["r"]
+    assert lt.raster[:, 0].tolist() == [[1, 0], [0, 1], [0, 0]]
+    assert lt.acs_per_step.tolist() == [2, 2, 2] and lt.recurrent_acs == 4
+    assert lt.effective_acs_per_step.tolist() == [1, 1, 0]
+    with pytest.raises(NeurosimError) as info:
+        Network("r", [Layer("r", "linear", 1, 2, neuron=None, recurrent=Recurrent(np.eye(2)))], input_size=1)
+    assert info.value.field == "recurrent"

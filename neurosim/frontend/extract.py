@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from ..errors import NeurosimError
-from ..ir import NETWORK_INPUT, Attention, Conv2dShape, EncoderTag, Layer, Network, Neuron, Norm, Pool2dShape
+from ..ir import NETWORK_INPUT, Attention, Conv2dShape, EncoderTag, Layer, Network, Neuron, Norm, Pool2dShape, \
+    Recurrent
 from .encoder import SpikingEncoder
 from .frameworks import known_neurons, read_neuron
-from .neurons import LIF, neuron_module
+from .neurons import LIF, RecurrentNeuron, neuron_module
 from .sparsity import zero_masks
 
 PASS_THROUGH = (nn.Flatten, nn.Dropout, nn.Identity)
@@ -65,15 +66,13 @@ def from_torch(module: nn.Module, example_input: torch.Tensor, *, timesteps: int
 # -- neuron modules ------------------------------------------------------------------
 def _supported_list() -> str:
     names = ["SpikingEncoder", "nn.Sequential of nn.Linear", "nn.Conv2d", "nn.AvgPool2d", "nn.Flatten", "nn.Dropout",
-             "nn.Identity",
-             "neurosim LIF", "neurosim GIF", "neurosim CubaLIF"] + sorted(set(known_neurons().values()) - {
-                 "snntorch.RLeaky"})
+             "nn.Identity", "neurosim LIF", "neurosim GIF", "neurosim CubaLIF"] + sorted(set(known_neurons().values()))
     return ", ".join(names)
 
 
 def _unsupported(cls: str, where: str) -> NeurosimError:
-    extra = "" if known_neurons() else " (snnTorch Leaky/Synaptic, SpikingJelly LIFNode/IFNode/ParametricLIFNode/" \
-        "CUBALIFNode too, once installed)"
+    extra = "" if known_neurons() else " (snnTorch Leaky/Synaptic/RLeaky, SpikingJelly LIFNode/IFNode/" \
+        "ParametricLIFNode/CUBALIFNode too, once installed)"
     return NeurosimError(where, "module", f"{cls} is not supported by the PyTorch front end",
                          f"use only: {_supported_list()}{extra}")
 
@@ -86,6 +85,8 @@ class _NeuronSpec:
     model: LIF
     neuron: Neuron
     input_scale: float = 1.0
+    recurrent: np.ndarray | None = None
+    recurrent_bias: np.ndarray | None = None
 
 
 def _ir_neuron(lif: LIF) -> Neuron:
@@ -104,7 +105,11 @@ def _neuron_spec(m: nn.Module, where: str, unit_shape: tuple[int, ...]) -> _Neur
         read.neuron.validate(where)
     except NeurosimError as exc:   # e.g. beta = 0: name the module and the IR rule's fix
         raise NeurosimError(where, exc.field, exc.problem, exc.fix) from None
-    return _NeuronSpec(neuron_module(read.neuron, unit_shape), read.neuron, read.input_scale)
+    module = neuron_module(read.neuron, unit_shape)
+    if read.recurrent is not None:
+        module = RecurrentNeuron(module, torch.from_numpy(read.recurrent), None if read.recurrent_bias is None
+                                 else torch.from_numpy(read.recurrent_bias))
+    return _NeuronSpec(module, read.neuron, read.input_scale, read.recurrent, read.recurrent_bias)
 
 
 # -- nn.Sequential ---------------------------------------------------------------------
@@ -133,6 +138,17 @@ def _conv_shape(m: nn.Conv2d, shape: tuple[int, ...], where: str) -> Conv2dShape
         raise NeurosimError(where, "conv", "only square kernels, equal strides and paddings (integers, zero "
                             "padding), no dilation and groups=1 are supported", "use such a Conv2d")
     return Conv2dShape(m.in_channels, m.out_channels, shape[1], shape[2], k[0], s[0], p[0])
+
+
+def _attach_recurrent(layer: Layer, spec: _NeuronSpec, where: str) -> None:
+    """The neuron's recurrent connection onto its layer; the recurrent bias joins the layer's bias."""
+    if layer.kind != "linear" or spec.recurrent.shape != (layer.out_features,) * 2:
+        raise NeurosimError(where, "recurrent", f"a {spec.recurrent.shape} recurrent connection after a "
+                            f"{layer.kind} layer of {layer.out_features} outputs", "put it after an nn.Linear of "
+                            "the same size")
+    layer.recurrent = Recurrent(spec.recurrent)
+    if spec.recurrent_bias is not None:
+        layer.bias = (np.zeros(layer.out_features) if layer.bias is None else layer.bias) + spec.recurrent_bias
 
 
 def _pool_shape(m: nn.AvgPool2d, shape: tuple[int, ...], where: str) -> Pool2dShape:
@@ -169,6 +185,8 @@ def _sequential_network(seq: nn.Sequential, example: torch.Tensor, timesteps: in
             if spec.input_scale != 1.0:  # fold the neuron's input scaling into the layer's weights
                 last.weights = last.weights * spec.input_scale
                 last.bias = None if last.bias is None else last.bias * spec.input_scale
+            if spec.recurrent is not None:
+                _attach_recurrent(last, spec, where)
             plan.append((last.name, m, spec))
             continue
         if isinstance(m, PASS_THROUGH):

@@ -23,9 +23,13 @@ The rules, as the installed sources run them (snntorch 1.0: `_neurons/leaky.py`,
   by v_reset (threshold v_threshold - v_reset, reset to 0), which gives the
   same spikes.
 
+* snnTorch `RLeaky` adds its own last spikes through `recurrent` (a Linear, with
+  its bias, or one-to-one V): u = beta*u + I + W_rec s_{t-1} + b_rec - reset*threshold,
+  its "zero" zeroing the new membrane like Synaptic's: an ir.Recurrent.
+
 What a rule cannot say (snnTorch graded spikes, inhibition, state
-quantization, reset_delay=False, no reset; RLeaky's recurrent connection) is
-refused in one line naming the module and its field.
+quantization, reset_delay=False, no reset, a convolutional recurrent
+connection) is refused in one line naming the module and its field.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class ReadNeuron:
 
     neuron: Neuron
     input_scale: float = 1.0
+    recurrent: np.ndarray | None = None        # (out, out) weights of the neuron's own spikes, one step late
+    recurrent_bias: np.ndarray | None = None   # added every step with them
 
 
 FRAMEWORK_NEURONS = {"snntorch": ("snntorch", ("Leaky", "Synaptic", "RLeaky")),
@@ -121,8 +127,26 @@ def _snntorch_synaptic(m, where: str) -> ReadNeuron:
 
 
 def _snntorch_rleaky(m, where: str) -> ReadNeuron:
-    _refuse(where, "recurrent", "RLeaky's recurrent connection (its own spikes, one step late) has no IR layer yet",
-            "use Leaky, or keep the recurrent network in snnTorch")
+    """RLeaky: u = beta*u + I + W_rec s_{t-1} + b_rec - reset*threshold (zero: the new membrane zeroed)."""
+    _snntorch_common(m, where)
+    rec = m.recurrent
+    if isinstance(rec, torch.nn.Linear):
+        weights = rec.weight.detach().double().numpy().copy()
+        bias = None if rec.bias is None else rec.bias.detach().double().numpy().copy()
+    elif isinstance(rec, torch.nn.Conv2d):
+        _refuse(where, "recurrent", "a convolutional recurrent connection (conv2d_channels) is not read",
+                "use an all-to-all linear (linear_features) or one-to-one (V) connection")
+    else:   # one-to-one: each neuron its own spikes times V (a scalar or one per neuron)
+        v = torch.as_tensor(m.V, dtype=torch.float64).detach().flatten()
+        size = len(v) if len(v) > 1 else getattr(m, "linear_features", None)
+        if size is None:
+            _refuse(where, "V", "a scalar V without linear_features leaves the layer size unknown here",
+                    "give V one value per neuron")
+        weights, bias = np.diag(np.broadcast_to(v.numpy(), (size,))).copy(), None
+    read = ReadNeuron(Neuron("lif", _values(m.threshold, where, "threshold"), _values(m.beta, where, "beta", True),
+                             reset="hard" if m.reset_mechanism == "zero" else "subtract", fire=">"))
+    read.recurrent, read.recurrent_bias = weights, bias
+    return read
 
 
 def _jelly(m, where: str, leak: float, input_scale: float) -> ReadNeuron:

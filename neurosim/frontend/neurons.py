@@ -207,6 +207,23 @@ class CubaLIF(LIF):
         return ir
 
 
+class RecurrentNeuron(nn.Module):
+    """A neuron module fed its own last spikes through `weight` (out, out) and `bias` as well (ir.Recurrent):
+    called as `spk, state = m(current, state)`, state (the neuron's own, last spikes)."""
+
+    def __init__(self, neuron: LIF, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        super().__init__()
+        self.neuron = neuron
+        self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
+        self.register_buffer("bias", None if bias is None else torch.as_tensor(bias, dtype=torch.float32))
+
+    def forward(self, current: torch.Tensor, state=None):
+        inner, spk = (None, torch.zeros_like(current)) if state is None else state
+        fed = spk @ self.weight.T
+        spk, inner = self.neuron(current + (fed if self.bias is None else fed + self.bias), inner)
+        return spk, (inner, spk)
+
+
 def neuron_module(neuron: Neuron, unit_shape: tuple[int, ...] = (-1,)) -> LIF:
     """The torch module that runs an IR neuron (LIF, GIF or CubaLIF). Per-neuron values take `unit_shape`
     so that they broadcast over the layer's output: (-1,) for (batch, features), (-1, 1, 1) for conv maps."""

@@ -376,6 +376,9 @@ def _weight_node(layer: Layer, factor: np.ndarray | None = None) -> tuple[object
         _fail(where, "norm.residual" if norm.residual is not None else "norm.weight/norm.bias",
               "a residual add and LayerNorm parameters have no NIR node (dropping them would change the network)",
               "keep the network in IR JSON")
+    if layer.recurrent is not None:
+        _fail(where, "recurrent", "a recurrent connection is not exported (snnTorch and NIR tools each read "
+              "recurrent graphs their own way)", "keep the network in IR JSON")
     if layer.kind == "pool2d":
         return _pool_node(layer, factor)
     if layer.weights is None:

@@ -36,7 +36,7 @@ def _unread_units(net: Network, layer: Layer) -> np.ndarray | None:
     """Units of `layer` whose every output every reader weighs by zero (None: some reader has no weights)."""
     readers = net.consumers(layer.name)
     residual = any(lay.norm is not None and lay.norm.residual == layer.name for lay in net.layers)
-    if not readers or residual or any(r.kind not in WEIGHT_KINDS or r.weights is None for r in readers):
+    if not readers or residual or layer.recurrent is not None or any(r.kind not in WEIGHT_KINDS or r.weights is None for r in readers):
         return None
     read = np.zeros(layer.out_features, bool)
     for r in readers:
@@ -55,8 +55,8 @@ def zero_masks(net: Network) -> tuple[Network, dict[str, int]]:
     """`net` with all-zero rows and unread units masked, and how many units each layer lost."""
     masks: dict[str, np.ndarray] = {}
     for layer in net.layers:
-        if layer.kind not in WEIGHT_KINDS or layer.weights is None:
-            continue
+        if layer.kind not in WEIGHT_KINDS or layer.weights is None or layer.recurrent is not None:
+            continue   # a recurrent layer's neurons also drive each other: a zero row does not silence one
         dead = _silent_rows(layer)
         unread = _unread_units(net, layer)
         if unread is not None:

@@ -79,6 +79,7 @@ class _State:
         self.live_idx = np.flatnonzero(self.live).astype(np.int64)
         L, m = len(self.live_idx), layer.out_features
         self.notes: list[str] = []
+        self.rec_wt, self.recurrent_acs = None, 0   # a recurrent connection (linear layers only)
         if layer.kind in ("linear", *WINDOW_KINDS):
             if len(layer.inputs) > 1:
                 raise NeurosimError(where, "inputs", f"reads {len(layer.inputs)} layers; the spike engine "
@@ -90,6 +91,7 @@ class _State:
                                     "run, neurosim.spikes.random_weights(net, seed) fills seeded random ones")
             if layer.kind == "linear":
                 self._prepare_weights(layer)
+                self._prepare_recurrent(layer)
             else:
                 self.windows = Windows(layer, self.live_idx)
                 self.scale, self.bias = np.ones(L, np.float32), self.windows.bias(layer)
@@ -139,6 +141,24 @@ class _State:
         self.unit = (np.ones(L, np.float32), np.zeros(L, np.float32)) if self.residual or self.norm else None
         self.raster = np.zeros((steps, n, m), np.uint8) if record and self.spiking else None
         self.seen = {} if record else None
+
+    def _prepare_recurrent(self, layer: Layer) -> None:
+        """W_rec between the live outputs, transposed like `wt`: row = the sending neuron's own last spike."""
+        if layer.recurrent is not None:
+            w = np.asarray(layer.recurrent.weights)[np.ix_(self.live_idx, self.live_idx)]
+            self.rec_wt = np.ascontiguousarray(w.T, dtype=np.float32)
+            self.rec_nonzero = np.count_nonzero(self.rec_wt, axis=1).astype(np.int64)
+
+    def _recurrent_step(self, t: int) -> None:
+        """cur += W_rec s_{t-1}, by the layer's own events of the last step (spk holds them until `fire`)."""
+        n, L = self.shape
+        ptr, idx, val = kernels.events_csr(self.spk)
+        rec = self.scratch.get("recurrent", self.shape)
+        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_wt, rec)
+        self.cur += rec
+        self.acs_per_step[t] += len(idx) * L
+        self.effective_acs_per_step[t] += self.rec_nonzero[idx].sum()
+        self.recurrent_acs += len(idx) * L
 
     def _prepare_weights(self, layer: Layer) -> None:
         """Transposed (in, live outputs), C-contiguous; 1-bit: int8 signs x per-row scale."""
@@ -190,6 +210,8 @@ class _State:
                 np.matmul(x, self.wt.astype(np.float32, copy=False), out=self.cur)
                 if self.compute == "mac":
                     self.macs += n * self.live_in * L
+            if self.rec_wt is not None:
+                self._recurrent_step(t)
         elif self.kind in WINDOW_KINDS:
             self._window_step(t, inputs[0], events)
         else:
@@ -295,7 +317,8 @@ class _State:
             compute="ac" if layer.kind == "attention" else self.compute, live=self.live,
             spike_bits=layer.neuron.spike_bits if self.spiking else 32,
             input_spike_bits=input_spike_bits(net, layer), acs_per_step=self.acs_per_step,
-            effective_acs_per_step=self.effective_acs_per_step, macs=self.macs,
+            effective_acs_per_step=self.effective_acs_per_step, recurrent_acs=self.recurrent_acs,
+            macs=self.macs,
             other_ops=self.other_ops, neuron_updates=self.neuron_updates, input_events=dict(self.input_events),
             spikes_per_step=self.spikes_per_step if self.spiking else None, neuron_totals=totals,
             value_totals=values, raster=self.raster, seen=self.seen)

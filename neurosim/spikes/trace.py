@@ -29,6 +29,7 @@ class LayerTrace:
     input_spike_bits: int          # bits of one input event
     acs_per_step: np.ndarray       # (timesteps,) exact ACs: input events x live fan-out
     effective_acs_per_step: np.ndarray   # (timesteps,) the ACs whose weight is nonzero (NeuroBench's count)
+    recurrent_acs: int             # of the ACs, those of the layer's own spikes fed back (ir.Recurrent)
     macs: int                      # real-valued multiply-accumulates, whole run
     other_ops: int                 # softmax and LayerNorm element ops, whole run
     neuron_updates: int
@@ -164,6 +165,9 @@ def measured_network(net: Network, trace: SpikeTrace) -> Network:
             if not agree:
                 notes.append(f"layer '{layer.name}': consumers saw different rates; the structural count "
                              "uses their mean and is approximate")
+        if lt.recurrent_acs:
+            notes.append(f"layer '{layer.name}': its {lt.recurrent_acs:,} recurrent ACs (its own spikes fed back) "
+                         "are not in the closed form's count")
         layers.append(replace(layer, rate=rate, timesteps=lt.timesteps))
     input_rate, agree = consumed_rate(net, trace, INPUT)
     meta = dict(net.metadata, rates_source=f"measured by the spike engine ({trace.handoff} handoff, seed "
