@@ -238,6 +238,15 @@ class LayerSpec:
         """Distinct weights that connect `live_in` live inputs to `live_out` live outputs."""
         return float(live_in * live_out)
 
+    def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> float | None:
+        """Synapses from every input to the `live_out` outputs (a boolean mask over out_features) whose
+        weight is nonzero, per token and step: an input event's effective ACs summed over all inputs.
+        With every input firing at rate r, the effective ACs are r x this per token and step. None:
+        the layer has no weights to tell (dense, then)."""
+        if layer.weights is None:
+            return None
+        return float(np.count_nonzero(np.asarray(layer.weights)[np.asarray(live_out, bool)]))
+
 
 @dataclass
 class Linear(LayerSpec):
@@ -274,6 +283,9 @@ class Attention(LayerSpec):
 
     def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
         return 0.0
+
+    def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> None:
+        return None   # its ACs are the weighted sum by V's events, whose weights (probabilities) are never 0
 
     def validate(self, layer: Layer, where: str) -> None:
         _check_positive_int(self.heads, where, "spec.heads")
@@ -320,6 +332,11 @@ class _Window:
         """For each input position along one axis, the output positions whose window holds it."""
         pos = np.arange(size)[:, None] + self.padding - np.arange(self.kernel)[None, :]   # = out * stride
         return ((pos >= 0) & (pos % self.stride == 0) & (pos // self.stride < out_size)).sum(axis=1)
+
+    def tap_positions(self, size: int, out_size: int) -> np.ndarray:
+        """For each kernel tap along one axis, the output positions where it lands inside the input."""
+        pos = (np.arange(out_size) * self.stride - self.padding)[None, :] + np.arange(self.kernel)[:, None]
+        return ((pos >= 0) & (pos < size)).sum(axis=1)
 
     def input_fan_out(self) -> np.ndarray:
         """(in_height, in_width): the output positions each input position feeds, per output channel.
@@ -393,6 +410,15 @@ class Conv2dShape(_Window, LayerSpec):
         live_channels = live_out // (self.out_height * self.out_width)
         return live_channels * self.in_channels * self.kernel * self.kernel * live_in / layer.in_features
 
+    def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> float | None:
+        if layer.weights is None:
+            return None
+        channels = np.asarray(live_out, bool).reshape(self.out_channels, -1).any(axis=1)
+        nonzero = (np.asarray(layer.weights)[channels] != 0).sum(axis=(0, 1))          # (k, k) taps
+        rows = self.tap_positions(self.in_height, self.out_height)                       # per ky
+        cols = self.tap_positions(self.in_width, self.out_width)                         # per kx
+        return float((nonzero * np.outer(rows, cols)).sum())
+
     def validate(self, layer: Layer, where: str) -> None:
         self.check_window(layer, where, ("in_channels", "out_channels", "in_height", "in_width", "kernel", "stride"))
         self.check_features(layer, where, self.in_channels, self.out_channels)
@@ -441,6 +467,10 @@ class Pool2dShape(_Window, LayerSpec):
 
     def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
         return 0.0
+
+    def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> float:
+        live_channels = int(np.asarray(live_out, bool).reshape(self.channels, -1).any(axis=1).sum())
+        return float(live_channels * self.window_taps())   # its fixed weights are never 0
 
     def validate(self, layer: Layer, where: str) -> None:
         self.check_window(layer, where, ("channels", "in_height", "in_width", "kernel", "stride"))

@@ -143,3 +143,19 @@ def test_a_pool_layer_has_no_weights_nor_bias_and_checks_its_shape():
         Network("p", [Layer("p", "pool2d", 32, 9, spec=pool)], input_size=32)
     assert info.value.field == "out_features"
     assert Layer("x", "linear", 2, 2).spec == Linear()
+
+
+def test_nonzero_connections_are_the_effective_acs_when_every_input_fires():
+    # every input spikes every step: the engine's effective ACs per token and step are exactly the IR's
+    # count of nonzero-weight synapses, for conv (taps inside the input only), pool and linear layers
+    net = with_tokens(conv_net(2, 1, zero=True), 1, 1)
+    net["conv"].neuron_mask = np.array([True, False, True])
+    net = Network(net.name, net.layers, net.input_size)
+    trace = run(net, np.ones((1, 1, 72), np.uint8))
+    conv = net["conv"]
+    assert conv.spec.nonzero_connections(conv, conv.live_outputs()) == trace["conv"].effective_acs
+    assert trace["conv"].effective_acs < trace["conv"].acs   # the zeroed kernel row
+    pool = net["pool"]
+    assert pool.spec.nonzero_connections(pool, pool.live_outputs()) == pool.spec.window_taps() * 3
+    lin = Layer("l", "linear", 3, 2, weights=np.array([[0.0, 1, 2], [0, 0, 3]]))
+    assert lin.spec.nonzero_connections(lin, np.array([True, False])) == 2
