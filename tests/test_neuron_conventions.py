@@ -101,7 +101,8 @@ def test_per_neuron_values_must_have_one_value_per_unit():
     bad = Layer("c", "conv2d", 16, 32, spec=conv, neuron=Neuron("lif", np.ones(32)))
     with pytest.raises(NeurosimError) as info:
         Network("n", [bad], input_size=16)
-    assert info.value.field == "neuron.vth" and "2 (one per output neuron; conv2d: per output channel)" in info.value.fix
+    assert info.value.field == "neuron.vth"
+    assert "2 (one per output neuron; conv2d: per output channel)" in info.value.fix
 
 
 def test_a_synaptic_current_belongs_to_the_cubalif_model_alone():

@@ -3,5 +3,5 @@
 # PyTorch front end (neurons, the spiking encoder, extraction into the IR).
 from .encoder import SpikingEncoder
 from .extract import from_torch
-from .neurons import GIF, LIF, rate, spike_fn
+from .neurons import GIF, LIF, CubaLIF, RecurrentNeuron, neuron_module, rate, spike_fn
 from .nir_io import from_nir, to_nir

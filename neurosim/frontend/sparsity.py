@@ -36,7 +36,8 @@ def _unread_units(net: Network, layer: Layer) -> np.ndarray | None:
     """Units of `layer` whose every output every reader weighs by zero (None: some reader has no weights)."""
     readers = net.consumers(layer.name)
     residual = any(lay.norm is not None and lay.norm.residual == layer.name for lay in net.layers)
-    if not readers or residual or layer.recurrent is not None or any(r.kind not in WEIGHT_KINDS or r.weights is None for r in readers):
+    unknown = any(r.kind not in WEIGHT_KINDS or r.weights is None for r in readers)   # readers without weights
+    if not readers or residual or layer.recurrent is not None or unknown:
         return None
     read = np.zeros(layer.out_features, bool)
     for r in readers:
@@ -71,6 +72,6 @@ def zero_masks(net: Network) -> tuple[Network, dict[str, int]]:
     lost = {name: int((~m).sum()) - (0 if net[name].neuron_mask is None else int((~net[name].neuron_mask).sum()))
             for name, m in masks.items()}
     layers = [replace(lay, neuron_mask=masks[lay.name]) if lay.name in masks else lay for lay in net.layers]
-    meta = dict(net.metadata, zero_masks=f"units with all-zero weights (rows, or columns in every reader) masked: "
+    meta = dict(net.metadata, zero_masks="units with all-zero weights (rows, or columns in every reader) masked: "
                 + ", ".join(f"{k} {v}" for k, v in lost.items()))
     return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, meta), lost
