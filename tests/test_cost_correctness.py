@@ -120,3 +120,27 @@ def test_peak_on_chip_memory_is_what_is_held_together_and_fits_the_chip(edge):
     assert r.feasible and r.memory_bytes["peak_on_chip"] <= capacity
     # every layer here streams: its pass slice (streamed weights + membranes) fills the free core SRAM
     assert r.memory_bytes["peak_on_chip"] >= edge.cores.count * edge.cores.sram_bytes * 0.9
+
+
+def test_a_recurrent_layers_own_spikes_are_counted_and_its_feedback_weights_stored(edge):
+    from neurosim.ir import Recurrent
+
+    fc = Layer("fc", "linear", 2, 3, timesteps=4, rate=0.5, weight_bits=8,
+               recurrent=Recurrent(np.zeros((3, 3))))
+    net = Network("rnn", [fc], input_size=2, input_rate=0.5)
+    r = estimate(net, edge, "sequential", "rates")
+    # input: 4 steps x 0.5 x 2 inputs x 3 outputs = 12; own spikes of steps 0..2: 3 x 0.5 x 3 x 3 = 13.5
+    assert r.acs == 12 + 13.5
+    assert r.memory_bytes["weights"] == (2 * 3 + 3 * 3) * 8 / 8
+
+
+def test_a_synaptic_current_and_per_neuron_parameters_are_state_held_beside_the_membrane(edge):
+    def one(neuron):
+        net = Network("n", [Layer("fc", "linear", 2, 3, seq_len=2, timesteps=2, rate=0.5, neuron=neuron)],
+                      input_size=2, input_rate=0.5)
+        return estimate(net, edge, "spatial").memory_bytes["membrane"]
+
+    # 2 tokens x 3 neurons x 32-bit values: the membrane; + the synaptic current; + a threshold per neuron
+    assert one(Neuron()) == 2 * 3 * 4
+    assert one(Neuron(model="cubalif", syn_decay=0.5)) == 2 * 2 * 3 * 4
+    assert one(Neuron(model="cubalif", syn_decay=0.5, vth=np.array([1.0, 0.5, 2.0]))) == 3 * 2 * 3 * 4

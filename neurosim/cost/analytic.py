@@ -163,7 +163,9 @@ def live_synapses(net: Network, layer: Layer, out_live: int) -> float:
 def stored_weights(net: Network, layer: Layer) -> float:
     """Weights the hardware holds: structured pruning compiles away the rows of masked (or unused)
     outputs and the columns of masked inputs, so only live-input x live-output weights are stored."""
-    return layer.spec.weights_between(layer, live_inputs(net, layer), int(needed_outputs(net, layer).sum()))
+    live_out = int(needed_outputs(net, layer).sum())
+    recurrent = live_out * live_out if layer.recurrent is not None else 0   # W_rec among live outputs
+    return layer.spec.weights_between(layer, live_inputs(net, layer), live_out) + recurrent
 
 
 def reads_constant_current(net: Network, layer: Layer) -> bool:
@@ -198,6 +200,9 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
     if layer.spiking:
         row["neuron_updates"] = n * t * out_live
         row["spikes_out"] = n * t * out_live * (layer.rate if activity and layer.rate is not None else 1.0)
+    if layer.recurrent is not None:   # its own spikes of steps 0..t-2, each to every live output
+        own_rate = layer.rate if activity and layer.rate is not None else 1.0
+        row["acs"] += n * (t - 1) * own_rate * out_live * out_live
     return row
 
 

@@ -38,7 +38,8 @@ def per_point(x) -> np.ndarray:
 
 def state_bytes(work: Workload, chips: Chips) -> np.ndarray:
     """Membranes (spiking) or output values (real), plus a held constant input current where one is held."""
-    bits = np.where(work.spiking[None, :], chips.membrane_bits[:, None], chips.activation_bits[:, None])
+    bits = np.where(work.spiking[None, :], chips.membrane_bits[:, None] * work.state_words[None, :],
+                    chips.activation_bits[:, None])
     held = (work.spiking & work.constant_input)[None, :] & ~chips.recompute_constant_input[:, None]
     bits = bits + np.where(held, chips.activation_bits[:, None], 0)
     return work.values_per_step[None, :] * bits / 8
@@ -104,7 +105,8 @@ def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs
     """
     weight_reads = per_point(macs_done) if ac_includes_memory else per_point(acs) + per_point(macs_done)
     weight_bits = np.where(work.attention[None, :], chips.activation_bits[:, None], work.weight_bits[None, :])
-    state = np.where(work.spiking[None, :], per_point(neuron_updates) * chips.membrane_bits[:, None],
+    state = np.where(work.spiking[None, :],
+                     per_point(neuron_updates) * chips.membrane_bits[:, None] * work.state_words[None, :],
                      per_point(work.values_per_step * dense_steps) * chips.activation_bits[:, None])
     reads = (weight_reads * weight_bits + state).sum(axis=1)
     return reads, state.sum(axis=1)

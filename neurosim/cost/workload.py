@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..ir import Network
+from ..ir import PER_NEURON, Network
 from .analytic import layer_counts, needed_outputs, reads_constant_current, stored_weights
 
 COUNT_KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
@@ -27,6 +27,14 @@ def with_timesteps(net: Network, timesteps: int) -> Network:
     """The network with every layer running `timesteps` steps."""
     layers = [replace(layer, timesteps=timesteps) for layer in net.layers]
     return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, dict(net.metadata))
+
+
+def neuron_state_words(neuron) -> int:
+    """Membrane-precision values per neuron: the membrane, a synaptic current, per-neuron parameters."""
+    if neuron is None:
+        return 0
+    per_neuron = sum(np.ndim(getattr(neuron, name)) > 0 for name in PER_NEURON)
+    return 1 + int(neuron.synaptic) + int(per_neuron)
 
 
 def depth(net: Network) -> int:
@@ -72,6 +80,9 @@ class Workload:
         self.count_bits = np.array([math.ceil(math.log2(l.timesteps * l.neuron.levels + 1)) if l.spiking else 0
                                     for l in layers], dtype=float)
         self.weight_bits = np.array([l.weight_bits for l in layers], dtype=float)
+        # Values a spiking neuron keeps at membrane precision: its membrane, a synaptic current (CubaLIF),
+        # and any parameter given per neuron (vth, leak, syn_decay): all read and written on each update.
+        self.state_words = np.array([neuron_state_words(l.neuron) for l in layers], dtype=float)
         self.weight_bytes = np.array([stored_weights(net, l) * l.weight_bits / 8 for l in layers], dtype=float)
         index = {l.name: i for i, l in enumerate(layers)}
         self.consumers = [[index[c.name] for c in net.consumers(l.name)] for l in layers]

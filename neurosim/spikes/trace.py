@@ -167,7 +167,8 @@ def measured_network(net: Network, trace: SpikeTrace) -> Network:
                              "uses their mean and is approximate")
         if lt.recurrent_acs:
             notes.append(f"layer '{layer.name}': its {lt.recurrent_acs:,} recurrent ACs (its own spikes fed back) "
-                         "are not in the closed form's count")
+                         "are in the closed form's count at the layer's rate over its first t - 1 steps, "
+                         "equal to the engine's in expectation")
         layers.append(replace(layer, rate=rate, timesteps=lt.timesteps))
     input_rate, agree = consumed_rate(net, trace, INPUT)
     meta = dict(net.metadata, rates_source=f"measured by the spike engine ({trace.handoff} handoff, seed "
