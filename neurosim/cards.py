@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from .errors import NeurosimError
 from .ir import NEURON_RULES, RATE, Attention, EncoderTag, Layer, Network, Neuron, Norm, Rule, check_mask
+from .limits import MAX_ENCODER_LAYERS, check_encoder_size
 from .paths import MODELS_DIR, resolve
 from .schema import FIX_MARK, Strict, load_yaml
 
@@ -118,6 +119,9 @@ def encoder_network(card: EncoderCard) -> Network:
     the Query projection and the attention scores as real-valued work.
     """
     d, heads, n = card.hidden, card.heads, card.seq_len
+    check_encoder_size("card", card.layers, d, card.intermediate, n,   # before any layer is built
+                       [card.timesteps_of(b) for b in range(min(card.layers, MAX_ENCODER_LAYERS + 1))],
+                       card.weight_bits)
     neuron = Neuron(**card.neuron.model_dump())
     r = card.rates
     layers: list[Layer] = []

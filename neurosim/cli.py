@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import NoReturn
 
 from .arch import load_arch
 from .cards import load_model
 from .cost.analytic import normalized_c, paper_m, structural_counts
 from .cost.estimate import estimate
-from .errors import NeurosimError
+from .errors import NeurosimError, clip
 from .ir import RATE, Network
-from .paths import DEFAULT_ARCH, DEFAULT_MODEL
+from .paths import DEFAULT_ARCH, DEFAULT_MODEL, check_output_file
 from .report import comparison_table
 
 
@@ -41,7 +42,33 @@ def _evaluate(net: Network, arch, engine: str, mapping: str | None = None, carry
     return simulate(net, arch, mapping=mapping, carry=carry, timeline=timeline)
 
 
+INPUT_FIX = "give a (T, seq_len, input_size) spike array or a (seq_len, input_size) real array saved with numpy.save"
+INPUT_KINDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "real numbers"}
+
+
+def check_input_file(path: str) -> None:
+    """Refuse an --input the spike engine cannot take: not a .npy array, values that are not real numbers
+    (text, complex, objects, dates), or not 2-D or 3-D. Only the header is read (memory-mapped)."""
+    import numpy as np
+
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise NeurosimError(path, "--input", f"not a readable .npy array ({clip(str(exc), 200)})", INPUT_FIX) from None
+    if not isinstance(array, np.ndarray):   # an .npz archive
+        array.close()
+        raise NeurosimError(path, "--input", "an .npz archive, not one array", INPUT_FIX)
+    if array.dtype.kind not in INPUT_KINDS:
+        raise NeurosimError(path, "--input", f"holds values of type {array.dtype}, not real numbers", INPUT_FIX)
+    if array.ndim not in (2, 3):
+        raise NeurosimError(path, "--input", f"a {array.ndim}-D array of shape {array.shape}", INPUT_FIX)
+
+
 def cmd_run(args) -> None:
+    if args.input is not None:
+        check_input_file(args.input)   # before the model is built: a bad file is refused at once
+    if args.timeline:
+        check_output_file(args.timeline, "--timeline")
     net, arch = _model(args), load_arch(args.arch)
     if args.engine == "spikes":
         from .spikes.measure import engine_report  # numba, only when asked for
@@ -66,6 +93,8 @@ def cmd_run(args) -> None:
 
 
 def cmd_compare(args) -> None:
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     net, arch = _model(args), load_arch(args.arch)
     reports = [_evaluate(net, arch, args.engine, "spatial"),
                _evaluate(net, arch, args.engine, "sequential", "spikes"),
@@ -107,6 +136,13 @@ def cmd_ops(args) -> None:
         print(counts.to_string(index=False))
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**63:   # the engine's counter-based draws key on a 64-bit integer
+        raise argparse.ArgumentTypeError(f"a seed is an integer in 0..2**63-1, got {text}")
+    return value
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not RATE.holds(value):
@@ -114,8 +150,16 @@ def _rate(text: str) -> float:
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, refusing a bad argument in the one line every other error takes (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"neurosim: error: {self.prog}: {clip(message, 1000)}. Fix: see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurosim", description=__doc__)
+    parser = Parser(prog="neurosim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, arch=True):
@@ -136,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sim: the discrete-event simulator, work from the model's rates (default); analytic: "
                      "the closed form; spikes: run the spike engine and simulate exactly the work it counted")
     run.add_argument("--timeline", metavar="PNG", help="draw a Gantt chart of cores and buffers to this file")
-    run.add_argument("--seed", type=int, default=0, help="seed of the spike engine's random draws (and of "
+    run.add_argument("--seed", type=_seed, default=0, help="seed of the spike engine's random draws (and of "
                      "random weights for a weightless model card)")
     run.add_argument("--input", help="spike engine input (.npy): (T, seq_len, input_size) spikes or a "
                      "(seq_len, input_size) real array; default: a checkpoint's sample, else seeded random spikes")

@@ -832,7 +832,14 @@ class Network:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "network JSON") -> "Network":
+        if not isinstance(data, dict):
+            raise NeurosimError(where, "(top level)", f"expected an object (a network), got a "
+                                f"{type(data).__name__}", "give the JSON Network.to_json writes: "
+                                "{\"format\": 2, \"name\": ..., \"input_size\": ..., \"layers\": [...]}")
         raw_layers = data.get("layers", [])
+        if not isinstance(raw_layers, list) or not all(isinstance(raw, dict) for raw in raw_layers):
+            raise NeurosimError(where, "layers", "expected a list of layer objects",
+                                "give each layer as an object of its fields (see Network.to_json)")
         if _format_of(data, where) == 1:
             raw_layers = [_from_format_1(raw, i, where) for i, raw in enumerate(raw_layers)]
         layers = [_layer_from_dict(raw, i, where) for i, raw in enumerate(raw_layers)]
@@ -841,15 +848,30 @@ class Network:
                 raise NeurosimError(where, key, "required key is missing", "the network JSON needs name, "
                                     "input_size and layers")
         try:
-            return cls(name=data["name"], layers=layers, input_size=data["input_size"],
-                       input_rate=data.get("input_rate", 1.0), input_spiking=data.get("input_spiking", True),
-                       metadata=data.get("metadata", {}))
+            net = cls(name=data["name"], layers=layers, input_size=data["input_size"],
+                      input_rate=data.get("input_rate", 1.0), input_spiking=data.get("input_spiking", True),
+                      metadata=data.get("metadata", {}))
         except NeurosimError as exc:
             raise NeurosimError(f"{where} ({exc.where})", exc.field, exc.problem, exc.fix) from None
+        except TypeError as exc:   # a value the validation's rules never expected (a list for a name, ...)
+            raise NeurosimError(where, "layers", f"a value of the wrong type ({exc})", "give each field the type "
+                                "Network.to_json writes (a name is text, inputs a list of names)") from None
+        from .limits import check_network_size   # sizes a file may claim, refused before any array is built
+
+        check_network_size(where, net.layers)
+        return net
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), default=lambda v: v.item()))  # numpy scalars
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Network":
-        return cls.from_dict(json.loads(Path(path).read_text()), where=str(path))
+        try:
+            data = json.loads(Path(path).read_bytes())
+        except OSError as exc:
+            raise NeurosimError(str(path), "(file)", f"cannot be read: {exc.strerror or exc}",
+                                "check the path") from None
+        except (ValueError, RecursionError) as exc:   # not JSON, not text, nested past Python's stack
+            raise NeurosimError(str(path), "(file)", f"not JSON ({type(exc).__name__}: {exc})",
+                                "give a network JSON as Network.to_json writes it") from None
+        return cls.from_dict(data, where=str(path))

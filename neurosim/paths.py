@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import NeurosimError
@@ -29,3 +30,17 @@ def resolve(name_or_path: str | Path, folder: Path, suffixes: tuple[str, ...], w
         str(name_or_path), what, f"no such file, and no shipped {what} of that name in {folder}",
         f"give a path to an existing file or one of the shipped names: {', '.join(shipped) or '(none found)'}",
     )
+
+
+def check_output_file(path: str | Path, flag: str) -> None:
+    """Refuse a file to write that cannot be written (a folder, or in a folder that does not exist),
+    before any work is done for it."""
+    path = Path(path)
+    if path.is_dir():
+        raise NeurosimError(str(path), flag, "is a folder", "give the path of a file to write")
+    folder = path.parent
+    if not folder.is_dir():
+        raise NeurosimError(str(path), flag, f"the folder {folder} does not exist", "create it, or give a path in "
+                            "an existing folder")
+    if not os.access(folder, os.W_OK):
+        raise NeurosimError(str(path), flag, f"the folder {folder} cannot be written", "give a path you can write to")

@@ -6,15 +6,16 @@ import argparse
 import sys
 
 from ..errors import NeurosimError
+from ..paths import check_output_file
 
 
 def cmd_sweep(args) -> None:
     from .spec import check_models, load_spec, plan
-    from .sweep import run_sweep
+    from .sweep import run_sweep, simulation_estimate
 
     if args.dry_run:
         sweep = load_spec(args.spec)
-        points = plan(sweep)
+        points = plan(sweep)   # a grid too large to plan is refused with its size, before anything is built
         check_models(sweep, points)
         by = {}
         for p in points:
@@ -23,13 +24,16 @@ def cmd_sweep(args) -> None:
               f"{', '.join(sweep.axis_names) or '(none)'}")
         for (model, engine), n in by.items():
             print(f"  {model} ({engine}): {n}")
+        n_sim = sum(p.engine != "analytic" for p in points)
+        if n_sim:
+            print(simulation_estimate(n_sim, args.workers or None)[1])
         return
     if args.out is None:
         raise NeurosimError("neurosim sweep", "--out", "no output folder given", "add --out DIR")
     try:
         summary = run_sweep(args.spec, args.out, resume=args.resume, retry_errors=args.retry_errors,
                             workers=args.workers, scheduler=args.scheduler, batch_size=args.batch_size,
-                            limit=args.limit, progress=not args.no_progress,
+                            limit=args.limit, progress=not args.no_progress, yes=args.yes,
                             log=lambda s: print(s, file=sys.stderr))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished points are saved in {args.out}/results.csv; "
@@ -46,6 +50,8 @@ def cmd_pareto(args) -> None:
     from .report_page import markdown_table, point_table
     from .store import load_results, read_meta
 
+    if args.csv:
+        check_output_file(args.csv, "--csv")
     df = load_results(args.dir)
     by = [] if args.by == "none" else args.by.split(",")
     front = pareto_front(df, args.objectives, by)
@@ -66,9 +72,18 @@ def cmd_pareto(args) -> None:
 def cmd_report(args) -> None:
     from .report_page import write_report
 
+    if args.out:
+        check_output_file(args.out, "--out")
     page = write_report(args.dir, args.objectives, fmt=args.format, page=args.out,
                         by=[] if args.by == "none" else args.by.split(","), per_layer=not args.no_per_layer)
     print(f"report written to {page} (figures in {page.parent / 'figures'})")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -87,12 +102,14 @@ def register(subparsers) -> None:
     sweep.add_argument("--out", metavar="DIR", help="output folder (results.csv, spec.yaml, sweep.json)")
     sweep.add_argument("--resume", action="store_true", help="continue a sweep in DIR, skipping finished points")
     sweep.add_argument("--retry-errors", action="store_true", help="with --resume: evaluate failed points again")
-    sweep.add_argument("--workers", type=int, default=None,
+    sweep.add_argument("--workers", type=_count, default=None,
                        help="local Dask worker processes (default: CPU cores); 0: evaluate in this process")
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use an existing Dask cluster")
     sweep.add_argument("--batch-size", type=_positive, default=512,
                        help="closed-form points per task (evaluated together, vectorised; default 512)")
-    sweep.add_argument("--limit", type=_positive, help="stop after about this many new points (resume later)")
+    sweep.add_argument("--limit", type=_positive, help="evaluate at most this many new points (resume later); "
+                       "a grid too large to plan whole is then planned only that far")
+    sweep.add_argument("--yes", action="store_true", help="run a simulation estimated to take more than an hour")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--dry-run", action="store_true", help="validate the spec and count its points only")
     sweep.set_defaults(func=cmd_sweep)

@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..arch import EnergyTable, load_energy_table
 from ..cards import EncoderCard, encoder_network, load_model
-from ..errors import NeurosimError
+from ..errors import NeurosimError, brief
 from ..ir import Network
-from ..schema import set_dotted, validate
+from ..schema import read_yaml, set_dotted, validate
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,10 @@ def _thaw(value: Any) -> Any:
 def _build_model(ref: ModelRef) -> Network:
     if ref.set:
         overrides = {k: _thaw(v) for k, v in ref.set}
-        data = yaml.safe_load(Path(ref.path).read_text())
+        data, _ = read_yaml(ref.path)
         for key, value in overrides.items():
             set_dotted(data, key, value)
-        where = f"{ref.path} with {overrides}"
+        where = f"{ref.path} with {brief(overrides, 200)}"
         card = validate(data, EncoderCard, where)
         try:
             net = encoder_network(card)

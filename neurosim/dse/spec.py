@@ -20,6 +20,10 @@ spec file, the axis and the fix; every point's merged config is validated
 again when the points are planned. A point's id is a hash of its canonical
 JSON (merged arch, model, engine), so a resumed sweep skips finished points
 whatever order or spec they came from.
+
+A grid is counted before it is planned (`point_count`, arithmetic, nothing
+built): above MAX_POINTS it is refused unless a limit asks for its first
+points only, which `plan` then builds lazily.
 """
 
 from __future__ import annotations
@@ -27,20 +31,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..arch import ArchConfig, load_arch, load_energy_table
 from ..cards import Rate
-from ..errors import NeurosimError
+from ..errors import NeurosimError, brief
+from ..limits import MAX_POINTS
 from ..paths import ENERGY_DIR, MODELS_DIR, resolve
-from ..schema import Strict, explain, plain_copy, set_dotted, validate
+from ..schema import Strict, explain, plain_copy, read_yaml, set_dotted, validate
 from .models import ModelRef, load_point_model
 
 ENGINES = ("analytic", "sim")
@@ -56,7 +61,7 @@ class AxisRange(Strict):
 
     from_: int | float = Field(alias="from")
     to: int | float
-    num: int = Field(ge=1)
+    num: int = Field(ge=1, le=MAX_POINTS)   # values are built (np.linspace) to draw from or walk
     scale: Literal["linear", "log"] = "linear"
 
     @model_validator(mode="after")
@@ -203,7 +208,7 @@ def _axis_values(path: Path, key: str, raw: Any) -> list | AxisRange:
             sub = "" if err.field == "(top level)" else "." + err.field.replace("from_", "from")
             raise _refuse(path, f"axes.{key}{sub}", err.problem,
                           err.fix + " (a range is {from: A, to: B, num: N, scale: linear|log})") from None
-    raise _refuse(path, f"axes.{key}", f"expected a list of values or a range, got {raw!r}",
+    raise _refuse(path, f"axes.{key}", f"expected a list of values or a range, got {brief(raw)}",
                   "write [v1, v2, ...] or {from: A, to: B, num: N, scale: linear|log}")
 
 
@@ -220,7 +225,7 @@ def _check_arch_value(sweep_path: Path, base: dict, key: str, value: Any, label:
         ArchConfig.model_validate(merged)
     except ValidationError as exc:
         err = explain(exc, str(sweep_path), ArchConfig)
-        raise _refuse(sweep_path, label, f"value {value!r} is refused by the arch schema at '{err.field}': "
+        raise _refuse(sweep_path, label, f"value {brief(value)} is refused by the arch schema at '{err.field}': "
                       f"{err.problem}", "give a value the arch config accepts (see arch_configs/ and "
                       "neurosim/arch.py), or drop it") from None
 
@@ -234,16 +239,7 @@ def _energy_path(name: str, base_dir: Path) -> str:
 def load_spec(path: str | Path) -> Sweep:
     """Read and validate a sweep spec; every refusal names the file, the key and the fix."""
     path = Path(path)
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _refuse(path, "(file)", f"not valid YAML: {exc}", "fix the YAML syntax") from None
-    except OSError as exc:
-        raise _refuse(path, "(file)", f"cannot be read: {exc.strerror}", "check the path") from None
-    if not isinstance(data, dict):
-        raise _refuse(path, "(top level)", "expected a mapping of keys to values",
-                      "write the spec as 'key: value' lines (see sweeps/)")
+    data, text = read_yaml(path)
     spec = validate(data, SweepSpec, str(path))
 
     try:
@@ -277,7 +273,7 @@ def load_spec(path: str | Path) -> Sweep:
         if key == "engine":
             bad = [v for v in listed if v not in ENGINES]
             if bad or isinstance(values, AxisRange):
-                raise _refuse(path, label, f"unknown engine {bad[0] if bad else values!r}",
+                raise _refuse(path, label, f"unknown engine {brief(bad[0] if bad else values)}",
                               f"list engines from: {', '.join(ENGINES)}")
         elif key.startswith("model."):
             if isinstance(values, AxisRange) and key == "model.timesteps" and not values.integer:
@@ -290,9 +286,11 @@ def load_spec(path: str | Path) -> Sweep:
             if key == "mapping":
                 bad = [v for v in listed if isinstance(v, str) and v not in MAPPING_SHORTHAND]
                 if bad:
-                    raise _refuse(path, label, f"unknown mapping {bad[0]!r}",
+                    raise _refuse(path, label, f"unknown mapping {brief(bad[0])}",
                                   f"use {', '.join(MAPPING_SHORTHAND)}, or a section {{kind: ..., carry: ...}}")
-            for v in listed:
+            # A range's bounds stand for its values (the schema's limits are intervals); each point is checked
+            # again when planned, so a range of a million values costs two checks here, not a million.
+            for v in (listed if isinstance(values, list) else dict.fromkeys([listed[0], listed[-1]])):
                 _check_arch_value(path, base_dict, key, v, label)
             if key == "energy_table":
                 for v in listed:
@@ -300,7 +298,7 @@ def load_spec(path: str | Path) -> Sweep:
                         energy_paths[v] = _energy_path(v, base_dir)
                         load_energy_table(energy_paths[v])
                     except NeurosimError as exc:
-                        raise _refuse(path, label, f"energy table {v!r}: {exc.problem}", exc.fix) from None
+                        raise _refuse(path, label, f"energy table {brief(v)}: {exc.problem}", exc.fix) from None
         axes[key] = values
     if any(k.startswith("model.") for k in axes):
         for m in models:
@@ -327,12 +325,13 @@ def _load_models(path: Path, raw: list) -> list[ModelVariant]:
                 err = explain(exc, str(path), ModelVariant)
                 raise _refuse(path, f"models[{i}].{err.field}", err.problem, err.fix) from None
         else:
-            raise _refuse(path, f"models[{i}]", f"expected a model name or a mapping, got {entry!r}",
+            raise _refuse(path, f"models[{i}]", f"expected a model name or a mapping, got {brief(entry)}",
                           "write a shipped name, a path, or {name: LABEL, model: NAME, set: {key: value}}")
     names = [m.name for m in models]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise _refuse(path, "models", f"two models share the label {dupes[0]!r}", "give each variant its own 'name'")
+        raise _refuse(path, "models", f"two models share the label {brief(dupes[0])}",
+                      "give each variant its own 'name'")
     return models
 
 
@@ -345,59 +344,109 @@ def point_id(arch: dict, model: ModelRef | dict, engine: str) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
-def _combinations(sweep: Sweep) -> list[dict[str, Any]]:
+def _axis_size(values: list | AxisRange) -> int:
+    return len(values) if isinstance(values, list) else values.num   # a range's upper bound: ints may repeat
+
+
+def point_count(sweep: Sweep) -> int:
+    """The points the spec asks for, counted without building them: models x the grid (or x n drawn), an
+    upper bound where a range's integer values repeat or two combinations give the same point."""
+    per_model = sweep.spec.sampling.n if sweep.spec.sampling.kind == "random" else \
+        math.prod(_axis_size(v) for v in sweep.axes.values())
+    return len(sweep.models) * per_model
+
+
+def simulated_count(sweep: Sweep) -> int:
+    """Of `point_count`, the points that run the simulator (for random sampling: as many as expected)."""
+    engines = sweep.axes.get("engine", [sweep.spec.engine])
+    return point_count(sweep) * sum(e != "analytic" for e in engines) // len(engines)
+
+
+def refuse_too_many(sweep: Sweep, count: int) -> NeurosimError:
+    what = "grid" if sweep.spec.sampling.kind == "grid" else "random sampling"
+    return _refuse(sweep.path, "axes" if what == "grid" else "sampling.n",
+                   f"the {what} asks for {count:,} points, more than {MAX_POINTS:,} can be planned at once "
+                   "(each is validated and held in memory before the sweep starts)",
+                   "pass --limit N to run the first N points (then --resume for the next), sample "
+                   "{kind: random, n: N}, or give fewer axis values")
+
+
+def _combinations(sweep: Sweep) -> Iterator[dict[str, Any]]:
+    """The axis combinations of one model, one at a time (the same sequence on every call)."""
     names = sweep.axis_names
     if sweep.spec.sampling.kind == "grid":
         lists = [v if isinstance(v, list) else v.values() for v in sweep.axes.values()]
-        return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
+        for combo in itertools.product(*lists):
+            yield dict(zip(names, combo))
+        return
     rng = np.random.default_rng(sweep.spec.sampling.seed)
-    out = []
     for _ in range(sweep.spec.sampling.n):
         combo = {}
         for key, values in sweep.axes.items():
             combo[key] = values[int(rng.integers(len(values)))] if isinstance(values, list) else values.draw(rng)
-        out.append(combo)
-    return out
+        yield combo
 
 
-def plan(sweep: Sweep) -> list[Point]:
-    """Every point of the sweep (models x axis combinations), each validated; duplicates dropped."""
-    points, seen = [], set()
-    combos = _combinations(sweep)
+def plan(sweep: Sweep, limit: int | None = None, skip: Iterable[str] = ()) -> list[Point]:
+    """Every point of the sweep (models x axis combinations), each validated; duplicates dropped.
+
+    With `limit`, only the first `limit` points whose ids are not in `skip` (finished points), built
+    lazily, so a grid of any size can be run in slices; without it, a grid of more than MAX_POINTS
+    is refused with its size.
+    """
+    if limit is None and point_count(sweep) > MAX_POINTS:
+        raise refuse_too_many(sweep, point_count(sweep))
+    skip = set(skip)
+    points = []
+    for point in _walk(sweep):
+        if limit is not None and point.id in skip:
+            continue
+        points.append(point)
+        if limit is not None and len(points) >= limit:
+            break
+    return points
+
+
+def _walk(sweep: Sweep) -> Iterator[Point]:
+    """Every distinct point in plan order, built one at a time; a point's index is its place in the plan."""
+    seen: set[str] = set()
     refs: dict[str, tuple[ModelRef, dict]] = {}
     for variant in sweep.models:
-        for combo in combos:
-            arch = plain_copy(sweep.base_arch)
-            card_set = dict(variant.set)
-            engine = sweep.spec.engine
-            for key, value in combo.items():
-                if key == "engine":
-                    engine = value
-                elif key.startswith("model."):
-                    card_set[key.removeprefix("model.")] = value
-                else:
-                    set_dotted(arch, key, mapping_value(value) if key == "mapping" else value)
-            try:
-                arch = ArchConfig.model_validate(arch).model_dump()
-            except ValidationError as exc:
-                err = explain(exc, str(sweep.path), ArchConfig)
-                raise _refuse(sweep.path, "axes", f"the combination {combo} is refused at '{err.field}': "
-                              f"{err.problem}", "drop or change the values that cannot go together") from None
-            ref = ModelRef(variant.name, sweep.model_paths[variant.name],
-                           tuple(sorted((k, _freeze(v)) for k, v in card_set.items())), variant.rate)
-            key = ref.key()
-            if key not in refs:   # one ModelRef (and its canonical form) per distinct model
-                refs[key] = (ref, json.loads(key))
-            ref, canon = refs[key]
-            pid = point_id(arch, canon, engine)
-            if pid in seen:
-                continue
-            seen.add(pid)
-            table = arch["energy_table"]
-            energy = sweep.energy_paths.get(table) or _energy_path(table, sweep.base_dir)
-            points.append(Point(pid, len(points), ref, engine, dict(combo), arch, energy,
-                                f"{sweep.path} (point {pid})"))
-    return points
+        for combo in _combinations(sweep):
+            point = _point(sweep, variant, combo, refs, len(seen))
+            if point.id not in seen:
+                seen.add(point.id)
+                yield point
+
+
+def _point(sweep: Sweep, variant: ModelVariant, combo: dict[str, Any], refs: dict, index: int) -> Point:
+    """One combination of one model as a validated point."""
+    arch = plain_copy(sweep.base_arch)
+    card_set = dict(variant.set)
+    engine = sweep.spec.engine
+    for key, value in combo.items():
+        if key == "engine":
+            engine = value
+        elif key.startswith("model."):
+            card_set[key.removeprefix("model.")] = value
+        else:
+            set_dotted(arch, key, mapping_value(value) if key == "mapping" else value)
+    try:
+        arch = ArchConfig.model_validate(arch).model_dump()
+    except ValidationError as exc:
+        err = explain(exc, str(sweep.path), ArchConfig)
+        raise _refuse(sweep.path, "axes", f"the combination {brief(combo, 300)} is refused at '{err.field}': "
+                      f"{err.problem}", "drop or change the values that cannot go together") from None
+    ref = ModelRef(variant.name, sweep.model_paths[variant.name],
+                   tuple(sorted((k, _freeze(v)) for k, v in card_set.items())), variant.rate)
+    key = ref.key()
+    if key not in refs:   # one ModelRef (and its canonical form) per distinct model
+        refs[key] = (ref, json.loads(key))
+    ref, canon = refs[key]
+    pid = point_id(arch, canon, engine)
+    table = arch["energy_table"]
+    energy = sweep.energy_paths.get(table) or _energy_path(table, sweep.base_dir)
+    return Point(pid, index, ref, engine, dict(combo), arch, energy, f"{sweep.path} (point {pid})")
 
 
 def _freeze(value: Any) -> Any:

@@ -14,6 +14,11 @@ its own. Finished batches are appended to DIR/results.csv at once (see
 task lost with its worker records the loss on each of its points (rerun with
 `--resume --retry-errors` to try them again). Workers share one Numba cache
 folder (NUMBA_CACHE_DIR), so no kernel is compiled twice.
+
+Before anything is written: the spec is loaded and planned (a grid larger than
+`limits.MAX_POINTS` only with a limit), every model is built, the output folder
+is checked, and a simulation estimated to take more than CONFIRM_ABOVE_S asks
+for `yes` (the command line's --yes) or a limit.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ from typing import Any, Callable
 
 from ..errors import NeurosimError
 from .evaluate import POINT_COLUMNS, RESULT_COLUMNS, error_row, evaluate_batch, point_columns
-from .spec import Point, Sweep, check_models, load_spec, plan
-from .store import ResultStore, write_meta
+from .spec import MAX_POINTS, Point, Sweep, check_models, load_spec, plan, point_count, simulated_count
+from .store import ResultStore, check_out_dir, finished_ids, write_meta
 
 DEFAULT_BATCH = 512
+# benchmarks/results/simulator.md: the slowest feasible SpikingBERT-4L point, 0.3 s median on one core.
+SIM_S_PER_POINT = 0.3
+CONFIRM_ABOVE_S = 3600.0   # an hour of simulation or more starts only when asked for (--yes)
 
 
 @dataclass
@@ -77,6 +85,44 @@ def batches(points: list[Point], batch_size: int, parallel: int = 1) -> list[lis
     return sims + [analytic[i:i + size] for i in range(0, len(analytic), size)]
 
 
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:,.1f} days"
+
+
+def simulation_estimate(n_sim: int, workers: int | None) -> tuple[float, str]:
+    """The wall time `n_sim` simulated points take at SIM_S_PER_POINT on `workers` (None: unknown, one
+    assumed), and a sentence saying so."""
+    wall = n_sim * SIM_S_PER_POINT / (workers or 1)
+    on = ("on one worker (divide by your cluster's workers)" if workers is None else
+          "in this process" if workers == 1 else f"on {workers} workers")
+    return wall, (f"{n_sim:,} simulated points at about {SIM_S_PER_POINT} s each (benchmarks/results/simulator.md, "
+                  f"SpikingBERT-4L): about {duration(wall)} {on}")
+
+
+def check_simulation_time(sweep: Sweep, n_sim: int, workers: int | None, yes: bool,
+                          log: Callable[[str], None]) -> None:
+    """Say how long `n_sim` simulated points will take; above CONFIRM_ABOVE_S, refuse unless `yes`."""
+    if not n_sim:
+        return
+    wall, text = simulation_estimate(n_sim, workers)
+    if wall > CONFIRM_ABOVE_S and not yes:
+        raise NeurosimError(str(sweep.path), "engine", f"{text}, more than {duration(CONFIRM_ABOVE_S)}",
+                            "pass --yes to run them, or --limit N to run the first N points (then --resume "
+                            "for the next), or sample fewer points")
+    log(text)
+
+
+def _local_workers(workers: int | None, scheduler: str | None, client: Any) -> int | None:
+    """How many processes will evaluate points: known for a local run, not for a cluster."""
+    if scheduler is not None or client is not None:
+        return None
+    return 1 if workers == 0 else workers or os.cpu_count() or 1
+
+
 def _numba_cache_dir(out: Path) -> str:
     if "NUMBA_CACHE_DIR" not in os.environ:
         os.environ["NUMBA_CACHE_DIR"] = str(Path.home() / ".cache" / "neurosim" / "numba")
@@ -91,26 +137,34 @@ def _set_env(key: str, value: str) -> None:   # runs on remote workers
 def run_sweep(spec_path: str | Path, out_dir: str | Path, *, resume: bool = False, retry_errors: bool = False,
               workers: int | None = None, scheduler: str | None = None, client: Any = None,
               batch_size: int = DEFAULT_BATCH, limit: int | None = None, progress: bool = True,
-              on_rows: Callable[[list[dict]], None] | None = None,
+              on_rows: Callable[[list[dict]], None] | None = None, yes: bool = False,
               log: Callable[[str], None] = lambda s: None) -> SweepSummary:
     """Evaluate every point of a spec not yet in DIR/results.csv; see the module docstring.
 
     workers: local worker processes (default: CPU cores); 0 evaluates in this process without Dask.
     scheduler: address of an existing Dask scheduler. client: an existing `distributed.Client`
-    (left open). limit: stop once this many new points are written. on_rows: called with each
-    batch's rows after they are written (may raise KeyboardInterrupt to stop the sweep).
+    (left open). limit: evaluate at most this many new points (a grid above spec.MAX_POINTS is then
+    planned only that far). on_rows: called with each batch's rows after they are written (may raise
+    KeyboardInterrupt to stop the sweep). yes: run a simulation estimated above CONFIRM_ABOVE_S.
     """
     t_start = time.perf_counter()
     sweep = load_spec(spec_path)
-    points = plan(sweep)
-    check_models(sweep, points)
     out = Path(out_dir)
+    check_out_dir(out, resume)
+    done = finished_ids(out, retry_errors) if resume else set()
+    count = point_count(sweep)
+    n_sim = max(0, simulated_count(sweep) - len(done))   # before planning: counted, not built
+    check_simulation_time(sweep, n_sim if limit is None else min(n_sim, limit),
+                          _local_workers(workers, scheduler, client), yes, log)
+    sliced = limit is not None and count > MAX_POINTS   # only the next `limit` points are planned
+    points = plan(sweep, limit, done) if sliced else plan(sweep)
+    check_models(sweep, points)
+    todo = [p for p in points if p.id not in done]
+    summary = SweepSummary(out, count if sliced else len(points), len(done) if sliced else len(points) - len(todo))
+    todo = todo if limit is None else todo[:limit]
     store = ResultStore(out, columns(sweep), resume)
     try:
-        done = store.done_ids(retry_errors)
-        todo = [p for p in points if p.id not in done]
-        summary = SweepSummary(out, len(points), len(points) - len(todo))
-        write_meta(out, sweep.path, sweep.text, {"name": sweep.spec.name, "points": len(points),
+        write_meta(out, sweep.path, sweep.text, {"name": sweep.spec.name, "points": summary.total,
                                                   "axes": sweep.axis_names, "models": [m.name for m in sweep.models]})
         if not todo:
             summary.wall_s = time.perf_counter() - t_start

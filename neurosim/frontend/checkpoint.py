@@ -4,39 +4,126 @@ A checkpoint is a dict saved with torch.save: `config` (SpikingEncoder's
 arguments), `state_dict`, `vocab` (list of words) and `sample_tokens` (a few
 encoded sentences, the default input for measuring rates and for the spike
 engine). models/training/train_sentiment.py writes one.
+
+Everything is checked before the model is built: the config's sizes (the
+model they describe must be no larger than the weights the file holds, so a
+config cannot make torch allocate terabytes), and the sample tokens
+(integers, one row per sentence, each a word of the vocabulary).
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
+from numbers import Integral
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
-from ..errors import NeurosimError
+from ..errors import NeurosimError, brief, clip
 from ..ir import Network
+from ..limits import MAX_TIMESTEPS
 from .encoder import SpikingEncoder
 from .extract import from_torch
 
 REQUIRED = ("config", "state_dict", "sample_tokens")
+SIZES = ("vocab_size", "hidden", "heads", "intermediate", "layers", "seq_len", "classes")
+FIX = "save a dict with config, state_dict and sample_tokens (see models/training/train_sentiment.py)"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return clip(lines[0] if lines else type(exc).__name__, 200)
+
+
+def _read(path: str | Path) -> dict:
+    where = str(path)
+    try:
+        empty = Path(path).stat().st_size == 0
+    except OSError as exc:
+        raise NeurosimError(where, "(file)", f"cannot be read: {exc.strerror or exc}", "check the path") from None
+    if empty:
+        raise NeurosimError(where, "(file)", "the file is empty (0 bytes)", "give a .pt file saved with torch.save")
+    try:
+        with warnings.catch_warnings():   # torch warns about what it then refuses: the refusal is the one line
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise NeurosimError(where, "(file)", f"not a readable torch checkpoint ({type(exc).__name__}: "
+                            f"{_first_line(exc)})", "give a .pt file saved with torch.save") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
+        raise NeurosimError(where, missing[0], "missing from the checkpoint", FIX)
+    return ckpt
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _check_config(config: Any, where: str) -> None:
+    """The config's keys and sizes: SpikingEncoder's arguments, positive integers where it takes sizes."""
+    if not isinstance(config, Mapping):
+        raise NeurosimError(where, "config", f"expected a dict of SpikingEncoder's arguments, got {brief(config)}",
+                            FIX)
+    allowed = set(inspect.signature(SpikingEncoder).parameters)
+    unknown = sorted(set(map(str, config)) - allowed)
+    if unknown:
+        raise NeurosimError(where, f"config.{unknown[0]}", "not an argument of SpikingEncoder",
+                            f"use only: {', '.join(sorted(allowed))}")
+    for key in SIZES:
+        if key in config and not _is_count(config[key]):
+            raise NeurosimError(where, f"config.{key}", f"expected a positive integer, got {brief(config[key])}",
+                                "save the config of the model whose state_dict this is")
+    steps = config.get("timesteps", 16)
+    steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]
+    if not steps or not all(_is_count(t) and t <= MAX_TIMESTEPS for t in steps):
+        raise NeurosimError(where, "config.timesteps", f"expected one integer in 1..{MAX_TIMESTEPS:,} or one per "
+                            f"layer, got {brief(config.get('timesteps'))}", "save the model's timesteps")
+
+
+def _parameters(config: Mapping) -> int:
+    """How many weights SpikingEncoder(**config) allocates (embedding, positions, blocks, classifier)."""
+    h, i = config.get("hidden", 0), config.get("intermediate", 0)
+    block = 4 * (h * h + h) + 2 * h * i + h + i + 4 * h + 1 + i   # Q, K, V, out; FFN; LayerNorms; masks
+    return (config.get("vocab_size", 0) * h + config.get("seq_len", 0) * h + config.get("layers", 0) * block
+            + (h + 1) * config.get("classes", 0))
+
+
+def _check_state_dict(state: Any, config: Mapping, where: str) -> None:
+    """A mapping of tensors at least as large as the model the config describes (checked before it is built)."""
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise NeurosimError(where, "state_dict", "expected a dict of tensors (model.state_dict())", FIX)
+    held = sum(v.numel() for v in state.values())
+    wanted = _parameters(config)
+    if wanted > 2 * held + 1_000_000:   # the config's model must be the one saved, not one a million times larger
+        raise NeurosimError(where, "config", f"describes a model of {wanted:,} weights, but the state_dict holds "
+                            f"{held:,}", "save the state_dict and config of the same model")
+
+
+def _check_tokens(tokens: Any, model: SpikingEncoder, where: str) -> None:
+    """(sentences, words) integers, each a word of the vocabulary, at most seq_len words per sentence."""
+    vocab = model.embed.num_embeddings
+    if not isinstance(tokens, torch.Tensor) or tokens.dtype.is_floating_point or tokens.dtype.is_complex \
+            or tokens.dtype == torch.bool:
+        kind = tokens.dtype if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise NeurosimError(where, "sample_tokens", f"expected a tensor of integer word ids, got {kind}",
+                            "save the encoded sample sentences as a LongTensor")
+    if tokens.dim() != 2 or tokens.shape[0] < 1 or not 1 <= tokens.shape[1] <= model.seq_len:
+        raise NeurosimError(where, "sample_tokens", f"shape {tuple(tokens.shape)}, expected (sentences, words) "
+                            f"with 1..{model.seq_len} words", "save one row of word ids per sample sentence")
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= vocab:
+        raise NeurosimError(where, "sample_tokens", f"word ids from {low} to {high}, outside the vocabulary "
+                            f"(0..{vocab - 1})", "encode the samples with the checkpoint's own vocabulary")
 
 
 def load_encoder(path: str | Path) -> tuple[SpikingEncoder, dict]:
     where = str(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
-        raise NeurosimError(where, "(file)", f"not a readable torch checkpoint ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200]})", "give a .pt file saved with torch.save") from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
-        missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
-        raise NeurosimError(where, missing[0], "missing from the checkpoint",
-                            f"save a dict with {', '.join(REQUIRED)} (see models/training/train_sentiment.py)")
-    allowed = set(inspect.signature(SpikingEncoder).parameters)
-    unknown = sorted(set(ckpt["config"]) - allowed)
-    if unknown:
-        raise NeurosimError(where, f"config.{unknown[0]}", "not an argument of SpikingEncoder",
-                            f"use only: {', '.join(sorted(allowed))}")
+    ckpt = _read(path)
+    _check_config(ckpt["config"], where)
+    _check_state_dict(ckpt["state_dict"], ckpt["config"], where)
     try:
         model = SpikingEncoder(**ckpt["config"])
         model.load_state_dict(ckpt["state_dict"])
@@ -45,6 +132,7 @@ def load_encoder(path: str | Path) -> tuple[SpikingEncoder, dict]:
         raise NeurosimError(where, "state_dict", f"does not fit the model its config describes: "
                             f"{' '.join(line.strip() for line in first[:3])[:400]}",
                             "save the state_dict and config of the same model") from None
+    _check_tokens(ckpt["sample_tokens"], model, where)
     model.eval()
     return model, ckpt
 
