@@ -203,7 +203,6 @@ class SpatialCores:
         ok = np.flatnonzero(self.fits)
         one_core, least = one_core[ok], min_cores[ok]
         start = (one_core / least).max(axis=1)          # slowest stage of the minimum allocation
-        rows = np.arange(len(ok))
 
         def at(k: np.ndarray):
             """Cores, compute and network cycles of candidate k[j] for each point j."""

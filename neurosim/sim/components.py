@@ -53,7 +53,7 @@ class Recorder:
 class Channel:
     """A FIFO server of `bits_per_cycle`; counts the bits read out of and written into its component."""
 
-    def __init__(self, env: Environment, name: str, bits_per_cycle: float, rec: Recorder, directional: bool = True):
+    def __init__(self, env: simpy.Environment, name: str, bits_per_cycle: float, rec: Recorder, directional: bool = True):
         self.env, self.name, self.rate, self.rec = env, name, float(bits_per_cycle), rec
         self.directional = directional   # a network link has no read/write side
         self.free_at = 0.0
@@ -91,7 +91,7 @@ class Channel:
 class Buffer:
     """Bytes held up to `capacity`; a put that does not fit waits for gets (back-pressure)."""
 
-    def __init__(self, env: Environment, name: str, capacity: float, rec: Recorder, track=None):
+    def __init__(self, env: simpy.Environment, name: str, capacity: float, rec: Recorder, track=None):
         self.env, self.name, self.capacity, self.rec = env, name, float(capacity), rec
         self.level = 0.0
         self.peak = 0.0

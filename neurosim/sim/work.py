@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from numbers import Integral
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
