@@ -154,8 +154,9 @@ class SpatialTraffic:
         """Event-queue bits written (and read) at destination cores, for `cores` ((..., n, L)) per layer."""
         return (cores * self.per_core).sum(axis=-1)
 
-    def network_bits(self, cores: np.ndarray) -> np.ndarray:
-        return self.dense + self.queue_bits(cores)
+    def network_bits(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
+        """Network bits for `cores` of the given points (all, or an index array of them)."""
+        return self.dense[points] + (cores * self.per_core[points]).sum(axis=-1)
 
 
 def spatial_latency(work: Workload, chips: Chips, table: EnergyTable, cores: np.ndarray,
@@ -163,8 +164,12 @@ def spatial_latency(work: Workload, chips: Chips, table: EnergyTable, cores: np.
     """(pipeline compute cycles, network cycles, per-layer cycles) of a spatial allocation: latency =
     (T + depth - 1) x the slowest stage's whole cycles per step, or the network time if longer."""
     per_layer = layer_cycles(work, cores, chips, table)
-    compute = (per_layer / work.T).max(axis=1) * (work.T + work.depth - 1)
-    return compute, traffic.network_bits(cores) / chips.noc_rate, per_layer
+    return pipeline_cycles(work, per_layer / work.T), traffic.network_bits(cores) / chips.noc_rate, per_layer
+
+
+def pipeline_cycles(work: Workload, step_cycles: np.ndarray) -> np.ndarray:
+    """The spatial pipeline's compute time: (T + depth - 1) x the slowest stage's cycles per step."""
+    return step_cycles.max(axis=-1) * (work.T + work.depth - 1)
 
 
 # Candidate stage times for the spatial allocation: the minimum allocation's slowest stage time, then
@@ -208,10 +213,8 @@ class SpatialCores:
             """Cores, compute and network cycles of candidate k[j] for each point j."""
             tau = start * STAGE_SHRINK ** k
             cores = np.maximum(least, np.ceil(one_core / tau[:, None] * (1 - 1e-12)))
-            per_step = np.ceil(one_core / cores / work.timesteps * (1 - 1e-12))   # whole cycles per step
-            compute = per_step.max(axis=1) * (work.T + work.depth - 1)
-            bits = self.traffic.dense[ok] + (cores * self.traffic.per_core[ok]).sum(axis=1)
-            return cores, compute, bits / chips.noc_rate[ok]
+            compute = pipeline_cycles(work, whole_cycles(one_core / cores, work.timesteps) / work.timesteps)
+            return cores, compute, self.traffic.network_bits(cores, ok) / chips.noc_rate[ok]
 
         def first(test) -> np.ndarray:
             """Per point, the first candidate in 0..K for which test(candidate) holds (K: none)."""
