@@ -1,0 +1,232 @@
+"""SpikeLLM's GIF neuron, as its reference code defines it (Xing et al., ICLR 2025;
+github.com/Xingrun-Xing2/SpikeLLM, spike_driven_quant/quantizer.py and spike_linear.py).
+
+What the reference does, in our words:
+
+* **Per-token quantization** (its `UniformAffineQuantizer`, asymmetric,
+  per token): for each token (the last axis holds the channels) the range
+  [min, max] is cut into 2^n - 1 steps, scale = (max - min) / (2^n - 1)
+  clamped to [1e-5, 1e4], zero point z = round(-min / scale) (clamped to
+  +-1e4), and x_int = clamp(round(x / scale) + z, 0, 2^n - 1). torch's
+  round ties to even. The value it stands for is (x_int - z) * scale.
+* **GIF emission** (`SpikeQuantLinear`, mode "real_multibit_simulate"): a
+  channel on the multi-step path is quantized with n + addbit bits and sent
+  over T = 2^addbit steps. The membrane starts at x_int and receives nothing
+  more; each step emits s_t = min(mem_t, 2^n - 1) (a spike of value
+  0..2^n - 1, i.e. n bits) and subtracts it: mem_{t+1} = mem_t - s_t.
+  What is left after T steps is dropped: T (2^n - 1) = 2^(n+addbit) - 2^addbit,
+  so an x_int above that (at most 2^addbit - 1 of the 2^(n+addbit) codes, and
+  in practice the largest channel of nearly every token) loses the
+  difference. `residue` counts it.
+* **Layer output**: (sum_t s_t W^T - z * rowsum(W)) * scale + bias, i.e. the
+  quantized matmul computed from spikes: sum_t s_t W^T is accumulates only
+  (each spike of value s adds s * W's row: one shift-add, or n bit-serial ACs),
+  the zero-point term is one multiply per output and token with a
+  precomputed row sum, the scale one more.
+* **Two paths per layer** (Optimal Brain Spiking, `neurosim.frontend.obs`):
+  channels on the low-saliency path are quantized with n bits (their own
+  per-token scale over the whole token) and sent in one step; the others
+  take the n + addbit-bit multi-step GIF path above. For training and
+  evaluation the reference uses the same two quantizers without spikes
+  (its default mode "fake_binary_simulate"), which equals the spike path
+  except where the residue is dropped.
+
+Where this module departs from the reference, on purpose and tested:
+the reference's spike path subtracts the zero-point term over every input
+channel, also the low-path channels whose integers it set to 0, which adds
+z * scale * W[:, j] for each low channel j (`gif_linear` takes the row sum
+over the multi-step channels only). Its "fake_multibit_simulate" mode returns
+the unquantized product, and its matmul module's spike mode reads attributes
+it never sets; neither is reproduced.
+
+How this neuron maps onto neurosim's own GIF (`neurons.GIF`, `ir.Neuron`
+with levels > 1): `gif_neuron(n_bits)` is that GIF with vth = 1 (integer
+units), levels = 2^n - 1, leak 1, subtract reset, fire ">=", driven by one
+impulse x_int at its first step and nothing after (tests/test_spikellm.py
+steps neurons.GIF and gets the same spikes). Fed a constant current per step
+instead, as neurosim's encoder feeds its input, neurosim's GIF emits a
+different train; the zero point and the scale live outside the neuron, in
+the layer (one more multiply per output and token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import NeurosimError
+from ..ir import Neuron
+
+SCALE_MIN, SCALE_MAX = 1e-5, 1e4   # the reference's clamps of the scale (quantizer.py, CLIPMIN and 1e4)
+ZERO_POINT_MAX = 1e4               # the reference clamps the zero point to +-1e4 before rounding
+BITS_MIN, BITS_MAX = 2, 16         # the reference asserts 2 <= bits <= 16 (after adding addbit)
+
+
+def check_bits(n_bits, addbit, where: str = "spikellm") -> None:
+    """Refuse bit widths the reference refuses (2 <= n and n + addbit <= 16)."""
+    for name, value, low in (("n_bits", n_bits, BITS_MIN), ("addbit", addbit, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise NeurosimError(where, name, f"must be an integer >= {low}, got {value!r}",
+                                "use n_bits >= 2 (4 in SpikeLLM's W4A4 runs) and addbit >= 0 (1 or 2 there)")
+    if n_bits + addbit > BITS_MAX:
+        raise NeurosimError(where, "addbit", f"n_bits + addbit = {n_bits + addbit} exceeds {BITS_MAX}",
+                            f"keep n_bits + addbit <= {BITS_MAX} (SpikeLLM's quantizer refuses more)")
+
+
+def steps(addbit: int) -> int:
+    """T, the GIF's steps on the multi-step path."""
+    return 2 ** addbit
+
+
+def _round(x: torch.Tensor, ste: bool) -> torch.Tensor:
+    """Round half to even; with `ste` the gradient passes straight through (training)."""
+    return x + (x.round() - x).detach() if ste else x.round()
+
+
+@dataclass
+class Quantized:
+    """Integer codes (as floats) with the scale and zero point of each token (shape (..., 1))."""
+
+    ints: torch.Tensor
+    scale: torch.Tensor
+    zero_point: torch.Tensor
+    n_bits: int
+
+    def dequantize(self) -> torch.Tensor:
+        return (self.ints - self.zero_point) * self.scale
+
+
+def quantize(x: torch.Tensor, n_bits: int, ste: bool = False) -> Quantized:
+    """Asymmetric min-max quantization to n bits of each vector along the last axis (per token)."""
+    check_bits(n_bits, 0)
+    top = 2 ** n_bits - 1
+    low, high = x.amin(-1, keepdim=True), x.amax(-1, keepdim=True)
+    scale = ((high - low) / top).clamp(SCALE_MIN, SCALE_MAX)
+    zero_point = (-low / scale).clamp(-ZERO_POINT_MAX, ZERO_POINT_MAX).round()
+    ints = (_round(x / scale, ste) + zero_point).clamp(0, top)
+    return Quantized(ints, scale, zero_point, n_bits)
+
+
+def fake_quant(x: torch.Tensor, n_bits: int, ste: bool = True) -> torch.Tensor:
+    """x quantized per token and mapped back to real values (the reference's training and evaluation path)."""
+    return quantize(x, n_bits, ste).dequantize()
+
+
+def quantize_weight(weight: torch.Tensor, n_bits: int) -> torch.Tensor:
+    """Weights quantized per output row, asymmetric min-max (the reference's per-channel weight quantizer
+    without its learned clipping), returned as real values."""
+    return quantize(weight, n_bits).dequantize()
+
+
+def gif_spikes(ints: torch.Tensor, n_bits: int, addbit: int) -> torch.Tensor:
+    """The GIF's spike train for integer codes `ints` (n + addbit bits): shape (T, *ints.shape).
+
+    mem_0 = ints; s_t = min(mem_t, 2^n - 1); mem_{t+1} = mem_t - s_t, for T = 2^addbit steps.
+    """
+    check_bits(n_bits, addbit)
+    cap = 2 ** n_bits - 1
+    mem, out = ints, []
+    for _ in range(steps(addbit)):
+        spike = torch.clamp(mem, max=cap)
+        out.append(spike)
+        mem = mem - spike
+    return torch.stack(out)
+
+
+def residue(ints: torch.Tensor, n_bits: int, addbit: int) -> torch.Tensor:
+    """What the GIF leaves unsent after its T steps: max(0, ints - T (2^n - 1))."""
+    return torch.clamp(ints - steps(addbit) * (2 ** n_bits - 1), min=0)
+
+
+@dataclass
+class SpikeCount:
+    """What one GIF layer's input sent over a run: counted per step, summed over tokens and channels.
+
+    `events[t]`: nonzero spikes at step t (step 0 includes the single-step path); `values`: the sum of
+    spike values (= the integers sent); `bit_events`: set bits over all spike values (what a bit-serial
+    core accumulates when it skips zero bits); `residue`: the integer units dropped after T steps.
+    """
+
+    tokens: int = 0
+    channels: int = 0
+    multi_channels: int = 0      # channels on the multi-step path
+    steps: int = 1
+    spike_bits: int = 1
+    events: list[float] = field(default_factory=list)
+    values: float = 0.0
+    bit_events: float = 0.0
+    residue: float = 0.0
+
+    def add(self, spikes: torch.Tensor, single: torch.Tensor | None, lost: torch.Tensor) -> None:
+        """Count a (T, tokens, channels) train of the multi-step path and the single-step codes."""
+        per_step = [float((s != 0).sum()) for s in spikes]
+        if single is not None:
+            per_step[0] += float((single != 0).sum())
+        self.events = [a + b for a, b in zip(self.events, per_step)] if self.events else per_step
+        trains = [spikes] + ([single[None]] if single is not None else [])
+        self.values += sum(float(t.sum()) for t in trains)
+        self.bit_events += sum(float(popcount(t).sum()) for t in trains)
+        self.residue += float(lost.sum())
+
+    @property
+    def total_events(self) -> float:
+        return float(sum(self.events))
+
+    def rate(self) -> float:
+        """Events per (token, channel, step the channel runs): the fraction of spike slots that carry one."""
+        slots = self.tokens * (self.multi_channels * self.steps + (self.channels - self.multi_channels))
+        return self.total_events / slots if slots else 0.0
+
+
+def popcount(values: torch.Tensor) -> torch.Tensor:
+    """Set bits of nonnegative integer values (as floats)."""
+    v, count = values.to(torch.int64), torch.zeros_like(values, dtype=torch.int64)
+    while bool((v > 0).any()):
+        count += v & 1
+        v = v >> 1
+    return count
+
+
+def gif_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n_bits: int, addbit: int,
+               multi: torch.Tensor | None = None, count: SpikeCount | None = None) -> torch.Tensor:
+    """A linear layer fed by SpikeLLM's GIF neurons, computed from the spikes.
+
+    `multi` (bool, one per input channel; default all) marks the channels on the multi-step path; the
+    others take the single-step n-bit path. Returns (sum_t s_t W^T - z rowsum(W_multi)) * scale for the
+    multi-step channels plus the n-bit quantized product of the others, plus bias. `count`, when given,
+    accumulates the spikes sent.
+    """
+    check_bits(n_bits, addbit)
+    multi = torch.ones(x.shape[-1], dtype=torch.bool, device=x.device) if multi is None else multi
+    high = quantize(x, n_bits + addbit)
+    codes = high.ints * multi
+    spikes = gif_spikes(codes, n_bits, addbit)
+    w_multi = weight * multi
+    out = ((spikes.sum(0) @ weight.T) - high.zero_point * w_multi.sum(1)) * high.scale
+    single = None
+    if not bool(multi.all()):
+        low = quantize(x, n_bits)
+        single = low.ints * ~multi
+        out = out + (single @ weight.T - low.zero_point * (weight * ~multi).sum(1)) * low.scale
+    if count is not None:
+        count.add(spikes.reshape(spikes.shape[0], -1, x.shape[-1]),
+                  None if single is None else single.reshape(-1, x.shape[-1]), residue(codes, n_bits, addbit))
+    return out if bias is None else out + bias
+
+
+def two_path_fake_quant(x: torch.Tensor, n_bits: int, addbit: int, multi: torch.Tensor | None = None,
+                        ste: bool = True) -> torch.Tensor:
+    """The reference's training path: n-bit codes on single-step channels, n + addbit bits on the others,
+    each per token over all channels, mapped back to real values (no residue is dropped)."""
+    check_bits(n_bits, addbit)
+    high = fake_quant(x, n_bits + addbit, ste)
+    if multi is None or bool(multi.all()):
+        return high
+    return torch.where(multi, high, fake_quant(x, n_bits, ste))
+
+
+def gif_neuron(n_bits: int) -> Neuron:
+    """SpikeLLM's GIF as neurosim's IR neuron: integer units (vth 1), spikes of 0..2^n - 1 (n bits)."""
+    check_bits(n_bits, 0)
+    return Neuron(model="gif", vth=1.0, leak=1.0, levels=2 ** n_bits - 1, reset="subtract", fire=">=")
