@@ -1,6 +1,7 @@
 """The hardware description: an arch config (YAML) and the energy table it names.
 
-    arch_configs/<name>.yaml          the chip: clock, cores, buffers, DRAM, NoC, mapping
+    arch_configs/<name>.yaml          the chip: clock, cores, buffers, DRAM (or HBM stacks), NoC, mapping,
+                                      and optionally how many chips and their links
     arch_configs/energy/<name>.yaml   the technology: energy per event, with sources
 
 Unknown keys, missing keys and impossible values are refused with the file,
@@ -119,6 +120,41 @@ class Interconnect(Strict):
     spike_packet_bits: int = Field(gt=0, le=MAX_COUNT)
 
 
+class MemoryStacks(Strict):
+    """HBM (or other DRAM) stacks beside the chip, from a part's datasheet or paper: they are the chip's
+    DRAM (bandwidth = stacks x per-stack bandwidth), hold what does not fit on chip (capacity), and price
+    its traffic per bit in place of the energy table's DRAM figures."""
+
+    part: str                                                    # the part the numbers are from, e.g. "HBM3"
+    stacks: int = Field(gt=0, le=1024)
+    bytes_per_s_per_stack: float = Field(gt=0, le=1e14)
+    bytes_per_stack: int = Field(gt=0, le=MAX_BYTES)
+    read_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
+    write_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.stacks * self.bytes_per_s_per_stack
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.stacks * self.bytes_per_stack
+
+
+class ChipLinks(Strict):
+    """Several copies of this chip, joined by links: a decoder's layers are split over them as a pipeline
+    (neurosim.llm), and what crosses a link is priced per bit and bounded by its bandwidth."""
+
+    count: int = Field(ge=1, le=1_000_000)
+    link_bytes_per_s: float = Field(gt=0, le=1e14)               # one direction of one chip-to-chip link
+    link_pj_per_bit: float = Field(ge=0, le=PJ_PER_BIT)
+    topology: Literal["ring", "line", "all_to_all"] = "ring"      # the hops back from the last chip to the first
+
+    def hops_back(self) -> int:
+        """Links from the last chip of the pipeline to the first (the sampled token goes back)."""
+        return 0 if self.count == 1 else (self.count - 1 if self.topology == "line" else 1)
+
+
 class Precision(Strict):
     membrane_bits: int = Field(gt=0, le=64)
     activation_bits: int = Field(gt=0, le=64)
@@ -140,9 +176,30 @@ class ArchConfig(Strict):
     interconnect: Interconnect
     precision: Precision
     mapping: Mapping
+    hbm: MemoryStacks | None = None      # DRAM stacks with capacity and their own energy; sets `dram`
+    chips: ChipLinks | None = None       # many chips (neurosim.llm); None: one chip
     # Set by the loader, not by the YAML: where this config came from, and its energy table.
     _path: str = PrivateAttr("(in memory)")
     _energy: EnergyTable | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dram_from_stacks(cls, data):
+        """With `hbm`, the DRAM is those stacks: `dram` is derived from them (or, if given, must agree)."""
+        stacks = data.get("hbm") if isinstance(data, dict) else None
+        if not isinstance(stacks, dict) or not all(isinstance(stacks.get(k), (int, float)) and
+                                                   not isinstance(stacks.get(k), bool)
+                                                   for k in ("stacks", "bytes_per_s_per_stack")):
+            return data   # no stacks, or stacks the schema will refuse with a clearer message
+        total = stacks["stacks"] * stacks["bytes_per_s_per_stack"]
+        dram = data.get("dram")
+        if dram is None:
+            return {**data, "dram": {"bytes_per_s": float(total)}}
+        given = dram.get("bytes_per_s") if isinstance(dram, dict) else None
+        if isinstance(given, (int, float)) and abs(given - total) > 1e-9 * total:
+            raise ValueError(f"dram.bytes_per_s ({given:g}) differs from hbm's stacks x bytes_per_s_per_stack "
+                             f"({total:g}){FIX_MARK}leave dram out (or null): the hbm stacks are the DRAM")
+        return data
 
     @property
     def path(self) -> str:
@@ -154,6 +211,9 @@ class ArchConfig(Strict):
 
     def loaded_from(self, path: str, energy: EnergyTable) -> "ArchConfig":
         """Record where this config came from (named in its errors) and its energy table; returns it."""
+        if self.hbm is not None:     # the stacks' own per-bit energy prices DRAM traffic
+            energy = energy.model_copy(update={"dram_read_pj_per_bit": self.hbm.read_pj_per_bit,
+                                               "dram_write_pj_per_bit": self.hbm.write_pj_per_bit})
         self._path, self._energy = path, energy
         return self
 

@@ -1,12 +1,16 @@
 """Model cards: YAML specs that build a weightless IR `Network`.
 
-A card gives a SpikingBERT-style encoder's sizes, its timesteps per encoder
+A card (`kind: spiking_encoder`) gives a SpikingBERT-style encoder's sizes, its timesteps per encoder
 layer, the spiking rates to assume for each sublayer (until a trained model
 gives measured ones), and optionally head and neuron masks of a pruned model.
+A decoder card (`kind: spiking_decoder`) gives a LLaMA-style decoder's sizes,
+how its linear layers' inputs spike, and a default prompt/generate/batch
+workload; `decoder_network` builds the IR of one phase (prefill or decode step).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,10 +18,11 @@ import numpy as np
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import NeurosimError
-from .ir import NEURON_RULES, RATE, Attention, EncoderTag, Layer, Network, Neuron, Norm, Rule, check_mask
+from .ir import (NEURON_RULES, RATE, Attention, CausalAttention, ElementOps, EncoderTag, Layer, Network, Neuron, Norm,
+                 Rule, check_mask)
 from .limits import MAX_ENCODER_LAYERS, check_encoder_size
 from .paths import MODELS_DIR, resolve
-from .schema import FIX_MARK, Strict, load_yaml
+from .schema import FIX_MARK, Strict, load_yaml, read_yaml
 
 
 def _by(rule: Rule) -> AfterValidator:
@@ -153,10 +158,184 @@ def encoder_network(card: EncoderCard) -> Network:
     return Network(card.name, layers, input_size=d, input_rate=card.input_rate, metadata=meta)
 
 
+# -- decoder cards (kind: spiking_decoder) ------------------------------------------------------------
+LINEAR_INPUTS = ("attn", "o", "mlp", "down", "head")   # the inputs of Q/K/V, out proj, gate/up, down, LM head
+
+
+class DecoderRates(Strict):
+    """Assumed rate of the spikes at each linear input (and at K, V when attention spikes)."""
+
+    attn: Rate
+    o: Rate
+    mlp: Rate
+    down: Rate
+    head: Rate
+    k: Rate | None = None
+    v: Rate | None = None
+
+
+class DecoderSpiking(Strict):
+    """How the linear layers' inputs are encoded: one neuron (LIF, or GIF with levels > 1) over `timesteps`."""
+
+    neuron: NeuronSpec = NeuronSpec()
+    timesteps: int = Field(ge=1, le=4096)
+    real_inputs: list[Literal[LINEAR_INPUTS]] = []   # these linear inputs stay real-valued (MACs)
+    rates: DecoderRates
+
+
+class AttentionMode(Strict):
+    scores: Literal["real", "spiking"] = "real"   # Q.K^T: real K (MACs) or K as spikes (ACs)
+    mix: Literal["real", "spiking"] = "real"      # P.V: real V (MACs) or V as spikes (ACs)
+
+
+class DecoderWorkload(Strict):
+    prompt: int = Field(ge=1, le=10**7)
+    generate: int = Field(ge=1, le=10**7)
+    batch: int = Field(ge=1, le=10**5)
+
+
+class DecoderCard(Strict):
+    name: str
+    kind: Literal["spiking_decoder"]
+    source: str
+    layers: int = Field(ge=1, le=MAX_ENCODER_LAYERS)
+    hidden: int = Field(ge=1, le=2**20)
+    heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    intermediate: int = Field(ge=1, le=2**22)
+    vocab: int = Field(ge=1, le=2**24)
+    context: int = Field(ge=1)                       # positions the model was trained for
+    weight_bits: int = Field(16, ge=1, le=64)
+    kv_bits: int = Field(16, ge=1, le=64)            # bits of a real-valued K or V element in the cache
+    spiking: DecoderSpiking
+    attention: AttentionMode = AttentionMode()
+    rates_source: str
+    workload: DecoderWorkload
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        for operand, rate in (("scores", "k"), ("mix", "v")):
+            if getattr(self.attention, operand) == "spiking" and getattr(self.spiking.rates, rate) is None:
+                raise ValueError(f"attention.{operand} is spiking, so spiking.rates.{rate} is needed"
+                                 f"{FIX_MARK}give spiking.rates.{rate}, the assumed rate of those spikes")
+        w = self.workload
+        if w.prompt + w.generate > self.context:
+            raise ValueError(f"workload.prompt + workload.generate = {w.prompt + w.generate} is beyond the model's "
+                             f"context of {self.context} positions{FIX_MARK}give a shorter prompt or fewer tokens")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+@dataclass(frozen=True)
+class DecoderPhase:
+    """One pass of the decoder over `batch` sequences: `query_tokens` new tokens each, appended to a cache
+    of `past_tokens` (a prefill of N: query N, past 0; decode step i: query 1, past N + i, or the mean past
+    of a group of coarsened steps)."""
+
+    batch: int
+    query_tokens: int
+    past_tokens: float = 0.0
+
+
+class _DecoderBuilder:
+    """Builds a phase's IR layers block by block; `mac_based` makes every activation real (no neurons, t = 1)."""
+
+    def __init__(self, card: DecoderCard, phase: DecoderPhase, mac_based: bool):
+        self.card, self.phase, self.mac_based = card, phase, mac_based
+        self.tokens = phase.batch * phase.query_tokens
+        self.layers: list[Layer] = []
+        self.by_name: dict[str, Layer] = {}
+
+    def encoder(self, role: str) -> tuple[Neuron | None, float | None, int]:
+        """(neuron, rate, timesteps) of the spikes at a linear input or attention operand, or real (None, None, 1)."""
+        spiking = self.card.spiking
+        real = role in spiking.real_inputs or (role == "k" and self.card.attention.scores == "real") or \
+            (role == "v" and self.card.attention.mix == "real")
+        if self.mac_based or real:
+            return None, None, 1
+        return Neuron(**spiking.neuron.model_dump()), getattr(spiking.rates, role), spiking.timesteps
+
+    def add(self, name, kind, n_in, n_out, inputs, role=None, spec=None, tokens=None) -> str:
+        """One layer; `role` names the spikes it emits (its neuron), else its output is real."""
+        neuron, rate, t = self.encoder(role) if role else (None, None, 1)
+        steps = max([t] + [self.by_name[s].timesteps for s in inputs if self.by_name[s].spiking])
+        self.layers.append(Layer(name, kind, n_in, n_out, inputs=list(inputs), seq_len=tokens or self.tokens,
+                                 timesteps=steps, neuron=neuron, rate=rate, spec=spec,
+                                 weight_bits=self.card.kv_bits if kind == "causal_attention" else self.card.weight_bits))
+        self.by_name = {lay.name: lay for lay in self.layers}
+        return name
+
+    def block(self, b: int, stream: str) -> str:
+        c, p, d = self.card, f"block{b}.", self.card.hidden
+        hd, q_out, kv_out = c.head_dim, c.heads * c.head_dim, c.kv_heads * c.head_dim
+        norm = self.add(p + "attn_norm", "elementwise", d, d, [stream], "attn", ElementOps("rmsnorm"))
+        q = self.add(p + "q", "linear", d, q_out, [norm])
+        k = self.add(p + "k", "linear", d, kv_out, [norm])
+        v = self.add(p + "v", "linear", d, kv_out, [norm], "v")
+        rq = self.add(p + "rope_q", "elementwise", q_out, q_out, [q], spec=ElementOps("rotary"))
+        rk = self.add(p + "rope_k", "elementwise", kv_out, kv_out, [k], "k", ElementOps("rotary"))
+        attention = CausalAttention(c.heads, c.kv_heads, hd, self.phase.batch, self.phase.past_tokens)
+        att = self.add(p + "attention", "causal_attention", q_out, q_out, [rq, rk, v], "o", attention)
+        o = self.add(p + "o", "linear", q_out, d, [att])
+        res = self.add(p + "attn_residual", "elementwise", d, d, [stream, o], spec=ElementOps("add"))
+        norm2 = self.add(p + "mlp_norm", "elementwise", d, d, [res], "mlp", ElementOps("rmsnorm"))
+        gate = self.add(p + "gate", "linear", d, c.intermediate, [norm2])
+        up = self.add(p + "up", "linear", d, c.intermediate, [norm2])
+        act = self.add(p + "silu", "elementwise", c.intermediate, c.intermediate, [gate, up], "down",
+                       ElementOps("silu_product"))
+        down = self.add(p + "down", "linear", c.intermediate, d, [act])
+        return self.add(p + "mlp_residual", "elementwise", d, d, [res, down], spec=ElementOps("add"))
+
+    def head(self, stream: str) -> str:
+        d, batch = self.card.hidden, self.phase.batch
+        if self.phase.query_tokens > 1:      # only each sequence's last token goes on to the LM head
+            stream = self.add("last_token", "elementwise", d, d, [stream], spec=ElementOps("last_token", self.tokens),
+                              tokens=batch)
+        norm = self.add("final_norm", "elementwise", d, d, [stream], "head", ElementOps("rmsnorm"), tokens=batch)
+        return self.add("lm_head", "linear", d, self.card.vocab, [norm], tokens=batch)
+
+
+def decoder_network(card: DecoderCard, phase: DecoderPhase, blocks: range | None = None, head: bool = True,
+                    mac_based: bool = False) -> Network:
+    """The IR of one phase of a decoder card: an `input` layer (the embedding rows, or activations from the
+    chip before), `blocks` LLaMA-style blocks (default: all), then (`head`) the final RMSNorm and LM head
+    over each sequence's last token. `mac_based`: the same model with real activations (MACs, t = 1)."""
+    blocks = range(card.layers) if blocks is None else blocks
+    build = _DecoderBuilder(card, phase, mac_based)
+    stream = build.add("input", "elementwise", card.hidden, card.hidden, [], spec=ElementOps("input"))
+    for b in blocks:
+        stream = build.block(b, stream)
+    if head:
+        build.head(stream)
+    meta = {"card": card.name, "source": card.source, "rates_source": card.rates_source, "decoder": True,
+            "mac_based": mac_based, "blocks": [blocks.start, blocks.stop], "phase": asdict(phase)}
+    name = card.name + (" (MAC-based)" if mac_based else "")
+    return Network(name, build.layers, input_size=card.hidden, input_rate=1.0, input_spiking=False, metadata=meta)
+
+
+def load_decoder_card(path: str | Path) -> DecoderCard:
+    return load_yaml(path, DecoderCard)
+
+
 def load_card(path: str | Path) -> Network:
-    card = load_yaml(path, EncoderCard)
+    """An encoder card's network, or a decoder card's prefill of its default workload (neurosim.llm prices
+    the whole prefill and decode)."""
+    data, _ = read_yaml(path)
+    if data.get("kind") == "spiking_decoder":
+        card = load_decoder_card(path)
+        build = lambda: decoder_network(card, DecoderPhase(card.workload.batch, card.workload.prompt))  # noqa: E731
+    else:
+        card = load_yaml(path, EncoderCard)
+        build = lambda: encoder_network(card)  # noqa: E731
     try:
-        return encoder_network(card)
+        return build()
     except NeurosimError as exc:
         raise NeurosimError(f"{path} ({exc.where})", exc.field, exc.problem, exc.fix) from None
 

@@ -9,7 +9,9 @@ by a model card, or measured).
 
 What only one kind of layer has lives in that kind's spec, `Layer.spec`, one
 small class per kind as NIR has one per node kind: `Linear`, `Attention`
-(heads, head mask), `Conv2dShape`. A new kind is a new `LayerSpec` subclass
+(heads, head mask), `Conv2dShape`; for decoders `ElementOps` (RMSNorm, rotary,
+SiLU x product, residual add) and `CausalAttention` (grouped-query, keys
+distinct from queries). A new kind is a new `LayerSpec` subclass
 in `LAYER_KINDS`, with its rules in its `validate`. Two optional parts are
 not kinds: `Layer.norm` (`Norm`: a residual add and LayerNorm after the
 layer) and `Layer.tag` (`EncoderTag`: where the layer sits in the seed
@@ -237,6 +239,11 @@ class LayerSpec:
     def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
         """Distinct weights that connect `live_in` live inputs to `live_out` live outputs."""
         return float(live_in * live_out)
+
+    def source_shape(self, layer: Layer, position: int) -> tuple[int, int]:
+        """(features, tokens) the layer expects of its `position`-th input: its own in_features and seq_len,
+        but for kinds whose inputs differ (grouped-query attention's K and V, a last-token selection)."""
+        return layer.in_features, layer.seq_len
 
     def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> float | None:
         """Synapses from every input to the `live_out` outputs (a boolean mask over out_features) whose
@@ -481,7 +488,138 @@ class Pool2dShape(_Window, LayerSpec):
             _fail(where, "bias", "a pooling layer has no bias", "drop it")
 
 
-LAYER_KINDS: dict[str, type[LayerSpec]] = {spec.kind: spec for spec in (Linear, Attention, Conv2dShape, Pool2dShape)}
+# -- decoder (LLM) kinds: what a LLaMA-style block adds to the linear layers -----------------------
+# Real-valued work per output element of an elementwise layer, a first-order convention (cost.analytic):
+ELEMENT_OPS = {
+    "rmsnorm": 4,        # square, accumulate, scale by 1/rms, multiply by the gain (the per-token rsqrt: not counted)
+    "rotary": 3,         # x * cos + rotate(x) * sin: two multiplies and an add per element
+    "silu_product": 5,   # silu(gate) = gate * sigmoid(gate): exp, add, divide, multiply; then times up: multiply
+    "add": 1,            # the residual add
+    "last_token": 0,     # keeps each sequence's last token (the LM head reads only it): a selection, no arithmetic
+    "input": 0,          # names the network input (embedding rows, or activations from the previous chip)
+}
+ELEMENT_INPUTS = {"rmsnorm": 1, "rotary": 1, "silu_product": 2, "add": 2, "last_token": 1, "input": 0}
+
+
+@dataclass
+class ElementOps(LayerSpec):
+    """Kind "elementwise": a weightless per-element operation of a decoder block (`op`, one of ELEMENT_OPS),
+    out_features = in_features. `rmsnorm` holds a gain vector of out_features values (its weights, shape
+    (out,)). `last_token` reads `tokens_in` tokens (sequences x tokens per sequence) and keeps the last of
+    each sequence (seq_len = sequences). Give the layer a neuron to emit its output as spikes (the spike
+    encoding of the linear layers it feeds: LIF, or SpikeLLM's multi-level GIF)."""
+
+    op: str
+    tokens_in: int | None = None
+    kind: ClassVar[str] = "elementwise"
+    weight_layout: ClassVar[str] = "(out,)"
+
+    def weight_shape(self, layer: Layer) -> tuple[int, ...] | None:
+        return (layer.out_features,) if self.op == "rmsnorm" else None
+
+    def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return 0   # no synapses: its work is ops per element (cost.analytic)
+
+    def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return float(live_out) if self.op == "rmsnorm" else 0.0
+
+    def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> None:
+        return None
+
+    def source_shape(self, layer: Layer, position: int) -> tuple[int, int]:
+        return layer.in_features, (self.tokens_in if self.op == "last_token" else layer.seq_len)
+
+    def validate(self, layer: Layer, where: str) -> None:
+        if self.op not in ELEMENT_OPS:
+            _fail(where, "spec.op", f"unknown elementwise op {self.op!r}", f"use one of {', '.join(ELEMENT_OPS)}")
+        if layer.in_features != layer.out_features:
+            _fail(where, "out_features", f"an elementwise layer keeps its width, got {layer.in_features} -> "
+                  f"{layer.out_features}", f"set out_features to {layer.in_features}")
+        need = ELEMENT_INPUTS[self.op]
+        if len(layer.inputs) != need and not (need == 1 and not layer.inputs):   # [] reads the network input
+            _fail(where, "inputs", f"'{self.op}' reads {need} layer(s), got {layer.inputs}",
+                  f"list {need} input layer(s)")
+        if self.op == "last_token":
+            _check_positive_int(self.tokens_in, where, "spec.tokens_in")
+            if self.tokens_in % layer.seq_len:
+                _fail(where, "spec.tokens_in", f"{self.tokens_in} tokens do not split into {layer.seq_len} "
+                      "sequences of equal length", "give tokens_in = sequences x tokens per sequence")
+        elif self.tokens_in is not None:
+            _fail(where, "spec.tokens_in", f"only 'last_token' reads a different number of tokens, not "
+                  f"'{self.op}'", "drop tokens_in")
+
+
+@dataclass
+class CausalAttention(LayerSpec):
+    """Kind "causal_attention": a decoder's attention, softmax(Q K^T / sqrt(head_dim)) V with a causal mask,
+    over `heads` query heads that share `kv_heads` key/value heads (grouped-query attention).
+
+    Its inputs are the Q, K and V layers in that order: Q has heads x head_dim outputs, K and V kv_heads x
+    head_dim. Its seq_len is the query tokens of all `sequences` (a batch); keys are distinct from queries:
+    each sequence's queries are appended to a cache of `past_tokens` keys (a prefill: 0; decode step i
+    after a prompt of N: N + i, each query attending to every past key and to the new keys up to itself).
+    `past_tokens` may be a mean over coarsened decode steps, hence a real number. No weights.
+    """
+
+    heads: int
+    kv_heads: int
+    head_dim: int
+    sequences: int = 1
+    past_tokens: float = 0.0
+    kind: ClassVar[str] = "causal_attention"
+    weight_layout: ClassVar[str] = "(none)"
+
+    def queries_per_sequence(self, layer: Layer) -> int:
+        return layer.seq_len // self.sequences
+
+    def score_pairs(self, layer: Layer) -> float:
+        """(query, key) pairs per head over all sequences: q c + q (q + 1) / 2 per sequence."""
+        q = self.queries_per_sequence(layer)
+        return self.sequences * (q * self.past_tokens + q * (q + 1) / 2)
+
+    def weight_shape(self, layer: Layer) -> None:
+        return None
+
+    def connections(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return 0   # its work is scores and weighted sums per head (cost.analytic)
+
+    def weights_between(self, layer: Layer, live_in: int, live_out: int) -> float:
+        return 0.0
+
+    def nonzero_connections(self, layer: Layer, live_out: np.ndarray) -> None:
+        return None
+
+    def source_shape(self, layer: Layer, position: int) -> tuple[int, int]:
+        width = self.heads if position == 0 else self.kv_heads
+        return width * self.head_dim, layer.seq_len
+
+    def validate(self, layer: Layer, where: str) -> None:
+        for name in ("heads", "kv_heads", "head_dim", "sequences"):
+            _check_positive_int(getattr(self, name), where, f"spec.{name}")
+        if self.heads % self.kv_heads:
+            _fail(where, "spec.kv_heads", f"{self.heads} query heads do not split evenly over {self.kv_heads} "
+                  "key/value heads", "give kv_heads dividing heads (kv_heads = heads: no grouping)")
+        c = self.past_tokens
+        if isinstance(c, bool) or not isinstance(c, Real) or not math.isfinite(c) or c < 0:
+            _fail(where, "spec.past_tokens", f"must be a finite number >= 0, got {c!r}",
+                  "give the keys already cached per sequence (0 for a prefill)")
+        if layer.seq_len % self.sequences:
+            _fail(where, "seq_len", f"{layer.seq_len} query tokens do not split into {self.sequences} sequences",
+                  "give seq_len = sequences x query tokens per sequence")
+        width = self.heads * self.head_dim
+        if layer.in_features != width or layer.out_features != width:
+            _fail(where, "in_features/out_features", f"attention maps heads*head_dim = {width} features to "
+                  f"{width}, got {layer.in_features} -> {layer.out_features}", f"set both to {width}")
+        if len(layer.inputs) != 3:
+            _fail(where, "inputs", f"attention reads exactly three layers (query, key, value), got {layer.inputs}",
+                  "list the Q, K and V layers, in that order")
+        if layer.weights is not None or layer.neuron_mask is not None:
+            _fail(where, "weights", "causal attention has no weights or neuron mask of its own",
+                  "put weights on the Q/K/V layers")
+
+
+LAYER_KINDS: dict[str, type[LayerSpec]] = {spec.kind: spec for spec in (
+    Linear, Attention, Conv2dShape, Pool2dShape, ElementOps, CausalAttention)}
 
 
 def _spec_class(kind: Any, where: str) -> type[LayerSpec]:
@@ -665,15 +803,16 @@ def _validate_layer(layer: Layer) -> None:
 def _check_sources(layer: Layer, seen: dict[str, Layer], input_size: int) -> None:
     """The layers it reads (and adds as a residual) are listed before it, with matching sizes."""
     n = f"layer '{layer.name}'"
-    for src in layer.inputs:
+    for position, src in enumerate(layer.inputs):
         if src not in seen:
             _fail(n, "inputs", f"reads {src!r}, which is not a layer listed before it",
                   "list layers in order, each after the layers it reads")
-        if seen[src].out_features != layer.in_features:
-            _fail(n, "in_features", f"{layer.in_features} does not chain with input {src!r}, which has "
+        features, tokens = layer.spec.source_shape(layer, position)
+        if seen[src].out_features != features:
+            _fail(n, "in_features", f"{features} does not chain with input {src!r}, which has "
                   f"{seen[src].out_features} outputs", f"make the sizes agree (in_features = {seen[src].out_features})")
-        if seen[src].seq_len != layer.seq_len:
-            _fail(n, "seq_len", f"{layer.seq_len} differs from input {src!r}'s {seen[src].seq_len}",
+        if seen[src].seq_len != tokens:
+            _fail(n, "seq_len", f"{tokens} differs from input {src!r}'s {seen[src].seq_len}",
                   "use one sequence length along a chain")
     if not layer.inputs and layer.in_features != input_size:
         _fail(n, "in_features", f"{layer.in_features} does not match the network input size {input_size}",

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NeurosimError
-from ..ir import Layer, Network
+from ..ir import ELEMENT_OPS, Layer, Network
 
 # Elementwise real-valued work, ops per element (a first-order convention):
 SOFTMAX_OPS_PER_SCORE = 3     # exp, running sum, divide
@@ -173,6 +173,38 @@ def reads_constant_current(net: Network, layer: Layer) -> bool:
     return not layer.inputs and not net.input_spiking and net.compute_of(layer) == "mac"
 
 
+# -- decoder kinds (ir.ElementOps, ir.CausalAttention) --------------------------------------------
+def _source_rate(net: Network, name: str, activity: bool) -> float:
+    rate = net[name].rate
+    return rate if activity and rate is not None else 1.0
+
+
+def causal_attention_counts(net: Network, layer: Layer, activity: bool, row: dict) -> None:
+    """Q.K^T and P.V over every (query, key) pair of every query head (`CausalAttention.score_pairs`), at the
+    layer's timesteps when an operand spikes (else once): ACs where the key (or value) operand arrives as
+    spikes (the real operand accumulated where it spiked, at the source's rate), MACs where it is real;
+    softmax as other ops per score."""
+    spec = layer.spec
+    t = layer.timesteps if any(net[src].spiking for src in layer.inputs[1:]) else 1   # real operands: once
+    per_operand = spec.heads * spec.score_pairs(layer) * spec.head_dim * t
+    for src in layer.inputs[1:]:          # K for the scores, V for the weighted sum
+        if net[src].spiking:
+            row["acs"] += per_operand * _source_rate(net, src, activity)
+        else:
+            row["macs"] += per_operand
+    row["other_ops"] = spec.heads * spec.score_pairs(layer) * t * SOFTMAX_OPS_PER_SCORE
+
+
+def elementwise_counts(net: Network, layer: Layer, activity: bool, row: dict) -> None:
+    """Ops per output element (`ir.ELEMENT_OPS`), once per token on a real input (the value does not change
+    over the steps the layer's neuron encodes it in), every step on a spiking one."""
+    steps = layer.timesteps if net.input_spiking_of(layer) else 1
+    row["other_ops"] = layer.seq_len * steps * int(needed_outputs(net, layer).sum()) * ELEMENT_OPS[layer.spec.op]
+
+
+DECODER_COUNTS = {"causal_attention": causal_attention_counts, "elementwise": elementwise_counts}
+
+
 def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
     """Op counts of one layer over its whole run (all tokens, all its timesteps)."""
     n, t = layer.seq_len, layer.timesteps
@@ -187,6 +219,8 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
         row["macs"] = heads * per_head                       # Q.K^T with real Q
         row["acs"] = heads * per_head * r_v                  # scores accumulated where V spiked
         row["other_ops"] = heads * n * n * t * SOFTMAX_OPS_PER_SCORE
+    elif layer.kind in DECODER_COUNTS:
+        DECODER_COUNTS[layer.kind](net, layer, activity, row)
     else:
         synapses = live_synapses(net, layer, out_live)
         if net.compute_of(layer) == "ac":

@@ -1,0 +1,65 @@
+"""Which phases a decoder workload is priced as: prefill chunks and (coarsened) decode steps.
+
+A workload is a prompt of N tokens and M generated tokens at batch B. The
+prefill runs the prompt in chunks of C tokens per sequence (C = N when the
+chip holds a whole prompt's widest step; a chunk of C after j chunks attends
+to a cache of j C keys); decode step i (i = 0 .. M - 1) runs one token per
+sequence against a cache of N + i keys, so the cache grows from N to N + M.
+
+Coarsening: a phase's counts and bytes are linear in its cache length, so a
+group of consecutive steps is priced once at the group's mean cache length
+and counted `repeats` times: exact for every count, byte and energy that is
+linear in the cache length; latency follows the closed form's max() of
+bounds, exact within a group whose steps share the same bound. The last
+decode step is priced on its own for the time per token at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cards import DecoderPhase
+
+DECODE_GROUPS = 8   # decode steps are priced as at most this many groups (and the last step on its own)
+
+
+@dataclass(frozen=True)
+class PhaseRun:
+    """One phase priced once and counted `repeats` times (the steps or chunks it stands for)."""
+
+    kind: str              # "prefill" or "decode"
+    phase: DecoderPhase
+    repeats: int
+
+
+def groups(first: int, count: int, n_groups: int) -> list[tuple[int, int]]:
+    """`count` consecutive indices from `first` in at most `n_groups` runs of near-equal length: (start, size)."""
+    n_groups = max(1, min(n_groups, count))
+    base, extra = divmod(count, n_groups)
+    out, start = [], first
+    for g in range(n_groups):
+        size = base + (1 if g < extra else 0)
+        out.append((start, size))
+        start += size
+    return out
+
+
+def prefill_runs(prompt: int, batch: int, chunk: int, n_groups: int = DECODE_GROUPS) -> list[PhaseRun]:
+    """The prompt in chunks of `chunk` tokens per sequence; full chunks coarsened like decode steps, a shorter
+    last chunk priced on its own."""
+    full, rest = divmod(prompt, chunk)
+    runs = [PhaseRun("prefill", DecoderPhase(batch, chunk, chunk * (start + (size - 1) / 2)), size)
+            for start, size in groups(0, full, n_groups)] if full else []
+    if rest:
+        runs.append(PhaseRun("prefill", DecoderPhase(batch, rest, float(full * chunk)), 1))
+    return runs
+
+
+def decode_runs(prompt: int, generate: int, batch: int, n_groups: int = DECODE_GROUPS) -> list[PhaseRun]:
+    """M decode steps, step i against a cache of N + i keys, in groups priced at their mean cache length."""
+    return [PhaseRun("decode", DecoderPhase(batch, 1, prompt + start + (size - 1) / 2), size)
+            for start, size in groups(0, generate, n_groups)]
+
+
+def last_step(prompt: int, generate: int, batch: int) -> PhaseRun:
+    return PhaseRun("decode", DecoderPhase(batch, 1, float(prompt + generate - 1)), 1)
