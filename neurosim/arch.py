@@ -79,6 +79,81 @@ def _bank_within(bank: int | None, array: int | None, array_key: str) -> int | N
     return bank
 
 
+# -- Memory levels inside a core (issue 22: data reuse) --------------------------------------------------
+# Timeloop/ZigZag style: below a core's SRAM sit small memories (a register file, an accumulator buffer),
+# each holding some of a layer's tensors, so a datum fetched once from SRAM serves many operations.
+# `cost.reuse` counts each level's reads and writes from the layer's loop nest (real-valued layers) or
+# its spike events (spiking layers). A core without levels is today's "no reuse" model: one SRAM weight
+# read per AC or MAC, one membrane read and write per neuron update.
+TENSORS = ("weights", "inputs", "outputs")
+
+
+class MemoryLevel(Strict):
+    """One memory inside a core, below its SRAM. `outputs` are partial sums (real-valued layers) or
+    membranes (spiking layers)."""
+
+    name: str
+    bytes: int = Field(gt=0, le=MAX_BYTES)                 # capacity per core
+    holds: list[Literal["weights", "inputs", "outputs"]] = Field(min_length=1)
+    width_bits: int = Field(gt=0, le=MAX_COUNT)           # bits one access moves
+    read_pj: float = Field(ge=0, le=PJ_PER_EVENT)         # energy of one read of width_bits
+    write_pj: float = Field(ge=0, le=PJ_PER_EVENT)        # energy of one write of width_bits
+
+    @model_validator(mode="after")
+    def _sane(self):
+        if len(set(self.holds)) != len(self.holds):
+            raise ValueError(f"level '{self.name}' names a tensor twice in 'holds'{FIX_MARK}list each of "
+                             "weights, inputs, outputs at most once")
+        if self.width_bits > 8 * self.bytes:
+            raise ValueError(f"level '{self.name}' moves {self.width_bits} bits an access but holds only "
+                             f"{8 * self.bytes}{FIX_MARK}give width_bits <= 8 x bytes")
+        return self
+
+    def pj_per_bit(self, op: Literal["read", "write"]) -> float:
+        return (self.read_pj if op == "read" else self.write_pj) / self.width_bits
+
+
+class Dataflow(Strict):
+    """How a core's loop nest uses its levels (see `cost.reuse`).
+
+    stationary: the tensor a real-valued layer keeps in its level while the others stream past (its
+      irrelevant loop innermost). events: a spiking layer's weight row is fetched from SRAM once per
+      spike (`per_event`, as Loihi reads a synapse list per spike) or once per (input neuron, step, tile)
+      and applied to every token of the tile that spiked on that neuron (`per_input`; needs a level that
+      holds weights). membranes: held in the level that holds outputs while a tile of inputs is
+      processed (`held`), or read-modify-written in SRAM on every event (`per_event`).
+    """
+
+    stationary: Literal["weight", "output", "input"] = "output"
+    events: Literal["per_event", "per_input"] = "per_event"
+    membranes: Literal["held", "per_event"] = "held"
+
+
+def _levels_within(levels: list[MemoryLevel] | None, sram_bytes: int | None,
+                   dataflow: Dataflow | None) -> None:
+    if not levels:
+        if dataflow is not None and dataflow.events == "per_input":
+            raise ValueError(f"dataflow.events 'per_input' keeps a weight row in a level, and the core has no "
+                             f"levels{FIX_MARK}add a level that holds weights, or use events: per_event")
+        return
+    names = [lv.name for lv in levels]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two levels are named '{next(n for n in names if names.count(n) > 1)}'"
+                         f"{FIX_MARK}give each level its own name")
+    for tensor in TENSORS:
+        holders = [lv.name for lv in levels if tensor in lv.holds]
+        if len(holders) > 1:
+            raise ValueError(f"{tensor} are held in two levels ({', '.join(holders)}); one level per tensor "
+                             f"is modelled below the core SRAM{FIX_MARK}keep {tensor} in one of them")
+    big = next((lv for lv in levels if sram_bytes is not None and lv.bytes > sram_bytes), None)
+    if big is not None:
+        raise ValueError(f"level '{big.name}' ({big.bytes} B) is larger than the core SRAM it sits below "
+                         f"({sram_bytes} B){FIX_MARK}give a level fewer bytes than sram_bytes")
+    if dataflow is not None and dataflow.events == "per_input" and not any("weights" in lv.holds for lv in levels):
+        raise ValueError(f"dataflow.events 'per_input' keeps a weight row in a level, and no level holds "
+                         f"weights{FIX_MARK}add weights to a level's 'holds', or use events: per_event")
+
+
 class Cores(Strict):
     count: int = Field(gt=0, le=MAX_COUNT)
     acs_per_cycle: int = Field(gt=0, le=MAX_COUNT)
@@ -91,11 +166,20 @@ class Cores(Strict):
     # its product with the weights is computed once and the current held in core SRAM; true = recomputed
     # every timestep (no room to hold it).
     recompute_constant_input: bool = False
+    # Memory levels below the core SRAM, innermost first, and how the loop nest uses them. Omitted: no
+    # reuse (one SRAM access per operation, as before levels existed).
+    levels: list[MemoryLevel] | None = None
+    dataflow: Dataflow | None = None
 
     @field_validator("bank_bytes")
     @classmethod
     def _bank_fits(cls, bank, info):
         return _bank_within(bank, info.data.get("sram_bytes"), "sram_bytes")
+
+    @model_validator(mode="after")
+    def _levels_fit(self):
+        _levels_within(self.levels, self.sram_bytes, self.dataflow)
+        return self
 
 
 class GlobalBuffer(Strict):

@@ -1,0 +1,227 @@
+"""Data reuse inside a core (cost.reuse): loop-nest counts against brute force, event-driven row fetches
+by hand, today's per-op counts as the 'no reuse' dataflow, and the arch schema's memory levels."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from neurosim.arch import load_arch
+from neurosim.cards import load_model
+from neurosim.cost import layout, reuse
+from neurosim.cost.chips import Chips
+from neurosim.cost.workload import Workload
+from neurosim.errors import NeurosimError
+from neurosim.schema import validate
+from neurosim.arch import ArchConfig
+
+
+def brute_force(nest: reuse.LoopNest, read_first: bool = False) -> reuse.Accesses:
+    """Run the nest iteration by iteration. Each level (and the datapath, a one-element level below all
+    loops) holds the tile that the current indices of the loops above it select; when that changes, the
+    new tile is read from the next level up (inputs, weights; outputs only if visited before or
+    `read_first`) and an output tile is written back up. Counted in elements."""
+    acc = reuse.Accesses()
+    bounds = [lp.bound for lp in nest.loops]
+    for tensor, dims in reuse.RELEVANT.items():
+        chain = nest.chain(tensor)
+        current = [None] * len(chain)
+        seen = [set() for _ in chain]
+
+        def tile_size(level):
+            return int(np.prod([lp.bound for lp in nest.loops[level.position:] if lp.dim in dims]))
+
+        def leave(i):   # the tile at chain[i] goes back up to chain[i + 1]
+            acc.add("write", chain[i + 1].name, tensor, tile_size(chain[i]))
+            if chain[i].name != reuse.DATAPATH:
+                acc.add("read", chain[i].name, tensor, tile_size(chain[i]))
+
+        for idx in itertools.product(*(range(b) for b in bounds)):
+            for i, level in enumerate(chain[:-1]):
+                key = tuple(v for v, lp in zip(idx[:level.position], nest.loops) if lp.dim in dims)
+                if key == current[i]:
+                    continue
+                if tensor == "outputs" and current[i] is not None:
+                    leave(i)
+                current[i] = key
+                if tensor != "outputs" or key in seen[i] or read_first:
+                    acc.add("read", chain[i + 1].name, tensor, tile_size(level))
+                    if level.name != reuse.DATAPATH:
+                        acc.add("write", level.name, tensor, tile_size(level))
+                seen[i].add(key)
+        if tensor == "outputs":
+            for i in range(len(chain) - 1):
+                leave(i)
+    return acc
+
+
+def same(a: reuse.Accesses, b: reuse.Accesses) -> None:
+    for book in ("reads", "writes"):
+        x, y = getattr(a, book), getattr(b, book)
+        keys = {k for k in set(x) | set(y) if x.get(k, 0) or y.get(k, 0)}
+        assert {k: int(x.get(k, 0)) for k in keys} == {k: int(y.get(k, 0)) for k in keys}, book
+
+
+DIMS = dict(m=4, k=6, n=8)
+TILES = dict(m=2, k=3, n=4)
+INNER = [("rf", ("weights", "inputs")), ("acc", ("outputs",))]
+TOP = ("sram", ("weights", "inputs", "outputs"))
+
+
+@pytest.mark.parametrize("stationary", ["weight", "output", "input"])
+def test_gemm_accesses_per_level_equal_a_brute_force_run_of_the_loop_nest(stationary):
+    nest = reuse.gemm_nest(DIMS, TILES, stationary, INNER, TOP)
+    same(reuse.nest_accesses(nest), brute_force(nest))
+    same(reuse.nest_accesses(nest, read_first=True), brute_force(nest, read_first=True))
+
+
+def test_an_arbitrary_nest_with_three_levels_equals_brute_force():
+    loops = [reuse.Loop("k", 2), reuse.Loop("m", 3), reuse.Loop("n", 2), reuse.Loop("m", 2),
+             reuse.Loop("k", 3), reuse.Loop("n", 2)]
+    levels = [reuse.Level("reg", ("weights",), 5), reuse.Level("buf", ("inputs", "outputs"), 2),
+              reuse.Level("acc", ("outputs",), 4)]
+    nest = reuse.LoopNest(loops, sorted(levels, key=lambda lv: -lv.position)
+                          + [reuse.Level("dram", ("weights", "inputs", "outputs"), 0)])
+    same(reuse.nest_accesses(nest), brute_force(nest))
+
+
+def test_stationary_choices_read_the_sram_as_counted_by_hand():
+    """4 x 6 x 8 GEMM (192 MACs), tiles 2 x 3 x 4: |W| = 48, |I| = 24, |O| = 32."""
+    counts = {}
+    for stationary in ("weight", "output", "input"):
+        acc = reuse.nest_accesses(reuse.gemm_nest(DIMS, TILES, stationary, INNER, TOP))
+        counts[stationary] = (acc.at("sram", "weights")[0], acc.at("sram", "inputs")[0], acc.at("sram", "outputs"))
+    # weight-stationary: W once; I once per n tile (2); O written once per k tile (2), read back once
+    assert counts["weight"] == (48, 48, (32, 64))
+    # output-stationary: W once per m tile (2), I once per n tile (2), O written once, never read
+    assert counts["output"] == (96, 48, (0, 32))
+    # input-stationary: I once; W once per m tile (2); O per k tile as in weight-stationary
+    assert counts["input"] == (96, 24, (32, 64))
+
+
+def test_tiles_are_divisors_that_fill_the_levels_per_design_point():
+    caps = {"outputs": np.array([8, 32, 1]), "weights": np.array([12, 48, 1]), "inputs": np.array([6, 24, 1])}
+    tiles = reuse.gemm_tiles(DIMS, "output", caps)
+    assert tiles["m"].tolist() == [2, 4, 1] and tiles["n"].tolist() == [4, 8, 1]
+    assert tiles["k"].tolist() == [3, 6, 1]     # bounded by W (12 / 4) and I (6 / 2)
+
+
+# -- spiking layers -----------------------------------------------------------------------------------------
+RASTER = np.zeros((2, 4, 3), dtype=np.int8)    # [T = 2, tokens = 4, inputs = 3]
+RASTER[0, 0, 0] = RASTER[0, 1, 0] = RASTER[0, 3, 0] = 1   # step 0, input 0: tokens 0, 1, 3
+RASTER[0, 2, 2] = 1                                        # step 0, input 2: token 2
+RASTER[1, 1, 1] = RASTER[1, 2, 1] = 1                      # step 1, input 1: tokens 1, 2
+
+
+def test_row_fetches_from_a_hand_made_raster_are_counted_by_hand():
+    assert reuse.active_inputs_exact(RASTER, token_tile=4, grouping="per_event") == 6    # one per spike
+    # all 4 tokens in one tile: (t0, in0), (t0, in2), (t1, in1)
+    assert reuse.active_inputs_exact(RASTER, token_tile=4, grouping="per_input") == 3
+    # tiles {0,1}, {2,3}: t0 in0 in both; t0 in2 in the second; t1 in1 in both
+    assert reuse.active_inputs_exact(RASTER, token_tile=2, grouping="per_input") == 5
+    # tiles {0,1,2}, {3}: t0 in0 both; t0 in2 first; t1 in1 first
+    assert reuse.active_inputs_exact(RASTER, token_tile=3, grouping="per_input") == 4
+
+
+def test_expected_row_fetches_match_a_large_bernoulli_raster():
+    rng = np.random.default_rng(0)
+    rate, tile = 0.1, 8
+    raster = rng.random((50, 20, 40)) < rate
+    exact = reuse.active_inputs_exact(raster, tile, "per_input")
+    expected = reuse.active_inputs_expected(rate, 20, tile, 40, 50, "per_input")
+    # tiles of 8, 8, 4 tokens: 40 x 50 x (2 (1 - 0.9^8) + (1 - 0.9^4))
+    assert expected == pytest.approx(2000 * (2 * (1 - 0.9**8) + 1 - 0.9**4))
+    assert exact == pytest.approx(expected, rel=0.03)
+
+
+def test_event_layer_accesses_follow_the_dataflow():
+    layer = reuse.EventLayer(tokens=4, inputs=3, outputs=5, steps=2)
+    acs = 6 * 5    # 6 spikes, each to 5 outputs
+    active = reuse.active_inputs_exact(RASTER, 4, "per_input")
+    grouped = reuse.event_accesses(layer, active, acs, "per_input", "held", "rf", "acc")
+    assert grouped.at("core_sram", "weights") == (3 * 5, 0)       # three rows of five weights
+    assert grouped.at("rf", "weights") == (acs, 3 * 5)
+    assert grouped.at("core_sram", "outputs") == (40, 40)         # one per neuron update: 4 x 5 x 2
+    assert grouped.at("acc", "outputs") == (acs + 40, acs + 40)
+    per_event = reuse.event_accesses(layer, 6, acs, "per_event", "per_event", None, None)
+    assert per_event.at("core_sram", "weights") == (acs, 0)
+    assert per_event.at("core_sram", "outputs") == (acs + 40, acs + 40)
+
+
+# -- 'no reuse' is today's model ---------------------------------------------------------------------------
+def test_no_reuse_dataflow_reproduces_todays_core_sram_bits_on_shipped_layers():
+    net = load_model("spiking-sentiment-2l")
+    arch = load_arch("edge-45nm")
+    work, chips = Workload(net), Chips.of(arch)
+    bits_w, bits_m = work.weight_bits, int(arch.precision.membrane_bits)
+    for name in ("block1.q", "block1.intermediate"):
+        i = work.names.index(name)
+        only = np.zeros(work.L)
+        only[i] = 1
+        reads, writes = layout.core_access_bits(work, chips, False, work.acs * only, work.macs * only,
+                                                work.neuron_updates * only, work.timesteps * only)
+        tokens, outputs, steps = int(work.seq_len[i]), int(work.live[i]), int(work.timesteps[i])
+        if work.spiking[i]:
+            layer = reuse.EventLayer(tokens, 128, outputs, steps, int(work.state_words[i]))
+            acc = reuse.event_accesses(layer, work.acs[i] / outputs, work.acs[i], "per_event", "held", None, None)
+            state_bits = bits_m
+        else:
+            inputs = int(work.macs[i] // (tokens * outputs * steps))
+            acc = reuse.nest_accesses(reuse.no_reuse_nest(tokens, inputs, outputs, steps), read_first=True)
+            state_bits = int(arch.precision.activation_bits)
+            assert acc.at("core_sram", "weights")[0] == work.macs[i]   # one weight read per MAC
+        w_read = acc.at("core_sram", "weights")[0]
+        o_read, o_write = acc.at("core_sram", "outputs")
+        assert w_read * bits_w[i] + o_read * state_bits == pytest.approx(reads[0])
+        assert o_write * state_bits == pytest.approx(writes[0])
+
+
+# -- the arch schema ---------------------------------------------------------------------------------------
+def _arch_with(levels, dataflow=None):
+    data = load_arch("edge-45nm").model_dump()
+    data["cores"]["levels"] = levels
+    data["cores"]["dataflow"] = dataflow
+    return validate(data, ArchConfig, "test.yaml")
+
+
+RF = {"name": "rf", "bytes": 256, "holds": ["weights"], "width_bits": 64, "read_pj": 2.0, "write_pj": 2.6}
+
+
+def test_an_arch_without_levels_keeps_no_reuse():
+    data = load_arch("edge-45nm").model_dump()
+    del data["cores"]["levels"], data["cores"]["dataflow"]
+    cores = validate(data, ArchConfig, "test.yaml").cores
+    assert cores.levels is None and cores.dataflow is None
+
+
+def test_every_shipped_arch_has_cited_levels():
+    for name in ("edge-45nm", "spatial-45nm-large", "loihi"):
+        arch = load_arch(name)
+        assert arch.cores.levels and arch.cores.dataflow is not None
+        text = open(arch.path).read()
+        for level in arch.cores.levels:
+            block = text[text.index(f"name: {level.name}"):]
+            for key in ("bytes:", "read_pj:", "write_pj:"):
+                line = block[block.index(key):].splitlines()[0]
+                assert "#" in line, (name, level.name, key)   # each number says where it comes from
+
+
+def test_levels_are_read_and_priced_per_bit():
+    arch = _arch_with([RF], {"stationary": "weight", "events": "per_input"})
+    assert arch.cores.levels[0].pj_per_bit("read") == pytest.approx(2.0 / 64)
+    assert arch.cores.dataflow.membranes == "held"
+
+
+@pytest.mark.parametrize("levels, dataflow, words", [
+    ([RF, dict(RF, holds=["outputs"])], None, "two levels are named 'rf'"),
+    ([RF, dict(RF, name="acc")], None, "weights are held in two levels"),
+    ([dict(RF, bytes=1 << 20)], None, "larger than the core SRAM"),
+    ([dict(RF, width_bits=4096)], None, "width_bits <= 8 x bytes"),
+    ([dict(RF, holds=["outputs"])], {"events": "per_input"}, "no level holds weights"),
+    (None, {"events": "per_input"}, "the core has no levels"),
+    ([dict(RF, holds=["weights", "weights"])], None, "names a tensor twice"),
+])
+def test_impossible_levels_are_refused_with_the_fix(levels, dataflow, words):
+    with pytest.raises(NeurosimError) as err:
+        _arch_with(levels, dataflow)
+    assert words in str(err.value) and "cores" in str(err.value)
