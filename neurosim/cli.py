@@ -14,6 +14,7 @@ from .cost.estimate import estimate
 from .errors import NeurosimError, clip
 from .ir import RATE, Network
 from .paths import DEFAULT_ARCH, DEFAULT_MODEL, check_output_file
+from .llm import cli as decoder_cli
 from .report import comparison_table
 
 
@@ -65,6 +66,8 @@ def check_input_file(path: str) -> None:
 
 
 def cmd_run(args) -> None:
+    if decoder_cli.handles(args, "run"):   # a decoder card: prefill and decode (neurosim.llm)
+        return
     if args.input is not None:
         check_input_file(args.input)   # before the model is built: a bad file is refused at once
     if args.timeline:
@@ -93,6 +96,8 @@ def cmd_run(args) -> None:
 
 
 def cmd_compare(args) -> None:
+    if decoder_cli.handles(args, "compare"):
+        return
     if args.plot:
         check_output_file(args.plot, "--plot")
     net, arch = _model(args), load_arch(args.arch)
@@ -184,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "random weights for a weightless model card)")
     run.add_argument("--input", help="spike engine input (.npy): (T, seq_len, input_size) spikes or a "
                      "(seq_len, input_size) real array; default: a checkpoint's sample, else seeded random spikes")
+    decoder_cli.add_workload_flags(run)
     run.set_defaults(func=cmd_run)
 
     compare = sub.add_parser("compare", help="spatial vs sequential (spikes, rates) side by side")
@@ -191,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--engine", choices=["sim", "analytic"], default="sim",
                          help="the discrete-event simulator (default) or the closed form")
     compare.add_argument("--plot", metavar="PNG", help="draw energy breakdown and latency side by side to this file")
+    decoder_cli.add_workload_flags(compare, mac_flag=False)
     compare.set_defaults(func=cmd_compare)
 
     ops = sub.add_parser("ops", help="op counts: paper form, structural form, normalized #C")
