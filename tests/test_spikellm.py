@@ -7,7 +7,7 @@ import torch
 
 from neurosim.errors import NeurosimError
 from neurosim.frontend.neurons import GIF
-from neurosim.frontend.spikellm import (SpikeCount, gif_linear, gif_neuron, gif_spikes, quantize, residue,
+from neurosim.frontend.spikellm import (SpikeCount, gif_linear, gif_neuron, gif_spikes, gif_values, quantize, residue,
                                         two_path_fake_quant)
 
 # One token, four channels; with 3 bits (n = 2, addbit = 1): scale = (2 - -1) / 7 = 3/7,
@@ -46,7 +46,7 @@ def test_spikes_sum_to_the_code_whenever_it_fits_in_t_steps():
 
 
 def test_gif_linear_matches_the_hand_computed_spike_matmul():
-    count = SpikeCount(tokens=1, channels=4, multi_channels=4, steps=2, spike_bits=2)
+    count = SpikeCount()
     out = gif_linear(X, W, None, n_bits=2, addbit=1, count=count)
     # spikes [0,2,3,3] then [0,0,0,3]: sums [0,2,3,6] (1 unit of 7 dropped);
     # ((sums W^T) - 2 * rowsum(W)) * 3/7 = ([11, -6] - [8, 0]) * 3/7
@@ -55,7 +55,7 @@ def test_gif_linear_matches_the_hand_computed_spike_matmul():
     assert (two_path_fake_quant(X, 2, 1) @ W.T)[0].tolist() == pytest.approx([12 / 7, -3.0])
     assert count.events == [3.0, 1.0] and count.values == 11.0
     assert count.bit_events == 7.0 and count.residue == 1.0       # popcounts 1 + 2 + 2 + 2
-    assert count.rate() == pytest.approx(4 / 8)
+    assert count.rate() == pytest.approx(4 / 8) and (count.steps, count.spike_bits, count.vectors) == (2, 2, 1)
 
 
 def test_gif_linear_is_the_dense_product_within_quantization_error():
@@ -109,3 +109,10 @@ def test_spikellm_gif_is_neurosims_gif_driven_by_one_impulse():
 def test_bit_widths_the_reference_refuses_are_refused(n_bits, addbit):
     with pytest.raises(NeurosimError, match="n_bits|addbit"):
         gif_spikes(torch.zeros(3), n_bits, addbit)
+
+
+def test_the_values_the_spikes_carry_give_the_same_layer_output():
+    torch.manual_seed(3)
+    x, w = torch.randn(6, 16), torch.randn(8, 16)
+    multi = torch.rand(16) > 0.5
+    assert torch.allclose(gif_values(x, 3, 2, multi) @ w.T, gif_linear(x, w, None, 3, 2, multi), atol=1e-4)

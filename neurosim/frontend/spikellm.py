@@ -141,42 +141,45 @@ def residue(ints: torch.Tensor, n_bits: int, addbit: int) -> torch.Tensor:
 
 @dataclass
 class SpikeCount:
-    """What one GIF layer's input sent over a run: counted per step, summed over tokens and channels.
+    """What GIF inputs sent over a run, summed over vectors (tokens; for K and V, tokens x heads).
 
-    `events[t]`: nonzero spikes at step t (step 0 includes the single-step path); `values`: the sum of
-    spike values (= the integers sent); `bit_events`: set bits over all spike values (what a bit-serial
-    core accumulates when it skips zero bits); `residue`: the integer units dropped after T steps.
+    `events[t]`: nonzero spikes at step t (step 0 includes the single-step path); `slots`: the spike
+    slots (T per multi-step value, 1 per single-step value); `values`: the sum of spike values (the
+    integers sent); `bit_events`: set bits over all spike values (what a bit-serial core accumulates
+    when it skips zero bits); `residue`: the integer units dropped after T steps.
     """
 
-    tokens: int = 0
-    channels: int = 0
-    multi_channels: int = 0      # channels on the multi-step path
     steps: int = 1
     spike_bits: int = 1
+    vectors: int = 0
+    slots: float = 0.0
     events: list[float] = field(default_factory=list)
     values: float = 0.0
     bit_events: float = 0.0
     residue: float = 0.0
 
-    def add(self, spikes: torch.Tensor, single: torch.Tensor | None, lost: torch.Tensor) -> None:
-        """Count a (T, tokens, channels) train of the multi-step path and the single-step codes."""
+    def add(self, sent: "Emission") -> None:
+        spikes, multi = sent.spikes, sent.multi.expand(sent.spikes.shape[1:])
+        self.steps, self.spike_bits = spikes.shape[0], sent.n_bits
+        self.vectors += spikes[0, ..., 0].numel()
+        self.slots += float(multi.sum()) * self.steps + float((~multi).sum())
         per_step = [float((s != 0).sum()) for s in spikes]
-        if single is not None:
-            per_step[0] += float((single != 0).sum())
+        trains = [spikes]
+        if sent.single is not None:
+            per_step[0] += float((sent.single.ints != 0).sum())
+            trains.append(sent.single.ints)
         self.events = [a + b for a, b in zip(self.events, per_step)] if self.events else per_step
-        trains = [spikes] + ([single[None]] if single is not None else [])
         self.values += sum(float(t.sum()) for t in trains)
         self.bit_events += sum(float(popcount(t).sum()) for t in trains)
-        self.residue += float(lost.sum())
+        self.residue += float(sent.lost.sum())
 
     @property
     def total_events(self) -> float:
         return float(sum(self.events))
 
     def rate(self) -> float:
-        """Events per (token, channel, step the channel runs): the fraction of spike slots that carry one."""
-        slots = self.tokens * (self.multi_channels * self.steps + (self.channels - self.multi_channels))
-        return self.total_events / slots if slots else 0.0
+        """Events per spike slot: the fraction of slots that carry a (nonzero) spike."""
+        return self.total_events / self.slots if self.slots else 0.0
 
 
 def popcount(values: torch.Tensor) -> torch.Tensor:
@@ -188,30 +191,62 @@ def popcount(values: torch.Tensor) -> torch.Tensor:
     return count
 
 
-def gif_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n_bits: int, addbit: int,
-               multi: torch.Tensor | None = None, count: SpikeCount | None = None) -> torch.Tensor:
-    """A linear layer fed by SpikeLLM's GIF neurons, computed from the spikes.
+@dataclass
+class Emission:
+    """What the GIF inputs of one layer send: the multi-step train and the single-step codes."""
 
-    `multi` (bool, one per input channel; default all) marks the channels on the multi-step path; the
-    others take the single-step n-bit path. Returns (sum_t s_t W^T - z rowsum(W_multi)) * scale for the
-    multi-step channels plus the n-bit quantized product of the others, plus bias. `count`, when given,
-    accumulates the spikes sent.
+    spikes: torch.Tensor          # (T, *x.shape): multi-step channels' spikes (0 on single-step channels)
+    high: Quantized               # the n + addbit-bit quantization of x (scale, zero point per token)
+    multi: torch.Tensor           # bool per channel: on the multi-step path
+    single: Quantized | None      # the n-bit quantization of x, codes kept on single-step channels only
+    lost: torch.Tensor            # what each multi-step channel did not send (the residue)
+    n_bits: int                   # bits of one spike
+
+
+def emit(x: torch.Tensor, n_bits: int, addbit: int, multi: torch.Tensor | None = None,
+         count: SpikeCount | None = None) -> Emission:
+    """Quantize x per token and send it: multi-step channels over T steps, the others in one n-bit spike.
+
+    `multi` (bool, one per channel of x's last axis; default all) is the Optimal Brain Spiking split.
+    `count`, when given, accumulates the spikes sent.
     """
     check_bits(n_bits, addbit)
     multi = torch.ones(x.shape[-1], dtype=torch.bool, device=x.device) if multi is None else multi
     high = quantize(x, n_bits + addbit)
     codes = high.ints * multi
     spikes = gif_spikes(codes, n_bits, addbit)
-    w_multi = weight * multi
-    out = ((spikes.sum(0) @ weight.T) - high.zero_point * w_multi.sum(1)) * high.scale
     single = None
     if not bool(multi.all()):
         low = quantize(x, n_bits)
-        single = low.ints * ~multi
-        out = out + (single @ weight.T - low.zero_point * (weight * ~multi).sum(1)) * low.scale
+        single = Quantized(low.ints * ~multi, low.scale, low.zero_point, n_bits)
+    sent = Emission(spikes, high, multi, single, residue(codes, n_bits, addbit), n_bits)
     if count is not None:
-        count.add(spikes.reshape(spikes.shape[0], -1, x.shape[-1]),
-                  None if single is None else single.reshape(-1, x.shape[-1]), residue(codes, n_bits, addbit))
+        count.add(sent)
+    return sent
+
+
+def gif_values(x: torch.Tensor, n_bits: int, addbit: int, multi: torch.Tensor | None = None,
+               count: SpikeCount | None = None) -> torch.Tensor:
+    """The real values the GIF inputs carry: (sum_t s_t - z) * scale on multi-step channels, the n-bit
+    dequantized code on the others (for operands of a matmul with another activation, as K and V)."""
+    sent = emit(x, n_bits, addbit, multi, count)
+    values = torch.where(sent.multi, (sent.spikes.sum(0) - sent.high.zero_point) * sent.high.scale, 0.0)
+    return values if sent.single is None else torch.where(sent.multi, values, sent.single.dequantize())
+
+
+def gif_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n_bits: int, addbit: int,
+               multi: torch.Tensor | None = None, count: SpikeCount | None = None) -> torch.Tensor:
+    """A linear layer fed by SpikeLLM's GIF neurons, computed as the hardware would, from the spikes.
+
+    Multi-step channels: (sum_t s_t W^T - z rowsum(W_multi)) * scale, the sum over steps accumulating
+    spikes only; single-step channels: (c W^T - z' rowsum(W_single)) * scale' with their n-bit codes c;
+    plus bias. `multi` and `count` as in `emit`.
+    """
+    sent = emit(x, n_bits, addbit, multi, count)
+    high, single = sent.high, sent.single
+    out = (sent.spikes.sum(0) @ weight.T - high.zero_point * (weight * sent.multi).sum(1)) * high.scale
+    if single is not None:
+        out = out + (single.ints @ weight.T - single.zero_point * (weight * ~sent.multi).sum(1)) * single.scale
     return out if bias is None else out + bias
 
 
