@@ -1,4 +1,9 @@
-"""neurosim: a neuromorphic hardware simulator and cost model for spiking networks."""
+"""neurosim: a neuromorphic hardware simulator and cost model for spiking networks.
+
+Installed as the distribution `neurosim-snn` (pyproject.toml reads the version from here).
+"""
+
+__version__ = "0.2.0"
 
 from .arch import ArchConfig, load_arch
 from .cards import load_model

@@ -1,19 +1,22 @@
-"""The `neurosim` command line: run, compare, ops, prune, sweep, pareto, report."""
+"""The `neurosim` command line: run, compare, ops, list, prune, sweep, pareto, report."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from pathlib import Path
 from typing import NoReturn
 
+from . import __version__
 from .arch import load_arch
 from .cards import load_model
 from .cost.analytic import normalized_c, paper_m, structural_counts
 from .cost.estimate import estimate
 from .errors import NeurosimError, clip
 from .ir import RATE, Network
-from .paths import DEFAULT_ARCH, DEFAULT_MODEL, check_output_file
+from .paths import ARCH_DIR, DEFAULT_ARCH, DEFAULT_MODEL, ENERGY_DIR, MODELS_DIR, REPO_ROOT, check_output_file
 from .llm import cli as decoder_cli
 from .report import comparison_table
 
@@ -36,11 +39,23 @@ def _model(args) -> Network:
 def _evaluate(net: Network, arch, engine: str, mapping: str | None = None, carry: str | None = None,
               timeline: bool = False):
     """One report: the discrete-event simulator (default) or the closed form."""
-    if engine == "analytic":
-        return estimate(net, arch, mapping=mapping, carry=carry)
-    from .sim import simulate
+    try:
+        if engine == "analytic":
+            return estimate(net, arch, mapping=mapping, carry=carry)
+        from .sim import simulate
 
-    return simulate(net, arch, mapping=mapping, carry=carry, timeline=timeline)
+        return simulate(net, arch, mapping=mapping, carry=carry, timeline=timeline)
+    except NeurosimError as exc:
+        raise with_rate_fix(exc) from None
+
+
+def with_rate_fix(exc: NeurosimError) -> NeurosimError:
+    """A layer without a spiking rate (a NIR graph carries none): on the command line the fix is --rate."""
+    if exc.field != "rate" or "no spiking rate" not in exc.problem:
+        return exc
+    return NeurosimError(exc.where, exc.field, exc.problem,
+                         "give one with --rate (e.g. --rate 0.1, assumed for every layer without a rate), "
+                         "or measure rates with --engine spikes")
 
 
 INPUT_FIX = "give a (T, seq_len, input_size) spike array or a (seq_len, input_size) real array saved with numpy.save"
@@ -141,6 +156,50 @@ def cmd_ops(args) -> None:
         print(counts.to_string(index=False))
 
 
+SWEEPS_DIR = REPO_ROOT / "sweeps"
+
+
+def first_sentence(path: Path) -> str:
+    """What a shipped file is: the first sentence of its leading comment (YAML) or of its card (.md next to a .pt)."""
+    if path.suffix == ".pt":
+        card = path.with_suffix(".md")
+        lines = card.read_text().splitlines() if card.is_file() else []
+        text = " ".join(line for line in lines if line.strip() and not line.startswith("#"))
+        text = text.split(". ")[0] if text else "a SpikingEncoder checkpoint"
+    else:
+        comment = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#") or line.strip() == "#":
+                break
+            comment.append(line.lstrip("#").strip())
+        text = re.split(r"(?<=[.?])\s+(?=[A-Z])", " ".join(comment))[0] if comment else "(no description)"
+    return clip(text.rstrip("."), 110)
+
+
+def shipped() -> dict[str, list[tuple[str, str]]]:
+    """The shipped models, arch configs, energy tables and sweep specs: (name to pass, one line on it)."""
+    def files(folder: Path, suffixes: tuple[str, ...], name=lambda p: p.stem):
+        return [(name(p), first_sentence(p)) for p in sorted(folder.iterdir()) if p.suffix in suffixes]
+
+    return {"models (--model)": files(MODELS_DIR, (".yaml", ".pt")),
+            "arch configs (--arch)": files(ARCH_DIR, (".yaml",)),
+            "energy tables (energy_table: in an arch config)": files(ENERGY_DIR, (".yaml",)),
+            "sweep specs (neurosim sweep SPEC)": files(SWEEPS_DIR, (".yaml",),
+                                                       lambda p: str(p.relative_to(REPO_ROOT)))}
+
+
+def cmd_list(args) -> None:
+    groups = shipped()
+    if args.json:
+        _print_json({group: dict(items) for group, items in groups.items()})
+        return
+    for group, items in groups.items():
+        print(group)
+        width = max((len(n) for n, _ in items), default=0)
+        for name, text in items:
+            print(f"  {name:<{width}}  {text}")
+
+
 def _seed(text: str) -> int:
     value = int(text)
     if not 0 <= value < 2**63:   # the engine's counter-based draws key on a 64-bit integer
@@ -164,19 +223,27 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="neurosim", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="neurosim", description="Energy, latency, memory and area of spiking networks on "
+                    "neuromorphic chips, per mapping. Start with `neurosim compare` and `neurosim list`; "
+                    "`neurosim COMMAND --help` for each command.")
+    parser.add_argument("--version", action="version", version=f"neurosim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p, arch=True):
-        p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or a card/JSON path "
-                       f"(default {DEFAULT_MODEL})")
+        p.add_argument("--model", default=DEFAULT_MODEL, help="a shipped model name (see `neurosim list`), a "
+                       "model card (.yaml), an IR network (.json), a SpikingEncoder checkpoint (.pt) or a NIR "
+                       f"graph (.nir, with --rate) (default {DEFAULT_MODEL})")
         p.add_argument("--rate", type=_rate, help="spiking rate to assume for layers without a known one "
                        "(e.g. a NIR graph); rates in model cards and checkpoints are kept")
         if arch:
-            p.add_argument("--arch", default=DEFAULT_ARCH, help=f"shipped arch name or YAML path (default {DEFAULT_ARCH})")
+            p.add_argument("--arch", default=DEFAULT_ARCH, help="a shipped arch name (see `neurosim list`) or an "
+                           f"arch config (.yaml) (default {DEFAULT_ARCH})")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    run = sub.add_parser("run", help="one configuration's energy, latency and memory")
+    run = sub.add_parser("run", help="one configuration's energy, latency and memory",
+                         description="Energy, latency, memory and area of one model on one chip with one mapping "
+                         "(the arch config's, unless --mapping/--carry), from the discrete-event simulator, the "
+                         "closed form or the spike engine.")
     common(run)
     run.add_argument("--mapping", choices=["spatial", "sequential"], help="override the config's mapping")
     run.add_argument("--carry", choices=["spikes", "rates"], help="override what passes between layers (sequential)")
@@ -192,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     decoder_cli.add_workload_flags(run)
     run.set_defaults(func=cmd_run)
 
-    compare = sub.add_parser("compare", help="spatial vs sequential (spikes, rates) side by side")
+    compare = sub.add_parser("compare", help="spatial vs sequential (spikes, rates) side by side",
+                             description="One model on one chip under the three mappings, spatial, sequential "
+                             "carrying spikes and sequential carrying rates, in one table (or a plot).")
     common(compare)
     compare.add_argument("--engine", choices=["sim", "analytic"], default="sim",
                          help="the discrete-event simulator (default) or the closed form")
@@ -200,10 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     decoder_cli.add_workload_flags(compare, mac_flag=False)
     compare.set_defaults(func=cmd_compare)
 
-    ops = sub.add_parser("ops", help="op counts: paper form, structural form, normalized #C")
+    ops = sub.add_parser("ops", help="op counts: paper form, structural form, normalized #C",
+                         description="A model's operation counts, independent of any chip: the seed paper's "
+                         "Appendix B form M(h, n, t), the structural count of ACs, MACs and other ops from the "
+                         "real layer sizes and rates, and the normalized #C (eq. 14).")
     common(ops, arch=False)
     ops.add_argument("--per-layer", action="store_true", help="print the per-layer structural counts")
     ops.set_defaults(func=cmd_ops)
+
+    listing = sub.add_parser("list", help="the shipped models, arch configs, energy tables and sweep specs",
+                             description="Every shipped model, arch config, energy table and sweep spec, with one "
+                             "line on each; pass the names to --model, --arch and neurosim sweep.")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a list")
+    listing.set_defaults(func=cmd_list)
 
     from .dse.cli import register as register_dse        # sweep, pareto, report
     from .pruning.cli import register as register_prune  # prune

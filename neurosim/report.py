@@ -42,6 +42,10 @@ class Report:
     stall_cycles: float | None = None
     timeline: pd.DataFrame | None = None
 
+    def __str__(self) -> str:
+        """The table `neurosim run` prints (print(report))."""
+        return comparison_table([self])
+
     def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ("per_layer", "timeline")}
         if per_layer and self.per_layer is not None:

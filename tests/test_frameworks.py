@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.filterwarnings("ignore::FutureWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "frontends.md"   # the table moved out of README.md
 FROM_TORCH, THEIR_NIR = "from_torch", "their NIR export -> from_nir"
 TO_SNNTORCH, TO_NORSE, TO_JELLY = "to_nir -> snnTorch", "to_nir -> norse", "to_nir -> SpikingJelly"
 

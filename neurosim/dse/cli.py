@@ -122,13 +122,17 @@ def register(subparsers) -> None:
         p.add_argument("--by", default="model,engine",
                        help="columns whose groups get fronts of their own (default model,engine; 'none': one front)")
 
-    pareto = subparsers.add_parser("pareto", help="Pareto front of a sweep's results")
+    pareto = subparsers.add_parser("pareto", help="Pareto front of a sweep's results",
+                                   description="Print the Pareto front of a sweep's results (DIR/results.csv): the "
+                                   "points no other point beats in every objective, per model and engine.")
     analysis_args(pareto, ["energy", "latency"])
     pareto.add_argument("--json", action="store_true", help="print the front's rows as JSON")
     pareto.add_argument("--csv", metavar="FILE", help="also write the front's rows to this CSV")
     pareto.set_defaults(func=cmd_pareto)
 
-    report = subparsers.add_parser("report", help="a Markdown/HTML page with the front, best points and figures")
+    report = subparsers.add_parser("report", help="a Markdown/HTML page with the front, best points and figures",
+                                   description="Write a page (Markdown or HTML) on a sweep's results: the Pareto "
+                                   "front, the best point per objective and figures (DIR/figures/).")
     analysis_args(report, ["energy", "latency", "memory"])
     report.add_argument("--format", choices=["md", "html"], default="md")
     report.add_argument("--out", metavar="PAGE", help="page path (default DIR/report.md or DIR/report.html)")
