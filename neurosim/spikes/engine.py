@@ -25,7 +25,9 @@ What is counted, by the rules of cost.analytic.layer_counts:
 
 Live outputs are `cost.analytic.needed_outputs`: unmasked, and (for Q, K, V)
 in a live head. Outputs that are not live are not computed and never spike.
-Linear layers read one source (or the network input); conv2d is not supported.
+Linear, conv2d and pool2d layers read one source (or the network input). Low-bit layers
+(`weight_bits` <= 8) run on integer codes x a scale per output (lowbit.py). `run(..., device=...)`
+runs the same network on torch, multi-step (torch_engine.py).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ..cost.analytic import LAYERNORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_SCORE, in
     needed_outputs
 from ..errors import NeurosimError
 from ..ir import Layer, Network
-from . import kernels
+from . import kernels, lowbit
 from .handoff import HANDOFFS, INPUT, NetworkInput, regenerate
 from .neuron import NeuronArrays
 from .windows import Windows
@@ -61,7 +63,7 @@ class _Scratch:
         return buf[:size].reshape(shape)
 
 
-class _State:
+class LayerState:
     """One layer, prepared for the kernels, with its counters."""
 
     def __init__(self, net: Network, layer: Layer, index: int, steps: int, n: int, record: bool, scratch: _Scratch):
@@ -161,23 +163,25 @@ class _State:
         self.recurrent_acs += len(idx) * L
 
     def _prepare_weights(self, layer: Layer) -> None:
-        """Transposed (in, live outputs), C-contiguous; 1-bit: int8 signs x per-row scale."""
+        """Transposed (in, live outputs), C-contiguous: fp32, or low-bit codes x per-output scale (lowbit.py)."""
         w = np.asarray(layer.weights)
         all_live = len(self.live_idx) == layer.out_features
         wt = w.T if all_live else w.T[:, self.live_idx]
-        if layer.weight_bits == 1:
-            a = np.abs(wt)
-            peak = a.max(axis=0, initial=0)
-            exact = bool((a == peak).all())
-            self.scale = (peak if exact else a.mean(axis=0)).astype(np.float32)
-            self.wt = np.ascontiguousarray(np.where(wt >= 0, 1, -1), dtype=np.int8)
-            if not exact:
-                self.notes.append(f"layer '{layer.name}': weight_bits=1 but the weights are not +-scale per "
-                                  "row; run as sign(w) x mean|w| per row (the front end's BinaryLinear)")
+        self.packed = None
+        if layer.weight_bits <= lowbit.LOW_BITS:
+            low = lowbit.quantize(wt, layer.weight_bits)
+            self.wt, self.scale = low.codes, low.scale
+            self.packed = low.packed if lowbit.PACK_SIGNS else None
+            self.nonzero_fan_out = low.nonzero_fan_out          # per input: effective ACs
+            if not low.exact:
+                how = "sign(w) x mean|w| per row (the front end's BinaryLinear)" if layer.weight_bits == 1 else \
+                    f"the nearest of {2 ** layer.weight_bits - 1} codes x max|w| per row"
+                self.notes.append(f"layer '{layer.name}': weight_bits={layer.weight_bits} but the weights are not "
+                                  f"+-scale x {layer.weight_bits}-bit codes per row; run as {how}")
         else:
             self.wt = np.ascontiguousarray(wt, dtype=np.float32)  # no copy when stored that way already
             self.scale = np.ones(len(self.live_idx), np.float32)
-        self.nonzero_fan_out = np.count_nonzero(wt, axis=1).astype(np.int64)   # per input: effective ACs
+            self.nonzero_fan_out = np.count_nonzero(wt, axis=1).astype(np.int64)
         b = np.zeros(layer.out_features) if layer.bias is None else np.asarray(layer.bias)
         self.bias = np.ascontiguousarray(b[self.live_idx], dtype=np.float32)
 
@@ -194,7 +198,10 @@ class _State:
             x = inputs[0]
             if x.dtype == np.uint8:
                 ptr, idx, val = events(0)
-                kernels.accumulate(len(idx) * L, ptr, idx, val, self.wt, self.cur)
+                if self.packed is not None:
+                    kernels.accumulate_signs(len(idx) * L, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
+                else:
+                    kernels.accumulate(len(idx) * L, ptr, idx, val, self.wt, self.cur)
                 self.input_events[self.sources[0]] += len(idx)
                 if self.compute == "ac":
                     self.acs_per_step[t] = len(idx) * L
@@ -336,7 +343,7 @@ def _csr_cache(arrays: list[np.ndarray]):
 
 
 def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "lockstep", seed: int = 0,
-        record_rasters: bool = False) -> SpikeTrace:
+        record_rasters: bool = False, device: str | None = None) -> SpikeTrace:
     """Propagate `inputs` through `net` and count every spike, AC and MAC.
 
     inputs: (T, seq_len, input_size) spikes, (seq_len, input_size) firing
@@ -344,10 +351,15 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     net.input_rate). handoff: "lockstep" (spatial dataflow, every layer runs
     the largest T), "history" (sequential carrying spikes, own t^l) or
     "stochastic" (sequential carrying rates, own t^l, Bernoulli regeneration
-    with `seed`). Same network, input and seed -> the same trace.
+    with `seed`). Same network, input and seed -> the same trace. device: None runs
+    this (Numba, CPU) engine; a torch device ("cuda", "cuda:1", "cpu") runs the same
+    network multi-step on torch (torch_engine.py), with the same counts.
     """
     if handoff not in HANDOFFS:
         raise NeurosimError("spikes.run", "handoff", f"unknown handoff {handoff!r}", f"use one of {', '.join(HANDOFFS)}")
+    if device is not None:
+        from .torch_engine import check_device
+        check_device(net, handoff, device)
     lens = {layer.seq_len for layer in net.layers}
     if len(lens) != 1:
         raise NeurosimError(f"network '{net.name}'", "seq_len", f"layers use different sequence lengths {sorted(lens)}",
@@ -355,7 +367,7 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     n = lens.pop()
     T = net.max_timesteps
     scratch = _Scratch()
-    states = [_State(net, layer, i, T if handoff == "lockstep" else layer.timesteps, n, record_rasters, scratch)
+    states = [LayerState(net, layer, i, T if handoff == "lockstep" else layer.timesteps, n, record_rasters, scratch)
               for i, layer in enumerate(net.layers)]
     inp = NetworkInput(net, inputs, n, seed)
     first = [s for s in states if INPUT in s.sources]
@@ -375,7 +387,10 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
         return x
 
     by_name = {s.name: s for s in states}
-    if handoff == "stochastic":
+    if device is not None:
+        from .torch_engine import run_multistep
+        input_events, input_raster = run_multistep(states, inp, in_steps, device, record_rasters)
+    elif handoff == "stochastic":
         _run_stochastic(states, by_name, take_input, seed)
     else:
         _run_stepwise(states, by_name, take_input)
@@ -394,6 +409,7 @@ def warm_up() -> None:
     layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=2, weights=np.ones((8, 8))),
               Layer("k", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8))),
               Layer("v", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8)), weight_bits=1),
+              Layer("o", "linear", 8, 8, inputs=["v"], seq_len=2, weights=np.ones((8, 8)), weight_bits=8),
               Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=2),
               Layer("g", "linear", 8, 8, inputs=["a"], seq_len=2, neuron=Neuron(levels=3), weights=np.ones((8, 8)))]
     net = Network("warm-up", layers, input_size=8)
@@ -414,7 +430,7 @@ def warm_up() -> None:
 TIME_BLOCK = 8
 
 
-def _run_stepwise(states: list[_State], by_name: dict[str, _State], take_input) -> None:
+def _run_stepwise(states: list[LayerState], by_name: dict[str, LayerState], take_input) -> None:
     """lockstep / history: layer l's step t integrates its sources' step-t outputs, in network order.
 
     Run in blocks of TIME_BLOCK steps: every layer runs all steps of a block before the next layer; the
@@ -457,7 +473,7 @@ def _run_stepwise(states: list[_State], by_name: dict[str, _State], take_input) 
                 del csr[key]
 
 
-def _run_stochastic(states: list[_State], by_name: dict[str, _State], take_input, seed: int) -> None:
+def _run_stochastic(states: list[LayerState], by_name: dict[str, LayerState], take_input, seed: int) -> None:
     """stochastic: layer after layer, each its own steps, inputs regenerated from the sources' counts."""
     for s in states:
         if not s.spiking:

@@ -9,7 +9,8 @@ Layouts (n = tokens, m = a layer's full output width, L = its live outputs):
   once per source and step and shared by all its consumers.
 * Weights are kept transposed and compressed to the live outputs: `wt` is
   (in, L), C-contiguous, so one input event adds one contiguous row.
-  1-bit layers keep int8 signs in `wt` and the row scale in `scale`.
+  Low-bit layers keep int8 codes in `wt` and one scale per output in `scale`
+  (lowbit.py); 1-bit layers may instead keep signs packed 8 to a byte.
 * Membranes `u`, the last step's spikes `spk` and spike totals are (n, L).
 
 Random numbers are counter-based (splitmix64 of seed, stream, step, index):
@@ -218,6 +219,40 @@ def accumulate(ptr, idx, val, wt, cur):
             e += 1
 
 
+@Kernel
+def accumulate_signs(ptr, idx, val, packed, table, cur):
+    """`accumulate` for 1-bit weights packed 8 outputs to a byte: cur[i] = sum of val[e] * (+-1).
+
+    packed (in, ceil(L / 8)) uint8, bit k of byte j = output 8j + k (1: +1, 0: -1); table (256, 8)
+    float32 turns a byte into its 8 signs (lowbit.SIGN_TABLE). A weight row is L / 8 bytes, so the
+    whole layer stays in cache where fp32 rows stream from memory. Events are grouped four at a time
+    in the same order as `accumulate`, so the sums equal its sums on +-1 weights bit for bit.
+    """
+    n = ptr.shape[0] - 1
+    L = cur.shape[1]
+    for i in prange(n):
+        c = cur[i]
+        for o in range(L):
+            c[o] = 0.0
+        e, end = ptr[i], ptr[i + 1]
+        while e + 4 <= end:
+            r0, r1, r2, r3 = packed[idx[e]], packed[idx[e + 1]], packed[idx[e + 2]], packed[idx[e + 3]]
+            v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
+            for base in range(0, L, 8):
+                j = base >> 3
+                t0, t1, t2, t3 = table[r0[j]], table[r1[j]], table[r2[j]], table[r3[j]]
+                for k in range(min(8, L - base)):
+                    c[base + k] += (v0 * t0[k] + v1 * t1[k]) + (v2 * t2[k] + v3 * t3[k])
+            e += 4
+        while e < end:
+            r, v = packed[idx[e]], val[e]
+            for base in range(0, L, 8):
+                t = table[r[base >> 3]]
+                for k in range(min(8, L - base)):
+                    c[base + k] += v * t[k]
+            e += 1
+
+
 # Neuron conventions (ir.Neuron), as bits of `fire`'s `flags`:
 HARD_RESET = 1      # u <- v_reset on a spike (else subtract s * vth)
 RESET_FIRST = 2     # the spike's reset lands before the next step's leak (else after it, with the input)
@@ -344,44 +379,54 @@ def attention_sum(st, vspk, heads, head_dim, cur):
     return events
 
 
-@Kernel
-def conv_accumulate(ptr, idx, val, wk, height, width, out_w, stride, pad, cp):
-    """Event-driven 2-D convolution: each input event (channel c, row y, column x, value v) adds
-    v * wk[c, ky, kx] to the live output channels at every output position whose window holds it.
+@njit(cache=True, inline="always")
+def _window_targets(j, hw, width, k, stride, pad, out_h, out_w, pos, tap):
+    """The window walk of one input event: input index j (c * hw + y * width + x, channel-major) lands
+    on output position pos[t] under tap tap[t] (ky * k + kx) for t < the count returned, only where
+    the tap falls inside the input (padding adds nothing). Output row oy takes input row
+    oy * stride - pad + ky. Returns (channel, count)."""
+    c = j // hw
+    r = j - c * hw
+    y = r // width
+    x = r - y * width
+    count = 0
+    for ky in range(k):
+        ty = y + pad - ky
+        if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
+            continue
+        row0 = (ty // stride) * out_w
+        for kx in range(k):
+            tx = x + pad - kx
+            if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
+                continue
+            pos[count] = row0 + tx // stride
+            tap[count] = ky * k + kx
+            count += 1
+    return c, count
 
-    Events index the input channel-major (c * height * width + y * width + x); wk is
-    (in_channels, k, k, live out channels); cp (n, out_h * out_w, live out channels) is zeroed
-    here and filled position-major, so one tap adds one contiguous row. Output row oy takes input
-    row oy * stride - pad + ky; only taps that land inside the input are visited (padding adds nothing).
+
+@Kernel
+def conv_accumulate(ptr, idx, val, wk, height, width, out_w, k, stride, pad, cp):
+    """Event-driven 2-D convolution: each input event (channel c, row y, column x, value v) adds
+    v * wk[c, tap] to the live output channels at every output position whose window holds it.
+
+    wk is (in_channels, k * k, live out channels); cp (n, out_h * out_w, live out channels) is zeroed
+    here and filled position-major, so one tap adds one contiguous row.
     """
     n = ptr.shape[0] - 1
-    k, lc = wk.shape[1], wk.shape[3]
+    lc = wk.shape[2]
     out_h = cp.shape[1] // out_w
-    hw = height * width
     for i in prange(n):
         c_ = cp[i]
-        for p in range(c_.shape[0]):
-            for o in range(lc):
-                c_[p, o] = 0.0
+        c_[:] = 0.0
+        pos, tap = np.empty(k * k, np.int64), np.empty(k * k, np.int64)
         for e in range(ptr[i], ptr[i + 1]):
-            j, v = idx[e], val[e]
-            c = j // hw
-            r = j - c * hw
-            y = r // width
-            x = r - y * width
-            for ky in range(k):
-                ty = y + pad - ky
-                if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
-                    continue
-                row0 = (ty // stride) * out_w
-                for kx in range(k):
-                    tx = x + pad - kx
-                    if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
-                        continue
-                    w = wk[c, ky, kx]
-                    dst = c_[row0 + tx // stride]
-                    for o in range(lc):
-                        dst[o] += v * w[o]
+            v = val[e]
+            c, count = _window_targets(idx[e], height * width, width, k, stride, pad, out_h, out_w, pos, tap)
+            for t in range(count):
+                w, dst = wk[c, tap[t]], c_[pos[t]]
+                for o in range(lc):
+                    dst[o] += v * w[o]
 
 
 @Kernel
@@ -391,31 +436,18 @@ def pool_accumulate(ptr, idx, val, channel_slot, height, width, out_w, kernel, s
     computed. cp (n, out_h * out_w, live channels) is zeroed here. Returns the adds made (ACs)."""
     n = ptr.shape[0] - 1
     out_h = cp.shape[1] // out_w
-    hw = height * width
     adds = 0
     for i in prange(n):
         c_ = cp[i]
-        for p in range(c_.shape[0]):
-            for o in range(c_.shape[1]):
-                c_[p, o] = 0.0
+        c_[:] = 0.0
+        pos, tap = np.empty(kernel * kernel, np.int64), np.empty(kernel * kernel, np.int64)
         for e in range(ptr[i], ptr[i + 1]):
-            j, v = idx[e], val[e] * scale
-            c = j // hw
+            v = val[e] * scale
+            c, count = _window_targets(idx[e], height * width, width, kernel, stride, pad, out_h, out_w, pos, tap)
             slot = channel_slot[c]
             if slot < 0:
                 continue
-            r = j - c * hw
-            y = r // width
-            x = r - y * width
-            for ky in range(kernel):
-                ty = y + pad - ky
-                if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
-                    continue
-                row0 = (ty // stride) * out_w
-                for kx in range(kernel):
-                    tx = x + pad - kx
-                    if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
-                        continue
-                    c_[row0 + tx // stride, slot] += v
-                    adds += 1
+            for t in range(count):
+                c_[pos[t], slot] += v
+            adds += count
     return adds

@@ -35,7 +35,7 @@ class Windows:
         self.conv = layer.kind == "conv2d"
         if self.conv:
             w = np.asarray(layer.weights, dtype=np.float32)[self.live_channels]        # (lc, ic, k, k)
-            self.wk = np.ascontiguousarray(w.transpose(1, 2, 3, 0))                    # (ic, k, k, lc)
+            self.wk = np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(c.in_channels, -1, lc))  # (ic, k*k, lc)
             in_ch = c.in_channels
             self.fan_out = np.tile(fan * lc, in_ch)                                    # ACs per input index
             self.effective = self._effective_fan_out(w)
@@ -73,7 +73,7 @@ class Windows:
             self.cp = np.zeros((n, self.positions, lc), np.float32)
         work = int(self.fan_out[idx].sum()) if len(idx) else 0
         if self.conv:
-            kernels.conv_accumulate(work, ptr, idx, val, self.wk, c.in_height, c.in_width, c.out_width, c.stride,
+            kernels.conv_accumulate(work, ptr, idx, val, self.wk, c.in_height, c.in_width, c.out_width, c.kernel, c.stride,
                                     c.padding, self.cp)
         else:
             kernels.pool_accumulate(work, ptr, idx, val, self.slot, c.in_height, c.in_width, c.out_width, c.kernel,
