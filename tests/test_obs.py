@@ -57,12 +57,13 @@ def test_single_step_channels_cost_what_the_split_says():
     cost = split_cost(multi, 2, 1)
     assert (cost.single, cost.multi, cost.steps, cost.slots, cost.bits) == (1, 3, 2, 7, 14)
     assert cost.mean_bits == 3.5 and cost.code_bits == 2.75
-    count = SpikeCount(tokens=1, channels=4, multi_channels=3, steps=2, spike_bits=2)
+    count = SpikeCount()
     w = torch.tensor([[1.0, -2.0, 0.5, 1.0]])
     out = gif_linear(x, w, None, 2, 1, multi, count)
     # multi: [0, 4, 5] -> [0, 3, 3] then [0, 1, 2]; single: 7 at 2 bits, scale 7/3 -> one spike of 3
     assert count.events == [3.0, 2.0] and count.values == 12.0
-    assert count.rate() == pytest.approx(5 / cost.slots)
+    assert count.slots == cost.slots and count.rate() == pytest.approx(5 / 7)
+    assert count.dense_rate() == pytest.approx(5 / 8)     # as if all 4 channels had 2 slots
     assert out.item() == pytest.approx(float(x @ w.T))     # every value sent exactly
 
 

@@ -103,3 +103,31 @@ def test_bad_spiking_settings_are_refused():
         Spiking(n_bits=1)
     with pytest.raises(NeurosimError, match="low_p"):
         tiny().calibrate([TOKENS], low_p=2.0)
+
+
+@torch.no_grad()
+def test_the_exported_network_prices_exactly_the_accumulates_the_spikes_caused():
+    from neurosim.cost.analytic import structural_counts
+    from neurosim.frontend import decoder_ir
+
+    model = tiny()
+    model.calibrate([TOKENS], low_p=0.5)
+    spiking = Spiking(n_bits=3, addbit=1)
+    counts = decoder_ir.measure(model, TOKENS, spiking)
+    assert model.spiking is None                      # measuring leaves the model as it was
+    rates = decoder_ir.block_rates(counts, 2)
+    card = decoder_ir.decoder_card(model, spiking, rates, "tiny", "test", "measured in the test",
+                                   dict(prompt=4, generate=4, batch=1))
+    assert card.spiking.timesteps == 2 and card.spiking.neuron.levels == 7 and card.kv_bits == 4
+    net = decoder_ir.measured_network(card, rates, batch=3, tokens=8)
+    acs = structural_counts(net).set_index("layer")["acs"]
+    for b in range(2):
+        events = {name: counts[f"block{b}.{name}"].total_events for name in ("q", "k", "v", "o", "gate", "up",
+                                                                             "down")}
+        # each event adds one weight row to every output: q, k, v and o have 16 outputs, gate and up 24
+        assert acs[[f"block{b}.q", f"block{b}.k", f"block{b}.v"]].sum() == pytest.approx(
+            16 * (events["q"] + events["k"] + events["v"]))
+        assert acs[f"block{b}.o"] == pytest.approx(16 * events["o"])
+        assert acs[[f"block{b}.gate", f"block{b}.up"]].sum() == pytest.approx(24 * (events["gate"] + events["up"]))
+        assert acs[f"block{b}.down"] == pytest.approx(16 * events["down"])
+    assert net["block1.rope_k"].rate == pytest.approx(rates["k"][1])

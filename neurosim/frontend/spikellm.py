@@ -152,6 +152,7 @@ class SpikeCount:
     steps: int = 1
     spike_bits: int = 1
     vectors: int = 0
+    elements: int = 0             # values quantized (vectors x channels)
     slots: float = 0.0
     events: list[float] = field(default_factory=list)
     values: float = 0.0
@@ -162,6 +163,7 @@ class SpikeCount:
         spikes, multi = sent.spikes, sent.multi.expand(sent.spikes.shape[1:])
         self.steps, self.spike_bits = spikes.shape[0], sent.n_bits
         self.vectors += spikes[0, ..., 0].numel()
+        self.elements += spikes[0].numel()
         self.slots += float(multi.sum()) * self.steps + float((~multi).sum())
         per_step = [float((s != 0).sum()) for s in spikes]
         trains = [spikes]
@@ -180,6 +182,11 @@ class SpikeCount:
     def rate(self) -> float:
         """Events per spike slot: the fraction of slots that carry a (nonzero) spike."""
         return self.total_events / self.slots if self.slots else 0.0
+
+    def dense_rate(self) -> float:
+        """Events per (value, step) as if every channel ran all T steps: what makes rate x channels x T
+        x tokens, the cost model's count of a GIF input over T steps, equal the events sent."""
+        return self.total_events / (self.elements * self.steps) if self.elements else 0.0
 
 
 def popcount(values: torch.Tensor) -> torch.Tensor:
