@@ -156,7 +156,7 @@ class LayerState:
         n, L = self.shape
         ptr, idx, val = kernels.events_csr(self.spk)
         rec = self.scratch.get("recurrent", self.shape)
-        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_wt, rec)
+        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_wt, kernels.NO_PACKED, lowbit.SIGN_TABLE, rec)
         self.cur += rec
         self.acs_per_step[t] += len(idx) * L
         self.effective_acs_per_step[t] += self.rec_nonzero[idx].sum()
@@ -167,11 +167,11 @@ class LayerState:
         w = np.asarray(layer.weights)
         all_live = len(self.live_idx) == layer.out_features
         wt = w.T if all_live else w.T[:, self.live_idx]
-        self.packed = None
+        self.packed = kernels.NO_PACKED
         if layer.weight_bits <= lowbit.LOW_BITS:
             low = lowbit.quantize(wt, layer.weight_bits)
             self.wt, self.scale = low.codes, low.scale
-            self.packed = low.packed if lowbit.PACK_SIGNS else None
+            self.packed = low.packed if lowbit.PACK_SIGNS and low.packed is not None else kernels.NO_PACKED
             self.nonzero_fan_out = low.nonzero_fan_out          # per input: effective ACs
             if not low.exact:
                 how = "sign(w) x mean|w| per row (the front end's BinaryLinear)" if layer.weight_bits == 1 else \
@@ -198,10 +198,7 @@ class LayerState:
             x = inputs[0]
             if x.dtype == np.uint8:
                 ptr, idx, val = events(0)
-                if self.packed is not None:
-                    kernels.accumulate_signs(len(idx) * L, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
-                else:
-                    kernels.accumulate(len(idx) * L, ptr, idx, val, self.wt, self.cur)
+                kernels.accumulate(len(idx) * L, ptr, idx, val, self.wt, self.packed, lowbit.SIGN_TABLE, self.cur)
                 self.input_events[self.sources[0]] += len(idx)
                 if self.compute == "ac":
                     self.acs_per_step[t] = len(idx) * L

@@ -189,68 +189,73 @@ def events_csr(spk, counts=None):
     return ptr, idx, val
 
 
+@njit(cache=True, inline="always")
+def _add_rows(c, w0, w1, w2, w3, v0, v1, v2, v3):
+    for o in range(c.shape[0]):
+        c[o] += (v0 * np.float32(w0[o]) + v1 * np.float32(w1[o])) + (v2 * np.float32(w2[o]) + v3 * np.float32(w3[o]))
+
+
+@njit(cache=True, inline="always")
+def _add_sign_rows(c, r0, r1, r2, r3, v0, v1, v2, v3, table):
+    """_add_rows on +-1 rows packed 8 outputs to a byte, each byte decoded through `table`."""
+    L = c.shape[0]
+    for base in range(0, L, 8):
+        j = base >> 3
+        t0, t1, t2, t3 = table[r0[j]], table[r1[j]], table[r2[j]], table[r3[j]]
+        for k in range(min(8, L - base)):
+            c[base + k] += (v0 * t0[k] + v1 * t1[k]) + (v2 * t2[k] + v3 * t3[k])
+
+
+@njit(cache=True, inline="always")
+def _add_row(c, w, v):
+    for o in range(c.shape[0]):
+        c[o] += v * np.float32(w[o])
+
+
+@njit(cache=True, inline="always")
+def _add_sign_row(c, r, v, table):
+    L = c.shape[0]
+    for base in range(0, L, 8):
+        t = table[r[base >> 3]]
+        for k in range(min(8, L - base)):
+            c[base + k] += v * t[k]
+
+
 @Kernel
-def accumulate(ptr, idx, val, wt, cur):
+def accumulate(ptr, idx, val, wt, packed, table, cur):
     """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * wt[idx[e]].
 
     Only rows of inputs that spiked are read; each event costs one add per
     live output (an AC each). Events are added four at a time, which saves
     loads and stores of `cur` (the adds of one output are then grouped,
     (a + b) + (c + d): exact for integer weights, a rounding change otherwise).
+    wt is (in, L) fp32 or int8 codes. With a non-empty `packed` (in, ceil(L / 8)) uint8 the weights
+    are +-1 signs instead, bit k of byte j = output 8j + k (1: +1), decoded through table (256, 8)
+    (lowbit.SIGN_TABLE): 1/32 of fp32's bytes, the same sums as +-1 codes in wt, bit for bit.
     """
     n = ptr.shape[0] - 1
-    L = wt.shape[1]
+    signs = packed.shape[0] > 0
     for i in prange(n):
         c = cur[i]
-        for o in range(L):
-            c[o] = 0.0
+        c[:] = 0.0
         e, end = ptr[i], ptr[i + 1]
         while e + 4 <= end:
-            w0, w1, w2, w3 = wt[idx[e]], wt[idx[e + 1]], wt[idx[e + 2]], wt[idx[e + 3]]
+            i0, i1, i2, i3 = idx[e], idx[e + 1], idx[e + 2], idx[e + 3]
             v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
-            for o in range(L):
-                c[o] += (v0 * np.float32(w0[o]) + v1 * np.float32(w1[o])) + \
-                        (v2 * np.float32(w2[o]) + v3 * np.float32(w3[o]))
+            if signs:
+                _add_sign_rows(c, packed[i0], packed[i1], packed[i2], packed[i3], v0, v1, v2, v3, table)
+            else:
+                _add_rows(c, wt[i0], wt[i1], wt[i2], wt[i3], v0, v1, v2, v3)
             e += 4
         while e < end:
-            w, v = wt[idx[e]], val[e]
-            for o in range(L):
-                c[o] += v * np.float32(w[o])
+            if signs:
+                _add_sign_row(c, packed[idx[e]], val[e], table)
+            else:
+                _add_row(c, wt[idx[e]], val[e])
             e += 1
 
 
-@Kernel
-def accumulate_signs(ptr, idx, val, packed, table, cur):
-    """`accumulate` for 1-bit weights packed 8 outputs to a byte: cur[i] = sum of val[e] * (+-1).
-
-    packed (in, ceil(L / 8)) uint8, bit k of byte j = output 8j + k (1: +1, 0: -1); table (256, 8)
-    float32 turns a byte into its 8 signs (lowbit.SIGN_TABLE). A weight row is L / 8 bytes, so the
-    whole layer stays in cache where fp32 rows stream from memory. Events are grouped four at a time
-    in the same order as `accumulate`, so the sums equal its sums on +-1 weights bit for bit.
-    """
-    n = ptr.shape[0] - 1
-    L = cur.shape[1]
-    for i in prange(n):
-        c = cur[i]
-        for o in range(L):
-            c[o] = 0.0
-        e, end = ptr[i], ptr[i + 1]
-        while e + 4 <= end:
-            r0, r1, r2, r3 = packed[idx[e]], packed[idx[e + 1]], packed[idx[e + 2]], packed[idx[e + 3]]
-            v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
-            for base in range(0, L, 8):
-                j = base >> 3
-                t0, t1, t2, t3 = table[r0[j]], table[r1[j]], table[r2[j]], table[r3[j]]
-                for k in range(min(8, L - base)):
-                    c[base + k] += (v0 * t0[k] + v1 * t1[k]) + (v2 * t2[k] + v3 * t3[k])
-            e += 4
-        while e < end:
-            r, v = packed[idx[e]], val[e]
-            for base in range(0, L, 8):
-                t = table[r[base >> 3]]
-                for k in range(min(8, L - base)):
-                    c[base + k] += v * t[k]
-            e += 1
+NO_PACKED = np.zeros((0, 1), np.uint8)   # `accumulate` without packed signs
 
 
 # Neuron conventions (ir.Neuron), as bits of `fire`'s `flags`:

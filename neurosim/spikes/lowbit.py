@@ -8,7 +8,7 @@ one scale per live output (a row of W), w = code x scale:
   SpikeLLM's and the front end's quantizers make them), read by the same
   event-driven `kernels.accumulate` as fp32 weights, a quarter of the bytes;
 * weight_bits 1: signs (w >= 0 -> +1) as int8 codes, or (PACK_SIGNS) packed
-  8 to a byte and read by `kernels.accumulate_signs`, 1/32 of the bytes.
+  8 to a byte and read by `kernels.accumulate` (its packed branch), 1/32 of the bytes.
 
 The engine sums the codes of the input events and multiplies the sum by the
 scale once per output and step (in `fire`, where the fp32 path multiplies by 1).
