@@ -17,9 +17,14 @@ seeded 80/10/10 split of sentences; sentences joined by newlines):
    spiking model, in fake mode and with real spike trains; and per-layer spike
    counts measured on the shipped sample text.
 
-Writes models/spikellm-decoder-2l.pt (config, vocabulary, both state dicts,
-the spiking settings, sample tokens) and
-models/training/spikellm-decoder-2l.results.json (every number of the card).
+Writes models/weights/spikellm-decoder-2l.pt (config, vocabulary, both state
+dicts, the spiking settings, sample tokens) and
+models/training/spikellm-decoder-2l.results.json (every number of the card),
+then exports it (`--export-only` does only this, from the saved checkpoint):
+the spikes of every GIF input are measured on the checkpoint's sample text and
+written as a decoder card, models/spikellm-decoder-2l.yaml (block-mean rates;
+`neurosim compare --model spikellm-decoder-2l` prices it), and as the IR of that
+prefill with each block's own rates, models/weights/spikellm-decoder-2l.prefill.json.
 """
 
 from __future__ import annotations
@@ -115,29 +120,110 @@ def fit(model: SpikingDecoder, ids: torch.Tensor, steps: int, lr: float, batch: 
     return time.time() - start
 
 
-def spike_counts(model: SpikingDecoder, sample: torch.Tensor, settings: Spiking) -> dict:
-    """Per GIF input: events per step, slots, rate, values, set bits and residue on the sample windows."""
-    model.set_spiking(Spiking(**{**asdict(settings), "mode": "spike"}))
-    with torch.no_grad():
-        model(sample)
-    out = {name: dict(steps=c.steps, spike_bits=c.spike_bits, vectors=c.vectors, slots=c.slots,
-                      events=c.events, rate=c.rate(), values=c.values, bit_events=c.bit_events, residue=c.residue)
-           for name, c in model.counts.items()}
-    model.set_spiking(settings)
-    return out
+def paths(out_dir: Path) -> dict[str, Path]:
+    """Where the checkpoint, results, card and prefill IR go (all in `out_dir` unless it is models/)."""
+    shipped = out_dir.resolve() == MODELS
+    weights = MODELS / "weights" if shipped else out_dir
+    return dict(weights=weights / f"{NAME}.pt", prefill=weights / f"{NAME}.prefill.json",
+                results=(MODELS / "training" if shipped else out_dir) / f"{NAME}.results.json",
+                card=(MODELS if shipped else out_dir) / f"{NAME}.yaml")
+
+
+CARD_HEAD = """\
+# A SpikeLLM-style spiking decoder trained here: {layers} LLaMA-style blocks, hidden {hidden}, character-level,
+# on movie-review sentences, with spike rates measured on its sample text. Weights and the trained model:
+# models/weights/{name}.pt; model card: models/{name}.md; written by models/training/train_spiking_decoder.py.
+name: {name}
+kind: spiking_decoder
+source: "trained here: models/training/train_spiking_decoder.py (SpikeLLM's GIF and OBS, Xing et al., ICLR 2025)"
+layers: {layers}              # trained here (CONFIG in the training script), as are the next five sizes
+hidden: {hidden}
+heads: {heads}               # head_dim {head_dim}
+kv_heads: {heads}            # no grouped-query attention
+intermediate: {intermediate}
+vocab: {vocab}              # characters: those seen >= 5 times in the training text, newline, unknown
+context: {context}             # the training window
+weight_bits: {weight_bits}          # SpikeLLM's W4 (its arun.sh: --wbits 4), per output row, min-max
+kv_bits: {kv_bits}              # K and V cached as their n + kv_addbit = {n_bits} + {kv_addbit} bit codes (SpikeLLM forces addbit 1 there)
+spiking:
+  # SpikeLLM's GIF with n = {n_bits} (A4, its arun.sh --abits 4): spikes 0..2^n - 1 (spikellm.gif_neuron)
+  neuron: {{model: gif, levels: {levels}, vth: 1.0, leak: 1.0}}
+  timesteps: {timesteps}         # T = 2^addbit, addbit {addbit} (its arun.sh: --addbit 1 --low_p 0.9)
+  real_inputs: [head]  # the LM head reads real values, as in SpikeLLM
+  rates:               # MEASURED (see rates_source): events / (values x T), mean of the {layers} blocks
+"""
+
+CARD_TAIL = """\
+attention: {{scores: spiking, mix: spiking}}   # K and V are GIF spikes (SpikeLLM quantizes both with addbit)
+rates_source: >-
+  Measured: spike trains of every GIF input of models/weights/{name}.pt on its {windows} sample windows
+  of {tokens} characters (held-out text), with its Optimal Brain Spiking split (low_p {low_p}); a
+  rate is events / (values x T), so that rate x channels x T counts the events sent; per-block rates
+  are in models/weights/{name}.prefill.json.
+workload: {{prompt: {prompt}, generate: {generate}, batch: 1}}   # within the {context}-character context
+"""
+
+RATE_NOTES = {"attn": "q, k, v inputs pooled (each has its own OBS split)", "o": "output projection input",
+              "mlp": "gate and up inputs pooled", "down": "down projection input", "k": "keys (per token and head)",
+              "v": "values (per token and head)"}
+
+
+def card_yaml(card, spiking: Spiking, low_p: float, sample: torch.Tensor) -> str:
+    c, s = card, card.spiking
+    text = CARD_HEAD.format(name=c.name, layers=c.layers, hidden=c.hidden, heads=c.heads, head_dim=c.head_dim,
+                            intermediate=c.intermediate, vocab=c.vocab, context=c.context,
+                            weight_bits=c.weight_bits, kv_bits=c.kv_bits, n_bits=spiking.n_bits,
+                            kv_addbit=spiking.kv_addbit, levels=s.neuron.levels, timesteps=s.timesteps,
+                            addbit=spiking.addbit)
+    for role, note in RATE_NOTES.items():
+        text += f"    {role}: {getattr(s.rates, role):.4f}".ljust(24) + f"# {note}\n"
+    text += "    head: 1.0".ljust(24) + "# not read: the head's input is real (this is the dense bound)\n"
+    return text + CARD_TAIL.format(name=c.name, windows=sample.shape[0], tokens=sample.shape[1], low_p=low_p,
+                                   prompt=c.workload.prompt, generate=c.workload.generate, context=c.context)
+
+
+def export(where: dict[str, Path]) -> dict:
+    """Measure the checkpoint's spikes on its sample and write the card and the prefill IR."""
+    from neurosim.cards import load_decoder_card
+    from neurosim.frontend import decoder_ir
+
+    ckpt = torch.load(where["weights"], map_location="cpu", weights_only=True)
+    model = SpikingDecoder(DecoderConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    spiking, sample = Spiking(**ckpt["spiking"]), ckpt["sample_tokens"]
+    counts = decoder_ir.measure(model, sample, spiking)
+    rates = decoder_ir.block_rates(counts, model.config.layers)
+    half = model.config.seq_len // 2
+    card = decoder_ir.decoder_card(model, spiking, rates, NAME, "trained here", "measured",
+                                   dict(prompt=half, generate=half, batch=1))
+    where["card"].write_text(card_yaml(card, spiking, ckpt["low_p"], sample))
+    card = load_decoder_card(where["card"])           # the file as shipped, read back through its schema
+    decoder_ir.measured_network(card, rates, *sample.shape).to_json(where["prefill"])
+    return dict(rates=rates, counts={name: dict(steps=c.steps, spike_bits=c.spike_bits, vectors=c.vectors,
+                                                elements=c.elements, slots=c.slots, events=c.events,
+                                                slot_rate=c.rate(), dense_rate=c.dense_rate(), values=c.values,
+                                                bit_events=c.bit_events, residue=c.residue)
+                                     for name, c in counts.items()})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1000, help="training steps of the real-valued twin")
-    ap.add_argument("--qat-steps", type=int, default=150, help="fine-tuning steps in fake-quant spiking mode")
+    ap.add_argument("--steps", type=int, default=500, help="training steps of the real-valued twin")
+    ap.add_argument("--qat-steps", type=int, default=60, help="fine-tuning steps in fake-quant spiking mode")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--eval-windows", type=int, default=256, help="held-out windows of 64 characters")
+    ap.add_argument("--eval-windows", type=int, default=128, help="held-out windows of 64 characters")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", type=Path, default=MODELS)
+    ap.add_argument("--export-only", action="store_true", help="only measure and export the saved checkpoint")
     args = ap.parse_args()
+    where = paths(args.out_dir)
+    if args.export_only:
+        results = json.loads(where["results"].read_text())
+        results["export"] = export(where)
+        where["results"].write_text(json.dumps(results, indent=1) + "\n")
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     chars, (train_ids, val_ids, test_ids) = corpus()
@@ -174,18 +260,16 @@ def main() -> None:
     model.set_spiking(settings)
 
     sample = windows(test_ids, config.seq_len, 8)[:, :-1]
-    results["sample_counts"] = spike_counts(model, sample, settings)
     results["machine"] = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, " \
                          f"{args.threads} threads"
     model.set_spiking(None)
     ckpt = dict(kind="spikellm_decoder", config=asdict(config), chars=chars, state_dict=model.state_dict(),
                 twin_state_dict=twin.state_dict(), spiking=asdict(settings), low_p=LOW_P,
                 sample_tokens=sample, perplexity=ppl)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, args.out_dir / f"{NAME}.pt")
-    (args.out_dir / "training" if args.out_dir == MODELS else args.out_dir).mkdir(exist_ok=True)
-    out = (MODELS / "training" if args.out_dir == MODELS else args.out_dir) / f"{NAME}.results.json"
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    where["weights"].parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, where["weights"])
+    results["export"] = export(where)
+    where["results"].write_text(json.dumps(results, indent=1) + "\n")
     for k, v in ppl.items():
         print(f"{k}: {v:.3f}")
 
