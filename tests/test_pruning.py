@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import neurosim
 from neurosim.cost import analytic
 from neurosim.frontend import SpikingEncoder, from_torch
+from neurosim.frontend.encoder import ROLES
 from neurosim.pruning import activity, budget, fisher, select, temporal
 from neurosim.pruning.retrain import RelaxedMasks
 
@@ -208,14 +211,58 @@ def test_pca_components_counts_the_rank():
     assert temporal.pca_components(x3, 0.9) <= 2 and temporal.pca_components(x3, 1 - 1e-15) == 3
 
 
-def test_temporal_prune_sets_per_layer_timesteps():
+def test_temporal_prune_per_block_sets_one_count_per_block():
     model = tiny(timesteps=(12, 12))
     x, _ = data(16)
-    res = temporal.temporal_prune(model, x, t_conv=12, variance=0.999)
-    assert model.timesteps == res.timesteps and max(res.timesteps) == 12
+    res = temporal.temporal_prune(model, x, t_conv=12, variance=0.999, granularity="block")
+    assert model.timesteps == res.timesteps and max(res.timesteps) == 12 and not model.per_sublayer
     assert res.timesteps == temporal.allocate_timesteps(res.components, 12, 1.02)
     assert all(1 <= t <= 12 for t in res.timesteps)
     assert model.record_steps is False and model.step_asr == {}
+
+
+def _stats_of_rank(ranks: list[list[int]], steps: int = 30, neurons: int = 7) -> activity.SpikeStats:
+    """Hand-made spike statistics: sublayer (b, r)'s per-step ASR matrix has rank ranks[b][r] after centring."""
+    rng = np.random.default_rng(5)
+    neuron_steps = {}
+    for b, row in enumerate(ranks):
+        for role, c in zip(ROLES, row):
+            low = rng.normal(size=(steps, c)) @ rng.normal(size=(c, neurons))
+            neuron_steps[f"block{b}.{role}"] = 0.3 + 0.01 * low
+    return activity.SpikeStats({}, {}, neuron_steps, steps, 1)
+
+
+def test_per_sublayer_pca_gives_each_sublayer_its_own_timesteps():
+    # data "step": X^l is the (steps x neurons) matrix itself, so c^l is its rank after centring.
+    stats = _stats_of_rank([[1, 2, 3, 4, 5, 6], [2, 2, 2, 2, 2, 2]])
+    res = temporal.temporal_allocation(stats, 2, variance=0.99999, b=1.5, data="step")
+    assert res.components == [[1, 2, 3, 4, 5, 6], [2, 2, 2, 2, 2, 2]]
+    # eq. 10 by hand, T_conv = 30, b = 1.5, max c = 6: ceil(1.5^(c - 6) x 30)
+    # c=1: 3.951 -> 4, c=2: 5.926 -> 6, c=3: 8.889 -> 9, c=4: 13.33 -> 14, c=5: 20, c=6: 30
+    assert res.timesteps == [[4, 6, 9, 14, 20, 30], [6, 6, 6, 6, 6, 6]]
+    assert res.mean_t == pytest.approx((4 + 6 + 9 + 14 + 20 + 30 + 6 * 6) / 12)
+    # pooled per block, the six sublayers' directions add up: one count per block (1.5^-9 x 30 = 0.78 -> 1)
+    pooled = temporal.temporal_allocation(stats, 2, variance=0.99999, b=1.5, data="step", granularity="block")
+    assert pooled.components == [1 + 2 + 3 + 4 + 5 + 6, 2 * 6] and pooled.timesteps == [30, 1]
+    model = tiny()
+    model.timesteps = res.timesteps
+    assert model.sublayer_timesteps == res.timesteps and model.timesteps == [30, 6] and model.per_sublayer
+    assert model.steps(0, "q") == model.steps(0, "attention") == 9   # t_Q = t_Attn (Appendix B)
+
+
+def test_per_sublayer_timesteps_price_each_appendix_b_term_at_its_own_t():
+    # tiny encoder: N=4, D=8, H=4, 2 heads, 16 neurons. Per head and step: one projection NDH = 128, attention
+    # 2 N^2 H = 128, FC NDH = 128; per neuron and step: ND = 32 in, ND = 32 out.
+    from neurosim.cards import EncoderCard, encoder_network
+    import yaml
+    from neurosim.paths import MODELS_DIR
+
+    net = encoder_network(EncoderCard.model_validate(yaml.safe_load((MODELS_DIR / "tiny-encoder.yaml").read_text())))
+    for role, t in zip(("k", "v", "attention", "attn_out", "intermediate", "output"), (1, 2, 3, 4, 5, 6)):
+        net[f"block0.{role}"].timesteps = t
+    # block 0: heads 2 x (128 x (t_Q = t_Attn 3 + t_K 1 + t_V 2) + 128 x 3 + 128 x 4) = 2 x 1664 = 3328;
+    #          neurons 16 x 32 x (5 + 6) = 5632. Block 1 unchanged at t = 2: 2304 x 2 = 4608.
+    assert analytic.paper_m(net) == 3328 + 5632 + 4608
 
 
 def test_relaxed_masks_are_hard_forward_and_sigmoid_backward():
@@ -225,3 +272,55 @@ def test_relaxed_masks_are_hard_forward_and_sigmoid_backward():
     (gh[0] * torch.tensor([1.0, 2.0])).sum().backward()
     s = torch.sigmoid(torch.tensor(2.0))
     assert torch.allclose(rm.h[0].grad, torch.tensor([1.0, 2.0]) * s * (1 - s))
+
+
+def test_eq14_by_hand_on_the_tiny_encoder_with_its_rates():
+    # tiny encoder card: N=4, D=8, H=4, 2 heads, 16 neurons, t = (4, 2), baseline T = 4; rates: input .5 (spiking),
+    # k .5, v .25, attention .5, attn_out .25, intermediate .5, output .25 in both blocks.
+    # Each Appendix B term x the rate of the layer feeding it:
+    # block 0 (t 4), per head: QKV 3 x 128 x 4 x .5 (input) = 768, scores 64 x 4 x .5 (K) = 128,
+    #   weighted sum 64 x 4 x .25 (V) = 64, FC 128 x 4 x .5 (attention) = 256 -> 1216; x 2 heads = 2432
+    #   per neuron: in 32 x 4 x .25 (attn_out) = 32, out 32 x 4 x .5 (intermediate) = 64 -> 96; x 16 = 1536
+    # block 1 (t 2), per head: QKV 3 x 128 x 2 x .25 (block 0's output) = 192, scores 64 x 2 x .5 = 64,
+    #   weighted sum 64 x 2 x .25 = 32, FC 128 x 2 x .5 = 128 -> 416; x 2 = 832
+    #   per neuron: 32 x 2 x .25 + 32 x 2 x .5 = 48; x 16 = 768
+    # sum 5568 over the unpruned M(1, 1, 4) = 2304 x 4 x 2 = 18,432
+    from neurosim.cards import EncoderCard, encoder_network
+    import yaml
+    from neurosim.paths import MODELS_DIR
+
+    card = yaml.safe_load((MODELS_DIR / "tiny-encoder.yaml").read_text())
+    net = encoder_network(EncoderCard.model_validate(card))
+    assert analytic.eq14_numerator(net) == pytest.approx(5568)
+    assert analytic.eq14_normalized_c(net) == pytest.approx(5568 / 18432)
+    # pruning head 1 of block 1 removes its 416; the denominator stays the unpruned baseline's
+    card.update(head_masks=[[1, 1], [1, 0]])
+    pruned = encoder_network(EncoderCard.model_validate(card))
+    assert analytic.eq14_normalized_c(pruned) == pytest.approx((5568 - 416) / 18432)
+    # the structural ratio is rate-free: (13,824 - 640 x 2) / 18,432
+    assert analytic.normalized_c(pruned) == pytest.approx((13824 - 1280) / 18432)
+
+
+def test_table_one_values_load_from_constants_with_their_source():
+    from neurosim.pruning import constants
+    from neurosim.pruning.retrain import RetrainConfig
+
+    sst2 = constants.TABLE_I["SST-2"]
+    # the paper's Table I, SST-2 column, as printed
+    assert (sst2["t_conv"], sst2["vth"], sst2["lam"], sst2["variance"], sst2["train_batch"], sst2["test_batch"],
+            sst2["lr"], sst2["budget"], sst2["b"], sst2["eta"]) == (85, 1.0, 5e-12, 0.99999, 16, 32, 5e-10, 0.6,
+                                                                     1.02, 0.001)
+    assert [constants.TABLE_I[t]["lam"] for t in ("MNLI", "QQP", "QNLI", "SST-2", "MRPC")] == [1e-12, 2e-12, 2e-12,
+                                                                                              5e-12, 5e-12]
+    assert "Table I" in constants.TABLE_I_SOURCE and "2508.20122" in constants.TABLE_I_SOURCE
+    # lambda on normalised M = lambda on raw M x M(1, 1, 85) of the paper's SpikingBERT-4L (its Appendix B count)
+    bert = neurosim.load_model("spikingbert-4l")
+    assert constants.PAPER_M0 == analytic.paper_m(bert, timesteps=85, unpruned=True)
+    assert constants.DEFAULT_LAMBDA == pytest.approx(5e-12 * 316_586_065_920) == pytest.approx(1.5829, abs=1e-4)
+    cfg = RetrainConfig()
+    assert (cfg.lam, cfg.eta, cfg.batch, cfg.mode) == (constants.DEFAULT_LAMBDA, 0.001, 16, "rate_t")
+    assert (constants.DEFAULT_BUDGET, constants.DEFAULT_VARIANCE, constants.DEFAULT_B) == (0.6, 0.99999, 1.02)
+    # every default in the module says where it comes from (a comment on its line or the Table I column)
+    for line in Path(constants.__file__).read_text().splitlines():
+        if line.startswith("DEFAULT_") and "TABLE_I[TASK]" not in line:
+            assert "#" in line, line

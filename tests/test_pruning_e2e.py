@@ -101,11 +101,11 @@ def test_prune_cli_writes_a_checkpoint_that_neurosim_run_simulates(tmp_path, cap
     record = json.loads(capsys.readouterr().out)
     pruned, ckpt = load_encoder(tmp_path / "pruned.pt")
     assert (tmp_path / "pruned.md").read_text().startswith("# Model card: pruned")
-    assert ckpt["pruning"]["normalized_c"] == record["normalized_c"] <= 0.5
-    assert pruned.timesteps == record["timesteps"] and max(pruned.timesteps) == 10
+    assert ckpt["pruning"]["structural_ratio"] == record["structural_ratio"] <= 0.5
+    assert pruned.timesteps_config() == record["timesteps"] and max(pruned.timesteps) == 10
     net = neurosim.load_model(tmp_path / "pruned.pt")
     assert analytic.paper_m(net) == record["m"]
-    assert analytic.normalized_c(net, 10) == pytest.approx(record["normalized_c"], rel=1e-12)
+    assert analytic.normalized_c(net, 10) == pytest.approx(record["structural_ratio"], rel=1e-12)
     kept = [int(b.neuron_mask.sum()) for b in pruned.blocks]
     assert kept == record["neurons_kept"] and min(kept) < INTER
 
@@ -119,7 +119,7 @@ def test_prune_cli_writes_a_checkpoint_that_neurosim_run_simulates(tmp_path, cap
             r_in = net[f"block{b}.attn_out"].rate
             # only kept neurons are counted: ACs / (tokens x steps x input rate x inputs) = kept neurons
             assert row["acs"] == pytest.approx(SEQ * row["timesteps"] * r_in * HIDDEN * kept[b], rel=1e-12)
-            assert row["timesteps"] == pruned.timesteps[b]
+            assert row["timesteps"] == pruned.steps(b, "intermediate")
 
 
 def test_retraining_keeps_the_budget_and_learns_thresholds():
@@ -129,7 +129,8 @@ def test_retraining_keeps_the_budget_and_learns_thresholds():
     costs = budget.unit_costs(budget.structure(model))
     m0 = costs.full()
     # a huge lambda: the AC penalty switches units off while the masks train
-    cfg = RetrainConfig(epochs=2, penalty_epochs=1, lam=50.0, mask_lr=50.0, batch=16, max_batches=3, budget=0.7)
+    cfg = RetrainConfig(epochs=2, penalty_epochs=1, lam=50.0, mask_lr=50.0, batch=16, max_batches=3, budget=0.7,
+                        adaptive_threshold=True)
     new, log = retrain(model, (x, y), (x[:16], y[:16]), cfg, m0)
     hk, nk = budget.model_masks(new)
     assert budget.masked_m(costs, hk, nk) <= 0.7 * m0
@@ -150,6 +151,6 @@ def test_pipeline_two_stage_on_tiny_model():
     opts = pipeline.PruneOptions(budget=0.6, variance=0.999, retrain_epochs=2,
                                  retrain=RetrainConfig(penalty_epochs=1, batch=16, max_batches=2))
     pruned, rec = pipeline.prune(model, (x[:16], y[:16]), opts, train=(x, y), val=(x[:16], y[:16]), log=lambda s: None)
-    assert rec["normalized_c"] <= 0.6 and set(rec["retraining"]) == {"spatial", "temporal"}
+    assert rec["structural_ratio"] <= 0.6 and set(rec["retraining"]) == {"spatial", "temporal"}
     assert rec["m"] == analytic.paper_m(budget.structure(pruned))
     assert model.timesteps == [10, 10] and float(model.blocks[0].neuron_mask.sum()) == INTER  # source untouched

@@ -6,9 +6,13 @@ Two forms live side by side:
   arXiv:2508.20122), eq. 15-21 and the normalized #C of eq. 14. Eq. 18-20 are
   the ACs of one attention head (H = head dimension), eq. 21 those of one
   intermediate neuron; M(h, n, t) sums them over the live heads and neurons of
-  every layer at that layer's timesteps. Everything counts as an AC and rates
-  are not used: it is a structural upper bound. Unpruned SpikingBERT-4L at
-  T = 85 gives M = 3.1659e11.
+  every layer, each term at its own sublayer's timesteps (eq. 17: t_Q = t_Attn,
+  t_K, t_V; eq. 19-20: t_Attn, t_FC; eq. 21: t_Inter, t_Output). Everything
+  counts as an AC and rates are not used: it is a structural upper bound, and
+  M(h, n, t) / M(1, 1, T) (`normalized_c`) is the structural ratio ("ACs %,
+  structural"). Eq. 14 as printed (`eq14_normalized_c`) weighs each
+  sublayer's ACs by the spiking rate of the layer that feeds it. Unpruned
+  SpikingBERT-4L at T = 85 gives M = 3.1659e11.
 * **Structural form** — one row per IR layer, using the real layer sizes,
   the masks, and (optionally) the spiking rates: ACs = spikes in x live
   fan-out. Real-valued work (the Query projection, Q.K^T scores, softmax,
@@ -37,9 +41,14 @@ LAYERNORM_OPS_PER_ELEMENT = 6  # residual add, mean, centre, square/variance, no
 
 
 # -- Paper form (Appendix B) ------------------------------------------------------
+def acs_proj(n: int, d: int, h: int, t: int) -> int:
+    """Eq. 18: one of the Q, K, V projections of one head: N x D x H per timestep."""
+    return n * d * h * t
+
+
 def acs_qkv(n: int, d: int, h: int, t: int) -> int:
-    """Eq. 18: Q, K and V projections of one head: 3 x N x D x H per timestep."""
-    return 3 * n * d * h * t
+    """Eq. 17-18 at one t: Q, K and V projections of one head: 3 x N x D x H per timestep."""
+    return 3 * acs_proj(n, d, h, t)
 
 
 def acs_attn(n: int, h: int, t: int) -> int:
@@ -52,9 +61,14 @@ def acs_fc(n: int, d: int, h: int, t: int) -> int:
     return n * d * h * t
 
 
+def acs_ffn(n: int, d: int, t: int) -> int:
+    """One term of eq. 21: one intermediate neuron's D inputs (t_Inter) or D outputs (t_Output), N x D per step."""
+    return n * d * t
+
+
 def acs_n(n: int, d: int, t: int) -> int:
-    """Eq. 21: one intermediate neuron, in (D inputs) and out (D outputs): 2 x N x D per timestep."""
-    return 2 * n * d * t
+    """Eq. 21 at one t: one intermediate neuron, in (D inputs) and out (D outputs): 2 x N x D per timestep."""
+    return 2 * acs_ffn(n, d, t)
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,26 @@ class EncoderBlock:
     head_dim: int
     head_mask: np.ndarray
     neuron_mask: np.ndarray
-    t_qkv: int
+    t_q: int      # = t_attn (the Query runs inside the attention sublayer, Appendix B)
+    t_k: int
+    t_v: int
     t_attn: int
-    t_fc: int
-    t_n: int
+    t_fc: int     # the attention-output sublayer (attn_out)
+    t_inter: int
+    t_out: int
+    names: tuple = ()   # (input, k, v, attention, attn_out, intermediate) layer names; input "" for the network's
+
+    def head_acs(self, t: int | None = None) -> int:
+        """Eq. 16-20: the ACs of one head, each term at its sublayer's timesteps (all at `t` if given)."""
+        n, d, h = self.seq_len, self.hidden, self.head_dim
+        tq, tk, tv, ta, tf = (t,) * 5 if t else (self.t_q, self.t_k, self.t_v, self.t_attn, self.t_fc)
+        return acs_proj(n, d, h, tq) + acs_proj(n, d, h, tk) + acs_proj(n, d, h, tv) + acs_attn(n, h, ta) \
+            + acs_fc(n, d, h, tf)
+
+    def neuron_acs(self, t: int | None = None) -> int:
+        """Eq. 21: the ACs of one intermediate neuron, at t_Inter and t_Output (both `t` if given)."""
+        ti, to = (t, t) if t else (self.t_inter, self.t_out)
+        return acs_ffn(self.seq_len, self.hidden, ti) + acs_ffn(self.seq_len, self.hidden, to)
 
 
 def encoder_blocks(net: Network) -> list[EncoderBlock]:
@@ -78,43 +108,81 @@ def encoder_blocks(net: Network) -> list[EncoderBlock]:
     for layer in net.layers:
         if layer.tag is not None:
             blocks.setdefault(layer.tag.block, {})[layer.tag.role] = layer
-    needed = {"k", "attention", "attn_out", "intermediate"}
+    needed = {"k", "v", "attention", "attn_out", "intermediate", "output"}
     if not blocks or any(needed - set(roles) for roles in blocks.values()):
         raise NeurosimError(f"network '{net.name}'", "layers[].tag",
                             "the paper's Appendix B applies to SpikingBERT-style encoders only",
                             "use the structural count for this network, or tag encoder layers with "
-                            "EncoderTag(block, role) (roles k, attention, attn_out, intermediate)")
+                            "EncoderTag(block, role) (roles k, v, attention, attn_out, intermediate, output)")
     out = []
     for b in sorted(blocks):
         r = blocks[b]
         att, inter = r["attention"], r["intermediate"]
+        source = r["k"].inputs[0] if r["k"].inputs else ""
         out.append(EncoderBlock(
             seq_len=att.seq_len, hidden=r["attn_out"].out_features, head_dim=att.spec.head_dim,
-            head_mask=att.spec.live_heads(), neuron_mask=inter.live_outputs(),
-            t_qkv=r["k"].timesteps, t_attn=att.timesteps, t_fc=r["attn_out"].timesteps, t_n=inter.timesteps))
+            head_mask=att.spec.live_heads(), neuron_mask=inter.live_outputs(), t_q=att.timesteps,
+            t_k=r["k"].timesteps, t_v=r["v"].timesteps, t_attn=att.timesteps, t_fc=r["attn_out"].timesteps,
+            t_inter=inter.timesteps, t_out=r["output"].timesteps,
+            names=(source,) + tuple(r[role].name for role in ("k", "v", "attention", "attn_out", "intermediate"))))
     return out
 
 
 def paper_m(net: Network, timesteps: int | None = None, unpruned: bool = False) -> int:
     """M(h, n, t) (eq. 15-17): sum over blocks of live heads x (eq. 18+19+20) + live neurons x eq. 21.
 
-    `timesteps` replaces every layer's t^l by one T; `unpruned` sets all masks to 1.
+    `timesteps` replaces every sublayer's t^l by one T; `unpruned` sets all masks to 1.
     """
     total = 0
     for blk in encoder_blocks(net):
-        n, d, h = blk.seq_len, blk.hidden, blk.head_dim
         heads = len(blk.head_mask) if unpruned else int(blk.head_mask.sum())
         neurons = len(blk.neuron_mask) if unpruned else int(blk.neuron_mask.sum())
-        tq, ta, tf, tn = (timesteps,) * 4 if timesteps else (blk.t_qkv, blk.t_attn, blk.t_fc, blk.t_n)
-        total += heads * (acs_qkv(n, d, h, tq) + acs_attn(n, h, ta) + acs_fc(n, d, h, tf))
-        total += neurons * acs_n(n, d, tn)
+        total += heads * blk.head_acs(timesteps) + neurons * blk.neuron_acs(timesteps)
     return total
 
 
 def normalized_c(net: Network, baseline_timesteps: int | None = None) -> float:
-    """Eq. 14: #C = M(h, n, t) / M(1, 1, T), the pruned model's ACs relative to the unpruned one at T."""
+    """The structural ratio M(h, n, t) / M(1, 1, T): the pruned model's Appendix B ACs relative to the unpruned
+    one at T, rate-free ("ACs %, structural"; eq. 14 as printed is `eq14_normalized_c`)."""
     t_base = baseline_timesteps or net.metadata.get("baseline_timesteps") or net.max_timesteps
     return paper_m(net) / paper_m(net, timesteps=t_base, unpruned=True)
+
+
+def _rate_of(net: Network, name: str) -> float:
+    rate = net[name].rate
+    if rate is None:
+        raise NeurosimError(f"layer '{name}'", "rate", "eq. 14 weighs ACs by spiking rates, and none is known",
+                            "measure rates (frontend.from_torch does) or give them in the model card")
+    return float(rate)
+
+
+def eq14_numerator(net: Network) -> float:
+    """Eq. 14's sum of a_l x ACs^{l+1}: every Appendix B term (eq. 17-21, live units, each sublayer at its
+    t^l) times the spiking rate of the layer feeding it: Q, K and V the block input's (for the first block the
+    network input's, none when it is real-valued, as an embedding is: the printed sum starts at l = 2), the
+    scores K's and the
+    weighted sum V's (half of eq. 19 each), FC the attention output's, the intermediate's inputs attn_out's,
+    its outputs the intermediate layer's own (rates are means over live neurons, as the IR keeps them)."""
+    total = 0.0
+    for blk in encoder_blocks(net):
+        n, d, h = blk.seq_len, blk.hidden, blk.head_dim
+        src, k, v, att, fc, inter = blk.names
+        heads, neurons = int(blk.head_mask.sum()), int(blk.neuron_mask.sum())
+        a_in = _rate_of(net, src) if src else (net.input_rate if net.input_spiking else 0.0)
+        head = (acs_proj(n, d, h, blk.t_q) + acs_proj(n, d, h, blk.t_k) + acs_proj(n, d, h, blk.t_v)) * a_in
+        head += acs_attn(n, h, blk.t_attn) / 2 * (_rate_of(net, k) + _rate_of(net, v))
+        head += acs_fc(n, d, h, blk.t_fc) * _rate_of(net, att)
+        neuron = acs_ffn(n, d, blk.t_inter) * _rate_of(net, fc) + acs_ffn(n, d, blk.t_out) * _rate_of(net, inter)
+        total += heads * head + neurons * neuron
+    return total
+
+
+def eq14_normalized_c(net: Network, baseline_timesteps: int | None = None) -> float:
+    """Eq. 14: sum_l a_l x ACs^{l+1} / sum of Layer ACs, the denominator being the unpruned network's Appendix B
+    ACs at the baseline T (M(1, 1, T)), so pruned models compare with their baseline as Table III does; for an
+    unpruned network it is its rate-weighted share of its own ACs (the paper's baselines: 0.219-0.272)."""
+    t_base = baseline_timesteps or net.metadata.get("baseline_timesteps") or net.max_timesteps
+    return eq14_numerator(net) / paper_m(net, timesteps=t_base, unpruned=True)
 
 
 # -- Structural form ------------------------------------------------------------

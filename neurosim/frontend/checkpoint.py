@@ -78,9 +78,12 @@ def _check_config(config: Any, where: str) -> None:
                                 "save the config of the model whose state_dict this is")
     steps = config.get("timesteps", 16)
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]
+    # one per layer, or one per spiking sublayer of each layer (a list of 6; SpikingEncoder checks the shape)
+    steps = [t for entry in steps for t in (entry if isinstance(entry, (list, tuple)) and entry else [entry])]
     if not steps or not all(_is_count(t) and t <= MAX_TIMESTEPS for t in steps):
-        raise NeurosimError(where, "config.timesteps", f"expected one integer in 1..{MAX_TIMESTEPS:,} or one per "
-                            f"layer, got {brief(config.get('timesteps'))}", "save the model's timesteps")
+        raise NeurosimError(where, "config.timesteps", f"expected one integer in 1..{MAX_TIMESTEPS:,}, one per "
+                            f"layer or one per sublayer of each layer, got {brief(config.get('timesteps'))}",
+                            "save the model's timesteps")
 
 
 def _parameters(config: Mapping) -> int:

@@ -14,24 +14,44 @@ token + position embedding, fed as a real input current. After the last
 block, the output is averaged over time and tokens and a linear head gives
 the class logits.
 
+Timesteps: one count for the whole model, one per block (`[6, 4]`), or one per
+spiking sublayer of each block (`[[k, v, attention, attn_out, intermediate,
+output], ...]`, ROLES order; the seed paper's Appendix B gives every sublayer
+its own t: t_K, t_V, t_Attn, t_FC, t_Inter, t_Output, with t_Q = t_Attn).
+`model.timesteps` reads one count per block (its largest sublayer count, so a
+uniform block reads as before) and accepts any of the three forms;
+`model.sublayer_timesteps` reads the full (blocks x 6) table.
+
 Modes, `forward(tokens, mode=...)`:
 
 * `rate`: the equilibrium model. Every neuron outputs `rate(I) = clamp(I/vth,
   0, 1)` of the current computed from its inputs' rates. One pass, fully
-  differentiable: use it to train.
+  differentiable, and blind to the timesteps: use it to train at T_conv.
+* `rate_t`: the same one pass, at each sublayer's own t^l (what retraining
+  after temporal pruning needs). A sublayer's output is the spike count an IF
+  neuron fires in t^l steps of a constant current, clamp(floor(t^l I / vth),
+  0, t^l) / t^l, so it can only take t^l + 1 values; a spiking input is seen
+  as the mean of t^l Bernoulli draws at the carried rate (as `stochastic`
+  draws them), sampled from the normal approximation of Binomial(t^l, r) / t^l
+  and rounded to a count. Both go straight through to the gradient of the
+  `rate` model (surrogate), and the draws are seeded. With leak 1 and a
+  constant current the count is exact (block 0's K and V equal `spike` mode's
+  ASR, tests/test_frontend.py); elsewhere per-step softmax and LayerNorm make
+  it an approximation of `stochastic`, as `rate` is of `spike`.
 * `spike`: time-stepped simulation, all layers in lock-step for
   T = max(timesteps) steps (the spatial dataflow; layer l+1 consumes layer l's
   spikes of the same algorithmic step, which the hardware runs one clock step
   later: that is the pipeline fill, not a different spike train). The
   embedding is the same input current at every step. This is the readable
   reference that a fast engine is checked against.
-* `stochastic`: the sequential dataflow carrying rates. Block b's sublayers
-  each run their own timesteps[b] steps, one sublayer after another; a
-  sublayer's spiking inputs are regenerated as Bernoulli draws at the
-  per-neuron, per-token ASR its input layer measured (seeded
-  torch.Generator). Q is real-valued, so what it carries is its time average.
+* `stochastic`: the sequential dataflow carrying rates. Each sublayer runs its
+  own t^l steps, one sublayer after another; a sublayer's spiking inputs are
+  regenerated as Bernoulli draws at the per-neuron, per-token ASR its input
+  layer measured (seeded torch.Generator). Q is real-valued, so what it
+  carries is its time average (over the attention sublayer's steps, t_Q =
+  t_Attn).
 
-`spike` and `stochastic` record `last_asr[name]` = per-neuron ASR (spike
+`spike`, `stochastic` and `rate_t` record `last_asr[name]` = per-neuron ASR (spike
 count / timesteps run, averaged over batch and tokens); `rate` records the
 equilibrium rates under the same names, so the two can be compared.
 
@@ -46,7 +66,7 @@ Hooks for pruning (neurosim.pruning), all off by default:
   `step_asr[name]`, a (batch, steps, neurons) tensor: each neuron's spike
   fraction over the tokens at each step (the per-timestep ASR of temporal
   pruning).
-* `SpikingEncoder.keep_rates = True`: `rate` mode also keeps `last_rates[name]`,
+* `SpikingEncoder.keep_rates = True`: `rate` and `rate_t` modes also keep `last_rates[name]`,
   the (batch, tokens, neurons) rates with their graph, for an activity loss.
 
 Spike mode differs from the equilibrium beyond the 1/T discretization: the
@@ -67,6 +87,7 @@ from torch import nn
 from .neurons import LIF
 
 ROLES = ("k", "v", "attention", "attn_out", "intermediate", "output")  # the spiking sublayers
+MODES = ("rate", "rate_t", "spike", "stochastic")
 
 
 class BinaryLinear(nn.Linear):
@@ -135,16 +156,50 @@ class EncoderBlock(nn.Module):
         out = out * (g.view(1, -1, 1, 1) if g.dim() == 1 else g.view(b, -1, 1, 1))
         return out.transpose(1, 2).reshape(b, n, d)
 
-    def forward(self, x: torch.Tensor, fire: Callable[[str, torch.Tensor], torch.Tensor]):
-        """One pass of the block; `fire(role, current)` is the neuron (a rate, or one LIF step)."""
-        q = self.q(x)
-        k = fire("k", self.k(x))
-        v = fire("v", self.v(x))
-        a = fire("attention", self.attend(q, k, v))
-        h = fire("attn_out", self.ln1(self.attn_out(a) + x))
-        i = fire("intermediate", self.intermediate(h) * self.neuron_scale())
-        o = fire("output", self.ln2(self.output(i) + h))
+    def forward(self, x: torch.Tensor, fire: Callable[[str, torch.Tensor], torch.Tensor],
+                see: Callable[[str, str, torch.Tensor], torch.Tensor] | None = None):
+        """One pass of the block; `fire(role, current)` is the neuron (a rate, or one LIF step).
+
+        `see(reader, source, value)` is what sublayer `reader` receives of `source`'s output ("input" for
+        the block input); by default the value itself (`rate_t` mode samples it at the reader's t^l).
+        """
+        see = see or (lambda reader, source, value: value)
+        q = self.q(see("attention", "input", x))   # Q runs inside the attention sublayer (t_Q = t_Attn)
+        k = fire("k", self.k(see("k", "input", x)))
+        v = fire("v", self.v(see("v", "input", x)))
+        a = fire("attention", self.attend(q, see("attention", "k", k), see("attention", "v", v)))
+        h = fire("attn_out", self.ln1(self.attn_out(see("attn_out", "attention", a)) + see("attn_out", "input", x)))
+        i = fire("intermediate", self.intermediate(see("intermediate", "attn_out", h)) * self.neuron_scale())
+        o = fire("output", self.ln2(self.output(see("output", "intermediate", i)) + see("output", "attn_out", h)))
         return o, dict(k=k, v=v, attention=a, attn_out=h, intermediate=i, output=o)
+
+
+def steps_table(timesteps, layers: int) -> list[list[int]]:
+    """(layers x 6) timesteps, ROLES order, from one count, one per block, or one per sublayer (a list of 6 or
+    a {role: t} dict per block); ValueError naming what is wrong otherwise."""
+    def count(t) -> int:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or int(t) != t or t < 1:
+            raise ValueError(f"timesteps must be integers >= 1, got {t!r} in {timesteps!r}")
+        return int(t)
+
+    if not isinstance(timesteps, (list, tuple)):
+        return [[count(timesteps)] * len(ROLES) for _ in range(layers)]
+    if len(timesteps) != layers:
+        raise ValueError(f"timesteps must be one integer, or one entry per layer ({layers}), got {timesteps!r}")
+    table = []
+    for entry in timesteps:
+        if isinstance(entry, dict):
+            if set(entry) != set(ROLES):
+                raise ValueError(f"a block's timesteps dict needs exactly the roles {ROLES}, got {sorted(entry)}")
+            entry = [entry[r] for r in ROLES]
+        if isinstance(entry, (list, tuple)):
+            if len(entry) != len(ROLES):
+                raise ValueError(f"a block's per-sublayer timesteps need {len(ROLES)} counts ({', '.join(ROLES)}), "
+                                 f"got {entry!r}")
+            table.append([count(t) for t in entry])
+        else:
+            table.append([count(entry)] * len(ROLES))
+    return table
 
 
 class SpikingEncoder(nn.Module):
@@ -152,12 +207,9 @@ class SpikingEncoder(nn.Module):
                  seq_len: int, classes: int, timesteps: int | list[int] = 16, binary_weights: bool = False,
                  threshold: float = 1.0, leak: float = 1.0, learn_threshold: bool = False):
         super().__init__()
-        steps = list(timesteps) if isinstance(timesteps, (list, tuple)) else [timesteps] * layers
-        if len(steps) != layers or any(int(t) != t or t < 1 for t in steps):
-            raise ValueError(f"timesteps must be one integer >= 1 or one per layer ({layers}), got {timesteps!r}")
+        self._steps = steps_table(timesteps, layers)
         self.hidden, self.heads, self.intermediate_size = hidden, heads, intermediate
         self.seq_len, self.binary_weights = seq_len, binary_weights
-        self.timesteps = [int(t) for t in steps]
         self.embed = nn.Embedding(vocab_size, hidden)
         self.pos = nn.Parameter(torch.zeros(seq_len, hidden))
         self.blocks = nn.ModuleList(EncoderBlock(hidden, heads, intermediate, binary_weights, threshold, leak,
@@ -169,6 +221,35 @@ class SpikingEncoder(nn.Module):
         self.step_asr: dict[str, torch.Tensor] = {}
         self.keep_rates = False
         self.last_rates: dict[str, torch.Tensor] = {}
+
+    # -- timesteps: one count per spiking sublayer -------------------------------------
+    @property
+    def timesteps(self) -> list[int]:
+        """One count per block: its largest sublayer count (a uniform block's count)."""
+        return [max(row) for row in self._steps]
+
+    @timesteps.setter
+    def timesteps(self, value) -> None:
+        self._steps = steps_table(value, len(self._steps))
+
+    @property
+    def sublayer_timesteps(self) -> list[list[int]]:
+        """(blocks x 6) timesteps of the spiking sublayers, ROLES order."""
+        return [list(row) for row in self._steps]
+
+    @property
+    def per_sublayer(self) -> bool:
+        """Do the sublayers of some block run different timesteps?"""
+        return any(len(set(row)) > 1 for row in self._steps)
+
+    def steps(self, block: int, role: str) -> int:
+        """t^l of one sublayer (`q` runs with the attention sublayer: t_Q = t_Attn)."""
+        return self._steps[block][ROLES.index("attention" if role == "q" else role)]
+
+    def timesteps_config(self) -> list:
+        """What a checkpoint's config saves: one count per block, or the per-sublayer table where blocks differ
+        inside."""
+        return self.sublayer_timesteps if self.per_sublayer else self.timesteps
 
     @property
     def device(self) -> torch.device:
@@ -187,8 +268,10 @@ class SpikingEncoder(nn.Module):
             out = self._spike(tokens)
         elif mode == "stochastic":
             out = self._stochastic(tokens, seed)
+        elif mode == "rate_t":
+            out = self._rate_t(tokens, seed)
         else:
-            raise ValueError(f"mode must be 'rate', 'spike' or 'stochastic', got {mode!r}")
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         return self.classifier(out.mean(dim=1))  # mean-pool over tokens
 
     def _record(self, b: int, per_token: dict[str, torch.Tensor]) -> None:
@@ -202,6 +285,35 @@ class SpikingEncoder(nn.Module):
         x = self.embedding(tokens)
         for b, blk in enumerate(self.blocks):
             x, rates = blk(x, lambda role, current: blk.lif[role].rate(current))
+            self._record(b, rates)
+            if self.keep_rates:
+                self.last_rates.update({f"block{b}.{role}": r for role, r in rates.items()})
+        return x
+
+    # -- rate_t: the equilibrium model at each sublayer's own t^l -------------------------
+    def _rate_t(self, tokens: torch.Tensor, seed: int | None) -> torch.Tensor:
+        gen = _generator(tokens.device, seed)
+        self.last_asr = {}
+        self.last_rates = {}
+        x = self.embedding(tokens)
+        for b, blk in enumerate(self.blocks):
+            def fire(role, current, b=b, blk=blk):
+                t = self.steps(b, role)
+                r = blk.lif[role].rate(current)
+                levels = blk.lif[role].levels
+                count = torch.clamp(torch.floor(t * current / blk.lif[role].threshold), 0, t * levels)
+                return r + (count / t - r).detach()      # the value of t steps, the gradient of the rate
+
+            def see(reader, source, r, b=b):
+                if b == 0 and source == "input":           # the embedding is a real current, not spikes
+                    return r
+                t = self.steps(b, reader)
+                p = r.detach().clamp(0, 1)
+                noise = torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
+                k = torch.round(t * p + torch.sqrt(t * p * (1 - p)) * noise).clamp(0, t)   # ~ Binomial(t, p)
+                return r + (k / t - r).detach()
+
+            x, rates = blk(x, fire, see)
             self._record(b, rates)
             if self.keep_rates:
                 self.last_rates.update({f"block{b}.{role}": r for role, r in rates.items()})
@@ -235,13 +347,11 @@ class SpikingEncoder(nn.Module):
 
     # -- stochastic: each sublayer its own steps, Bernoulli inputs at the carried ASR
     def _stochastic(self, tokens: torch.Tensor, seed: int | None) -> torch.Tensor:
-        gen = torch.Generator(device=tokens.device)
-        gen.manual_seed(seed if seed is not None else int(torch.randint(2**62, ()).item()))
+        gen = _generator(tokens.device, seed)
         bern = lambda r: torch.bernoulli(r.clamp(0, 1), generator=gen)
         self.last_asr = {}
         x_rate = None
         for b, blk in enumerate(self.blocks):
-            steps = self.timesteps[b]
             if x_rate is None:  # block 0: the embedding is a real current, not spikes
                 emb = self.embedding(tokens)
                 x_in = lambda: emb
@@ -249,8 +359,9 @@ class SpikingEncoder(nn.Module):
                 prev = x_rate
                 x_in = lambda prev=prev: bern(prev)
 
-            def run(role, current):
-                """Run one sublayer for `steps` steps; its ASR per (batch, token, neuron)."""
+            def run(role, current, b=b):
+                """Run one sublayer for its t^l steps; its ASR per (batch, token, neuron)."""
+                steps = self.steps(b, role)
                 mem, count = None, 0
                 for _ in range(steps):
                     spk, mem = blk.lif[role](current(), mem)
@@ -258,7 +369,8 @@ class SpikingEncoder(nn.Module):
                 return count / steps
 
             r = {}
-            q = sum(blk.q(x_in()) for _ in range(steps)) / steps  # real-valued: carried as its mean
+            t_q = self.steps(b, "q")
+            q = sum(blk.q(x_in()) for _ in range(t_q)) / t_q  # real-valued: carried as its mean
             r["k"] = run("k", lambda: blk.k(x_in()))
             r["v"] = run("v", lambda: blk.v(x_in()))
             r["attention"] = run("attention", lambda: blk.attend(q, bern(r["k"]), bern(r["v"])))
@@ -268,3 +380,10 @@ class SpikingEncoder(nn.Module):
             self._record(b, r)
             x_rate = r["output"]
         return x_rate
+
+
+def _generator(device, seed: int | None) -> torch.Generator:
+    """A torch.Generator on `device`, seeded with `seed` (a fresh random seed when None)."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed if seed is not None else int(torch.randint(2**62, ()).item()))
+    return gen

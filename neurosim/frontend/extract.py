@@ -265,13 +265,13 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     prev: list[str] = []
     for b, blk in enumerate(model.blocks):
         p = f"block{b}."
-        common = dict(seq_len=n, timesteps=model.timesteps[b], weight_bits=bits)
+        common = dict(seq_len=n, weight_bits=bits)
         neuron = {role: _ir_neuron(blk.lif[role]) for role in blk.lif}
 
-        def linear(role, lin, inputs, **kw):
+        def linear(role, lin, inputs, **kw):   # each sublayer its own t^l (q: the attention sublayer's)
             return Layer(p + role, "linear", lin.in_features, lin.out_features, inputs=inputs,
                          tag=EncoderTag(b, role), weights=_numpy(lin.effective_weight()), bias=_numpy(lin.bias),
-                         **common, **kw)
+                         timesteps=model.steps(b, role), **common, **kw)
 
         layers += [
             linear("q", blk.q, prev, neuron=None, compute="mac"),
@@ -279,7 +279,7 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
             linear("v", blk.v, prev, neuron=neuron["v"]),
             Layer(p + "attention", "attention", d, d, inputs=[p + "q", p + "k", p + "v"],
                   spec=Attention(blk.heads, blk.head_dim, _numpy(blk.head_mask)), neuron=neuron["attention"],
-                  tag=EncoderTag(b, "attention"), **common),
+                  tag=EncoderTag(b, "attention"), timesteps=model.steps(b, "attention"), **common),
             linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"],
                    norm=_norm(blk.ln1, residual=prev[0] if prev else NETWORK_INPUT)),
             linear("intermediate", blk.intermediate, [p + "attn_out"], neuron=neuron["intermediate"],
@@ -299,7 +299,7 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     for layer in layers:
         if layer.spiking:
             asr = model.last_asr[layer.name].double().cpu().numpy()
-            live = _live(net, layer)
+            live = live_neurons(net, layer)
             layer.rate = float(asr[live].mean()) if live.any() else 0.0
     meta["rates_source"] = (f"measured: spike mode, T = {max(model.timesteps)}, example tokens of shape "
                             f"{tuple(torch.as_tensor(tokens).shape)}")
@@ -310,7 +310,7 @@ def _norm(ln: nn.LayerNorm, residual: str) -> Norm:
     return Norm(residual=residual, weight=_numpy(ln.weight), bias=_numpy(ln.bias), eps=float(ln.eps))
 
 
-def _live(net: Network, layer: Layer) -> np.ndarray:
+def live_neurons(net: Network, layer: Layer) -> np.ndarray:
     """Outputs the masks keep; K and V also lose the features of masked heads (nothing reads them)."""
     if layer.tag is not None and layer.tag.role in ("k", "v"):
         return net[f"block{layer.tag.block}.attention"].live_outputs()

@@ -2,7 +2,8 @@
 
 Both pruning stages read the spiking activity the model shows on real input:
 the spatial stage weighs Fisher scores by each unit's average spiking rate
-(ASR), the temporal stage runs PCA over each layer's ASR at every timestep.
+(ASR), the temporal stage runs PCA over each spiking sublayer's (or each
+encoder layer's) ASR at every timestep.
 One time-stepped pass of the encoder (`spike` mode, all layers lock-step for
 `timesteps` steps: the converged T_conv of the paper) gives both.
 """
@@ -38,23 +39,26 @@ class SpikeStats:
         """(blocks, intermediate): each intermediate neuron's own ASR."""
         return np.stack([self.asr[f"block{b}.intermediate"] for b in range(len(model.blocks))])
 
-    def layer_step_asr(self, block: int) -> np.ndarray:
-        """(samples, steps): the encoder layer's ASR at each step, over all neurons of its spiking
-        sublayers (k, v, attention, attn_out, intermediate, output; each weighted by its size)."""
-        sizes = {r: self.neuron_steps[f"block{block}.{r}"].shape[1] for r in ROLES}
+    def layer_step_asr(self, block: int, role: str | None = None) -> np.ndarray:
+        """(samples, steps): the ASR at each step of one spiking sublayer (`role`), or of the whole encoder
+        layer (all six sublayers k, v, attention, attn_out, intermediate, output; each weighted by its size)."""
+        roles = ROLES if role is None else (role,)
+        sizes = {r: self.neuron_steps[f"block{block}.{r}"].shape[1] for r in roles}
         total = sum(sizes.values())
-        return sum(self.sample_steps[f"block{block}.{r}"] * sizes[r] for r in ROLES) / total
+        return sum(self.sample_steps[f"block{block}.{r}"] * sizes[r] for r in roles) / total
 
-    def layer_neuron_steps(self, block: int) -> np.ndarray:
-        """(steps, neurons of all spiking sublayers): every neuron's ASR at each step, mean over samples."""
-        return np.concatenate([self.neuron_steps[f"block{block}.{r}"] for r in ROLES], axis=1)
+    def layer_neuron_steps(self, block: int, role: str | None = None) -> np.ndarray:
+        """(steps, neurons): every neuron's ASR at each step, mean over samples, of one spiking sublayer
+        (`role`) or of all six of the encoder layer."""
+        roles = ROLES if role is None else (role,)
+        return np.concatenate([self.neuron_steps[f"block{block}.{r}"] for r in roles], axis=1)
 
 
 @torch.no_grad()
 def spike_stats(model, tokens: torch.Tensor, timesteps: int | None = None, batch: int = 64) -> SpikeStats:
     """Run `tokens` in spike mode for `timesteps` steps (default: the model's max) and collect the ASRs."""
-    saved_t, saved_rec = list(model.timesteps), model.record_steps
-    steps = int(timesteps or max(saved_t))
+    saved_t, saved_rec = model.sublayer_timesteps, model.record_steps
+    steps = int(timesteps or max(model.timesteps))
     model.timesteps = [steps] * len(saved_t)
     model.record_steps = True
     was_training = model.training

@@ -1,10 +1,11 @@
 """The AC budget M(h, n, t): the project's Appendix B count, per unit, as numbers and as a torch expression.
 
-`cost.analytic.paper_m` sums, over every encoder block, live heads x (eq. 18
-+ eq. 19 + eq. 20) and live intermediate neurons x eq. 21 at that block's
-timesteps. Pruning needs the same sum as a function of the masks, so this
-module takes the per-unit prices from `cost.analytic` itself (its
-`encoder_blocks` reader and its `acs_*` functions, nothing re-derived) and
+`cost.analytic.paper_m` sums, over every encoder block, live heads x (eq. 17
++ eq. 19 + eq. 20) and live intermediate neurons x eq. 21, each term at its
+sublayer's timesteps. Pruning needs the same sum as a function of the masks,
+so this module takes the per-unit prices from `cost.analytic` itself (its
+`encoder_blocks` reader and their `head_acs` / `neuron_acs`, nothing
+re-derived) and
 multiplies them by the masks: `masked_m` with 0/1 masks equals `paper_m` of
 the network carrying those masks exactly (tests/test_pruning.py checks it),
 and `m_torch` is the same sum over relaxed (real-valued) gates, differentiable.
@@ -12,7 +13,7 @@ and `m_torch` is the same sum over relaxed (real-valued) gates, differentiable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from ..ir import Network
 class UnitCosts:
     """ACs of one head and of one intermediate neuron, per block, as `paper_m` prices them."""
 
-    head: np.ndarray    # (blocks,) int64: eq. 18 + 19 + 20 at the block's timesteps
-    neuron: np.ndarray  # (blocks,) int64: eq. 21 at the block's timesteps
+    head: np.ndarray    # (blocks,) int64: eq. 16-20, each term at its sublayer's timesteps
+    neuron: np.ndarray  # (blocks,) int64: eq. 21 at t_Inter and t_Output
     heads: int          # heads per block
     neurons: int        # intermediate neurons per block
 
@@ -40,15 +41,14 @@ class UnitCosts:
 
 
 def unit_costs(net: Network, timesteps: list[int] | None = None) -> UnitCosts:
-    """Per-unit prices of every block of `net`; `timesteps` (one per block) replaces the blocks' own t^l."""
+    """Per-unit prices of every block of `net` (each Appendix B term at its sublayer's t^l); `timesteps` (one per
+    block) prices every sublayer of a block at that one count instead."""
     blocks = analytic.encoder_blocks(net)
-    if timesteps is not None:
-        if len(timesteps) != len(blocks):
-            raise ValueError(f"one timestep count per block ({len(blocks)}), got {timesteps}")
-        blocks = [replace(b, t_qkv=int(t), t_attn=int(t), t_fc=int(t), t_n=int(t)) for b, t in zip(blocks, timesteps)]
-    head = [analytic.acs_qkv(b.seq_len, b.hidden, b.head_dim, b.t_qkv) + analytic.acs_attn(b.seq_len, b.head_dim, b.t_attn)
-            + analytic.acs_fc(b.seq_len, b.hidden, b.head_dim, b.t_fc) for b in blocks]
-    neuron = [analytic.acs_n(b.seq_len, b.hidden, b.t_n) for b in blocks]
+    if timesteps is not None and len(timesteps) != len(blocks):
+        raise ValueError(f"one timestep count per block ({len(blocks)}), got {timesteps}")
+    at = timesteps or [None] * len(blocks)
+    head = [b.head_acs(t) for b, t in zip(blocks, at)]
+    neuron = [b.neuron_acs(t) for b, t in zip(blocks, at)]
     return UnitCosts(np.array(head, dtype=np.int64), np.array(neuron, dtype=np.int64),
                      len(blocks[0].head_mask), len(blocks[0].neuron_mask))
 

@@ -21,20 +21,29 @@ def _fraction(text: str) -> float:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `prune` subcommand to the `neurosim` parser's subparsers."""
-    from .constants import (DEFAULT_B, DEFAULT_BUDGET, DEFAULT_CALIBRATION, DEFAULT_ETA, DEFAULT_LAMBDA,
-                            DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS, DEFAULT_VARIANCE, DEFAULT_VARIANT,
-                            PCA_DATA, VARIANTS)
+    from .constants import (DEFAULT_ADAPTIVE_SCALE, DEFAULT_B, DEFAULT_BUDGET, DEFAULT_CALIBRATION, DEFAULT_ETA,
+                            DEFAULT_LAMBDA, DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS, DEFAULT_VARIANCE,
+                            DEFAULT_VARIANT, GRANULARITY, PCA_DATA, STRATEGIES, VARIANTS)
 
     p = subparsers.add_parser(
         "prune", help="spatio-temporal pruning of a SpikingEncoder checkpoint (the seed paper's framework)",
         description="Spatial: Fisher x ASR scores of heads and intermediate neurons, selection under the AC "
         "budget M(h, n) <= BUDGET x M(1, 1, T), greedy swaps. Temporal: PCA of per-timestep ASR, eq. 10 "
-        "timesteps per layer. Optional retraining after each stage. Writes OUT.pt (same checkpoint format) "
-        "and OUT.md (model card).")
+        "timesteps per spiking sublayer. Retraining after each stage (at each sublayer's t^l). Writes OUT.pt "
+        "(same checkpoint format) and OUT.md (model card).")
     p.add_argument("model", help="a SpikingEncoder checkpoint: shipped name (e.g. spiking-sentiment-2l) or .pt path")
     p.add_argument("--out", required=True, help="path of the pruned checkpoint (.pt added if missing)")
     p.add_argument("--spatial", action="store_true", help="prune heads and intermediate neurons")
-    p.add_argument("--temporal", action="store_true", help="give every layer its own timesteps (PCA, eq. 10)")
+    p.add_argument("--temporal", action="store_true",
+                   help="give every spiking sublayer its own timesteps (PCA, eq. 10)")
+    p.add_argument("--granularity", choices=list(GRANULARITY), default="sublayer",
+                   help="temporal pruning per spiking sublayer (default, the paper's) or per encoder block")
+    p.add_argument("--strategy", choices=list(STRATEGIES), default="sequential",
+                   help="sequential: spatial -> retrain -> temporal -> retrain (default); joint: both post-training "
+                   "stages, then one retraining (Table IV)")
+    p.add_argument("--adaptive", nargs="?", type=_fraction, const=DEFAULT_ADAPTIVE_SCALE, metavar="SCALE",
+                   help=f"final stage: timesteps x SCALE (default {DEFAULT_ADAPTIVE_SCALE}) retrained with "
+                   "learnable thresholds (Table III's adaptive threshold)")
     p.add_argument("--budget", type=_fraction, default=DEFAULT_BUDGET,
                    help=f"M_c / M(1, 1, T) for spatial pruning (default {DEFAULT_BUDGET})")
     p.add_argument("--variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
@@ -96,6 +105,12 @@ def cmd_prune(args) -> None:
             raise NeurosimError(str(path), "sample_labels", "the checkpoint has no labels for its sample sentences",
                                 "use --data task, or save sample_labels in the checkpoint")
         calib = (ckpt["sample_tokens"], torch.as_tensor(labels))
+    if (args.strategy == "joint" or args.adaptive) and not args.retrain:
+        raise NeurosimError("neurosim prune", "--strategy joint/--adaptive", "these stages are retraining stages",
+                            "give --retrain EPOCHS (default 2), or leave them out")
+    if args.strategy == "joint" and not (args.spatial and args.temporal):
+        raise NeurosimError("neurosim prune", "--strategy joint", "joint retraining needs both pruning stages",
+                            "give --spatial --temporal")
     if args.retrain and splits is None:
         raise NeurosimError("neurosim prune", "--retrain", f"retraining ({args.retrain} epochs per stage, the "
                             "default) needs the training set, and --data sample has none",
@@ -104,7 +119,8 @@ def cmd_prune(args) -> None:
     t_conv = args.t_conv or prior.get("t_conv")
     opts = PruneOptions(spatial=args.spatial, temporal=args.temporal, budget=args.budget, variant=args.variant,
                         method=args.method, swap=not args.no_swap, t_conv=t_conv, variance=args.variance, b=args.b,
-                        pca_data=args.pca_data, retrain_epochs=args.retrain, seed=args.seed,
+                        pca_data=args.pca_data, granularity=args.granularity, strategy=args.strategy,
+                        adaptive_scale=args.adaptive, retrain_epochs=args.retrain, seed=args.seed,
                         retrain=RetrainConfig(penalty_epochs=args.penalty_epochs, lam=args.lam, eta=args.eta,
                                               binary=args.binary, seed=args.seed))
     start = time.time()
@@ -122,7 +138,7 @@ def cmd_prune(args) -> None:
     if quiet:
         print(json.dumps(plain(dict(record, checkpoint=str(out), card=str(card))), indent=2))
     else:
-        print(f"normalized #C {record['normalized_c']:.4f}, heads kept {record['heads_kept']}, neurons kept "
+        print(f"M / M(1,1,T) {record['structural_ratio']:.4f}, heads kept {record['heads_kept']}, neurons kept "
               f"{record['neurons_kept']}, t^l {record['timesteps']}")
         if "accuracy" in record:
             print("test accuracy: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in record["accuracy"].items()))

@@ -1,5 +1,12 @@
 """Retraining after pruning: L = L_pred + lambda * M(h, n, t) + eta * sum_l ||a_l||_2 (eq. 12-13).
 
+* The forward pass runs in `cfg.mode`, by default `rate_t`: the rate model at
+  each sublayer's own t^l (quantised outputs, sampled inputs; see
+  frontend/encoder.py), so the model is fine-tuned "with the newly constrained
+  temporal structure" (Section IV-C): with t^l = 1 it learns something else
+  than with t^l = 32 (tests/test_pruning_retrain.py). `rate` (blind to t^l)
+  is kept for comparison. Validation (best epoch) uses the same mode, seeded.
+
 * Masks relaxed with a sigmoid surrogate: each head and intermediate neuron
   has a logit alpha; the gate is the hard mask H(alpha) in the forward pass
   and sigmoid(alpha) in the backward pass (straight-through, like the spike
@@ -8,26 +15,34 @@
 * M(h, n, t) is `budget.m_torch` over those gates (the project's Appendix B
   count, divided by the unpruned M(1, 1, T) so that lambda is scale free); its
   forward value is the exact M of the current hard masks.
-* a_l: the rates of every spiking sublayer (rate mode), averaged over tokens;
-  ||a_l||_2 per sentence, averaged over the batch, summed over sublayers.
-* Staged: the penalty terms for the first `penalty_epochs` epochs; then the
+* a_l (eq. 13): the rate of the output of encoder layer l (its `output`
+  sublayer), averaged over tokens; ||a_l||_2 per sentence, averaged over the
+  batch, summed over the L layers. It is on (`activity`) in the final stage
+  only (the temporal stage, the joint retraining, the adaptive-threshold
+  stage), in every epoch of it, as the paper adds it "during this final step".
+* Staged: the AC penalty for the first `penalty_epochs` epochs; then the
   masks are frozen as H(alpha) (cut further, lowest sigmoid(alpha) first, if
   they exceed the budget) and the plain loss trains the weights; the epoch
-  with the best validation accuracy (rate mode) is kept.
+  with the best validation accuracy is kept.
 * PCA reallocation: every `pca_every` epochs t^l is recomputed from the
-  current weights (temporal.temporal_prune on the calibration set); in this
-  rate-mode training t^l enters the loss only through M's prices.
+  current weights (temporal.temporal_prune on the calibration set), and the
+  next epoch trains at the new t^l.
 * Adaptive thresholds: every LIF threshold becomes a learnable per-layer
-  parameter (`learn_threshold`). Optional 1-bit weights (`binary`) with
-  knowledge distillation from a full-precision teacher:
+  parameter (`learn_threshold`), the paper's final stage at a scaled-down
+  timestep list (pipeline). Optional 1-bit weights (`binary`) with knowledge
+  distillation from a full-precision teacher:
   L_pred = (1 - w) CE + w tau^2 KL(teacher/tau || student/tau).
-
-Training runs in `rate` mode, as the shipped model was trained.
+* Reproducible: the run is seeded (weights' optimiser order, batch order,
+  the draws of `rate_t`), torch's deterministic algorithms are on while it
+  runs, and nothing reads the global random state, so the same call gives the
+  same epoch logs and weights whatever ran before it in the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import random
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -38,7 +53,8 @@ from torch import nn
 
 from ..frontend.encoder import SpikingEncoder
 from .budget import UnitCosts, m_torch, masked_m, model_masks, structure, unit_costs
-from .constants import DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS
+from .constants import (DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_PENALTY_EPOCHS, DEFAULT_RETRAIN_EPOCHS,
+                        DEFAULT_TRAIN_BATCH, DEFAULT_TRAIN_MODE)
 from .evaluate import accuracy
 from .select import apply_masks, select_masks
 
@@ -47,14 +63,17 @@ from .select import apply_masks, select_masks
 class RetrainConfig:
     epochs: int = DEFAULT_RETRAIN_EPOCHS
     penalty_epochs: int = DEFAULT_PENALTY_EPOCHS
-    lam: float = DEFAULT_LAMBDA  # lambda, on M / M(1, 1, T)
-    eta: float = DEFAULT_ETA     # eta, on sum_l ||a_l||_2
+    lam: float = DEFAULT_LAMBDA  # lambda, on M / M(1, 1, T) (Table I's, converted: constants.py)
+    eta: float = DEFAULT_ETA     # eta, on sum over encoder layers of ||a_l||_2 (Table I)
+    activity: bool = False       # add the activity loss (the final stage only)
     lr: float = DEFAULT_LR
-    mask_lr: float = 10.0        # SGD on the mask logits (plain SGD keeps lambda meaningful)
+    mask_lr: float = 2.5         # SGD on the mask logits (plain SGD keeps lambda meaningful); ours: 10 at batch 64
+                                 # before, scaled to Table I's batch of 16 so an epoch pushes the masks as far
     mask_init: float = 2.0
     train_masks: bool = True     # False: masks stay as given (e.g. a temporal-only stage)
-    batch: int = 64
-    adaptive_threshold: bool = True
+    batch: int = DEFAULT_TRAIN_BATCH
+    mode: str = DEFAULT_TRAIN_MODE  # encoder mode of the training forward pass and of validation
+    adaptive_threshold: bool = False
     binary: bool = False
     kd_weight: float = 0.5
     kd_temperature: float = 2.0
@@ -76,7 +95,7 @@ def encoder_config(model: SpikingEncoder, **overrides) -> dict:
     lif = model.blocks[0].lif["k"]
     cfg = dict(vocab_size=model.embed.num_embeddings, hidden=model.hidden, heads=model.heads,
                intermediate=model.intermediate_size, layers=len(model.blocks), seq_len=model.seq_len,
-               classes=model.classifier.out_features, timesteps=list(model.timesteps),
+               classes=model.classifier.out_features, timesteps=model.timesteps_config(),
                binary_weights=model.binary_weights, leak=lif.leak,
                learn_threshold=isinstance(lif.threshold, nn.Parameter))
     cfg.update(overrides)
@@ -86,13 +105,28 @@ def encoder_config(model: SpikingEncoder, **overrides) -> dict:
 def clone_encoder(model: SpikingEncoder, **overrides) -> SpikingEncoder:
     new = SpikingEncoder(**encoder_config(model, **overrides))
     new.load_state_dict(model.state_dict())
-    new.timesteps = list(model.timesteps)
+    new.timesteps = model.sublayer_timesteps
     return new.to(model.device)
 
 
 def activity_norm(model: SpikingEncoder) -> torch.Tensor:
-    """sum over spiking sublayers of ||a_l||_2 (a_l: rates averaged over tokens), mean over the batch."""
-    return sum(r.mean(dim=1).norm(dim=-1).mean() for r in model.last_rates.values())
+    """Eq. 13: sum over encoder layers of ||a_l||_2, a_l the rates of the layer's output (its `output`
+    sublayer) averaged over tokens; mean over the batch."""
+    return sum(model.last_rates[f"block{b}.output"].mean(dim=1).norm(dim=-1).mean() for b in range(len(model.blocks)))
+
+
+@contextlib.contextmanager
+def deterministic(seed: int):
+    """Seed torch, numpy and random, and turn torch's deterministic algorithms on, for the block; restored after."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was)
 
 
 class RelaxedMasks:
@@ -151,25 +185,86 @@ def freeze_masks(net: SpikingEncoder, masks: RelaxedMasks, costs: UnitCosts, bud
     apply_masks(net, hk, nk)
 
 
-def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
-            cfg: RetrainConfig, m0: float, calib: torch.Tensor | None = None, temporal: dict | None = None,
-            teacher: SpikingEncoder | None = None, log=print) -> tuple[SpikingEncoder, RetrainLog]:
-    """Retrain a (pruned) copy of `model`; returns the new model and what happened per epoch.
+@dataclass
+class _Run:
+    """What one retraining call carries between its epochs."""
 
-    `m0`: M(1, 1, T) of the unpruned model (eq. 14's denominator). `temporal`:
-    keyword arguments of `temporal.temporal_prune` (t_conv, variance, b, data)
-    for PCA reallocation every `cfg.pca_every` epochs, which needs `calib` tokens.
-    """
-    from .temporal import temporal_prune
+    net: SpikingEncoder
+    cfg: RetrainConfig
+    m0: float
+    costs: UnitCosts
+    masks: RelaxedMasks | None
+    weight_opt: torch.optim.Optimizer
+    mask_opt: torch.optim.Optimizer | None
+    teacher: SpikingEncoder | None
+    gen: torch.Generator
+    step: int = 0   # batches so far: the seed of each batch's rate_t draws
 
-    start = time.time()
-    torch.manual_seed(cfg.seed)
+
+def _loss(run: _Run, x: torch.Tensor, y: torch.Tensor, gh, gn, penalty: bool) -> tuple[torch.Tensor, dict]:
+    cfg, net = run.cfg, run.net
+    logits = net(x, mode=cfg.mode, seed=cfg.seed * 1_000_003 + run.step)
+    ce = F.cross_entropy(logits, y)
+    loss = ce
+    if run.teacher is not None:
+        with torch.no_grad():
+            t_logits = run.teacher(x, mode="rate")
+        tau = cfg.kd_temperature
+        kd = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(t_logits / tau, -1),
+                      log_target=True, reduction="batchmean") * tau * tau
+        loss = (1 - cfg.kd_weight) * ce + cfg.kd_weight * kd
+    m_rel = m_torch(run.costs, gh, gn) / run.m0
+    act = activity_norm(net)
+    if penalty:
+        loss = loss + cfg.lam * m_rel.float()
+    if cfg.activity:
+        loss = loss + cfg.eta * act
+    return loss, dict(loss=loss, ce=ce, m=m_rel, act=act)
+
+
+def _train_epoch(run: _Run, data: tuple[torch.Tensor, torch.Tensor], penalty: bool, relaxed: bool) -> dict:
+    """One pass over the training set; the mean of each loss term."""
+    cfg, net = run.cfg, run.net
+    x_tr, y_tr = data
+    dev = net.device
+    net.train()
+    order = torch.randperm(len(x_tr), generator=run.gen)
+    sums, batches = dict(loss=0.0, ce=0.0, m=0.0, act=0.0), 0
+    for i in range(0, len(order), cfg.batch):
+        if cfg.max_batches is not None and batches >= cfg.max_batches:
+            break
+        idx = order[i:i + cfg.batch]
+        if relaxed:
+            gh, gn = run.masks.install(net)
+        else:
+            hk, nk = model_masks(net)
+            gh = [torch.as_tensor(k, dtype=torch.float32, device=dev) for k in hk]
+            gn = [torch.as_tensor(k, dtype=torch.float32, device=dev) for k in nk]
+        loss, terms = _loss(run, x_tr[idx].to(dev), y_tr[idx].to(dev), gh, gn, penalty)
+        run.weight_opt.zero_grad()
+        if run.mask_opt is not None:
+            run.mask_opt.zero_grad()
+        loss.backward()
+        run.weight_opt.step()
+        if relaxed:
+            run.mask_opt.step()
+        with torch.no_grad():  # learned thresholds stay positive
+            for blk in net.blocks:
+                for lif in blk.lif.values():
+                    if isinstance(lif.threshold, nn.Parameter):
+                        lif.threshold.clamp_(min=1e-2)
+        for k, v in terms.items():
+            sums[k] += float(v.detach())
+        batches += 1
+        run.step += 1
+    return {k: v / max(1, batches) for k, v in sums.items()}
+
+
+def _start(model: SpikingEncoder, cfg: RetrainConfig, m0: float, teacher) -> _Run:
     overrides = dict(binary_weights=cfg.binary)
     if cfg.adaptive_threshold:
         overrides["learn_threshold"] = True
     net = clone_encoder(model, **overrides)
-    costs = unit_costs(structure(net))
-    rlog = RetrainLog(asdict(cfg))
     masks = None
     if cfg.train_masks and cfg.penalty_epochs > 0:
         masks = RelaxedMasks(*model_masks(net), cfg.mask_init, net.device)
@@ -180,92 +275,75 @@ def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val
     mask_opt = torch.optim.SGD(masks.parameters(), lr=cfg.mask_lr) if masks is not None else None
     if teacher is not None:
         teacher.eval()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x_tr, y_tr = train
-    dev = net.device
-    best_val, best_state = -1.0, None
-    net.keep_rates = True
-    try:
-        for epoch in range(cfg.epochs):
-            penalty = epoch < cfg.penalty_epochs
-            relaxed = masks is not None and penalty
-            net.train()
-            order = torch.randperm(len(x_tr), generator=gen)
-            sums, batches = dict(loss=0.0, ce=0.0, m=0.0, act=0.0), 0
-            for i in range(0, len(order), cfg.batch):
-                if cfg.max_batches is not None and batches >= cfg.max_batches:
-                    break
-                idx = order[i:i + cfg.batch]
-                x, y = x_tr[idx].to(dev), y_tr[idx].to(dev)
-                if relaxed:
-                    gh, gn = masks.install(net)
-                else:
-                    hk, nk = model_masks(net)
-                    gh = [torch.as_tensor(k, dtype=torch.float32, device=dev) for k in hk]
-                    gn = [torch.as_tensor(k, dtype=torch.float32, device=dev) for k in nk]
-                logits = net(x, mode="rate")
-                ce = F.cross_entropy(logits, y)
-                loss = ce
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher(x, mode="rate")
-                    tau = cfg.kd_temperature
-                    kd = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(t_logits / tau, -1),
-                                  log_target=True, reduction="batchmean") * tau * tau
-                    loss = (1 - cfg.kd_weight) * ce + cfg.kd_weight * kd
-                m_rel = m_torch(costs, gh, gn) / m0
-                act = activity_norm(net)
-                if penalty:
-                    loss = loss + cfg.lam * m_rel.float() + cfg.eta * act
-                weight_opt.zero_grad()
-                if mask_opt is not None:
-                    mask_opt.zero_grad()
-                loss.backward()
-                weight_opt.step()
-                if relaxed:
-                    mask_opt.step()
-                with torch.no_grad():  # learned thresholds stay positive
-                    for blk in net.blocks:
-                        for lif in blk.lif.values():
-                            if isinstance(lif.threshold, nn.Parameter):
-                                lif.threshold.clamp_(min=1e-2)
-                for k, v in (("loss", loss), ("ce", ce), ("m", m_rel), ("act", act)):
-                    sums[k] += float(v.detach())
-                batches += 1
-            _uninstall(net)
-            if relaxed and epoch == cfg.penalty_epochs - 1:
-                freeze_masks(net, masks, costs, cfg.budget * m0 if cfg.budget else None)
-                relaxed = False
-            if cfg.pca_every and temporal is not None and calib is not None and (epoch + 1) % cfg.pca_every == 0:
-                res = temporal_prune(net, calib, **temporal)
-                costs = unit_costs(structure(net))
-                log(f"  PCA reallocation after epoch {epoch + 1}: c^l = {res.components}, t^l = {res.timesteps}")
-            if relaxed:  # evaluate the hard masks the logits stand for
-                masks.install(net, "hard")
-                hk, nk = masks.hard()
-            else:
-                hk, nk = model_masks(net)
-            val_acc = accuracy(net, *val, mode="rate", batch=512)
-            _uninstall(net)
-            row = {k: v / max(1, batches) for k, v in sums.items()}
-            row.update(epoch=epoch + 1, stage="penalty" if penalty else "plain", val_rate=val_acc,
-                       normalized_c=masked_m(costs, hk, nk) / m0, timesteps=list(net.timesteps),
-                       heads_kept=hk.sum(axis=1).tolist(), neurons_kept=nk.sum(axis=1).tolist())
-            rlog.epochs.append(row)
-            log(f"  epoch {epoch + 1}/{cfg.epochs} ({row['stage']}): loss {row['loss']:.3f}, ce {row['ce']:.3f}, "
-                f"M/M0 {row['normalized_c']:.3f}, activity {row['act']:.2f}, val acc (rate) {val_acc:.4f}, "
-                f"heads {row['heads_kept']}, neurons {row['neurons_kept']}, t^l {row['timesteps']}")
-            if not penalty and val_acc > best_val:
-                best_val, best_state = val_acc, (copy.deepcopy(net.state_dict()), list(net.timesteps))
-    finally:
-        net.keep_rates = False
-        net.last_rates = {}
-        _uninstall(net)
+    return _Run(net, cfg, m0, unit_costs(structure(net)), masks, weight_opt, mask_opt, teacher,
+                torch.Generator().manual_seed(cfg.seed))
+
+
+def retrain(model: SpikingEncoder, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+            cfg: RetrainConfig, m0: float, calib: torch.Tensor | None = None, temporal: dict | None = None,
+            teacher: SpikingEncoder | None = None, log=print) -> tuple[SpikingEncoder, RetrainLog]:
+    """Retrain a (pruned) copy of `model`; returns the new model and what happened per epoch.
+
+    `m0`: M(1, 1, T) of the unpruned model (the structural ratio's denominator). `temporal`: keyword
+    arguments of `temporal.temporal_prune` (t_conv, variance, b, data, granularity) for PCA reallocation every
+    `cfg.pca_every` epochs, which needs `calib` tokens.
+    """
+    start = time.time()
+    with deterministic(cfg.seed):
+        run = _start(model, cfg, m0, teacher)
+        rlog = RetrainLog(asdict(cfg))
+        best_val, best_state = -1.0, None
+        run.net.keep_rates = True
+        try:
+            for epoch in range(cfg.epochs):
+                penalty = epoch < cfg.penalty_epochs
+                relaxed = run.masks is not None and penalty
+                row = _train_epoch(run, train, penalty, relaxed)
+                row.update(_end_epoch(run, epoch, relaxed, val, calib, temporal, log))
+                row["stage"] = "penalty" if penalty else "plain"
+                rlog.epochs.append(row)
+                log(f"  epoch {epoch + 1}/{cfg.epochs} ({row['stage']}): loss {row['loss']:.3f}, ce {row['ce']:.3f}, "
+                    f"M/M0 {row['normalized_c']:.3f}, activity {row['act']:.2f}, val acc ({cfg.mode}) "
+                    f"{row['val']:.4f}, heads {row['heads_kept']}, neurons {row['neurons_kept']}, "
+                    f"t^l {row['timesteps']}")
+                if not penalty and row["val"] > best_val:
+                    best_val, best_state = row["val"], (copy.deepcopy(run.net.state_dict()),
+                                                        run.net.sublayer_timesteps)
+        finally:
+            run.net.keep_rates = False
+            run.net.last_rates = {}
+            _uninstall(run.net)
+    net = run.net
     if best_state is not None:
         net.load_state_dict(best_state[0])
         net.timesteps = best_state[1]
-    elif masks is not None and cfg.epochs < cfg.penalty_epochs:  # never reached the freeze
-        freeze_masks(net, masks, costs, cfg.budget * m0 if cfg.budget else None)
+    elif run.masks is not None and cfg.epochs < cfg.penalty_epochs:  # never reached the freeze
+        freeze_masks(net, run.masks, run.costs, cfg.budget * m0 if cfg.budget else None)
     net.eval()
     rlog.seconds = round(time.time() - start, 1)
     return net, rlog
+
+
+def _end_epoch(run: _Run, epoch: int, relaxed: bool, val, calib, temporal, log) -> dict:
+    """Freeze the masks after the last penalty epoch, reallocate t^l by PCA when due, validate."""
+    from .temporal import temporal_prune
+
+    cfg, net = run.cfg, run.net
+    _uninstall(net)
+    if relaxed and epoch == cfg.penalty_epochs - 1:
+        freeze_masks(net, run.masks, run.costs, cfg.budget * run.m0 if cfg.budget else None)
+        relaxed = False
+    if cfg.pca_every and temporal is not None and calib is not None and (epoch + 1) % cfg.pca_every == 0:
+        res = temporal_prune(net, calib, **temporal)
+        run.costs = unit_costs(structure(net))
+        log(f"  PCA reallocation after epoch {epoch + 1}: c^l = {res.components}, t^l = {res.timesteps}")
+    if relaxed:  # evaluate the hard masks the logits stand for
+        run.masks.install(net, "hard")
+        hk, nk = run.masks.hard()
+    else:
+        hk, nk = model_masks(net)
+    val_acc = accuracy(net, *val, mode=cfg.mode, seed=cfg.seed + 1, batch=512)
+    _uninstall(net)
+    return dict(epoch=epoch + 1, val=val_acc, normalized_c=masked_m(run.costs, hk, nk) / run.m0,
+                timesteps=net.sublayer_timesteps, heads_kept=hk.sum(axis=1).tolist(),
+                neurons_kept=nk.sum(axis=1).tolist())

@@ -51,12 +51,15 @@ def model_card(name: str, cfg: dict, record: dict, source: str) -> str:
              f"| {cfg['hidden']} | {cfg['heads']} | {cfg['intermediate']} | {cfg['layers']} | {cfg['seq_len']} | "
              f"{', '.join(map(str, cfg['timesteps']))} | {'1-bit' if cfg['binary_weights'] else 'fp32'} |", "",
              "## What was pruned", "",
-             "| layer | heads kept | intermediate neurons kept | t^l |", "| --- | --- | --- | --- |"]
+             "| layer | heads kept | intermediate neurons kept | t^l (k, v, attention, attn_out, intermediate, "
+             "output) |", "| --- | --- | --- | --- |"]
     for b in range(cfg["layers"]):
+        t = record["timesteps"][b]
         lines.append(f"| {b} | {record['heads_kept'][b]} / {cfg['heads']} | {record['neurons_kept'][b]} / "
-                     f"{cfg['intermediate']} | {record['timesteps'][b]} |")
+                     f"{cfg['intermediate']} | {', '.join(map(str, t)) if isinstance(t, list) else t} |")
     lines += ["", f"* M(h, n, t) (Appendix B, `cost.analytic.paper_m`): {record['m']:,} ACs; unpruned M(1, 1, T) at "
-              f"T = {record['t_conv']}: {record['m0']:,}; normalized #C (eq. 14) = {record['normalized_c']:.4f}."]
+              f"T = {record['t_conv']}: {record['m0']:,}; structural ratio M / M(1, 1, T) = "
+              f"{record['structural_ratio']:.4f}; mean timesteps over the spiking sublayers {record['mean_t']:.2f}."]
     opts = record.get("options", {})
     if "spatial" in record:
         s = record["spatial"]
@@ -66,15 +69,17 @@ def model_card(name: str, cfg: dict, record: dict, source: str) -> str:
                      f"{s['swaps']} greedy swaps.")
     if "temporal" in record:
         t = record["temporal"]
-        lines.append(f"* Temporal: PCA of the per-timestep ASR (`{t['data']}`) at T_conv = {t['t_conv']}, "
+        lines.append(f"* Temporal: PCA of the per-timestep ASR (`{t['data']}`, per {t.get('granularity', 'block')}) "
+                     f"at T_conv = {t['t_conv']}, "
                      f"variance {t['variance']:g}: c^l = {t['components']}; eq. 10 with b = {t['b']:g} gives "
                      f"t^l = {t['timesteps']}.")
     for stage, r in record.get("retraining", {}).items():
         last = r["epochs"][-1] if r["epochs"] else {}
         lines.append(f"* Retrained after the {stage} stage: {len(r['epochs'])} epochs in {r['seconds']} s "
-                     f"(L_pred + lambda M + eta sum ||a_l||_2 first, then L_pred; options "
-                     f"{ {k: v for k, v in opts.get('retrain', {}).items() if k in ('lam', 'eta', 'penalty_epochs', 'adaptive_threshold', 'binary')} }); "
-                     f"last validation accuracy (rate) {last.get('val_rate', float('nan')):.4f}.")
+                     f"(L_pred + lambda M while the masks train, + eta sum ||a_l||_2 in the final stage; options "
+                     f"{ {k: v for k, v in opts.get('retrain', {}).items() if k in ('lam', 'eta', 'penalty_epochs', 'mode', 'binary')} }); "
+                     f"last validation accuracy ({opts.get('retrain', {}).get('mode', 'rate')}) "
+                     f"{last.get('val', float('nan')):.4f}.")
     if "accuracy" in record:
         lines += ["", "## Accuracy (test set)", "", "| mode | accuracy |", "| --- | --- |"]
         lines += [f"| {k} | {_pct(v)} |" for k, v in record["accuracy"].items()]
