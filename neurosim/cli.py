@@ -13,6 +13,7 @@ from . import __version__
 from .arch import load_arch
 from .cards import load_model
 from .cost.analytic import normalized_c, paper_m, structural_counts
+from .cost.area import with_area
 from .cost.estimate import estimate
 from .errors import NeurosimError, clip
 from .ir import RATE, Network
@@ -44,7 +45,7 @@ def _evaluate(net: Network, arch, engine: str, mapping: str | None = None, carry
             return estimate(net, arch, mapping=mapping, carry=carry)
         from .sim import simulate
 
-        return simulate(net, arch, mapping=mapping, carry=carry, timeline=timeline)
+        return with_area(simulate(net, arch, mapping=mapping, carry=carry, timeline=timeline), arch)
     except NeurosimError as exc:
         raise with_rate_fix(exc) from None
 
@@ -91,8 +92,8 @@ def cmd_run(args) -> None:
     if args.engine == "spikes":
         from .spikes.measure import engine_report  # numba, only when asked for
 
-        report = engine_report(net, arch, args.model, mapping=args.mapping, carry=args.carry, seed=args.seed,
-                               input_path=args.input, timeline=bool(args.timeline))
+        report = with_area(engine_report(net, arch, args.model, mapping=args.mapping, carry=args.carry,
+                                         seed=args.seed, input_path=args.input, timeline=bool(args.timeline)), arch)
     else:
         report = _evaluate(net, arch, args.engine, args.mapping, args.carry, timeline=bool(args.timeline))
     if args.timeline:

@@ -30,9 +30,9 @@ def _label(r: Report) -> str:
 
 
 def axis_scale(values: list[float], unit: str) -> tuple[float, str]:
-    """The factor and unit to plot these values in: the SI prefix of the largest, from 1 down to pico ('us')."""
+    """The factor and unit to plot these values in: the SI prefix of the largest, from 1 down to pico ("µs")."""
     top = max([abs(v) for v in values] + [0.0])
-    for factor, prefix in ((1, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
+    for factor, prefix in ((1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")):
         if top >= factor:
             return factor, prefix + unit
     return 1e-12, "p" + unit

@@ -10,6 +10,7 @@ import pandas as pd
 BREAKDOWN = ("compute", "sram", "dram", "interconnect", "leakage")
 MEMORY = ("weights", "membrane", "spike_buffers", "peak_on_chip")
 UTILIZATION = ("cores", "dram", "global_buffer", "interconnect")
+AREA = ("core_sram", "global_buffer", "accumulators", "mac_units", "routers")   # parts of cost.area
 
 
 @dataclass
@@ -41,6 +42,11 @@ class Report:
     utilization: dict[str, float] | None = None
     stall_cycles: float | None = None
     timeline: pd.DataFrame | None = None
+    # Filled by cost.area.with_area from the arch: one chip's area (mm^2, total and by part) and the SRAM
+    # it provides (cores' and global buffer's bytes), whatever the model holds.
+    area_mm2: float | None = None
+    area_breakdown_mm2: dict[str, float] | None = None
+    sram_provided_bytes: float | None = None
 
     def __str__(self) -> str:
         """The table `neurosim run` prints (print(report))."""
@@ -54,13 +60,13 @@ class Report:
 
 
 def format_si(value: float | None, unit: str) -> str:
-    """A number with an SI prefix, 3 significant digits: 3.2e-6 J -> '3.2 uJ'; None -> '-'."""
+    """A number with an SI prefix, 3 significant digits: 3.2e-6 J -> '3.2 µJ'; None -> '-'."""
     if value is None:
         return "-"
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"),
-                          (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
+                          (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")):
         if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
+            return f"{significant(value / scale)} {prefix}{unit}"
     return f"{value:.3g} {unit}"
 
 
@@ -74,24 +80,45 @@ def format_bytes(value: float | None) -> str:
     return f"{value:.0f} B"
 
 
+def significant(value: float) -> str:
+    """3 significant digits, never in e-notation: 0.0123 -> '0.0123', 1620.4 -> '1,620'."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def format_area(mm2: float | None) -> str:
+    """An area in mm², 3 significant digits (µm² below 0.01 mm²); None -> '-'."""
+    if mm2 is None:
+        return "-"
+    return f"{significant(mm2)} mm²" if mm2 >= 0.01 or mm2 == 0 else f"{significant(mm2 * 1e6)} µm²"
+
+
+AREA_LABELS = {"core_sram": "core SRAM", "global_buffer": "global buffer", "accumulators": "accumulators",
+               "mac_units": "MAC units", "routers": "routers"}
+
+
 def comparison_table(reports: list[Report]) -> str:
     """Reports side by side, one column each, with units."""
     def col(r: Report) -> list[str]:
         e = r.energy_breakdown_pj or {}
         m = r.memory_bytes or {}
+        a = r.area_breakdown_mm2 or {}
         energy = [format_si(None if r.energy_pj is None else r.energy_pj * 1e-12, "J")]
         energy += [format_si(e[k] * 1e-12, "J") + f" ({100 * e[k] / r.energy_pj:.0f}%)" if e else "-"
                    for k in BREAKDOWN]
         return ([f"{r.mapping}" + (f" ({r.carry})" if r.mapping == "sequential" else ""),
                  "yes" if r.feasible else "NO", format_si(r.acs, ""), format_si(r.macs, "")]
                 + energy + [format_si(r.latency_s, "s"), format_si(r.latency_cycles, "cycles")]
-                + [format_bytes(m.get(k)) for k in MEMORY] + [format_bytes(r.dram_traffic_bytes)]
+                + [format_bytes(m.get(k)) for k in MEMORY] + [format_bytes(r.sram_provided_bytes)]
+                + [format_area(r.area_mm2)] + [format_area(a.get(k)) + f" ({100 * a[k] / r.area_mm2:.0f}%)"
+                                               if a and r.area_mm2 else "-" for k in AREA]
+                + [format_bytes(r.dram_traffic_bytes)]
                 + [format_si(r.stall_cycles, "cycles")]
                 + [f"{100 * (r.utilization or {}).get(k, 0):.0f}%" if r.utilization else "-" for k in UTILIZATION])
 
     labels = (["mapping", "feasible", "ACs", "MACs", "energy / inference"]
               + [f"  {k}" for k in BREAKDOWN] + ["latency", "  cycles"]
-              + [f"memory: {k}" for k in MEMORY] + ["DRAM traffic / inference"]
+              + [f"memory: {k}" for k in MEMORY] + ["SRAM on chip (provided)", "chip area"]
+              + [f"  {AREA_LABELS[k]}" for k in AREA] + ["DRAM traffic / inference"]
               + ["stall (waiting on memory, network, buffers)"] + [f"utilization: {k}" for k in UTILIZATION])
     columns = [col(r) for r in reports]
     width0 = max(map(len, labels))

@@ -16,7 +16,7 @@ from neurosim.errors import NeurosimError
 
 NAN = math.nan
 
-# name, energy_pj, latency_s, memory bytes. Hand analysis (energy, latency):
+# name, energy_pj, latency_s, SRAM bytes the design provides ('memory'). Hand analysis (energy, latency):
 #   a (1, 10), b (2, 5), c (4, 2), e (8, 1) trade off -> on the front
 #   d (3, 6) is beaten by b (2, 5); f (4, 2) ties c exactly -> on the front too (neither dominates);
 #   g (2, 7) is beaten by b (same energy, slower); h (9, 1) by e (same latency, more energy)
@@ -26,7 +26,7 @@ HAND = [("a", 1, 10, 50), ("b", 2, 5, 80), ("c", 4, 2, 90), ("d", 3, 6, 10), ("e
 
 
 def hand_table() -> pd.DataFrame:
-    df = pd.DataFrame(HAND, columns=["point_id", "energy_pj", "latency_s", "memory_peak_on_chip_bytes"])
+    df = pd.DataFrame(HAND, columns=["point_id", "energy_pj", "latency_s", "sram_provided_bytes"])
     return df.assign(model="m", engine="analytic", index=range(len(df)))
 
 
@@ -67,7 +67,7 @@ def test_best_per_objective_and_bad_objectives():
     # i (no energy: infeasible) holds the least memory but is not a valid design point.
     best = best_per_objective(hand_table(), ["energy", "latency", "memory"])
     assert list(zip(best["best_for"], best["point_id"])) == [("energy_pj", "a"), ("latency_s", "e"),
-                                                             ("memory_peak_on_chip_bytes", "d")]
+                                                             ("sram_provided_bytes", "d")]
     with pytest.raises(NeurosimError, match="two or three"):
         pareto_front(hand_table(), ["energy"])
     with pytest.raises(NeurosimError, match="no such result column"):

@@ -9,6 +9,7 @@ from ..errors import NeurosimError
 from ..ir import Network
 from ..report import Report
 from . import closed_form
+from .area import with_area
 from .chips import Chips
 from .workload import workload
 
@@ -55,5 +56,5 @@ def estimate(net: Network, arch: ArchConfig, mapping: str | None = None, carry: 
     if costs.refused[0] is not None:
         raise arch.refuse(*costs.refused[0])
     if costs.infeasible[0] is not None:
-        return infeasible(net, arch, costs.infeasible[0])
-    return report(costs, 0, net, arch)
+        return with_area(infeasible(net, arch, costs.infeasible[0]), arch)
+    return with_area(report(costs, 0, net, arch), arch)

@@ -117,7 +117,8 @@ def register(subparsers) -> None:
     def analysis_args(p, default):
         p.add_argument("dir", metavar="DIR", help="a sweep's output folder")
         p.add_argument("--objectives", nargs="+", default=default, metavar="OBJ",
-                       help="two or three of energy, latency, memory (peak on-chip bytes) or result columns "
+                       help="two or three of energy, latency, area (one chip, mm²), memory (the SRAM a design "
+                       "provides), peak_on_chip (bytes the model holds) or result columns "
                        f"(default: {' '.join(default)})")
         p.add_argument("--by", default="model,engine",
                        help="columns whose groups get fronts of their own (default model,engine; 'none': one front)")
@@ -133,7 +134,7 @@ def register(subparsers) -> None:
     report = subparsers.add_parser("report", help="a Markdown/HTML page with the front, best points and figures",
                                    description="Write a page (Markdown or HTML) on a sweep's results: the Pareto "
                                    "front, the best point per objective and figures (DIR/figures/).")
-    analysis_args(report, ["energy", "latency", "memory"])
+    analysis_args(report, ["energy", "latency", "area"])
     report.add_argument("--format", choices=["md", "html"], default="md")
     report.add_argument("--out", metavar="PAGE", help="page path (default DIR/report.md or DIR/report.html)")
     report.add_argument("--no-per-layer", action="store_true",

@@ -17,10 +17,11 @@ from typing import Any
 
 from ..arch import ArchConfig, EnergyTable
 from ..cost.chips import Chips
+from ..cost.area import area_table, chip_area_mm2, provided_sram_bytes
 from ..cost.estimate import evaluate
 from ..errors import NeurosimError
 from ..ir import Network
-from ..report import BREAKDOWN, MEMORY, UTILIZATION, Report
+from ..report import AREA, BREAKDOWN, MEMORY, UTILIZATION, Report
 from ..schema import validate
 from .models import energy_table, load_point_model
 from .spec import Point
@@ -30,6 +31,7 @@ RESULT_COLUMNS = (["status", "arch", "mapping", "carry", "feasible", "acs", "mac
                    "energy_pj"] + [f"energy_{k}_pj" for k in BREAKDOWN]
                   + ["latency_cycles", "latency_s"] + [f"memory_{k}_bytes" for k in MEMORY]
                   + ["dram_traffic_bytes", "stall_cycles"] + [f"util_{k}" for k in UTILIZATION]
+                  + ["sram_provided_bytes", "area_mm2"] + [f"area_{k}_mm2" for k in AREA]
                   + ["notes", "error", "eval_s"])
 POINT_COLUMNS = ["point_id", "index", "model", "engine"]
 
@@ -57,6 +59,9 @@ def report_row(report: Report) -> dict[str, Any]:
     row.update({f"memory_{k}_bytes": m.get(k) for k in MEMORY})
     row.update(dram_traffic_bytes=report.dram_traffic_bytes, stall_cycles=report.stall_cycles)
     row.update({f"util_{k}": u.get(k) for k in UTILIZATION})
+    a = report.area_breakdown_mm2 or {}
+    row.update(sram_provided_bytes=report.sram_provided_bytes, area_mm2=report.area_mm2)
+    row.update({f"area_{k}_mm2": a.get(k) for k in AREA})
     row.update(notes=" | ".join(report.notes), error=None)
     return {k: (float(v) if hasattr(v, "item") and not isinstance(v, bool) else v) for k, v in row.items()}
 
@@ -88,9 +93,10 @@ def evaluate_point(point: Point) -> dict[str, Any]:
 
             report = estimate(net, arch)
         else:
+            from ..cost.area import with_area
             from ..sim import simulate
 
-            report = simulate(net, arch)
+            report = with_area(simulate(net, arch), arch)
         row = report_row(report)
     except Exception as exc:  # a failing point is recorded, the sweep goes on
         row = error_row(point, error_text(exc))
@@ -105,10 +111,17 @@ def closed_form_rows(net: Network, points: list[Point], table: EnergyTable) -> l
     costs = evaluate(net, Chips([p.arch for p in points]), table, mapping["kind"], mapping["carry"])
     ev, total, latency = costs.events, costs.total_energy_pj, costs.latency_s
     ops = {"acs": ev.acs, "macs": ev.macs, "other_ops": ev.other_ops, "neuron_updates": ev.neuron_updates}
+    archs = [p.arch for p in points]
+    sram = provided_sram_bytes(archs)
+    areas = chip_area_mm2(archs, area_table(table.name)) if area_table(table.name) is not None else None
     rows = []
     for j, p in enumerate(points):
         row = dict.fromkeys(RESULT_COLUMNS)
         row.update(arch=costs.chips.names[j], mapping=mapping["kind"], carry=mapping["carry"], error=None)
+        if costs.refused[j] is None:   # the design's SRAM and area, whether or not the model fits it
+            row.update(sram_provided_bytes=float(sram[j]))
+            if areas is not None:
+                row.update(area_mm2=float(areas["total"][j]), **{f"area_{k}_mm2": float(areas[k][j]) for k in AREA})
         if costs.refused[j] is not None:
             row.update(status="error", feasible=False, notes="", error=str(NeurosimError(p.where, *costs.refused[j])))
         elif costs.infeasible[j] is not None:

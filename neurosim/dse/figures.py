@@ -23,6 +23,8 @@ from ..report import BREAKDOWN  # noqa: E402
 from .labels import MAPPING_COLORS, MAPPING_ORDER, bytes_text, describe, latency_text, with_mapping_label  # noqa: E402
 from .pareto import pareto_mask  # noqa: E402
 
+OBJECTIVE_NAMES = {"area_mm2": "chip area", "sram_provided_bytes": "SRAM on chip",
+                   "memory_peak_on_chip_bytes": "peak held memory"}
 BREAKDOWN_LABELS = {"compute": "compute", "sram": "SRAM", "dram": "DRAM", "interconnect": "on-chip network",
                     "leakage": "leakage"}
 
@@ -88,8 +90,9 @@ def scatter_front(df: pd.DataFrame, path: str | Path, by=("model", "engine"), fr
         ax.scatter(fe, fl, s=30, facecolors="none", edgecolors="k", linewidths=1.0)
         if front_objectives is not None and len(front_objectives) == 3:
             m3 = pareto_mask(g[list(front_objectives)].to_numpy(dtype=float))
+            third = OBJECTIVE_NAMES.get(front_objectives[2], front_objectives[2])
             ax.scatter(e[m3], lat[m3], s=70, facecolors="none", edgecolors="#c44e52", linewidths=0.9,
-                       label=f"front incl. memory ({m3.sum()})")
+                       label=f"front incl. {third} ({m3.sum()})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         _log_axis(ax.xaxis, e)

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from ..report import format_bytes, format_si
+from ..report import format_area, format_bytes, format_si
 
 MAPPING_ORDER = ("spatial", "sequential (spikes)", "sequential (rates)")
 MAPPING_COLORS = {"spatial": "#4c72b0", "sequential (spikes)": "#dd8452", "sequential (rates)": "#55a868"}
@@ -70,3 +70,7 @@ def latency_text(s) -> str:
 
 def bytes_text(b) -> str:
     return "-" if b is None or pd.isna(b) else format_bytes(float(b))
+
+
+def area_text(mm2) -> str:
+    return "-" if mm2 is None or pd.isna(mm2) else format_area(float(mm2))

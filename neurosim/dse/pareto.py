@@ -1,11 +1,13 @@
 """Pareto fronts over sweep rows: any two or three objectives, all minimised.
 
     front = pareto_front(df, ["energy", "latency"])            # per model and engine (default grouping)
-    best = best_per_objective(df, ["energy", "latency", "memory"])
+    best = best_per_objective(df, ["energy", "latency", "area"])
 
 Objectives are result columns, or the short names energy (energy_pj), latency
-(latency_s) and memory (memory_peak_on_chip_bytes, the peak bytes held on
-chip). A row is on the front when no other row of its group is at least as
+(latency_s), area (area_mm2, one chip's area) and memory (sram_provided_bytes,
+the SRAM the design provides: a design choice, unlike the bytes a model holds,
+which are equal across chips of one mapping and would tie every point);
+peak_on_chip is the peak bytes the model holds (memory_peak_on_chip_bytes). A row is on the front when no other row of its group is at least as
 good in every objective and better in one; rows with equal objective vectors
 are all kept. Infeasible and failed points (no value) are never on a front.
 """
@@ -17,23 +19,25 @@ import pandas as pd
 
 from ..errors import NeurosimError
 
-ALIASES = {"energy": "energy_pj", "latency": "latency_s", "memory": "memory_peak_on_chip_bytes",
-           "peak_on_chip": "memory_peak_on_chip_bytes", "memory_peak_on_chip": "memory_peak_on_chip_bytes"}
+ALIASES = {"energy": "energy_pj", "latency": "latency_s", "area": "area_mm2", "memory": "sram_provided_bytes",
+           "sram": "sram_provided_bytes", "peak_on_chip": "memory_peak_on_chip_bytes",
+           "memory_peak_on_chip": "memory_peak_on_chip_bytes"}
 DEFAULT_OBJECTIVES = ("energy_pj", "latency_s")
 DEFAULT_BY = ("model", "engine")
-UNITS = {"energy_pj": "pJ", "latency_s": "s", "memory_peak_on_chip_bytes": "B"}
+UNITS = {"energy_pj": "pJ", "latency_s": "s", "area_mm2": "mm²", "sram_provided_bytes": "B",
+         "memory_peak_on_chip_bytes": "B"}
 
 
 def objective_columns(names: list[str] | tuple[str, ...], df: pd.DataFrame | None = None) -> list[str]:
     cols = [ALIASES.get(n, n) for n in names]
     if not 2 <= len(cols) <= 3 or len(set(cols)) != len(cols):
         raise NeurosimError("--objectives", "objectives", f"got {list(names)}",
-                            "give two or three different objectives, e.g. energy latency memory")
+                            "give two or three different objectives, e.g. energy latency area")
     if df is not None:
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise NeurosimError("--objectives", missing[0], "no such result column",
-                                f"use energy, latency, memory or a numeric column: "
+                                f"use energy, latency, area, memory or a numeric column: "
                                 f"{', '.join(c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]))}")
     return cols
 

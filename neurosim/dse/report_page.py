@@ -17,13 +17,14 @@ import pandas as pd
 
 from ..errors import NeurosimError
 from .figures import front_breakdown, mapping_comparison, per_layer_latency, scatter_front
-from .labels import (axis_columns, bytes_text, describe, energy_text, latency_text, mapping_label,
+from .labels import (area_text, axis_columns, bytes_text, describe, energy_text, latency_text, mapping_label,
                      value_text)
 from .pareto import DEFAULT_BY, best_per_objective, objective_columns, pareto_front
 from .store import SPEC_COPY, load_results, read_meta
 
 MAX_FRONT_ROWS = 25
-PRETTY = {"energy_pj": "energy", "latency_s": "latency", "memory_peak_on_chip_bytes": "peak on-chip memory"}
+PRETTY = {"energy_pj": "energy", "latency_s": "latency", "area_mm2": "chip area", "sram_provided_bytes": "SRAM on chip",
+          "memory_peak_on_chip_bytes": "peak on-chip memory"}
 
 
 def point_table(df: pd.DataFrame, by: list[str], axes: list[str], extra: list[str] = ()) -> pd.DataFrame:
@@ -37,7 +38,9 @@ def point_table(df: pd.DataFrame, by: list[str], axes: list[str], extra: list[st
             out[a] = [value_text(a, v) for v in df[a]]
     out["energy"] = df["energy_pj"].map(energy_text)
     out["latency"] = df["latency_s"].map(latency_text)
-    out["peak on-chip memory"] = df["memory_peak_on_chip_bytes"].map(bytes_text)
+    out["chip area"] = df["area_mm2"].map(area_text) if "area_mm2" in df else "-"
+    out["SRAM on chip"] = df["sram_provided_bytes"].map(bytes_text) if "sram_provided_bytes" in df else "-"
+    out["peak held"] = df["memory_peak_on_chip_bytes"].map(bytes_text)
     out["DRAM traffic"] = df["dram_traffic_bytes"].map(bytes_text)
     out["point"] = df["point_id"]
     return out
@@ -104,7 +107,7 @@ def _per_layer_items(out: Path, best: pd.DataFrame, limit: int = 6) -> tuple[lis
     return items, ""
 
 
-def write_report(out_dir: str | Path, objectives=("energy", "latency", "memory"), fmt: str = "md",
+def write_report(out_dir: str | Path, objectives=("energy", "latency", "area"), fmt: str = "md",
                  page: str | Path | None = None, by=DEFAULT_BY, per_layer: bool = True) -> Path:
     """Write the report page and its figures (DIR/figures/) and the full front (DIR/pareto.csv)."""
     out = Path(out_dir)
@@ -129,9 +132,10 @@ def write_report(out_dir: str | Path, objectives=("energy", "latency", "memory")
                           f"infeasible, {status.get('error', 0)} failed. Models: {', '.join(df['model'].unique())}; "
                           f"engines: {', '.join(df['engine'].unique())}; varied: "
                           f"{', '.join(varying) or '(nothing)'}. Spec: `{meta.get('spec', '?')}`."))
-    sections.append(("p", "All objectives are minimised: energy per inference, latency per inference, peak bytes "
-                          "held on chip (weights kept on chip, membranes, spike or rate buffers). Fronts are "
-                          f"computed per {' and '.join(by) or 'sweep'}; the full front is in `pareto.csv`."))
+    sections.append(("p", "All objectives are minimised: energy per inference, latency per inference, the area of "
+                          "one chip (mm², from `arch_configs/area/`) or the SRAM it provides ('memory'). 'peak held' "
+                          "is what the model keeps on chip at once. Fronts are computed per "
+                          f"{' and '.join(by) or 'sweep'}; the full front is in `pareto.csv`."))
 
     sections.append(("h2", f"Pareto front ({', '.join(PRETTY.get(c, c) for c in cols)})"))
     for key, g in front.groupby(by, sort=False) if by else [((), front)]:
@@ -150,8 +154,8 @@ def write_report(out_dir: str | Path, objectives=("energy", "latency", "memory")
     scatter_front(df, figs / "energy_latency.png", by, cols if len(cols) == 3 else None)
     sections.append(("img", "figures/energy_latency.png",
                      "Energy vs latency of every feasible point (log-log), coloured by mapping; black staircase: "
-                     "the energy-latency Pareto front" + ("; red rings: the front with peak on-chip memory as a "
-                                                          "third objective." if len(cols) == 3 else ".")))
+                     "the energy-latency Pareto front" + (f"; red rings: the front with {PRETTY.get(cols[2], cols[2])} "
+                                                          "as a third objective." if len(cols) == 3 else ".")))
     both = {"sim", "analytic"} <= set(front["engine"])
     front_breakdown(front[front["engine"] == "sim"] if both else front, varying, figs / "front_breakdown.png", by)
     sections.append(("img", "figures/front_breakdown.png",
