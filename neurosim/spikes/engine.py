@@ -169,7 +169,7 @@ class LayerState:
         wt = w.T if all_live else w.T[:, self.live_idx]
         self.packed = kernels.NO_PACKED
         if layer.weight_bits <= lowbit.LOW_BITS:
-            low = lowbit.quantize(wt, layer.weight_bits)
+            low = lowbit.prepared(layer.weights, self.live_idx, layer.weight_bits)
             self.wt, self.scale = low.codes, low.scale
             self.packed = low.packed if lowbit.PACK_SIGNS and low.packed is not None else kernels.NO_PACKED
             self.nonzero_fan_out = low.nonzero_fan_out          # per input: effective ACs
@@ -181,7 +181,9 @@ class LayerState:
         else:
             self.wt = np.ascontiguousarray(wt, dtype=np.float32)  # no copy when stored that way already
             self.scale = np.ones(len(self.live_idx), np.float32)
-            self.nonzero_fan_out = np.count_nonzero(wt, axis=1).astype(np.int64)
+            fan_out = lambda: np.count_nonzero(wt, axis=1).astype(np.int64)  # noqa: E731
+            self.nonzero_fan_out = lowbit.once_per_array(layer.weights, ("fan-out",), fan_out) if all_live \
+                else fan_out()
         b = np.zeros(layer.out_features) if layer.bias is None else np.asarray(layer.bias)
         self.bias = np.ascontiguousarray(b[self.live_idx], dtype=np.float32)
 

@@ -37,7 +37,7 @@ import numpy as np
 from ..cost.analytic import LAYERNORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_SCORE
 from ..errors import NeurosimError
 from ..ir import Network
-from . import kernels
+from . import kernels, lowbit
 from .handoff import INPUT
 
 
@@ -193,7 +193,6 @@ class _Backend:
 
         self.torch, self.dev = torch, torch.device(device)
         self.outputs: dict[str, object] = {}   # name -> (steps, n, width) uint8 spikes or float32
-        self.weights: dict[tuple[str, object], object] = {}   # (layer, dtype) -> (in, L) weights or codes
         self.low_dtype = torch.bfloat16 if self.dev.type == "cuda" else torch.float32
 
     def tensor(self, a, dtype=None):
@@ -201,10 +200,12 @@ class _Backend:
         return t if dtype is None else t.to(dtype)
 
     def weight(self, s, dtype):
-        key = (s.name, dtype)
-        if key not in self.weights:
-            self.weights[key] = self.tensor(s.wt, dtype)
-        return self.weights[key]
+        """The layer's (in, L) weights or codes on the device; kept there between runs while the IR's
+        weights array lives (a model loaded once), when every output is live."""
+        if len(s.live_idx) != s.layer.out_features:
+            return self.tensor(s.wt, dtype)
+        key = ("device", str(dtype), str(self.dev), s.layer.weight_bits)
+        return lowbit.once_per_array(s.layer.weights, key, lambda: self.tensor(s.wt, dtype))
 
     def source(self, name: str, steps: int):
         """A source's outputs for the reader's `steps` steps: its first ones, silence after its last."""
