@@ -225,3 +225,42 @@ def test_impossible_levels_are_refused_with_the_fix(levels, dataflow, words):
     with pytest.raises(NeurosimError) as err:
         _arch_with(levels, dataflow)
     assert words in str(err.value) and "cores" in str(err.value)
+
+
+# -- ZigZag ------------------------------------------------------------------------------------------------
+def _zigzag_script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "analysis" / "reuse_vs_zigzag.py"
+    spec = importlib.util.spec_from_file_location("reuse_vs_zigzag", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SMALL = dict(m=8, k=12, n=16)
+SMALL_LEVELS = [("weight_rf", ("weights",), 32, 0.03, 0.04), ("input_rf", ("inputs",), 32, 0.03, 0.04),
+                ("accumulators", ("outputs",), 64, 0.04, 0.08),
+                ("sram", ("weights", "inputs", "outputs"), 1024, 1.5, 1.5),
+                ("dram", ("weights", "inputs", "outputs"), 1 << 20, 20.0, 20.0)]
+SMALL_ORDER = [("k", 2), ("n", 4), ("m", 4), ("k", 6), ("m", 2), ("n", 4)]   # innermost first
+
+
+def test_zigzag_counts_the_same_nest_as_neurosim_at_every_level():
+    pytest.importorskip("zigzag")
+    zz = _zigzag_script()
+    macs = SMALL["m"] * SMALL["k"] * SMALL["n"]
+    # ZigZag's memories as given: all agree but the partial sums at the lowest output level, which ZigZag
+    # reads and writes on every MAC (its MAC holds nothing) and neurosim once per run of the reduction
+    # loop inside the MAC (k = 2: half as often)
+    _, (mine, _), (theirs, _) = zz.compare(SMALL, SMALL_LEVELS, SMALL_ORDER)
+    low = ("accumulators", "outputs")
+    assert {k: v for k, v in mine.items() if k != low} == {k: v for k, v in theirs.items() if k != low}
+    assert theirs[low] == (macs, macs) and mine[low] == (macs // 2, macs // 2)
+    # with a one-element register for the partial sum in ZigZag (neurosim's datapath), all agree but that
+    # register, and so does the energy outside it
+    levels = [*SMALL_LEVELS[:2], ("psum_register", ("outputs",), 4, 0.0, 0.0), *SMALL_LEVELS[2:]]
+    _, (mine, mine_pj), (theirs, theirs_pj) = zz.compare(SMALL, levels, SMALL_ORDER)
+    reg = ("psum_register", "outputs")
+    assert {k: v for k, v in mine.items() if k != reg} == {k: v for k, v in theirs.items() if k != reg}
+    assert sum(mine_pj.values()) == pytest.approx(sum(theirs_pj.values()), rel=0.01)
