@@ -305,3 +305,48 @@ def test_card_is_not_changed_by_pricing(tmp_path):
     before = copy.deepcopy(c.model_dump())
     run_workload(c, arch(tmp_path))
     assert c.model_dump() == before
+
+
+# -- the closed form against the simulator ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def both_engines(tmp_path_factory):
+    """A four-block card on two chips (and on as many as the spatial mapping needs), priced by both engines."""
+    folder = tmp_path_factory.mktemp("engines")
+    a = arch(folder, chips__count=2, cores__count=64, cores__sram_bytes=4096)
+    c = card(layers=4, hidden=32, intermediate=48, heads=4, kv_heads=2)
+    out = {}
+    for mapping in ("sequential", "spatial"):
+        for mac_based in (False, True):
+            kw = dict(prompt=12, generate=5, batch=2, mapping=mapping, mac_based=mac_based)
+            out[mapping, mac_based] = [run_workload(c, a, engine=e, **kw) for e in ("analytic", "sim")]
+    return out
+
+
+def test_engines_agree_on_every_count_byte_and_dynamic_energy(both_engines):
+    for (mapping, mac_based), (closed, sim) in both_engines.items():
+        assert closed.feasible and sim.feasible, (mapping, mac_based)
+        for phase in ("prefill", "decode"):
+            a, b = getattr(closed, phase), getattr(sim, phase)
+            for name in ("acs", "macs", "other_ops", "weight_bytes", "kv_read_bytes", "link_bytes", "dram_bytes"):
+                assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-9), (mapping, phase, name)
+            for kind in ("compute", "sram", "dram", "interconnect", "link"):
+                assert a.energy_pj[kind] == pytest.approx(b.energy_pj[kind], rel=1e-9), (mapping, phase, kind)
+
+
+def test_sequential_simulator_is_slower_by_the_weight_loads_it_does_not_hide(both_engines):
+    """The simulator waits for a layer's streamed weights where the SRAM has no room to load them during the
+    layer before; the closed form overlaps every load. So the simulator is never faster, and within 25 %."""
+    for mac_based in (False, True):
+        closed, sim = both_engines["sequential", mac_based]
+        for phase in ("prefill", "decode"):
+            ratio = getattr(sim, phase).seconds / getattr(closed, phase).seconds
+            assert 1 - 1e-9 <= ratio <= 1.25, (mac_based, phase, ratio)
+
+
+def test_spatial_closed_form_is_an_upper_bound_of_the_simulated_pipeline(both_engines):
+    """The closed form charges (T + depth - 1) x the slowest layer's step; the simulator runs the layers stage by
+    stage, and a decode step (one token, few steps, many layers) lies well below that bound."""
+    for mac_based in (False, True):
+        closed, sim = both_engines["spatial", mac_based]
+        for phase in ("prefill", "decode"):
+            assert getattr(sim, phase).seconds <= getattr(closed, phase).seconds * (1 + 1e-9), (mac_based, phase)

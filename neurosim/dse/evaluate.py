@@ -23,7 +23,7 @@ from ..errors import NeurosimError
 from ..ir import Network
 from ..report import AREA, BREAKDOWN, MEMORY, UTILIZATION, Report
 from ..schema import validate
-from .models import energy_table, load_point_model
+from .models import energy_table, load_point_card, load_point_model
 from .spec import Point
 
 # Result columns, in order, after the point's own columns (point_id, index, model, engine, axes...).
@@ -88,7 +88,12 @@ def evaluate_point(point: Point) -> dict[str, Any]:
     try:
         net = load_point_model(point.model)
         arch = point_arch(point)
-        if point.engine == "analytic":
+        card = load_point_card(point.model)
+        if card is not None:        # a decoder card: its prefill and decode workload (neurosim.llm)
+            from ..llm.sweep import workload_report
+
+            report = workload_report(card, arch, point.engine)
+        elif point.engine == "analytic":
             from ..cost.estimate import estimate
 
             report = estimate(net, arch)
@@ -141,7 +146,7 @@ def evaluate_batch(points: list[Point]) -> list[dict[str, Any]]:
     rows: dict[str, dict] = {}
     groups: dict[tuple, list[Point]] = {}
     for p in points:
-        if p.engine == "analytic":
+        if p.engine == "analytic" and load_point_card(p.model) is None:
             key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path)
             groups.setdefault(key, []).append(p)
         else:

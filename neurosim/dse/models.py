@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..arch import EnergyTable, load_energy_table
-from ..cards import EncoderCard, encoder_network, load_model
+from ..cards import DecoderCard, DecoderPhase, EncoderCard, decoder_network, encoder_network, load_model
 from ..errors import NeurosimError, brief
 from ..ir import Network
 from ..schema import read_yaml, set_dotted, validate
@@ -50,9 +50,11 @@ def _build_model(ref: ModelRef) -> Network:
         for key, value in overrides.items():
             set_dotted(data, key, value)
         where = f"{ref.path} with {brief(overrides, 200)}"
-        card = validate(data, EncoderCard, where)
+        decoder = data.get("kind") == "spiking_decoder"
+        card = validate(data, DecoderCard if decoder else EncoderCard, where)
         try:
-            net = encoder_network(card)
+            net = decoder_network(card, DecoderPhase(card.workload.batch, card.workload.prompt)) if decoder \
+                else encoder_network(card)
         except NeurosimError as exc:
             raise NeurosimError(f"{where} ({exc.where})", exc.field, exc.problem, exc.fix) from None
     else:
@@ -67,6 +69,19 @@ def load_point_model(ref: ModelRef) -> Network:
         _MODELS[key] = _build_model(ref)
         MODEL_LOADS[key] += 1
     return _MODELS[key]
+
+
+def load_point_card(ref: ModelRef) -> DecoderCard | None:
+    """The point's decoder card (with its overrides), or None when the model is not a decoder card: a decoder
+    point is priced as a workload (`llm.sweep`), not as the one network `load_point_model` builds."""
+    if not ref.path.endswith((".yaml", ".yml")):
+        return None
+    data, _ = read_yaml(ref.path)
+    if data.get("kind") != "spiking_decoder":
+        return None
+    for key, value in ref.set:
+        set_dotted(data, key, _thaw(value))
+    return validate(data, DecoderCard, f"{ref.path} with {brief(dict(ref.set), 200)}")
 
 
 def forget_models() -> None:

@@ -181,7 +181,8 @@ def _is_arch_key(key: str) -> bool:
 
 
 def _allowed_axes_text() -> str:
-    return ", ".join(arch_keys()) + "; or engine, model.<card key> (e.g. model.timesteps)"
+    return (", ".join(arch_keys()) + "; or engine, model.<card key> (e.g. model.timesteps), "
+            "workload.prompt / workload.generate / workload.batch (decoder cards)")
 
 
 # -- loading -----------------------------------------------------------------------
@@ -275,7 +276,7 @@ def load_spec(path: str | Path) -> Sweep:
             if bad or isinstance(values, AxisRange):
                 raise _refuse(path, label, f"unknown engine {brief(bad[0] if bad else values)}",
                               f"list engines from: {', '.join(ENGINES)}")
-        elif key.startswith("model."):
+        elif key.startswith(("model.", "workload.")):   # card keys; workload.*: a decoder card's request
             if isinstance(values, AxisRange) and key == "model.timesteps" and not values.integer:
                 raise _refuse(path, label, "timesteps must be integers", "give integer 'from' and 'to'")
         elif not _is_arch_key(key):
@@ -300,7 +301,7 @@ def load_spec(path: str | Path) -> Sweep:
                     except NeurosimError as exc:
                         raise _refuse(path, label, f"energy table {brief(v)}: {exc.problem}", exc.fix) from None
         axes[key] = values
-    if any(k.startswith("model.") for k in axes):
+    if any(k.startswith(("model.", "workload.")) for k in axes):
         for m in models:
             if Path(model_paths[m.name]).suffix not in (".yaml", ".yml"):
                 raise _refuse(path, next(k for k in axes if k.startswith("model.")),
@@ -429,6 +430,8 @@ def _point(sweep: Sweep, variant: ModelVariant, combo: dict[str, Any], refs: dic
             engine = value
         elif key.startswith("model."):
             card_set[key.removeprefix("model.")] = value
+        elif key.startswith("workload."):     # a decoder card's prompt, generate, batch
+            card_set[key] = value
         else:
             set_dotted(arch, key, mapping_value(value) if key == "mapping" else value)
     try:

@@ -90,13 +90,26 @@ def on_chip_bytes(arch: ArchConfig) -> float:
 
 
 def default_chunk(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool) -> int:
-    """Prefill tokens per sequence per chunk: the whole prompt, or (sequential mapping) as many as keep the
-    widest layer's step within the global buffer, which the sequential mapping needs."""
-    if arch.mapping.kind == "spatial":
-        return req.prompt
-    net = decoder_network(card, DecoderPhase(req.batch, 1), range(1), head=False, mac_based=mac_based)
-    widest = float(step_bits(workload(net, False), Chips.of(arch)).max())   # bits of one step, one token each
-    return max(1, min(req.prompt, int(arch.global_buffer.bytes * 8 // widest)))
+    """Prefill tokens per sequence per chunk. Sequential mapping: as many as keep the widest layer's step
+    within the global buffer, which it needs. Spatial: the prompt, halved while the stages of a chunk do
+    not map (every layer holds its state for every token of a chunk), down to one token."""
+    if arch.mapping.kind == "sequential":
+        net = decoder_network(card, DecoderPhase(req.batch, 1), range(1), head=False, mac_based=mac_based)
+        widest = float(step_bits(workload(net, False), Chips.of(arch)).max())   # bits of one step, one token each
+        return max(1, min(req.prompt, int(arch.global_buffer.bytes * 8 // widest)))
+    stages = split_blocks(card.layers, arch.chips.count if arch.chips is not None else 1)
+
+    def maps(chunk: int) -> bool:
+        phase = DecoderPhase(req.batch, chunk)
+        return all(estimate(stage_network(card, phase, blocks, s == len(stages) - 1, mac_based), arch).feasible
+                   for s, blocks in enumerate(stages) if s in (0, len(stages) - 1))
+
+    chunk = req.prompt
+    if not maps(1):
+        return chunk       # no chunk maps: the workload is infeasible whatever the chunk
+    while chunk > 1 and not maps(chunk):
+        chunk = (chunk + 1) // 2
+    return chunk
 
 
 def attention_cycles(report: Report) -> list[float]:
@@ -290,8 +303,9 @@ def notes(priced: Priced, req: Request, chunk: int, decode_groups: int) -> list[
     out = [f"{len(priced.stages)} pipeline stage(s) of {'/'.join(map(str, sizes))} blocks over {priced.count} chip(s); "
            "one batch in flight, every chip leaks over the whole time"]
     if chunk < req.prompt:
-        out.append(f"prefill in chunks of {chunk} tokens per sequence (the widest step of a larger chunk does not "
-                   "fit the global buffer); weights are streamed once per chunk")
+        why = ("the stages of a larger chunk do not map" if priced.arch.mapping.kind == "spatial" else
+               "the widest step of a larger chunk does not fit the global buffer; weights are streamed once per chunk")
+        out.append(f"prefill in chunks of {chunk} tokens per sequence ({why})")
     if req.generate > decode_groups:
         out.append(f"{req.generate} decode steps priced as {decode_groups} groups at their mean cache length, and "
                    "the last step on its own (exact for counts, bytes and energy; see neurosim.llm.plan)")
