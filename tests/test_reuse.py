@@ -264,3 +264,66 @@ def test_zigzag_counts_the_same_nest_as_neurosim_at_every_level():
     reg = ("psum_register", "outputs")
     assert {k: v for k, v in mine.items() if k != reg} == {k: v for k, v in theirs.items() if k != reg}
     assert sum(mine_pj.values()) == pytest.approx(sum(theirs_pj.values()), rel=0.01)
+
+
+# -- a network on design points (what the closed form will call) -------------------------------------------
+def _one_layer(work, name):
+    only = np.zeros(work.L)
+    only[work.names.index(name)] = 1
+    return only
+
+
+def test_level_bits_of_a_real_layer_follow_its_output_stationary_nest_by_hand():
+    """block1.q of the shipped model on edge-45nm: 32 tokens x 128 inputs x 128 outputs, 32 steps, fp32;
+    RFs of 64 weights and 64 inputs, 256 accumulators: tiles m 16, n 16, k 4."""
+    work, arch = Workload(load_model("spiking-sentiment-2l")), load_arch("edge-45nm")
+    levels = reuse.CoreLevels([arch.model_dump()])
+    only = _one_layer(work, "block1.q")
+    bits = reuse.level_bits(work, levels, [32], [32], False, work.acs * only, work.macs * only,
+                            work.neuron_updates * only)
+    steps, macs = 32, 32 * 128 * 128
+    # SRAM: W once per token tile (2), I once per output tile (8), outputs written once, never read back
+    assert bits.sram_read[0] == (128 * 128 * 2 + 32 * 128 * 8) * 32 * steps
+    assert bits.sram_write[0] == 32 * 128 * 32 * steps
+    assert bits.read["weights"][0] == macs * 32 * steps and bits.write["weights"][0] == 128 * 128 * 2 * 32 * steps
+    assert bits.read["inputs"][0] == macs * 32 * steps and bits.write["inputs"][0] == 32 * 128 * 8 * 32 * steps
+    # partial sums: 4 reduction steps inside the MAC, so 32 visits of each output; 31 of them read back
+    visits = 32 * 128 * (128 // 4)
+    assert bits.write["outputs"][0] == visits * 32 * steps
+    assert bits.read["outputs"][0] == (visits - 32 * 128 + 32 * 128) * 32 * steps
+
+
+def test_level_bits_of_a_spiking_layer_fetch_rows_per_input_and_token_tile():
+    """block1.intermediate on edge-45nm: 128 inputs -> 256 outputs, 32 tokens, 32 steps; a row tile of 64
+    weights; 256 membranes in the accumulators = 4 tokens x 64 outputs, so 8 token tiles."""
+    work, arch = Workload(load_model("spiking-sentiment-2l")), load_arch("edge-45nm")
+    levels = reuse.CoreLevels([arch.model_dump()])
+    name = "block1.intermediate"
+    i = work.names.index(name)
+    only = _one_layer(work, name)
+    bits = reuse.level_bits(work, levels, [32], [32], False, work.acs * only, work.macs * only,
+                            work.neuron_updates * only)
+    acs, updates = work.acs[i], 32 * 256 * 32
+    rate = acs / (32 * 32 * 128 * 256)
+    rows = 128 * 32 * 8 * (1 - (1 - rate) ** 4)
+    assert bits.sram_read[0] == pytest.approx((rows * 256 + updates) * 32)
+    assert bits.sram_write[0] == pytest.approx(updates * 32)
+    assert bits.read["weights"][0] == pytest.approx(acs * 32)
+    assert bits.write["weights"][0] == pytest.approx(rows * 256 * 32)
+    assert bits.read["outputs"][0] == pytest.approx((acs + updates) * 32)
+
+
+def test_level_bits_vary_with_each_points_levels():
+    """Two points in one call: the shipped levels, and a weight RF four times larger (fewer row tiles do
+    not change the rows' weights, but larger token tiles share more rows)."""
+    work = Workload(load_model("spiking-sentiment-2l"))
+    base = load_arch("edge-45nm").model_dump()
+    big = load_arch("edge-45nm").model_dump()
+    big["cores"]["levels"][2] = dict(big["cores"]["levels"][2], bytes=4096)
+    levels = reuse.CoreLevels([base, big])
+    only = _one_layer(work, "block1.intermediate")
+    bits = reuse.level_bits(work, levels, [32, 32], [32, 32], False, work.acs * only, work.macs * only,
+                            work.neuron_updates * only)
+    one = reuse.level_bits(work, reuse.CoreLevels([big]), [32], [32], False, work.acs * only, work.macs * only,
+                           work.neuron_updates * only)
+    assert bits.sram_read[1] == one.sram_read[0] and bits.sram_read[1] < bits.sram_read[0]

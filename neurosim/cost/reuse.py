@@ -30,6 +30,7 @@ does not (one nest per stationary choice).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -147,9 +148,14 @@ def no_reuse_nest(tokens: int, inputs: int, outputs: int, steps: int = 1) -> Loo
     return LoopNest(loops, [Level("core_sram", ("weights", "outputs"), 0)])
 
 
+@lru_cache(maxsize=256)
+def _divisors(dim: int) -> np.ndarray:
+    return np.array([d for d in range(1, dim + 1) if dim % d == 0])
+
+
 def largest_divisor(dim: int, at_most) -> np.ndarray:
     """The largest divisor of `dim` that is <= at_most (an array over points; at least 1)."""
-    divisors = np.array([d for d in range(1, dim + 1) if dim % d == 0])
+    divisors = _divisors(int(dim))
     idx = np.searchsorted(divisors, np.floor(np.asarray(at_most, dtype=float)), side="right") - 1
     return divisors[np.maximum(idx, 0)]
 
@@ -166,15 +172,15 @@ def gemm_tiles(dims: dict, stationary: str, capacity: dict) -> dict:
     if target in capacity:
         cap = np.asarray(capacity[target], dtype=float)
         tiles[a] = largest_divisor(dims[a], np.sqrt(cap))
-        tiles[b] = largest_divisor(dims[b], cap // tiles[a])
-        tiles[a] = largest_divisor(dims[a], cap // tiles[b])
+        tiles[b] = largest_divisor(dims[b], np.floor(cap / tiles[a]))
+        tiles[a] = largest_divisor(dims[a], np.floor(cap / tiles[b]))
     else:
         tiles[a], tiles[b] = np.asarray(dims[a]), np.asarray(dims[b])
     bound = np.inf
     for tensor, cap in capacity.items():
         if tensor != target and c in RELEVANT[tensor]:
             (other,) = set(RELEVANT[tensor]) - {c}
-            bound = np.minimum(bound, np.asarray(cap, dtype=float) // tiles[other])
+            bound = np.minimum(bound, np.floor(np.asarray(cap, dtype=float) / tiles[other]))
     tiles[c] = largest_divisor(dims[c], np.minimum(bound, dims[c]))
     return tiles
 
@@ -261,3 +267,161 @@ def event_tiles(layer: EventLayer, weight_elems, membrane_elems) -> tuple:
         return out_tile, np.asarray(layer.tokens)
     per_token = out_tile * layer.state_words
     return out_tile, np.clip(np.asarray(membrane_elems) // per_token, 1, layer.tokens)
+
+
+# -- A network on n design points (the closed form's view) -------------------------------------------------
+ROLES = ("weights", "inputs", "outputs")
+STATIONARY = ("weight", "output", "input")
+
+
+class CoreLevels:
+    """The memory levels and dataflow of n design points (arch dicts, as `cost.chips.Chips` takes them), as
+    arrays: per tensor, whether a level holds it, its capacity in bits, its pJ per bit read and written."""
+
+    def __init__(self, archs: list[dict]):
+        self.n = len(archs)
+        levels = [a["cores"].get("levels") or [] for a in archs]
+        flows = [a["cores"].get("dataflow") or {} for a in archs]
+        self.any = np.array([bool(lv) for lv in levels])
+        self.name = {t: [next((lv["name"] for lv in lvs if t in lv["holds"]), None) for lvs in levels] for t in ROLES}
+        self.has, self.bits, self.read_pj, self.write_pj = {}, {}, {}, {}
+        for t in ROLES:
+            held = [next((lv for lv in lvs if t in lv["holds"]), None) for lvs in levels]
+            self.has[t] = np.array([lv is not None for lv in held])
+            # a level shared by several tensors gives each an equal share of its bytes
+            self.bits[t] = np.array([8.0 * lv["bytes"] / len(lv["holds"]) if lv else np.inf for lv in held])
+            self.read_pj[t] = np.array([lv["read_pj"] / lv["width_bits"] if lv else 0.0 for lv in held])
+            self.write_pj[t] = np.array([lv["write_pj"] / lv["width_bits"] if lv else 0.0 for lv in held])
+        self.stationary = np.array([STATIONARY.index(f.get("stationary", "output")) for f in flows])
+        self.per_input = np.array([f.get("events", "per_event") == "per_input" for f in flows])
+        self.per_event_membranes = np.array([f.get("membranes", "held") == "per_event" for f in flows])
+
+
+@dataclass
+class LevelBits:
+    """Bits read and written over a run, per design point: at the core SRAM, and at the level of each role."""
+
+    sram_read: np.ndarray
+    sram_write: np.ndarray
+    read: dict = field(default_factory=dict)    # role -> (n,) bits read at the level that holds it
+    write: dict = field(default_factory=dict)
+
+    def add(self, role: str, read_bits, write_bits) -> None:
+        self.read[role] = self.read.get(role, 0.0) + read_bits
+        self.write[role] = self.write.get(role, 0.0) + write_bits
+
+    def level_pj(self, levels: CoreLevels) -> np.ndarray:
+        """Energy of the accesses at the levels (pJ per point)."""
+        return sum(self.read.get(t, 0.0) * levels.read_pj[t] + self.write.get(t, 0.0) * levels.write_pj[t]
+                   for t in ROLES) + np.zeros(levels.n)
+
+
+def _gemm_elements(dims: dict, levels: CoreLevels, elem_bits: dict) -> dict:
+    """Per tensor: (SRAM reads, SRAM writes, level reads, level writes) in elements for one GEMM, per point,
+    each point with its own stationary choice, tiles and levels (a tensor without a level is read from
+    SRAM by the datapath). Outputs count partial sums (an element's first visit reads nothing)."""
+    caps = {t: levels.bits[t] / elem_bits[t] for t in ROLES}
+    out = {t: [np.zeros(levels.n) for _ in range(4)] for t in ROLES}
+    inner = [(f"level_{t}", (t,)) for t in ROLES]
+    top = ("sram", ROLES)
+    for s, stationary in enumerate(STATIONARY):
+        pick = levels.stationary == s
+        if not pick.any():
+            continue
+        tiles = gemm_tiles(dims, stationary, caps)
+        with_levels = nest_accesses(gemm_nest(dims, tiles, stationary, inner, top))
+        without = nest_accesses(gemm_nest(dims, tiles, stationary, [], top))
+        for t in ROLES:
+            lv = levels.has[t]
+            sram_r = np.where(lv, with_levels.at("sram", t)[0], without.at("sram", t)[0])
+            sram_w = np.where(lv, with_levels.at("sram", t)[1], without.at("sram", t)[1])
+            lv_r, lv_w = (np.where(lv, x, 0.0) for x in with_levels.at(f"level_{t}", t))
+            for acc, x in zip(out[t], (sram_r, sram_w, lv_r, lv_w)):
+                acc[pick] = np.broadcast_to(x, (levels.n,))[pick]
+    return out
+
+
+def _per_point(x, n: int) -> np.ndarray:
+    """Column i of a per-layer array ((L,) shared by all points, or (n, L)) as an (n,) array."""
+    return np.broadcast_to(np.asarray(x, dtype=float), (n,))
+
+
+def _reduction(work, i: int) -> int:
+    """K of layer i's GEMM: its live inputs (linear), the keys a score sums over (attention, a first-order
+    shape: M x M scores of the layer's width), or its stored weights per output (other kinds)."""
+    from .analytic import live_inputs
+    layer = work.net.layers[i]
+    if work.attention[i]:
+        return int(work.seq_len[i])
+    if layer.kind == "linear":
+        return max(1, live_inputs(work.net, layer))
+    return max(1, round(work.weight_bytes[i] * 8 / work.weight_bits[i] / max(work.live[i], 1)))
+
+
+def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool,
+               acs, macs_done, neuron_updates) -> LevelBits:
+    """Core-SRAM and level bits of a network's work ((L,) or (n, L) per-layer counts) on n points, every
+    point priced as if it had levels (its levels, where it has none: the datapath reads the SRAM).
+
+    MACs: each step's GEMM through the point's nest (`_gemm_elements`); a real layer's outputs are its
+    partial sums, a spiking layer's go into its membranes. ACs: event-driven rows and membranes
+    (`event_accesses`' rules); where the energy table's AC includes the weight read and the accumulation
+    (`ac_includes_memory`), neither is counted again. Membranes: one read and write of every state word
+    per neuron update at SRAM, as without levels.
+    """
+    n = levels.n
+    mb, ab = np.asarray(membrane_bits, float), np.asarray(activation_bits, float)
+    out = LevelBits(np.zeros(n), np.zeros(n))
+    for i in range(work.L):
+        col = lambda x: _per_point(np.asarray(x, dtype=float)[..., i], n)  # noqa: E731
+        macs, acs_i, updates = col(macs_done), col(acs), col(neuron_updates)
+        tokens, outputs = int(work.seq_len[i]), int(work.live[i])
+        w_bits = ab if work.attention[i] else np.full(n, work.weight_bits[i])
+        if macs.any() and outputs > 0:
+            dims = dict(m=tokens, k=_reduction(work, i), n=outputs)
+            runs = macs / (dims["m"] * dims["k"] * dims["n"])      # GEMMs run (steps; 1 for a held input)
+            e = _gemm_elements(dims, levels, dict(weights=w_bits, inputs=ab, outputs=ab))
+            for t, bits in (("weights", w_bits), ("inputs", ab), ("outputs", ab)):
+                sram_r, sram_w, lv_r, lv_w = (x * runs * bits for x in e[t])
+                if not (t == "outputs" and work.spiking[i]):       # a spiking layer's sums go to membranes
+                    out.sram_read, out.sram_write = out.sram_read + sram_r, out.sram_write + sram_w
+                out.add(t, lv_r, lv_w)
+        held = levels.has["outputs"] & ~levels.per_event_membranes
+        state = updates * mb * work.state_words[i]
+        if work.spiking[i]:
+            out.sram_read, out.sram_write = out.sram_read + state, out.sram_write + state
+            out.add("outputs", np.where(held, state, 0.0), np.where(held, state, 0.0))
+        if not acs_i.any() or ac_includes_memory:
+            continue
+        rmw = np.where(levels.per_event_membranes, acs_i * mb, 0.0)           # per-event membranes
+        out.sram_read, out.sram_write = out.sram_read + rmw, out.sram_write + rmw
+        out.add("outputs", np.where(held, acs_i * mb, 0.0), np.where(held, acs_i * mb, 0.0))
+        fetched = _ac_weight_reads(work, i, levels, acs_i, mb)
+        out.sram_read = out.sram_read + fetched * w_bits
+        rows = levels.per_input & levels.has["weights"] & _groups_rows(work, i)   # rows kept in the level
+        out.add("weights", np.where(rows, acs_i * w_bits, 0.0), np.where(rows, fetched * w_bits, 0.0))
+    return out
+
+
+def _groups_rows(work, i: int) -> bool:
+    """Whether a layer's events can share a weight row: a linear layer without recurrent weights."""
+    layer = work.net.layers[i]
+    return layer.kind == "linear" and layer.recurrent is None and not work.attention[i]
+
+
+def _ac_weight_reads(work, i: int, levels: CoreLevels, acs, membrane_bits) -> np.ndarray:
+    """Weights read from SRAM by layer i's ACs, per point: one per AC, or, where rows are grouped per
+    input, one row of the layer's outputs per (input, step, token tile) with a spike, in expectation."""
+    if not _groups_rows(work, i):
+        return acs
+    from .analytic import live_inputs
+    tokens, outputs, steps = int(work.seq_len[i]), int(work.live[i]), int(work.timesteps[i])
+    inputs = max(1, live_inputs(work.net, work.net.layers[i]))
+    rate = np.clip(acs / (tokens * steps * inputs * outputs), 0.0, 1.0)
+    layer = EventLayer(tokens, inputs, outputs, steps, int(work.state_words[i]))
+    has_w, has_o = levels.has["weights"], levels.has["outputs"] & ~levels.per_event_membranes
+    weight_elems = np.where(has_w, levels.bits["weights"] / work.weight_bits[i], outputs)
+    membrane_elems = np.where(has_o, levels.bits["outputs"] / membrane_bits, np.inf)
+    _, token_tile = event_tiles(layer, weight_elems, np.where(np.isinf(membrane_elems), 1e30, membrane_elems))
+    active = active_inputs_expected(rate, tokens, token_tile, inputs, steps, "per_input")
+    return np.where(levels.per_input & has_w, active * outputs, acs)
