@@ -208,12 +208,12 @@ def export(where: dict[str, Path]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=500, help="training steps of the real-valued twin")
-    ap.add_argument("--qat-steps", type=int, default=60, help="fine-tuning steps in fake-quant spiking mode")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps of the real-valued twin")
+    ap.add_argument("--qat-steps", type=int, default=200, help="fine-tuning steps in fake-quant spiking mode")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--eval-windows", type=int, default=128, help="held-out windows of 64 characters")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (more spin idle on a shared machine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", type=Path, default=MODELS)
     ap.add_argument("--export-only", action="store_true", help="only measure and export the saved checkpoint")

@@ -164,6 +164,12 @@ class GIF(LIF):
     so a large input is sent as one spike of value up to `levels` instead of
     several binary spikes. `levels` is read by extraction (the IR's
     Neuron.levels; spike_bits = ceil(log2(levels + 1))).
+
+    SpikeLLM's GIF (`frontend.spikellm`, as its reference code runs it) is this
+    neuron with threshold 1 in integer units and levels 2^n - 1, fed its whole
+    quantized input as one impulse at the first step and nothing after, for
+    T = 2^addbit steps; fed a constant current per step instead, this neuron
+    sends a different train (tests/test_spikellm.py shows both).
     """
 
     def __init__(self, levels: int, threshold=1.0, leak=1.0, learn_threshold: bool = False, **conventions):
