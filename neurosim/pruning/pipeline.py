@@ -1,8 +1,9 @@
 """The two-stage framework end to end, and the seed paper's variants of it (Tables II-IV).
 
 `strategy="sequential"` (Table IV's "Sequential (Ours)"): spatial prune ->
-retrain -> temporal prune -> retrain, the activity loss in the last
-retraining only. `strategy="joint"` (Table IV's "Pruning + Joint
+retrain -> temporal prune -> retrain, the activity loss in the temporal (final)
+retraining only, also when a run has no spatial stage, never in the spatial
+one (issue 24: the paper adds it "during this final step"). `strategy="joint"` (Table IV's "Pruning + Joint
 Retraining"): spatial and temporal post-training pruning both applied to the
 model as given (independently, as the paper finds its masks and timestep
 lists), then one retraining with the AC penalty, the activity loss and PCA
@@ -178,7 +179,7 @@ def prune(model, calib: tuple[torch.Tensor, torch.Tensor], opts: PruneOptions,
         if opts.spatial:
             record["spatial"] = spatial_stage(model, calib, opts, m0, log)
             if retraining:
-                retrain_stage("spatial", True, False, not opts.temporal)
+                retrain_stage("spatial", True, False, False)   # the activity loss: temporal stage only
         if opts.temporal:
             record["temporal"] = temporal_stage(model, calib[0], opts, t_conv, log)
             if retraining:
