@@ -57,6 +57,7 @@ def test_gif_linear_matches_the_hand_computed_spike_matmul():
     assert count.bit_events == 7.0 and count.residue == 1.0       # popcounts 1 + 2 + 2 + 2
     assert count.rate() == pytest.approx(4 / 8) and (count.steps, count.spike_bits, count.vectors) == (2, 2, 1)
     assert count.elements == 4 and count.dense_rate() == pytest.approx(4 / 8)
+    assert count.acs == 4 * 2                                     # 4 events, each to both outputs
 
 
 def test_gif_linear_is_the_dense_product_within_quantization_error():

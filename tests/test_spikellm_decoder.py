@@ -72,6 +72,19 @@ def test_a_layers_spikes_are_those_of_gif_linear_on_its_input():
 
 
 @torch.no_grad()
+def test_a_cached_key_reaches_the_queries_after_it():
+    model, sent = tiny(), {}
+    for n in (1, 2):
+        model.set_spiking(Spiking(n_bits=3, addbit=1, mode="spike"))
+        model(TOKENS[:1, :n])
+        sent[n] = model.counts["block0.k_cache"]
+    # causal: token 0's key is the same in both runs; with two tokens key 0 reaches 2 queries, key 1 one
+    first = sent[1].total_events
+    second = sent[2].total_events - first
+    assert sent[1].acs == first and sent[2].acs == 2 * first + second
+
+
+@torch.no_grad()
 def test_calibration_splits_each_input_at_low_p():
     model = tiny()
     model.calibrate([TOKENS[:2], TOKENS[2:]], low_p=0.75)
@@ -130,4 +143,7 @@ def test_the_exported_network_prices_exactly_the_accumulates_the_spikes_caused()
         assert acs[f"block{b}.o"] == pytest.approx(16 * events["o"])
         assert acs[[f"block{b}.gate", f"block{b}.up"]].sum() == pytest.approx(24 * (events["gate"] + events["up"]))
         assert acs[f"block{b}.down"] == pytest.approx(16 * events["down"])
+        for name in ("q", "o", "gate", "down"):                # the engine-side count agrees
+            assert counts[f"block{b}.{name}"].acs == pytest.approx(
+                acs[f"block{b}.{name}"] if name in ("o", "down") else events[name] * (16 if name == "q" else 24))
     assert net["block1.rope_k"].rate == pytest.approx(rates["k"][1])

@@ -200,7 +200,7 @@ def export(where: dict[str, Path]) -> dict:
     card = load_decoder_card(where["card"])           # the file as shipped, read back through its schema
     decoder_ir.measured_network(card, rates, *sample.shape).to_json(where["prefill"])
     return dict(rates=rates, counts={name: dict(steps=c.steps, spike_bits=c.spike_bits, vectors=c.vectors,
-                                                elements=c.elements, slots=c.slots, events=c.events,
+                                                elements=c.elements, slots=c.slots, events=c.events, acs=c.acs,
                                                 slot_rate=c.rate(), dense_rate=c.dense_rate(), values=c.values,
                                                 bit_events=c.bit_events, residue=c.residue)
                                      for name, c in counts.items()})

@@ -143,7 +143,10 @@ class Attention(nn.Module):
         if s is None:
             return x
         if s.mode == "spike":
-            return gif_values(x, s.n_bits, s.kv_addbit, multi, self.counts[role] if self.counts else None)
+            # key (value) j of a sequence of n reaches the n - j queries that attend it (causal)
+            n = x.shape[-2]
+            reach = (n - torch.arange(n, device=x.device))[:, None]
+            return gif_values(x, s.n_bits, s.kv_addbit, multi, self.counts[role] if self.counts else None, reach)
         return two_path_fake_quant(x, s.n_bits, s.kv_addbit, multi)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

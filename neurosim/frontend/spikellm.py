@@ -146,7 +146,9 @@ class SpikeCount:
     `events[t]`: nonzero spikes at step t (step 0 includes the single-step path); `slots`: the spike
     slots (T per multi-step value, 1 per single-step value); `values`: the sum of spike values (the
     integers sent); `bit_events`: set bits over all spike values (what a bit-serial core accumulates
-    when it skips zero bits); `residue`: the integer units dropped after T steps.
+    when it skips zero bits); `residue`: the integer units dropped after T steps; `acs`: events x the
+    outputs each reaches (`fan_out`: a linear's output features, or for a key or value the queries
+    that attend it), the accumulates the spikes cause.
     """
 
     steps: int = 1
@@ -158,8 +160,9 @@ class SpikeCount:
     values: float = 0.0
     bit_events: float = 0.0
     residue: float = 0.0
+    acs: float = 0.0
 
-    def add(self, sent: "Emission") -> None:
+    def add(self, sent: "Emission", fan_out: float | torch.Tensor = 1.0) -> None:
         spikes, multi = sent.spikes, sent.multi.expand(sent.spikes.shape[1:])
         self.steps, self.spike_bits = spikes.shape[0], sent.n_bits
         self.vectors += spikes[0, ..., 0].numel()
@@ -174,6 +177,8 @@ class SpikeCount:
         self.values += sum(float(t.sum()) for t in trains)
         self.bit_events += sum(float(popcount(t).sum()) for t in trains)
         self.residue += float(sent.lost.sum())
+        per_value = (spikes != 0).sum(0) + (0 if sent.single is None else (sent.single.ints != 0).to(torch.int64))
+        self.acs += float((per_value * fan_out).sum())
 
     @property
     def total_events(self) -> float:
@@ -211,11 +216,11 @@ class Emission:
 
 
 def emit(x: torch.Tensor, n_bits: int, addbit: int, multi: torch.Tensor | None = None,
-         count: SpikeCount | None = None) -> Emission:
+         count: SpikeCount | None = None, fan_out: float | torch.Tensor = 1.0) -> Emission:
     """Quantize x per token and send it: multi-step channels over T steps, the others in one n-bit spike.
 
     `multi` (bool, one per channel of x's last axis; default all) is the Optimal Brain Spiking split.
-    `count`, when given, accumulates the spikes sent.
+    `count`, when given, accumulates the spikes sent, each reaching `fan_out` outputs (broadcast to x).
     """
     check_bits(n_bits, addbit)
     multi = torch.ones(x.shape[-1], dtype=torch.bool, device=x.device) if multi is None else multi
@@ -228,15 +233,15 @@ def emit(x: torch.Tensor, n_bits: int, addbit: int, multi: torch.Tensor | None =
         single = Quantized(low.ints * ~multi, low.scale, low.zero_point, n_bits)
     sent = Emission(spikes, high, multi, single, residue(codes, n_bits, addbit), n_bits)
     if count is not None:
-        count.add(sent)
+        count.add(sent, fan_out)
     return sent
 
 
 def gif_values(x: torch.Tensor, n_bits: int, addbit: int, multi: torch.Tensor | None = None,
-               count: SpikeCount | None = None) -> torch.Tensor:
+               count: SpikeCount | None = None, fan_out: float | torch.Tensor = 1.0) -> torch.Tensor:
     """The real values the GIF inputs carry: (sum_t s_t - z) * scale on multi-step channels, the n-bit
     dequantized code on the others (for operands of a matmul with another activation, as K and V)."""
-    sent = emit(x, n_bits, addbit, multi, count)
+    sent = emit(x, n_bits, addbit, multi, count, fan_out)
     values = torch.where(sent.multi, (sent.spikes.sum(0) - sent.high.zero_point) * sent.high.scale, 0.0)
     return values if sent.single is None else torch.where(sent.multi, values, sent.single.dequantize())
 
@@ -249,7 +254,7 @@ def gif_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     spikes only; single-step channels: (c W^T - z' rowsum(W_single)) * scale' with their n-bit codes c;
     plus bias. `multi` and `count` as in `emit`.
     """
-    sent = emit(x, n_bits, addbit, multi, count)
+    sent = emit(x, n_bits, addbit, multi, count, weight.shape[0])
     high, single = sent.high, sent.single
     out = (sent.spikes.sum(0) @ weight.T - high.zero_point * (weight * sent.multi).sum(1)) * high.scale
     if single is not None:
