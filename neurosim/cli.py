@@ -93,8 +93,12 @@ def cmd_run(args) -> None:
         from .spikes.measure import engine_report  # numba, only when asked for
 
         report = with_area(engine_report(net, arch, args.model, mapping=args.mapping, carry=args.carry,
-                                         seed=args.seed, input_path=args.input, timeline=bool(args.timeline)), arch)
+                                         seed=args.seed, input_path=args.input, timeline=bool(args.timeline),
+                                         device=args.device), arch)
     else:
+        if args.device is not None:
+            raise NeurosimError("--device", "engine", "only the spike engine runs on a device",
+                                "add --engine spikes, or drop --device")
         report = _evaluate(net, arch, args.engine, args.mapping, args.carry, timeline=bool(args.timeline))
     if args.timeline:
         if report.timeline is None:
@@ -102,7 +106,11 @@ def cmd_run(args) -> None:
                                 "drop --engine analytic (the simulator draws the timeline)")
         from .plots import timeline_plot
 
-        timeline_plot(report, args.timeline)
+        capacities = {"buffer global_buffer": arch.global_buffer.bytes,
+                      "buffer core_sram": arch.cores.count * arch.cores.sram_bytes}
+        if report.mapping == "spatial" and report.memory_bytes:   # every stage's double-buffered output step
+            capacities["all buffers"] = report.memory_bytes["spike_buffers"]
+        timeline_plot(report, args.timeline, capacities=capacities)
     if args.json:
         _print_json(report.to_dict(per_layer=args.per_layer))
     else:
@@ -257,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "random weights for a weightless model card)")
     run.add_argument("--input", help="spike engine input (.npy): (T, seq_len, input_size) spikes or a "
                      "(seq_len, input_size) real array; default: a checkpoint's sample, else seeded random spikes")
+    run.add_argument("--device", help="run the spike engine on this torch device (cuda, cuda:N) instead of the "
+                     "CPU engine: the same counts (neurosim/spikes/torch_engine.py)")
     decoder_cli.add_workload_flags(run)
     run.set_defaults(func=cmd_run)
 

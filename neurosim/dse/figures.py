@@ -1,7 +1,7 @@
 """Figures of a sweep (PNG, matplotlib Agg): the report page's and the analysis scripts'.
 
     scatter_front(df, path)            energy vs latency of every feasible point, per model, front drawn
-    front_breakdown(front, axes, path) energy breakdown (compute, SRAM, DRAM, network, leakage) of front points
+    front_breakdown(front, axes, path) energy breakdown (compute, SRAM, DRAM, interconnect, leakage) of front points
     per_layer_latency(items, path)     time per layer of a few points (re-evaluated with per-layer detail)
     mapping_comparison(df, path)       best energy and latency per mapping, models ordered by size
 """
@@ -19,13 +19,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..plots import COLORS, axis_scale  # noqa: E402
-from ..report import BREAKDOWN  # noqa: E402
+from ..report import BREAKDOWN, format_si  # noqa: E402
 from .labels import MAPPING_COLORS, MAPPING_ORDER, bytes_text, describe, latency_text, with_mapping_label  # noqa: E402
 from .pareto import pareto_mask  # noqa: E402
 
 OBJECTIVE_NAMES = {"area_mm2": "chip area", "sram_provided_bytes": "SRAM on chip",
                    "memory_peak_on_chip_bytes": "peak held memory"}
-BREAKDOWN_LABELS = {"compute": "compute", "sram": "SRAM", "dram": "DRAM", "interconnect": "on-chip network",
+BREAKDOWN_LABELS = {"compute": "compute", "sram": "SRAM", "dram": "DRAM", "interconnect": "interconnect",
                     "leakage": "leakage"}
 
 
@@ -101,7 +101,7 @@ def scatter_front(df: pd.DataFrame, path: str | Path, by=("model", "engine"), fr
         ax.set_ylabel(f"latency per inference ({lunit})")
         ax.set_title(f"{_group_title(key)}: {len(g)} feasible points", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle("energy vs latency (lower left is better)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -144,7 +144,7 @@ def front_breakdown(front: pd.DataFrame, axes: list[str], path: str | Path, by=(
         ax.set_xlabel(f"energy per inference ({unit})")
         ax.set_title(f"{_group_title(key)}: {len(g)} of {len(whole)} front points, lowest energy first "
                      "(latency in brackets)", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right", ncol=5)
+        ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.08), ncol=5, frameon=False)
         ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -201,30 +201,35 @@ def mapping_comparison(df: pd.DataFrame, path: str | Path, title: str = "") -> P
     if not models or not labels:
         return _empty(path, "no rows to compare")
     ok = _feasible(df)
-    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(4 + 1.6 * len(models) * max(1, len(labels)) / 1.5, 4.6))
+    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(4 + 1.6 * len(models) * max(1, len(labels)) / 1.5, 5.0))
     x = np.arange(len(models))
     w = 0.8 / len(labels)
-    for ax, col, scale, ylabel in ((ax_e, "energy_pj", 1e-12, "lowest energy per inference (J)"),
-                                   (ax_l, "latency_s", 1.0, "lowest latency per inference (s)")):
+    for ax, col, scale, unit, what in ((ax_e, "energy_pj", 1e-12, "J", "lowest energy per inference"),
+                                       (ax_l, "latency_s", 1.0, "s", "lowest latency per inference")):
+        best = {(m, label): ok[(ok["model"] == m) & (ok["mapping_label"] == label)][col].min() * scale
+                for m in models for label in labels}
+        f, shown_unit = axis_scale([v for v in best.values() if np.isfinite(v)], unit)
         for j, label in enumerate(labels):
-            vals = []
-            for m in models:
-                sel = ok[(ok["model"] == m) & (ok["mapping_label"] == label)][col]
-                vals.append(sel.min() * scale if len(sel) else np.nan)
+            vals = [best[(m, label)] for m in models]
             xs = x + (j - (len(labels) - 1) / 2) * w
-            ax.bar(xs, vals, w * 0.95, color=MAPPING_COLORS[label], label=label)
+            ax.bar(xs, [v / f for v in vals], w * 0.95, color=MAPPING_COLORS[label], label=label)
             for xi, v in zip(xs, vals):
                 if np.isnan(v):
-                    ax.text(xi, 0.02, "infeasible", rotation=90, ha="center", va="bottom", fontsize=7,
+                    ax.text(xi, 0.02, "infeasible", ha="center", va="bottom", fontsize=6,
                             color="#c44e52", transform=ax.get_xaxis_transform())
+                else:
+                    ax.annotate(format_si(v, unit), (xi, v / f), xytext=(0, 2), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=6)
         ax.set_yscale("log")
-        ax.set_ylabel(ylabel)
+        _log_axis(ax.yaxis, np.array([v / f for v in best.values()], dtype=float))
+        ax.set_ylabel(f"{what} ({shown_unit})")
         ax.set_xticks(x)
         ax.set_xticklabels([f"{m}\n({bytes_text(sizes[m])} weights)" for m in models], fontsize=8)
         ax.grid(True, axis="y", which="major", alpha=0.3)
-    ax_e.legend(fontsize=8)
+    handles, names = ax_e.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="lower center", ncol=len(labels), frameon=False)
     fig.suptitle(title or "mapping comparison across model sizes (best point of each mapping)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

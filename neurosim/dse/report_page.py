@@ -159,7 +159,7 @@ def write_report(out_dir: str | Path, objectives=("energy", "latency", "area"), 
     both = {"sim", "analytic"} <= set(front["engine"])
     front_breakdown(front[front["engine"] == "sim"] if both else front, varying, figs / "front_breakdown.png", by)
     sections.append(("img", "figures/front_breakdown.png",
-                     "Where the energy of the front's points goes (compute, SRAM, DRAM, on-chip network, leakage)"
+                     "Where the energy of the front's points goes (compute, SRAM, DRAM, interconnect, leakage)"
                      + (", simulator's fronts (the closed form's are in the table above)." if both else ".")))
     if per_layer:
         items, why_not = _per_layer_items(out, best)

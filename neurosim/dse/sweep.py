@@ -172,13 +172,19 @@ def run_sweep(spec_path: str | Path, out_dir: str | Path, *, resume: bool = Fals
             return summary
         _numba_cache_dir(out)
         bar = _progress(len(todo), sweep.spec.name, progress)
+        if progress:   # messages while the bar is drawn go above it, never onto its line
+            log = _above(bar, log)
 
         def record(rows: list[dict]) -> bool:
             store.append(rows)
+            first = summary.evaluated == 0
             summary.evaluated += len(rows)
             summary.errors += sum(r["status"] == "error" for r in rows)
             summary.infeasible += sum(r["status"] == "infeasible" for r in rows)
-            bar.update(len(rows))
+            if first:
+                _restart_clock(bar, len(rows))
+            else:
+                bar.update(len(rows))
             if on_rows is not None:
                 on_rows(rows)
             return limit is not None and summary.evaluated >= limit
@@ -209,6 +215,21 @@ def _progress(total: int, name: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=name, unit="pt", disable=not enabled, smoothing=0.05, dynamic_ncols=True)
+
+
+def _restart_clock(bar, done: int) -> None:
+    """Count the first batch as done and time the rest from now: the first batch carries the warm-up
+    (starting workers, loading models, compiling kernels), which would make the first estimate far too slow."""
+    bar.reset()
+    bar.initial = bar.n = bar.last_print_n = done
+    bar.refresh()
+
+
+def _above(bar, log: Callable[[str], None]) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        with bar.external_write_mode():
+            log(text)
+    return write
 
 
 def _run_dask(todo, record, summary, workers, scheduler, client, batch_size, log) -> None:
