@@ -112,7 +112,7 @@ def lr_probe(model, splits, lrs, epochs_cfg) -> list[dict]:
     from neurosim.pruning.retrain import RetrainConfig, retrain
 
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    val0 = accuracy(model, *splits["val"], mode="rate_t", seed=1)
+    val0 = accuracy(model, *splits["val"], mode="rate_t", seed=epochs_cfg.seed + 1, batch=512)   # retrain's draws
     out = []
     for lr in lrs:
         cfg = RetrainConfig(**{**vars(epochs_cfg), "epochs": 1, "penalty_epochs": 0, "train_masks": False,
@@ -315,7 +315,7 @@ def write_markdown(res: dict, md: Path, findings: Path) -> None:
     shipped = "the shipped model" if model == MODEL.name else f"`{model}`"
     seeds = s["seeds"]
     lines = [f"# Spatio-temporal pruning of {shipped} (shape of the seed paper's Tables II-IV)", "",
-             f"Written by `python analysis/pruning_table.py` ({s.get('seconds', float('nan')) / 60:.1f} min on "
+             f"Written by `python analysis/pruning_table.py` ({(s.get('seconds') or float('nan')) / 60:.1f} min on "
              f"{s['machine']}, torch {res['torch']}). Model `{model}` ({c['layers']} layers, hidden {c['hidden']}, "
              f"{c['heads']} heads, intermediate {c['intermediate']}, T_conv = {s['t_conv']}); task: movie-review "
              f"sentence polarity, test set of 1,058 sentences; calibration: {s['calibration']} training sentences; "
@@ -336,6 +336,7 @@ def write_markdown(res: dict, md: Path, findings: Path) -> None:
              f"or the six sublayers' (k/v/attention/attn_out/intermediate/output). Then energy per inference, "
              f"latency and peak on-chip memory from the discrete-event simulator on the spatial mapping and the "
              f"sequential mapping carrying rates.", "",
+             *([f"**Partial run.** {s['partial']}", ""] if s.get("partial") else []),
              f"## Budget M(h, n) <= {s['budget']} x M(1, 1, T) (the paper's ACs constraint)", ""]
     lines += table(rows, base)
     if res.get("seeds_rows"):
