@@ -44,3 +44,20 @@ def test_engine_input_file_and_seed(capsys, tmp_path):
     np.save(spikes, np.zeros((4, 3, 8)))
     assert main(base) == 2
     assert "expected (T, 4, 8)" in capsys.readouterr().err
+
+
+def test_device_runs_the_torch_backend_with_the_counts_of_the_cpu_engine(capsys):
+    base = ["run", "--model", "tiny-encoder", "--engine", "spikes", "--json", "--mapping", "spatial"]
+    cpu, dev = _json(capsys, base), _json(capsys, base + ["--device", "cpu"])
+    assert dev["macs"] == cpu["macs"]                          # dense work: the same whatever spikes
+    assert dev["acs"] == pytest.approx(cpu["acs"], rel=0.01)   # random float weights: rounding may flip a spike
+    assert any("spike engine (torch, cpu)" in note for note in dev["notes"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_device_cuda_without_a_gpu_and_device_without_the_engine_are_refused_in_one_line(capsys):
+    assert main(["run", "--model", "tiny-encoder", "--engine", "spikes", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "torch sees no CUDA GPU" in err and "\n" not in err
+    assert main(["run", "--model", "tiny-encoder", "--device", "cuda"]) == 2
+    assert "only the spike engine runs on a device" in capsys.readouterr().err

@@ -359,6 +359,7 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     if device is not None:
         from .torch_engine import check_device
         check_device(net, handoff, device)
+    kernels.announce_compiling()   # NetworkInput draws through the kernels on either device
     lens = {layer.seq_len for layer in net.layers}
     if len(lens) != 1:
         raise NeurosimError(f"network '{net.name}'", "seq_len", f"layers use different sequence lengths {sorted(lens)}",

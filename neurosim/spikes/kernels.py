@@ -20,6 +20,7 @@ consumer that asks for the same (stream, step, index).
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -51,6 +52,27 @@ class Kernel:
     def __call__(self, work, *args):
         fast = work >= PARALLEL_WORK and numba.get_num_threads() > 1
         return (self.threaded if fast else self.serial)(*args)
+
+def cache_is_cold() -> bool:
+    """No compiled `fire` in Numba's on-disk cache yet: the kernels will be compiled on this run (~30-60 s)."""
+    try:
+        paths = [k._cache._cache_file._index_path for k in (fire.serial, fire.threaded)]   # numba's cache index
+    except AttributeError:   # another numba's layout: say nothing rather than guess
+        return False
+    return not any(os.path.exists(path) for path in paths)
+
+
+_ANNOUNCED: list[bool] = []
+
+
+def announce_compiling() -> None:
+    """One line on stderr, once per process, before the first run of a fresh install compiles the kernels."""
+    if not _ANNOUNCED:
+        _ANNOUNCED.append(True)
+        if cache_is_cold():
+            print("neurosim: compiling the spike engine's kernels, once (about a minute on 2 cores; cached for "
+                  "later runs)", file=sys.stderr, flush=True)
+
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -55,7 +55,7 @@ def default_input(net: Network, model: str | Path, input_path: str | Path | None
 
 def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping: str | None = None,
                   carry: str | None = None, seed: int = 0, input_path: str | Path | None = None,
-                  timeline: bool = False) -> Report:
+                  timeline: bool = False, device: str | None = None) -> Report:
     if mapping is not None or carry is not None:
         arch = arch.with_mapping(mapping or arch.mapping.kind, carry)
     notes = []
@@ -66,12 +66,13 @@ def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping:
     inputs, input_note = default_input(net, model, input_path)
     notes.append(input_note)
     handoff = handoff_of(arch)
-    trace = run(net, inputs, handoff=handoff, seed=seed)
+    trace = run(net, inputs, handoff=handoff, seed=seed, device=device)
     measured = trace.measured_network(net)
     report = simulate(measured, arch, trace=trace, seed=seed, timeline=timeline)  # exactly the counted work
     report.engine = "spikes"
     rates = {name: lt.rate for name, lt in trace.layers.items() if lt.spiking}
-    notes.append(f"spike engine, {handoff} handoff, seed {seed}; measured ASR per layer: "
+    notes.append(f"spike engine{'' if device is None else f' (torch, {device})'}, {handoff} handoff, seed {seed}; "
+                 "measured ASR per layer: "
                  + ", ".join(f"{name} {r:.3f}" for name, r in rates.items()))
     if trace.acs:
         notes.append(f"effective ACs (nonzero input x nonzero weight, what hardware that skips zero weights "

@@ -5,7 +5,7 @@ state and its sources' step-t outputs (handoff.py), so the layers can run one
 after another, each over all its steps at once (SpikingJelly's multi-step
 mode): one product of every step's input with the weights (one large GEMM
 instead of T small ones), then the neuron recurrence over the steps: on CUDA
-one fused Triton kernel per layer (`fire_kernel`), elsewhere a loop of torch
+one fused Triton kernel per layer (triton_fire.py), elsewhere a loop of torch
 operations. It fills the CPU engine's per-layer states (engine.LayerState:
 the same live outputs, weights, low-bit codes and scales, fan-outs and
 neurons), so every count is made as there: ACs = input events x live fan-out
@@ -98,90 +98,17 @@ def _fire_loop(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
     return out
 
 
-_TRITON = {}
-
-
-def _triton_fire():
-    """The fused recurrence as a Triton kernel (built once), or None where Triton is missing."""
-    if "kernel" in _TRITON:
-        return _TRITON["kernel"]
-    try:
-        import triton
-        import triton.language as tl
-    except ImportError:
-        _TRITON["kernel"] = None
-        return None
-
-    @triton.jit
-    def fire_kernel(cur, leak, vth, decay, out, N, L, T, v_reset, HARD: tl.constexpr, FIRST: tl.constexpr,
-                    STRICT: tl.constexpr, SYNAPTIC: tl.constexpr, LEVELS: tl.constexpr, BLOCK: tl.constexpr):
-        # one program: BLOCK (token, output) neurons, all T steps, the state in registers
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        mask = offs < N
-        o = offs % L
-        lk = tl.load(leak + o, mask=mask, other=1.0)
-        th = tl.load(vth + o, mask=mask, other=1.0)
-        dc = tl.load(decay + o, mask=mask, other=0.0)
-        u = tl.zeros([BLOCK], tl.float32)
-        s = tl.zeros([BLOCK], tl.float32)
-        syn = tl.zeros([BLOCK], tl.float32)
-        for t in range(T):
-            x = tl.load(cur + t * N + offs, mask=mask, other=0.0)
-            if SYNAPTIC:
-                syn = dc * syn + x
-                x = syn
-            if FIRST:
-                if HARD:
-                    u = tl.where(s != 0, v_reset, u)
-                else:
-                    u = tl.where(s != 0, u - s * th, u)
-                u = lk * u + x
-            else:
-                u = lk * u + x
-                if HARD:
-                    u = tl.where(s != 0, v_reset, u)
-                else:
-                    u = tl.where(s != 0, u - s * th, u)
-            if STRICT:
-                up = u > th
-            else:
-                up = u >= th
-            if LEVELS > 1:
-                q = u / th
-                if STRICT:
-                    k = tl.math.ceil(q) - 1.0
-                else:
-                    k = tl.math.floor(q)
-                s = tl.where(up, tl.minimum(k, LEVELS * 1.0), 0.0)
-            else:
-                s = tl.where(up, 1.0, 0.0)
-            tl.store(out + t * N + offs, s.to(tl.uint8), mask=mask)
-
-    _TRITON["kernel"] = fire_kernel
-    return fire_kernel
-
-
 def fire_steps(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
     """The neuron over all steps: the fused Triton kernel on CUDA (no FMA contraction, so the float32
     operations are kernels.fire's), the loop of torch operations elsewhere."""
-    import torch
-
-    kernel = _triton_fire() if cur.is_cuda else None
-    if kernel is None:
-        return _fire_loop(cur, leak, vth, decay, v_reset, flags, levels)
-    T, n, L = cur.shape
-    out = torch.empty(cur.shape, dtype=torch.uint8, device=cur.device)
-    N, block = n * L, 512
-    kernel[(triton_cdiv(N, block),)](
-        cur.contiguous(), leak, vth, decay, out, N, L, T, float(v_reset),
-        HARD=bool(flags & kernels.HARD_RESET), FIRST=bool(flags & kernels.RESET_FIRST),
-        STRICT=bool(flags & kernels.STRICT), SYNAPTIC=bool(flags & kernels.SYNAPTIC), LEVELS=int(levels),
-        BLOCK=block, enable_fp_fusion=False)
-    return out
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+    if cur.is_cuda:
+        try:
+            from .triton_fire import fire_all_steps
+        except ImportError:   # a CUDA torch without Triton: the loop below
+            pass
+        else:
+            return fire_all_steps(cur, leak, vth, decay, v_reset, flags, levels)
+    return _fire_loop(cur, leak, vth, decay, v_reset, flags, levels)
 
 
 # -- one layer over all its steps --------------------------------------------------------------------
