@@ -162,3 +162,26 @@ def test_per_sublayer_timesteps_reach_the_ir_and_survive_a_checkpoint(tmp_path):
     assert back.sublayer_timesteps == table and ckpt["config"]["timesteps"] == table
     with pytest.raises(ValueError, match="6 counts"):
         model.timesteps = [[1, 2, 3], [1, 2, 3]]
+
+
+def test_prune_cli_refuses_joint_or_adaptive_without_retraining(tmp_path):
+    from neurosim.cli import build_parser
+    from neurosim.errors import NeurosimError
+
+    model = tiny()
+    src = tmp_path / "tiny.pt"
+    torch.save({"config": dict(vocab_size=VOCAB, hidden=HIDDEN, heads=HEADS, intermediate=INTER, layers=LAYERS,
+                               seq_len=SEQ, classes=2, timesteps=[6, 6]),
+                "state_dict": model.state_dict(), "vocab": ["<pad>", "<unk>"] + [f"w{i}" for i in range(VOCAB - 2)],
+                "sample_tokens": data(8)[0], "sample_labels": torch.arange(8) % 2}, src)
+
+    def cli(*extra):
+        args = build_parser().parse_args(["prune", str(src), "--data", "sample", "--retrain", "0",
+                                          "--out", str(tmp_path / "p"), *extra])
+        args.func(args)
+
+    with pytest.raises(NeurosimError, match="retraining stages"):
+        cli("--spatial", "--temporal", "--strategy", "joint")
+    with pytest.raises(NeurosimError, match="retraining stages"):
+        cli("--temporal", "--adaptive")
+    assert not (tmp_path / "p.pt").exists()
