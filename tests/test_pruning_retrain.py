@@ -14,16 +14,13 @@ from neurosim.pruning import budget, pipeline
 from neurosim.pruning.retrain import RetrainConfig, activity_norm, retrain
 from neurosim.pruning.save import save_pruned
 
-VOCAB, HIDDEN, HEADS, INTER, LAYERS, SEQ = 40, 16, 2, 24, 2, 6
+from test_pruning_e2e import HEADS, HIDDEN, INTER, LAYERS, SEQ, VOCAB, tiny as e2e_tiny
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(timesteps=(6, 6)) -> SpikingEncoder:
-    torch.manual_seed(0)
-    m = SpikingEncoder(VOCAB, HIDDEN, HEADS, INTER, LAYERS, SEQ, 2, timesteps=list(timesteps))
-    m.eval()
-    return m
+    return e2e_tiny(timesteps)
 
 
 def data(n=48, seed=4):
