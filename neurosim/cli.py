@@ -19,7 +19,7 @@ from .errors import NeurosimError, clip
 from .ir import RATE, Network
 from .paths import ARCH_DIR, DEFAULT_ARCH, DEFAULT_MODEL, ENERGY_DIR, MODELS_DIR, REPO_ROOT, check_output_file
 from .llm import cli as decoder_cli
-from .report import comparison_table
+from .report import comparison_table, per_layer_table
 
 
 def _json_default(value):
@@ -86,8 +86,9 @@ def cmd_run(args) -> None:
         return
     if args.input is not None:
         check_input_file(args.input)   # before the model is built: a bad file is refused at once
-    if args.timeline:
-        check_output_file(args.timeline, "--timeline")
+    for flag, path in (("--timeline", args.timeline), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
     net, arch = _model(args), load_arch(args.arch)
     if args.engine == "spikes":
         from .spikes.measure import engine_report  # numba, only when asked for
@@ -111,12 +112,21 @@ def cmd_run(args) -> None:
         if report.mapping == "spatial" and report.memory_bytes:   # every stage's double-buffered output step
             capacities["all buffers"] = report.memory_bytes["spike_buffers"]
         timeline_plot(report, args.timeline, capacities=capacities)
+    if args.plot:
+        from .plots import per_layer_plot
+
+        per_layer_plot(report, args.plot)
     if args.json:
         _print_json(report.to_dict(per_layer=args.per_layer))
     else:
         print(comparison_table([report]))
+        if args.per_layer:
+            print()
+            print(per_layer_table(report))
         if args.timeline:
             print(f"timeline written to {args.timeline}")
+        if args.plot:
+            print(f"per-layer plot written to {args.plot}")
 
 
 def cmd_compare(args) -> None:
@@ -256,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("--mapping", choices=["spatial", "sequential"], help="override the config's mapping")
     run.add_argument("--carry", choices=["spikes", "rates"], help="override what passes between layers (sequential)")
-    run.add_argument("--per-layer", action="store_true", help="include per-layer rows in the JSON")
+    run.add_argument("--per-layer", action="store_true", help="also print each layer's energy by kind, cycles, "
+                     "stalls and memory (with --json: per-layer rows in the JSON)")
+    run.add_argument("--plot", metavar="PNG", help="draw each layer's energy (by kind) and time (computing, "
+                     "stalled) to this file")
     run.add_argument("--engine", choices=["sim", "analytic", "spikes"], default="sim",
                      help="sim: the discrete-event simulator, work from the model's rates (default); analytic: "
                      "the closed form; spikes: run the spike engine and simulate exactly the work it counted")

@@ -2,6 +2,7 @@
 
     compare_plot(reports, "compare.png")   # e.g. spatial, sequential (spikes), sequential (rates)
     timeline_plot(report, "timeline.png")  # a report from neurosim.sim.simulate(..., timeline=True)
+    per_layer_plot(report, "layers.png")   # energy by kind and time (computing, stalled) of each layer
 
 Both write a PNG with matplotlib's Agg backend (no display needed) and
 return the path.
@@ -201,6 +202,58 @@ def _occupancy(ax, occ, us: float, capacities: dict[str, float]) -> None:
     if cap is not None:
         ax.axhline(cap / 1024, color="k", linestyle="--", linewidth=0.9, label=f"their capacity ({format_bytes(cap)})")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def per_layer_plot(report: Report, path: str | Path) -> Path:
+    """Each layer's energy stacked by kind (left) and its time split into computing and stalled (right),
+    one horizontal bar per layer in the network's order, values written at the bars' ends."""
+    pl = report.per_layer
+    if pl is None or pl.empty:
+        raise NeurosimError("per_layer_plot", "report.per_layer", "the report has no per-layer rows",
+                            "use a report from neurosim.estimate or neurosim.sim.simulate")
+    path = Path(path)
+    y = np.arange(len(pl))
+    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(13, 1.6 + 0.28 * len(pl)), sharey=True)
+    if all(f"energy_{k}_pj" in pl for k in BREAKDOWN):
+        joules = {k: pl[f"energy_{k}_pj"].to_numpy(dtype=float) * 1e-12 for k in BREAKDOWN}
+        total = sum(joules.values())
+        f, unit = axis_scale(list(total), "J")
+        left = np.zeros(len(pl))
+        for k in BREAKDOWN:
+            ax_e.barh(y, joules[k] / f, 0.7, left=left, color=COLORS[k], label=k)
+            left += joules[k] / f
+        for yi, v in zip(y, total):
+            ax_e.annotate(format_si(v, "J"), (v / f, yi), xytext=(2, 0), textcoords="offset points", va="center",
+                          fontsize=6)
+        ax_e.set_xlabel(f"energy per inference ({unit})")
+        ax_e.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=5, frameon=False)
+        ax_e.margins(x=0.15)
+    else:
+        ax_e.text(0.5, 0.5, f"no per-layer energy from the {report.engine} engine", ha="center",
+                  transform=ax_e.transAxes)
+    clock = report.latency_cycles / report.latency_s if report.latency_s else 1.0
+    cycles = pl["cycles"].to_numpy(dtype=float)
+    stall_cols = [c for c in pl.columns if c.startswith("stall_") and c.endswith("_cycles")]
+    stall = np.minimum(pl[stall_cols].fillna(0).to_numpy(dtype=float).sum(axis=1), cycles) if stall_cols else 0 * cycles
+    fl, lunit = axis_scale(list(cycles / clock), "s")
+    ax_l.barh(y, (cycles - stall) / clock / fl, 0.7, color=COLORS["compute"], label="computing")
+    ax_l.barh(y, stall / clock / fl, 0.7, left=(cycles - stall) / clock / fl, color="#c44e52", label="stalled")
+    for yi, v in zip(y, cycles / clock):
+        ax_l.annotate(format_si(v, "s"), (v / fl, yi), xytext=(2, 0), textcoords="offset points", va="center",
+                      fontsize=6)
+    ax_l.set_xlabel(f"time per layer ({lunit})" + ("; layers overlap in the pipeline" if report.mapping == "spatial"
+                                                     else "; layers run one after another"))
+    ax_l.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
+    ax_l.margins(x=0.15)
+    ax_e.set_yticks(y)
+    ax_e.set_yticklabels(pl["layer"], fontsize=7)
+    ax_e.invert_yaxis()
+    fig.suptitle(f"{report.model} on {report.arch}: {_label(report).replace(chr(10), ' ')}, per layer "
+                 f"(engine: {report.engine})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _occupancy_total(occ) -> tuple[np.ndarray, np.ndarray]:

@@ -131,3 +131,39 @@ def comparison_table(reports: list[Report]) -> str:
         for note in r.notes:
             lines.append(f"note [{r.mapping}]: {note}")
     return "\n".join(lines)
+
+
+def _stall(row) -> float | None:
+    parts = [row[c] for c in row.index if c.startswith("stall_") and c.endswith("_cycles") and pd.notna(row[c])]
+    return float(sum(parts)) if parts else None
+
+
+def per_layer_table(report: Report) -> str:
+    """The report's per-layer rows for people: energy by kind (share of the layer's energy), cycles, stalls,
+    memory, with units; columns the engine did not fill are left out."""
+    pl = report.per_layer
+    if pl is None or pl.empty:
+        return "(no per-layer detail)"
+    has_energy = all(f"energy_{k}_pj" in pl for k in BREAKDOWN)
+    header = ["layer", "kind", "T"]
+    if has_energy:
+        header += ["energy"] + [k for k in BREAKDOWN]
+    header += ["cycles", "stall", "memory"]
+    rows = []
+    for _, r in pl.iterrows():
+        cells = [str(r["layer"]), str(r["kind"]), str(int(r["timesteps"])) if "timesteps" in pl else "-"]
+        if has_energy:
+            total = sum(float(r[f"energy_{k}_pj"]) for k in BREAKDOWN)
+            cells.append(format_si(total * 1e-12, "J"))
+            cells += [f"{100 * float(r[f'energy_{k}_pj']) / total:.0f}%" if total else "-" for k in BREAKDOWN]
+        cells.append(format_si(float(r["cycles"]), "") if "cycles" in pl else "-")
+        stall = _stall(r)
+        cells.append("-" if stall is None else format_si(stall, ""))
+        memory = r.get("memory_bytes", r.get("peak_buffer_bytes"))
+        cells.append("-" if memory is None or pd.isna(memory) else format_bytes(float(memory)))
+        rows.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    lines += ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+              for cells in rows]
+    return "\n".join(lines)
