@@ -218,17 +218,17 @@ def with_chip_count(arch: ArchConfig, count: int) -> ArchConfig:
     return arch.model_copy(update={"chips": links}).loaded_from(arch.path, arch.energy)
 
 
-def chips_needed(card: DecoderCard, arch: ArchConfig, runs: list[PhaseRun], mac_based: bool) -> int | None:
-    """The fewest chips (more than the arch gives, at most one block each) on which every stage of the
-    largest phases maps, by bisection with the closed form; None if one block per chip does not map."""
+def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool) -> int | None:
+    """The fewest chips (more than the arch gives, at most one block each) on which every stage maps a
+    one-token prefill chunk and the last decode step (the smallest phases: a prefill can always be cut
+    into one-token chunks), by bisection with the closed form; None if one block per chip does not map."""
     if arch.chips is None:
         return None
-    probe = [runs[0], runs[-1]]
+    probe = [PhaseRun("prefill", DecoderPhase(req.batch, 1), 1), last_step(req.prompt, req.generate, req.batch)]
 
     def fits(count: int) -> bool:
-        priced = Priced(card, with_chip_count(arch, count), probe, mac_based, Pricer(with_chip_count(arch, count),
-                                                                                     "analytic"))
-        return priced.first_infeasible() is None
+        chips = with_chip_count(arch, count)
+        return Priced(card, chips, probe, mac_based, Pricer(chips, "analytic")).first_infeasible() is None
 
     lo, hi = arch.chips.count, card.layers
     if not fits(hi):
@@ -263,7 +263,7 @@ def run_workload(card: DecoderCard, arch: ArchConfig, prompt: int | None = None,
                     generate=req.generate, batch=req.batch, feasible=False, prefill_chunk=chunk)
     bad = priced.first_infeasible()
     if bad is not None:
-        out.chips_needed = chips_needed(card, arch, runs, mac_based)
+        out.chips_needed = chips_needed(card, arch, req, mac_based)
         more = (f"; it maps on {out.chips_needed} chips" if out.chips_needed else
                 "; one block per chip does not map either (a layer's rows split over chips is not modelled)")
         out.notes = [f"a stage does not map: {bad.notes[0]}{more}"]
