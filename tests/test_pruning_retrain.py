@@ -182,3 +182,9 @@ def test_prune_cli_refuses_joint_or_adaptive_without_retraining(tmp_path):
     with pytest.raises(NeurosimError, match="retraining stages"):
         cli("--temporal", "--adaptive")
     assert not (tmp_path / "p.pt").exists()
+
+
+def test_retraining_refuses_a_mode_without_differentiable_rates():
+    x, y = data(16)
+    with pytest.raises(ValueError, match="rate_t, rate"):
+        retrain(tiny(), (x, y), (x, y), RetrainConfig(mode="spike", max_batches=1), 1.0, log=lambda s: None)

@@ -59,6 +59,9 @@ from .evaluate import accuracy
 from .select import apply_masks, select_masks
 
 
+TRAIN_MODES = ("rate_t", "rate")   # one differentiable pass; rate_t at each sublayer's t^l, rate blind to it
+
+
 @dataclass
 class RetrainConfig:
     epochs: int = DEFAULT_RETRAIN_EPOCHS
@@ -261,6 +264,8 @@ def _train_epoch(run: _Run, data: tuple[torch.Tensor, torch.Tensor], penalty: bo
 
 
 def _start(model: SpikingEncoder, cfg: RetrainConfig, m0: float, teacher) -> _Run:
+    if cfg.mode not in TRAIN_MODES:   # the other modes keep no differentiable rates for the activity loss
+        raise ValueError(f"retraining runs in one of the modes {', '.join(TRAIN_MODES)}, got {cfg.mode!r}")
     overrides = dict(binary_weights=cfg.binary)
     if cfg.adaptive_threshold:
         overrides["learn_threshold"] = True
