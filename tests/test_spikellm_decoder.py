@@ -147,3 +147,12 @@ def test_the_exported_network_prices_exactly_the_accumulates_the_spikes_caused()
             assert counts[f"block{b}.{name}"].acs == pytest.approx(
                 acs[f"block{b}.{name}"] if name in ("o", "down") else events[name] * (16 if name == "q" else 24))
     assert net["block1.rope_k"].rate == pytest.approx(rates["k"][1])
+
+
+def test_a_card_with_two_step_counts_is_refused():
+    from neurosim.frontend import decoder_ir
+
+    rates = {role: [0.5, 0.5] for role in decoder_ir.ROLES}
+    with pytest.raises(NeurosimError, match="kv_addbit"):
+        decoder_ir.decoder_card(tiny(), Spiking(addbit=2, kv_addbit=1), rates, "t", "s", "r",
+                                dict(prompt=2, generate=2, batch=1))

@@ -130,9 +130,9 @@ def paths(out_dir: Path) -> dict[str, Path]:
 
 
 CARD_HEAD = """\
-# A SpikeLLM-style spiking decoder trained here: {layers} LLaMA-style blocks, hidden {hidden}, character-level,
-# on movie-review sentences, with spike rates measured on its sample text. Weights and the trained model:
-# models/weights/{name}.pt; model card: models/{name}.md; written by models/training/train_spiking_decoder.py.
+# A SpikeLLM-style spiking decoder trained here: {layers} LLaMA-style blocks, hidden {hidden}, movie-review characters.
+# Spike rates measured on its sample text. Weights and the trained model: models/weights/{name}.pt;
+# model card: models/{name}.md; written by models/training/train_spiking_decoder.py.
 name: {name}
 kind: spiking_decoder
 source: "trained here: models/training/train_spiking_decoder.py (SpikeLLM's GIF and OBS, Xing et al., ICLR 2025)"
