@@ -47,3 +47,8 @@ def test_zero_generated_tokens_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", *SMALL, "--generate", "0"])
     assert exc.value.code == 2 and ">= 1" in capsys.readouterr().err
+
+
+def test_a_batch_beyond_the_cards_bound_is_refused(capsys):
+    assert main(["run", *SMALL, "--batch", "1000000"]) == 2
+    assert "batch" in capsys.readouterr().err

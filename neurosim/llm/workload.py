@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 
 from ..arch import ArchConfig
-from ..cards import DecoderCard, DecoderPhase, decoder_network
+from ..cards import DecoderCard, DecoderPhase, DecoderWorkload, decoder_network
 from ..cost.chips import Chips
 from ..cost.energy import EventCounts, energy_breakdown_pj
 from ..cost.estimate import estimate
@@ -38,6 +38,7 @@ from ..cost.workload import content_key, workload
 from ..errors import NeurosimError
 from ..ir import Network
 from ..report import Report
+from ..schema import validate
 from .memory import KVAccess, kv_access, kv_bits_per_token
 from .pipeline import link_traffic, split_blocks, stage_network
 from .plan import DECODE_GROUPS, PhaseRun, decode_runs, last_step, prefill_runs
@@ -58,6 +59,7 @@ class Request:
     def of(cls, card: DecoderCard, prompt: int | None, generate: int | None, batch: int | None) -> "Request":
         w = card.workload
         req = cls(prompt or w.prompt, generate or w.generate, batch or w.batch)
+        validate(vars(req), DecoderWorkload, f"model '{card.name}' (--prompt/--generate/--batch)")  # the card's bounds
         if req.prompt + req.generate > card.context:
             raise NeurosimError(f"model '{card.name}'", "--prompt/--generate", f"prompt + generate = "
                                 f"{req.prompt + req.generate} tokens, beyond the model's context of {card.context}",
