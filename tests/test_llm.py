@@ -350,3 +350,12 @@ def test_spatial_closed_form_is_an_upper_bound_of_the_simulated_pipeline(both_en
         closed, sim = both_engines["spatial", mac_based]
         for phase in ("prefill", "decode"):
             assert getattr(sim, phase).seconds <= getattr(closed, phase).seconds * (1 + 1e-9), (mac_based, phase)
+
+
+def test_only_the_last_prefill_chunk_runs_the_lm_head(tmp_path):
+    c, a = card(), arch(tmp_path, chips__count=1)
+    whole, chunked = (run_workload(c, a, prefill_chunk=k) for k in (3, 1))
+    # three one-token chunks: the blocks' work is the same as one chunk of three (attention pairs 1 + 2 + 3 either
+    # way), and the LM head runs once per sequence
+    assert chunked.prefill.acs == pytest.approx(whole.prefill.acs, rel=1e-12)
+    assert chunked.prefill.macs == pytest.approx(whole.prefill.macs, rel=1e-12)

@@ -30,6 +30,7 @@ class PhaseRun:
     kind: str              # "prefill" or "decode"
     phase: DecoderPhase
     repeats: int
+    head: bool = True      # the last chip runs the final norm and LM head (the phase emits a token)
 
 
 def groups(first: int, count: int, n_groups: int) -> list[tuple[int, int]]:
@@ -45,13 +46,12 @@ def groups(first: int, count: int, n_groups: int) -> list[tuple[int, int]]:
 
 
 def prefill_runs(prompt: int, batch: int, chunk: int, n_groups: int = DECODE_GROUPS) -> list[PhaseRun]:
-    """The prompt in chunks of `chunk` tokens per sequence; full chunks coarsened like decode steps, a shorter
-    last chunk priced on its own."""
-    full, rest = divmod(prompt, chunk)
-    runs = [PhaseRun("prefill", DecoderPhase(batch, chunk, chunk * (start + (size - 1) / 2)), size)
-            for start, size in groups(0, full, n_groups)] if full else []
-    if rest:
-        runs.append(PhaseRun("prefill", DecoderPhase(batch, rest, float(full * chunk)), 1))
+    """The prompt in chunks of `chunk` tokens per sequence: every chunk but the last coarsened like decode
+    steps and without the LM head (only the prompt's last token needs logits), the last one on its own."""
+    chunks = -(-prompt // chunk)
+    runs = [PhaseRun("prefill", DecoderPhase(batch, chunk, chunk * (start + (size - 1) / 2)), size, head=False)
+            for start, size in groups(0, chunks - 1, n_groups)] if chunks > 1 else []
+    runs.append(PhaseRun("prefill", DecoderPhase(batch, prompt - (chunks - 1) * chunk, float((chunks - 1) * chunk)), 1))
     return runs
 
 

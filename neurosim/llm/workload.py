@@ -154,7 +154,7 @@ class Priced:
         self.card, self.arch, self.count = card, arch, count
         self.stages = split_blocks(card.layers, count)
         last = len(self.stages) - 1
-        self.nets = {run: [stage_network(card, run.phase, blocks, s == last, mac_based)
+        self.nets = {run: [stage_network(card, run.phase, blocks, s == last and run.head, mac_based)
                            for s, blocks in enumerate(self.stages)] for run in runs}
         self.reports = {run: [price(net) for net in nets] for run, nets in self.nets.items()}
 
