@@ -169,8 +169,9 @@ def main() -> None:
     torch.set_grad_enabled(False)
     rows = []
     for bits, name in ((32, "SpikingBERT-4L fp32"), (8, "SpikingBERT-4L int8"), (1, "SpikingBERT-4L 1-bit")):
-        net, spikes = build(0.1, args.bert_timesteps, args.bert_blocks, 0, bits)   # dense torch runs once, on the fp32 weights: its time
-        dense = args.skip if bits == 32 else ["torch-step", "torch-multi"]   # does not depend on their values
+        net, spikes = build(0.1, args.bert_timesteps, args.bert_blocks, 0, bits)
+        # dense torch runs once, on the fp32 weights: its time does not depend on their values
+        dense = args.skip if bits == 32 else ["torch-step", "torch-multi"]
         rows += measure(name, net, spikes, argparse.Namespace(**{**vars(args), "skip": dense}), torch)
     net, spikes = decoder(args.decoder_blocks, args.decoder_timesteps, 0.5, 0, torch, args.device)
     args.decoder_params = sum(l.n_weights() for l in net.layers)

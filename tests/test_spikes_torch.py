@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from neurosim.errors import NeurosimError
 from neurosim.ir import Layer, Network, Neuron, Recurrent
-from neurosim.spikes import random_weights, run
-from test_spikes import chains, input_spikes, integer_encoder, tiny_card
+from neurosim.spikes import run
+from test_spikes import chains, input_spikes, integer_encoder
 from test_spikes_lowbit import assert_same_trace, low_bit_chains
 from test_spikes_windows import conv_net, spikes as conv_spikes, with_tokens
 
@@ -94,14 +94,23 @@ def test_torch_backend_holds_one_product_of_a_real_input_current(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_torch_backend_is_within_float_rounding_of_the_engine_on_float_weights(device):
-    """Random float weights, softmax attention and LayerNorm: sums in another order, so a neuron within
-    float32 rounding of its threshold may flip; spike totals per layer agree to a percent."""
-    net = random_weights(tiny_card(), seed=3)
-    cpu, dev = run(net, seed=2), run(net, seed=2, device=device)
+    """Float weights: the GEMM adds in another order than the event-driven kernel, so membranes differ by
+    float32 rounding and a neuron that close to its threshold can flip (and its flip travels on); per
+    layer, spike and AC totals agree to a percent. Spiking attention is left out: the softmax weights of
+    keys whose values all fire sum to 1 up to rounding, a tie at vth = 1 that falls either way (seen on an
+    H200: 24 against 32 spikes of one attention layer of the tiny card); the integer encoder test above
+    runs attention exactly."""
+    rng = np.random.default_rng(7)
+    layers = [Layer(f"l{i}", "linear", 64, 64, inputs=[f"l{i - 1}"] if i else [], seq_len=16, timesteps=30,
+                    neuron=Neuron("lif", 1.0, 0.9), weights=rng.normal(0, 0.3, (64, 64)), bias=np.full(64, 0.08))
+              for i in range(3)]
+    net = Network("float", layers, input_size=64)
+    spikes = (rng.random((30, 16, 64)) < 0.2).astype(np.uint8)
+    cpu, dev = run(net, spikes), run(net, spikes, device=device)
     for name, lt in cpu.layers.items():
-        if lt.spiking:
-            assert abs(lt.spikes - dev[name].spikes) <= 0.01 * max(lt.spikes, 100), name
-            assert abs(lt.acs - dev[name].acs) <= 0.01 * max(lt.acs, 1000), name
+        assert lt.spikes > 1000, name   # not a vacuous comparison
+        assert abs(lt.spikes - dev[name].spikes) <= 0.01 * lt.spikes, name
+        assert abs(lt.acs - dev[name].acs) <= 0.01 * lt.acs, name
 
 
 # -- refusals ---------------------------------------------------------------------------------

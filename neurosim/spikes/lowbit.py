@@ -79,8 +79,8 @@ def _grid_scale(wt: np.ndarray, peak: np.ndarray, top: int) -> np.ndarray | None
     """Scales (one per column) that make every weight of their column a code, NaN where none was found.
 
     The largest code of a column is some m <= top, so its scale is peak / m (to an ulp or two): try
-    m = 1, 2, ..., top, the coarsest grid first (integer weights get their largest common divisor, e.g. scale 1), each first on a
-    few rows.
+    m = 1, 2, ..., top, the coarsest grid first (integer weights get their largest common divisor, e.g.
+    scale 1), each first on a few rows.
     """
     found = np.full(wt.shape[1], np.nan, np.float32)
     open_ = peak > 0

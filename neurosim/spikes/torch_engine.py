@@ -31,6 +31,7 @@ sees none.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -65,8 +66,8 @@ def check_device(net: Network, handoff: str, device: str) -> None:
 
 
 # -- the neuron over all steps ---------------------------------------------------------------------
-def _fire_loop(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
-    """cur (T, n, L) float32 (scale and bias applied) -> spike values (T, n, L) uint8: kernels.fire per step."""
+def _fire_loop(cur, scale, bias, leak, vth, decay, v_reset: float, flags: int, levels: int):
+    """cur (T, n, L) float32 -> spike values (T, n, L) uint8: kernels.fire per step (I = cur * scale + bias)."""
     import torch
 
     hard, first = bool(flags & kernels.HARD_RESET), bool(flags & kernels.RESET_FIRST)
@@ -75,7 +76,7 @@ def _fire_loop(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
     u = torch.zeros(cur.shape[1:], dtype=torch.float32, device=cur.device)
     s, syn = torch.zeros_like(u), torch.zeros_like(u)
     for t in range(cur.shape[0]):
-        x = cur[t]
+        x = cur[t] * scale + bias
         if synaptic:
             syn = decay * syn + x
             x = syn
@@ -98,7 +99,7 @@ def _fire_loop(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
     return out
 
 
-def fire_steps(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
+def fire_steps(cur, scale, bias, leak, vth, decay, v_reset: float, flags: int, levels: int):
     """The neuron over all steps: the fused Triton kernel on CUDA (no FMA contraction, so the float32
     operations are kernels.fire's), the loop of torch operations elsewhere."""
     if cur.is_cuda:
@@ -107,13 +108,15 @@ def fire_steps(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
         except ImportError:   # a CUDA torch without Triton: the loop below
             pass
         else:
-            return fire_all_steps(cur, leak, vth, decay, v_reset, flags, levels)
-    return _fire_loop(cur, leak, vth, decay, v_reset, flags, levels)
+            return fire_all_steps(cur, scale, bias, leak, vth, decay, v_reset, flags, levels)
+    return _fire_loop(cur, scale, bias, leak, vth, decay, v_reset, flags, levels)
 
 
 # -- one layer over all its steps --------------------------------------------------------------------
 class _Backend:
-    """Per run: the device, the states' tensors there, and every layer's output over its steps."""
+    """Per run: the device, each layer's arrays there, every layer's output over its steps, and the counts
+    still on the device. Everything the layers need is copied over before the first layer runs and every
+    count is read back after the last, so the layers queue on the GPU without waiting for each other."""
 
     def __init__(self, device: str):
         import torch
@@ -121,6 +124,8 @@ class _Backend:
         self.torch, self.dev = torch, torch.device(device)
         self.outputs: dict[str, object] = {}   # name -> (steps, n, width) uint8 spikes or float32
         self.low_dtype = torch.bfloat16 if self.dev.type == "cuda" else torch.float32
+        self.on: dict[str, SimpleNamespace] = {}   # layer name -> its arrays on the device
+        self.pending: list = []                    # (numpy array or setter, device tensor): read back at the end
 
     def tensor(self, a, dtype=None):
         t = self.torch.from_numpy(np.ascontiguousarray(a)).to(self.dev)
@@ -134,6 +139,42 @@ class _Backend:
         key = ("device", str(dtype), str(self.dev), s.layer.weight_bits)
         return lowbit.once_per_array(s.layer.weights, key, lambda: self.tensor(s.wt, dtype))
 
+    def prepare(self, s) -> None:
+        """Copy what the layer's step needs to the device, before any layer runs."""
+        torch, f64 = self.torch, self.torch.float64
+        d = SimpleNamespace(scale=self.tensor(s.scale), bias=self.tensor(s.bias), fans=[],
+                            live=self.tensor(s.live_idx) if len(s.live_idx) < s.layer.out_features else None)
+        if s.kind == "linear":
+            d.w = self.weight(s, torch.float32)
+            d.wl = self.weight(s, self.low_dtype) if s.layer.weight_bits <= lowbit.LOW_BITS else None
+            d.fans = [self.tensor(s.nonzero_fan_out, f64)]
+        elif s.kind == "attention":
+            d.cols = self.tensor((s.heads[:, None] * s.head_dim + np.arange(s.head_dim)).ravel())
+        else:
+            win = s.windows
+            d.fans = [self.tensor(win.fan_out, f64), self.tensor(win.effective, f64)]
+            d.channels = self.tensor(win.live_channels)
+            if s.kind == "conv2d":
+                d.w = self.tensor(np.asarray(s.layer.weights, np.float32)[win.live_channels])
+        if s.norm is not None:
+            d.norm = (self.tensor(s.norm[0]), self.tensor(s.norm[1]), float(s.norm[2]))
+        if s.spiking:
+            nr = s.neuron
+            d.leak, d.vth, d.decay = self.tensor(nr.leak), self.tensor(nr.vth), self.tensor(nr.decay)
+        self.on[s.name] = d
+
+    def later(self, target, tensor) -> None:
+        """target[:] = tensor once the run is done (target: a numpy array, or a function of the value)."""
+        self.pending.append((target, tensor))
+
+    def read_back(self) -> None:
+        for target, tensor in self.pending:
+            value = tensor.cpu().numpy()
+            if callable(target):
+                target(value)
+            else:
+                target[:] = value
+
     def source(self, name: str, steps: int):
         """A source's outputs for the reader's `steps` steps: its first ones, silence after its last."""
         x = self.outputs[name]
@@ -144,145 +185,142 @@ class _Backend:
         pad = self.torch.zeros((steps - x.shape[0],) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
         return self.torch.cat([x, pad])
 
-    def events(self, x, fan_outs):
-        """Spikes (T, n, in) -> events per step and, per fan-out vector (in,), the sum over events, per step."""
+    def count_events(self, s, x, acs_per_event=None):
+        """Spikes (T, n, in): the input events (per step), and ACs and effective ACs per step through the
+        layer's fan-outs, or `acs_per_event` ACs each (events x live fan-out, as the CPU engine)."""
+        d = self.on[s.name]
         per_input = (x != 0).sum(dim=1, dtype=self.torch.float64)           # (T, in), exact
-        sums = [(per_input @ self.tensor(f, self.torch.float64)).round().long().cpu().numpy() for f in fan_outs]
-        return per_input.sum(dim=1).round().long().cpu().numpy(), sums
+        events = per_input.sum(dim=1).round().long()
+
+        def add_events(v, src=s.sources[0]):
+            s.input_events[src] += int(v.sum())
+        self.later(add_events, events)
+        if s.compute != "ac":
+            return
+        if acs_per_event is not None:
+            self.later(s.acs_per_step, events * acs_per_event)
+        else:
+            self.later(s.acs_per_step, (per_input @ d.fans[0]).round().long())
+        self.later(s.effective_acs_per_step, (per_input @ d.fans[-1]).round().long())
 
     # layer kinds -------------------------------------------------------------------------------
     def linear(self, s, x):
-        torch, T, (n, L) = self.torch, s.steps, s.shape
-        w = self.weight(s, torch.float32)
+        torch, T, (n, L), d = self.torch, s.steps, s.shape, self.on[s.name]
         if x.dim() == 2:   # the network's input current: one product, held (as the CPU engine)
             s.macs += n * s.live_in * L
-            return (x @ w).expand(T, n, L)
+            return (x @ d.w).expand(T, n, L)
         if x.dtype == torch.uint8:
-            events, (eff,) = self.events(x, [s.nonzero_fan_out])
-            s.input_events[s.sources[0]] += int(events.sum())
-            if s.compute == "ac":
-                s.acs_per_step[:] = events * L
-                s.effective_acs_per_step[:] = eff
-            else:
+            self.count_events(s, x, acs_per_event=L)
+            if s.compute != "ac":
                 s.macs += T * n * s.live_in * L
-            if s.layer.weight_bits <= 8:   # integer codes: exact in bfloat16 on CUDA, sums in float32
-                wl = self.weight(s, self.low_dtype)
-                return (x.reshape(T * n, -1).to(self.low_dtype) @ wl).float().reshape(T, n, L)
-            return (x.reshape(T * n, -1).to(torch.float32) @ w).reshape(T, n, L)
+            if d.wl is not None:   # integer codes: exact in bfloat16 on CUDA, sums in float32
+                return (x.reshape(T * n, -1).to(self.low_dtype) @ d.wl).float().reshape(T, n, L)
+            return (x.reshape(T * n, -1).to(torch.float32) @ d.w).reshape(T, n, L)
         if s.compute == "mac":
             s.macs += T * n * s.live_in * L
-        return (x.reshape(T * n, -1) @ w).reshape(T, n, L)
+        return (x.reshape(T * n, -1) @ d.w).reshape(T, n, L)
 
     def window(self, s, x):
         """conv2d / pool2d over all steps: torch's convolution of the events (padding adds nothing)."""
-        torch, T, (n, L) = self.torch, s.steps, s.shape
-        F = torch.nn.functional
-        c, win = s.layer.spec, s.windows
-        conv = s.layer.kind == "conv2d"
+        torch, T, (n, L), d = self.torch, s.steps, s.shape, self.on[s.name]
+        c, conv = s.layer.spec, s.kind == "conv2d"
         shape = (c.in_channels if conv else c.channels, c.in_height, c.in_width)
-        if x.dim() == 2:
+        held = x.dim() == 2   # the network's input current, the same every step
+        if held:
             x = x.expand(T, n, x.shape[1])
-            held = True
-        else:
-            held = False
         if x.dtype == torch.uint8:
-            events, (acs, eff) = self.events(x, [win.fan_out, win.effective])
-            s.input_events[s.sources[0]] += int(events.sum())
-            if s.compute == "ac":
-                s.acs_per_step[:], s.effective_acs_per_step[:] = acs, eff
-            else:
+            self.count_events(s, x)
+            if s.compute != "ac":
                 s.macs += T * s.dense_macs
         else:
             s.macs += s.dense_macs if held else T * s.dense_macs
         img = x.reshape((T * n,) + shape).to(torch.float32)
-        lc = torch.as_tensor(win.live_channels, device=self.dev)
         if conv:
-            w = self.tensor(np.asarray(s.layer.weights, np.float32)[win.live_channels])
-            y = F.conv2d(img, w, stride=c.stride, padding=c.padding)
+            y = torch.nn.functional.conv2d(img, d.w, stride=c.stride, padding=c.padding)
         else:
-            img = img[:, lc]
-            w = torch.full((len(win.live_channels), 1, c.kernel, c.kernel), float(np.float32(c.scale)),
-                           device=self.dev)
-            y = F.conv2d(img, w, stride=c.stride, padding=c.padding, groups=len(win.live_channels))
+            lc = len(d.channels)
+            w = torch.full((lc, 1, c.kernel, c.kernel), float(np.float32(c.scale)), device=self.dev)
+            y = torch.nn.functional.conv2d(img[:, d.channels], w, stride=c.stride, padding=c.padding, groups=lc)
         return y.reshape(T, n, L)
 
     def attention(self, s, q, k, v):
-        torch, T, n = self.torch, s.steps, s.n
+        torch, T, n, cols = self.torch, s.steps, s.n, self.on[s.name].cols
         H, hd = len(s.heads), s.head_dim
         if H == 0:
             return torch.zeros((T, n, 0), device=self.dev)
-        cols = torch.as_tensor((s.heads[:, None] * hd + np.arange(hd)).ravel(), device=self.dev)
 
         def heads(a):  # (T, n, features) -> (T, H, n, hd) of the live heads
             return a[..., cols].to(torch.float32).reshape(T, n, H, hd).transpose(1, 2)
         scores = heads(q) @ (heads(k) * np.float32(1.0 / math.sqrt(hd))).transpose(2, 3)
         out = torch.softmax(scores, dim=-1) @ heads(v)
-        v_events = (v[..., cols] != 0).sum(dim=(1, 2)).cpu().numpy().astype(np.int64)
-        s.input_events[s.sources[1]] += int((k[..., cols] != 0).sum())
-        s.input_events[s.sources[2]] += int(v_events.sum())
-        s.acs_per_step[:] = v_events * n
-        s.effective_acs_per_step[:] = v_events * n
+        v_events = (v[..., cols] != 0).sum(dim=(1, 2))
+
+        def add(value, src):
+            s.input_events[src] += int(value.sum())
+        self.later(lambda value: add(value, s.sources[1]), (k[..., cols] != 0).sum())
+        self.later(lambda value: add(value, s.sources[2]), v_events)
+        self.later(s.acs_per_step, v_events * n)
+        self.later(s.effective_acs_per_step, v_events * n)   # softmax weights are never 0
         s.macs += T * H * n * n * hd
         s.other_ops += T * H * n * n * SOFTMAX_OPS_PER_SCORE
         return out.transpose(1, 2).reshape(T, n, H * hd)
 
     def residual_and_norm(self, s, cur, residual):
         """As LayerState._residual_and_norm, over all steps: cur * scale + bias + residual, then LayerNorm."""
-        torch = self.torch
-        cur = cur * self.tensor(s.scale) + self.tensor(s.bias)
+        d = self.on[s.name]
+        cur = cur * d.scale + d.bias
         if residual is not None:
             if residual.shape[-1] != cur.shape[-1]:
-                residual = residual[..., torch.as_tensor(s.live_idx, device=self.dev)]
-            cur = cur + residual.to(torch.float32)
+                residual = residual[..., d.live]
+            cur = cur + residual.to(self.torch.float32)
         if s.norm is not None:
-            w, b, eps = s.norm
+            w, b, eps = d.norm
             cur = cur - cur.mean(dim=-1, keepdim=True)
             var = (cur * cur).mean(dim=-1, keepdim=True)
-            cur = cur / torch.sqrt(var + float(eps)) * self.tensor(w) + self.tensor(b)
+            cur = cur / self.torch.sqrt(var + eps) * w + b
         return cur
 
     # the whole layer ---------------------------------------------------------------------------------
     def layer(self, s, record: bool):
-        torch = self.torch
+        torch, d = self.torch, self.on[s.name]
         arrays = [self.source(src, s.steps) for src in s.sources]
         if s.seen is not None:
             for src, x in zip(s.sources, arrays):
                 if x.dtype == torch.uint8:
-                    s.seen[src] = x.cpu().numpy()
+                    s.seen[src] = np.zeros(tuple(x.shape), np.uint8)
+                    self.later(s.seen[src], x)
         if s.kind == "linear":
             cur = self.linear(s, arrays[0])
         elif s.kind == "attention":
             cur = self.attention(s, *arrays[:3])
         else:
             cur = self.window(s, arrays[0])
-        T, (n, L) = s.steps, s.shape
+        T, (n, L), m = s.steps, s.shape, s.layer.out_features
+        scale, bias = d.scale, d.bias   # applied with the neuron's step (kernels.fire), or below
         if s.unit is not None:
             cur = self.residual_and_norm(s, cur, arrays[-1] if s.residual else None)
-        else:
-            cur = cur * self.tensor(s.scale) + self.tensor(s.bias)
+            scale, bias = torch.ones_like(scale), torch.zeros_like(bias)
         if s.layernorm:
             s.other_ops += T * n * L * LAYERNORM_OPS_PER_ELEMENT
-        m = s.layer.out_features
-        live = torch.as_tensor(s.live_idx, device=self.dev) if L < m else None
         if not s.spiking:
-            out = cur.contiguous() if live is None else \
-                torch.zeros((T, n, m), device=self.dev).index_copy_(2, live, cur.contiguous())
-            self.outputs[s.name] = out
+            cur = cur * scale + bias
+            self.outputs[s.name] = cur.contiguous() if d.live is None else \
+                torch.zeros((T, n, m), device=self.dev).index_copy_(2, d.live, cur.contiguous())
             return
         nr = s.neuron
-        spk = fire_steps(cur.contiguous(), self.tensor(nr.leak), self.tensor(nr.vth), self.tensor(nr.decay),
-                         float(nr.v_reset), nr.flags, nr.levels)
+        spk = fire_steps(cur.contiguous(), scale, bias, d.leak, d.vth, d.decay, float(nr.v_reset), nr.flags,
+                         nr.levels)
         fired = spk != 0
-        s.spikes_per_step[:] = fired.sum(dim=(1, 2)).cpu().numpy()
-        s.totals[:] = fired.sum(dim=0, dtype=torch.int32).cpu().numpy()
+        self.later(s.spikes_per_step, fired.sum(dim=(1, 2)))
+        self.later(s.totals, fired.sum(dim=0, dtype=torch.int32))
         if s.levels > 1:
-            s.values[:] = spk.sum(dim=0, dtype=torch.int32).cpu().numpy()
+            self.later(s.values, spk.sum(dim=0, dtype=torch.int32))
         s.neuron_updates += T * n * L
-        out = spk if live is None else torch.zeros((T, n, m), dtype=torch.uint8, device=self.dev).index_copy_(
-            2, live, spk)
+        out = spk if d.live is None else \
+            torch.zeros((T, n, m), dtype=torch.uint8, device=self.dev).index_copy_(2, d.live, spk)
         self.outputs[s.name] = out
         if record:
-            s.raster[:] = out.cpu().numpy()
+            self.later(s.raster, out)
 
 
 def run_multistep(states: list, inp, in_steps: int, device: str, record: bool):
@@ -310,10 +348,13 @@ def run_multistep(states: list, inp, in_steps: int, device: str, record: bool):
     torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     try:
         with torch.no_grad():
+            for s in states:
+                b.prepare(s)
             for i, s in enumerate(states):
                 b.layer(s, record)
                 for src in [k for k, j in last_reader.items() if j == i]:
                     b.outputs.pop(src, None)   # read by no later layer
+            b.read_back()
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
          torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction) = flags

@@ -19,11 +19,13 @@ BLOCK = 512
 
 
 @triton.jit
-def _fire_kernel(cur, leak, vth, decay, out, N, L, T, v_reset, HARD: tl.constexpr, FIRST: tl.constexpr,
+def _fire_kernel(cur, scale, bias, leak, vth, decay, out, N, L, T, v_reset, HARD: tl.constexpr, FIRST: tl.constexpr,
                  STRICT: tl.constexpr, SYNAPTIC: tl.constexpr, LEVELS: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     o = offs % L
+    sc = tl.load(scale + o, mask=mask, other=1.0)
+    bi = tl.load(bias + o, mask=mask, other=0.0)
     lk = tl.load(leak + o, mask=mask, other=1.0)
     th = tl.load(vth + o, mask=mask, other=1.0)
     if SYNAPTIC:   # decay holds one value per output only for a synaptic neuron
@@ -34,7 +36,7 @@ def _fire_kernel(cur, leak, vth, decay, out, N, L, T, v_reset, HARD: tl.constexp
     s = tl.zeros([BLOCK], tl.float32)
     syn = tl.zeros([BLOCK], tl.float32)
     for t in range(T):
-        x = tl.load(cur + t * N + offs, mask=mask, other=0.0)
+        x = tl.load(cur + t * N + offs, mask=mask, other=0.0) * sc + bi
         if SYNAPTIC:
             syn = dc * syn + x
             x = syn
@@ -66,15 +68,16 @@ def _fire_kernel(cur, leak, vth, decay, out, N, L, T, v_reset, HARD: tl.constexp
         tl.store(out + t * N + offs, s.to(tl.uint8), mask=mask)
 
 
-def fire_all_steps(cur, leak, vth, decay, v_reset: float, flags: int, levels: int):
-    """cur (T, n, L) float32 on the GPU -> spike values (T, n, L) uint8."""
+def fire_all_steps(cur, scale, bias, leak, vth, decay, v_reset: float, flags: int, levels: int):
+    """cur (T, n, L) float32 on the GPU -> spike values (T, n, L) uint8, I = cur * scale + bias per output."""
     T, n, L = cur.shape
     out = torch.empty(cur.shape, dtype=torch.uint8, device=cur.device)
     N = n * L
     if N == 0 or T == 0:
         return out
     _fire_kernel[(triton.cdiv(N, BLOCK),)](
-        cur.contiguous(), leak.contiguous(), vth.contiguous(), decay.contiguous(), out, N, L, T, float(v_reset),
+        cur.contiguous(), scale.contiguous(), bias.contiguous(), leak.contiguous(), vth.contiguous(),
+        decay.contiguous(), out, N, L, T, float(v_reset),
         HARD=bool(flags & kernels.HARD_RESET), FIRST=bool(flags & kernels.RESET_FIRST),
         STRICT=bool(flags & kernels.STRICT), SYNAPTIC=bool(flags & kernels.SYNAPTIC), LEVELS=int(levels),
         BLOCK=BLOCK, enable_fp_fusion=False)

@@ -73,8 +73,8 @@ class Windows:
             self.cp = np.zeros((n, self.positions, lc), np.float32)
         work = int(self.fan_out[idx].sum()) if len(idx) else 0
         if self.conv:
-            kernels.conv_accumulate(work, ptr, idx, val, self.wk, c.in_height, c.in_width, c.out_width, c.kernel, c.stride,
-                                    c.padding, self.cp)
+            kernels.conv_accumulate(work, ptr, idx, val, self.wk, c.in_height, c.in_width, c.out_width, c.kernel,
+                                    c.stride, c.padding, self.cp)
         else:
             kernels.pool_accumulate(work, ptr, idx, val, self.slot, c.in_height, c.in_width, c.out_width, c.kernel,
                                     c.stride, c.padding, np.float32(c.scale), self.cp)
