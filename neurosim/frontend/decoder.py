@@ -70,6 +70,8 @@ class Spiking:
 
 
 def _weight(weight: torch.Tensor, spiking: Spiking) -> torch.Tensor:
+    """Weights quantized per output row, asymmetric min-max (the reference's per-channel weight quantizer
+    without its learned clipping)."""
     if spiking.weight_bits is None:
         return weight
     return fake_quant(weight, spiking.weight_bits)   # straight-through: trains the latent weights

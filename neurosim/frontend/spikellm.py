@@ -113,12 +113,6 @@ def fake_quant(x: torch.Tensor, n_bits: int, ste: bool = True) -> torch.Tensor:
     return quantize(x, n_bits, ste).dequantize()
 
 
-def quantize_weight(weight: torch.Tensor, n_bits: int) -> torch.Tensor:
-    """Weights quantized per output row, asymmetric min-max (the reference's per-channel weight quantizer
-    without its learned clipping), returned as real values."""
-    return quantize(weight, n_bits).dequantize()
-
-
 def gif_spikes(ints: torch.Tensor, n_bits: int, addbit: int) -> torch.Tensor:
     """The GIF's spike train for integer codes `ints` (n + addbit bits): shape (T, *ints.shape).
 
