@@ -133,7 +133,11 @@ def test_the_exported_network_prices_exactly_the_accumulates_the_spikes_caused()
                                    dict(prompt=4, generate=4, batch=1))
     assert card.spiking.timesteps == 2 and card.spiking.neuron.levels == 7 and card.kv_bits == 4
     net = decoder_ir.measured_network(card, rates, batch=3, tokens=8)
-    acs = structural_counts(net).set_index("layer")["acs"]
+    table = structural_counts(net).set_index("layer")
+    acs = table["acs"]
+    # each event is a 3-bit spike (levels 7), which the energy table prices per bit or as a shift-add
+    assert (table.loc[[f"block{b}.{r}" for b in range(2) for r in ("q", "o", "gate", "down")],
+                      "input_spike_bits"] == 3).all()
     for b in range(2):
         events = {name: counts[f"block{b}.{name}"].total_events for name in ("q", "k", "v", "o", "gate", "up",
                                                                              "down")}
