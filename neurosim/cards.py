@@ -247,8 +247,11 @@ class DecoderPhase:
 class _DecoderBuilder:
     """Builds a phase's IR layers block by block; `mac_based` makes every activation real (no neurons, t = 1)."""
 
-    def __init__(self, card: DecoderCard, phase: DecoderPhase, mac_based: bool):
+    def __init__(self, card: DecoderCard, phase: DecoderPhase, mac_based: bool, shards: int = 1):
         self.card, self.phase, self.mac_based = card, phase, mac_based
+        # one chip's rows of every layer when a block is split over `shards` chips (heads, FFN rows, vocabulary)
+        self.heads, self.kv_heads = card.heads // shards, card.kv_heads // shards
+        self.intermediate, self.vocab = -(-card.intermediate // shards), -(-card.vocab // shards)
         self.tokens = phase.batch * phase.query_tokens
         self.layers: list[Layer] = []
         self.by_name: dict[str, Layer] = {}
@@ -274,23 +277,23 @@ class _DecoderBuilder:
 
     def block(self, b: int, stream: str) -> str:
         c, p, d = self.card, f"block{b}.", self.card.hidden
-        hd, q_out, kv_out = c.head_dim, c.heads * c.head_dim, c.kv_heads * c.head_dim
+        hd, q_out, kv_out = c.head_dim, self.heads * c.head_dim, self.kv_heads * c.head_dim
         norm = self.add(p + "attn_norm", "elementwise", d, d, [stream], "attn", ElementOps("rmsnorm"))
         q = self.add(p + "q", "linear", d, q_out, [norm])
         k = self.add(p + "k", "linear", d, kv_out, [norm])
         v = self.add(p + "v", "linear", d, kv_out, [norm], "v")
         rq = self.add(p + "rope_q", "elementwise", q_out, q_out, [q], spec=ElementOps("rotary"))
         rk = self.add(p + "rope_k", "elementwise", kv_out, kv_out, [k], "k", ElementOps("rotary"))
-        attention = CausalAttention(c.heads, c.kv_heads, hd, self.phase.batch, self.phase.past_tokens)
+        attention = CausalAttention(self.heads, self.kv_heads, hd, self.phase.batch, self.phase.past_tokens)
         att = self.add(p + "attention", "causal_attention", q_out, q_out, [rq, rk, v], "o", attention)
         o = self.add(p + "o", "linear", q_out, d, [att])
         res = self.add(p + "attn_residual", "elementwise", d, d, [stream, o], spec=ElementOps("add"))
         norm2 = self.add(p + "mlp_norm", "elementwise", d, d, [res], "mlp", ElementOps("rmsnorm"))
-        gate = self.add(p + "gate", "linear", d, c.intermediate, [norm2])
-        up = self.add(p + "up", "linear", d, c.intermediate, [norm2])
-        act = self.add(p + "silu", "elementwise", c.intermediate, c.intermediate, [gate, up], "down",
+        gate = self.add(p + "gate", "linear", d, self.intermediate, [norm2])
+        up = self.add(p + "up", "linear", d, self.intermediate, [norm2])
+        act = self.add(p + "silu", "elementwise", self.intermediate, self.intermediate, [gate, up], "down",
                        ElementOps("silu_product"))
-        down = self.add(p + "down", "linear", c.intermediate, d, [act])
+        down = self.add(p + "down", "linear", self.intermediate, d, [act])
         return self.add(p + "mlp_residual", "elementwise", d, d, [res, down], spec=ElementOps("add"))
 
     def head(self, stream: str) -> str:
@@ -299,23 +302,28 @@ class _DecoderBuilder:
             stream = self.add("last_token", "elementwise", d, d, [stream], spec=ElementOps("last_token", self.tokens),
                               tokens=batch)
         norm = self.add("final_norm", "elementwise", d, d, [stream], "head", ElementOps("rmsnorm"), tokens=batch)
-        return self.add("lm_head", "linear", d, self.card.vocab, [norm], tokens=batch)
+        return self.add("lm_head", "linear", d, self.vocab, [norm], tokens=batch)
 
 
 def decoder_network(card: DecoderCard, phase: DecoderPhase, blocks: range | None = None, head: bool = True,
-                    mac_based: bool = False) -> Network:
+                    mac_based: bool = False, shards: int = 1) -> Network:
     """The IR of one phase of a decoder card: an `input` layer (the embedding rows, or activations from the
     chip before), `blocks` LLaMA-style blocks (default: all), then (`head`) the final RMSNorm and LM head
-    over each sequence's last token. `mac_based`: the same model with real activations (MACs, t = 1)."""
+    over each sequence's last token. `mac_based`: the same model with real activations (MACs, t = 1).
+    `shards` > 1: one chip's share of a block split over that many chips by rows (Megatron-style: its
+    heads, kv_heads, FFN and vocabulary rows; norms and residuals on every chip)."""
     blocks = range(card.layers) if blocks is None else blocks
-    build = _DecoderBuilder(card, phase, mac_based)
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1 or card.kv_heads % shards:
+        raise NeurosimError(f"model '{card.name}'", "tensor split", f"{shards} does not divide the {card.kv_heads} "
+                            "key/value heads", f"split rows over a divisor of kv_heads ({card.kv_heads})")
+    build = _DecoderBuilder(card, phase, mac_based, shards)
     stream = build.add("input", "elementwise", card.hidden, card.hidden, [], spec=ElementOps("input"))
     for b in blocks:
         stream = build.block(b, stream)
     if head:
         build.head(stream)
     meta = {"card": card.name, "source": card.source, "rates_source": card.rates_source, "decoder": True,
-            "mac_based": mac_based, "blocks": [blocks.start, blocks.stop], "phase": asdict(phase)}
+            "mac_based": mac_based, "blocks": [blocks.start, blocks.stop], "phase": asdict(phase), "shards": shards}
     name = card.name + (" (MAC-based)" if mac_based else "")
     return Network(name, build.layers, input_size=card.hidden, input_rate=1.0, input_spiking=False, metadata=meta)
 

@@ -359,3 +359,37 @@ def test_only_the_last_prefill_chunk_runs_the_lm_head(tmp_path):
     # way), and the LM head runs once per sequence
     assert chunked.prefill.acs == pytest.approx(whole.prefill.acs, rel=1e-12)
     assert chunked.prefill.macs == pytest.approx(whole.prefill.macs, rel=1e-12)
+
+
+# -- a block's rows split over chips -------------------------------------------------------------------------------
+def test_rows_split_over_two_chips_keep_the_synaptic_work_and_all_reduce(tmp_path):
+    c = card(heads=2, kv_heads=2)
+    one, two = arch(tmp_path, chips__count=1), arch(tmp_path, chips__count=2, chips__topology="ring")
+    whole = run_workload(c, one, prompt=3, generate=4, batch=2)
+    split = run_workload(c, two, prompt=3, generate=4, batch=2, tensor_split=2)
+    for phase in ("prefill", "decode"):
+        a, b = getattr(whole, phase), getattr(split, phase)
+        assert b.acs == pytest.approx(a.acs) and b.macs == pytest.approx(a.macs)   # every row on one chip or the other
+        assert b.other_ops > a.other_ops                                            # norms and residuals on both
+    assert split.kv_peak_bytes == whole.kv_peak_bytes                               # each chip caches its kv heads
+    act = two.precision.activation_bits
+    # per decode step: two ring all-reduces of the block's stream (2 sequences x D values), in each of which both
+    # chips send 2 (k - 1) / k = 1 stream; the second chip's best logit to the first (64 bits a sequence); the
+    # token ids back over one ring link
+    stream = 2 * D * act
+    per_step = 2 * (2 * 1 * stream) + 2 * 64 + 2 * 32
+    assert split.decode.link_bytes == pytest.approx(4 * per_step / 8)
+
+
+def test_a_block_too_big_for_one_chip_maps_spatially_when_its_rows_are_split(tmp_path):
+    c = card(layers=1, heads=2, kv_heads=2, hidden=32, intermediate=64)
+    small = arch(tmp_path, cores__count=20, cores__sram_bytes=2048, chips__count=2)   # 20 cores: 22 needed whole
+    whole = run_workload(c, small, mapping="spatial")
+    assert not whole.feasible and whole.chips_needed is None and "split its rows" in whole.notes[0]
+    assert run_workload(c, small, mapping="spatial", tensor_split=2).feasible
+
+
+def test_a_split_that_does_not_divide_the_kv_heads_is_refused(tmp_path):
+    with pytest.raises(NeurosimError) as exc:
+        run_workload(card(), arch(tmp_path, chips__count=2), tensor_split=2)     # one kv head
+    assert "kv_heads" in exc.value.fix

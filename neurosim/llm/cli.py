@@ -35,6 +35,8 @@ def add_workload_flags(parser: argparse.ArgumentParser, mac_flag: bool = True) -
     group.add_argument("--prompt", type=_positive, help="prompt tokens N per sequence (prefill)")
     group.add_argument("--generate", type=_positive, help="tokens M generated per sequence (decode steps)")
     group.add_argument("--batch", type=_positive, help="sequences B decoded together (they share weight reads)")
+    group.add_argument("--tensor-split", type=_positive, default=1, metavar="K", help="split every layer's rows over "
+                       "K chips of each pipeline stage (for a block larger than one chip; K divides kv_heads)")
     if mac_flag:
         group.add_argument("--mac-based", action="store_true", help="price the same model with real-valued "
                            "activations (MACs, no timesteps)")
@@ -52,7 +54,8 @@ def decoder_card(model: str) -> DecoderCard | None:
 
 
 def _workload_given(args) -> bool:
-    return any(getattr(args, k, None) for k in ("prompt", "generate", "batch", "mac_based"))
+    return any(getattr(args, k, None) for k in ("prompt", "generate", "batch", "mac_based")) or \
+        getattr(args, "tensor_split", 1) != 1
 
 
 def handles(args, command: str) -> bool:
@@ -70,7 +73,8 @@ def handles(args, command: str) -> bool:
         raise NeurosimError(args.model, "--engine", f"a decoder workload is priced by the closed form or the "
                             f"simulator, not '{engine}'", "use --engine analytic or --engine sim")
     arch = load_arch(args.arch)
-    flags = dict(prompt=args.prompt, generate=args.generate, batch=args.batch, engine=engine)
+    flags = dict(prompt=args.prompt, generate=args.generate, batch=args.batch, engine=engine,
+                 tensor_split=args.tensor_split)
     if command == "run":
         reports = [run_workload(card, arch, mapping=args.mapping, carry=args.carry, mac_based=args.mac_based,
                                 **flags)]

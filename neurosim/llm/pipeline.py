@@ -2,7 +2,9 @@
 
 Blocks are split into contiguous stages of near-equal block counts (every
 block has the same weights; the first stage also takes the embedding rows,
-the last the final norm and LM head). One phase of one batch passes the
+the last the final norm and LM head). Optionally each stage is `shards`
+chips that split every layer's rows (heads, FFN rows, vocabulary) and
+all-reduce the partial sums of the out projection and down. One phase of one batch passes the
 stages in order, so a phase's time is the sum of its stages' times and the
 link transfers between them (one batch in flight: the other chips wait,
 and leak). What crosses the link from stage s to s + 1 is the residual
@@ -34,10 +36,12 @@ def split_blocks(layers: int, chips: int) -> list[range]:
     return out
 
 
-def stage_network(card: DecoderCard, phase: DecoderPhase, blocks: range, last: bool, mac_based: bool) -> Network:
-    """One chip's share of a phase. Its blocks are numbered from 0 (block names are local to the stage), so
-    stages with the same number of blocks are the same network and are priced once."""
-    return decoder_network(card, phase, range(len(blocks)), head=last, mac_based=mac_based)
+def stage_network(card: DecoderCard, phase: DecoderPhase, blocks: range, last: bool, mac_based: bool,
+                  shards: int = 1) -> Network:
+    """One chip's share of a phase: its stage's blocks (of one of `shards` chips when rows are split). Its
+    blocks are numbered from 0 (block names are local to the stage), so stages with the same number of
+    blocks are the same network and are priced once."""
+    return decoder_network(card, phase, range(len(blocks)), head=last, mac_based=mac_based, shards=shards)
 
 
 @dataclass
@@ -50,15 +54,23 @@ class LinkTraffic:
     energy_pj: float
 
 
-def link_traffic(card: DecoderCard, phase: DecoderPhase, stages: int, arch: ArchConfig) -> LinkTraffic:
-    """Activations crossing stage boundaries (each one link) and the token ids going back to the first chip."""
+def link_traffic(card: DecoderCard, phase: DecoderPhase, stages: int, arch: ArchConfig, shards: int = 1,
+                 head: bool = True) -> LinkTraffic:
+    """What one phase sends between chips: the residual stream into every chip of the next stage; with rows
+    split over `shards` chips, a ring all-reduce of each block's two partial sums (after the out projection
+    and after down: each chip sends 2 (k - 1) / k of the stream) and each chip's best logit and its index
+    (64 bits a sequence) to one chip; the sampled token ids back to the first chip."""
     links = arch.chips
-    if links is None or stages == 1:
+    if links is None or stages * shards == 1:
         return LinkTraffic(0.0, 0.0, 0.0, 0.0)
-    tokens = phase.batch * phase.query_tokens
-    forward = (stages - 1) * tokens * card.hidden * arch.precision.activation_bits
-    back = phase.batch * TOKEN_ID_BITS
-    hop_bits = forward + back * links.hops_back()
-    # the crossings happen one after another (one batch in flight); each token-id hop is its own transfer
-    seconds = hop_bits / 8 / links.link_bytes_per_s
-    return LinkTraffic(forward + back, hop_bits, seconds, hop_bits * links.link_pj_per_bit)
+    stream = phase.batch * phase.query_tokens * card.hidden * arch.precision.activation_bits
+    forward = (stages - 1) * shards * stream
+    per_chip = 2 * (shards - 1) / shards * stream          # one ring all-reduce, sent by each chip
+    allreduce = 2 * card.layers * shards * per_chip
+    top1 = (shards - 1) * phase.batch * 64 if head else 0.0
+    back = phase.batch * TOKEN_ID_BITS if head else 0.0
+    hop_bits = forward + allreduce + top1 + back * links.hops_back()
+    # one batch in flight: transfers happen one after another; the chips of a stage send in parallel
+    seconds = (forward / shards + 2 * card.layers * per_chip + top1 + back * links.hops_back()) / 8 \
+        / links.link_bytes_per_s
+    return LinkTraffic(forward + allreduce + top1 + back, hop_bits, seconds, hop_bits * links.link_pj_per_bit)

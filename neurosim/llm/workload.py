@@ -91,20 +91,21 @@ def on_chip_bytes(arch: ArchConfig) -> float:
     return arch.cores.count * arch.cores.sram_bytes + arch.global_buffer.bytes
 
 
-def default_chunk(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool) -> int:
+def default_chunk(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool, shards: int = 1) -> int:
     """Prefill tokens per sequence per chunk. Sequential mapping: as many as keep the widest layer's step
     within the global buffer, which it needs. Spatial: the prompt, halved while the stages of a chunk do
     not map (every layer holds its state for every token of a chunk), down to one token."""
     if arch.mapping.kind == "sequential":
-        net = decoder_network(card, DecoderPhase(req.batch, 1), range(1), head=False, mac_based=mac_based)
+        net = decoder_network(card, DecoderPhase(req.batch, 1), range(1), head=False, mac_based=mac_based,
+                              shards=shards)
         widest = float(step_bits(workload(net, False), Chips.of(arch)).max())   # bits of one step, one token each
         return max(1, min(req.prompt, int(arch.global_buffer.bytes * 8 // widest)))
-    stages = split_blocks(card.layers, arch.chips.count if arch.chips is not None else 1)
+    stages = split_blocks(card.layers, chip_count(arch) // shards)
 
     def maps(chunk: int) -> bool:
         phase = DecoderPhase(req.batch, chunk)
-        return all(estimate(stage_network(card, phase, blocks, s == len(stages) - 1, mac_based), arch).feasible
-                   for s, blocks in enumerate(stages) if s in (0, len(stages) - 1))
+        return all(estimate(stage_network(card, phase, blocks, s == len(stages) - 1, mac_based, shards), arch)
+                   .feasible for s, blocks in enumerate(stages) if s in (0, len(stages) - 1))
 
     chunk = req.prompt
     if not maps(1):
@@ -146,15 +147,23 @@ def streamed_bytes(report: Report) -> float:
     return float(rows["streamed_weight_bytes"].sum()) if "streamed_weight_bytes" in rows else 0.0
 
 
-class Priced:
-    """Every phase run priced on every stage, and what the runs share (the KV room of each stage)."""
+def chip_count(arch: ArchConfig) -> int:
+    return arch.chips.count if arch.chips is not None else 1
 
-    def __init__(self, card: DecoderCard, arch: ArchConfig, runs: list[PhaseRun], mac_based: bool, price: Pricer):
-        count = arch.chips.count if arch.chips is not None else 1
-        self.card, self.arch, self.count = card, arch, count
-        self.stages = split_blocks(card.layers, count)
+
+class Priced:
+    """Every phase run priced on every stage, and what the runs share (the KV room of each stage). A stage is
+    `shards` chips that split its rows; one chip's network is priced and counted `shards` times."""
+
+    def __init__(self, card: DecoderCard, arch: ArchConfig, runs: list[PhaseRun], mac_based: bool, price: Pricer,
+                 shards: int = 1):
+        self.card, self.arch, self.count, self.shards = card, arch, chip_count(arch), shards
+        if shards > self.count:
+            raise NeurosimError(arch.path, "chips.count", f"rows split over {shards} chips need at least {shards} "
+                                f"chips, the arch has {self.count}", f"give chips.count >= {shards}, or split less")
+        self.stages = split_blocks(card.layers, self.count // shards)
         last = len(self.stages) - 1
-        self.nets = {run: [stage_network(card, run.phase, blocks, s == last and run.head, mac_based)
+        self.nets = {run: [stage_network(card, run.phase, blocks, s == last and run.head, mac_based, shards)
                            for s, blocks in enumerate(self.stages)] for run in runs}
         self.reports = {run: [price(net) for net in nets] for run, nets in self.nets.items()}
 
@@ -169,25 +178,26 @@ class Priced:
 
     def totals(self, run: PhaseRun, rooms: list[float]) -> PhaseTotals:
         """One occurrence of `run` over every stage, link and chip."""
-        arch, phase, t = self.arch, run.phase, PhaseTotals()
+        arch, phase, t, k = self.arch, run.phase, PhaseTotals(), self.shards
         for net, report, room in zip(self.nets[run], self.reports[run], rooms):
             kv = kv_access(kv_bits_per_token(net), phase.batch, phase.past_tokens, phase.query_tokens, room)
-            t.seconds += report.latency_s + kv_seconds(kv, attention_cycles(report), arch)
-            for k in ("compute", "sram", "dram", "interconnect"):
-                t.energy_pj[k] += report.energy_breakdown_pj[k]
-            for k, v in kv_energy(kv, arch).items():
-                t.energy_pj[k] += v
-            t.acs, t.macs, t.other_ops = t.acs + report.acs, t.macs + report.macs, t.other_ops + report.other_ops
-            t.weight_bytes += streamed_bytes(report)
-            t.kv_read_bytes += (kv.read_on + kv.read_off) / 8
-            t.kv_off_chip_bytes += kv.off_chip_bits / 8
-            t.dram_bytes += report.dram_traffic_bytes + kv.off_chip_bits / 8
+            t.seconds += report.latency_s + kv_seconds(kv, attention_cycles(report), arch)   # its chips in parallel
+            for kind in ("compute", "sram", "dram", "interconnect"):
+                t.energy_pj[kind] += k * report.energy_breakdown_pj[kind]
+            for kind, v in kv_energy(kv, arch).items():
+                t.energy_pj[kind] += k * v
+            t.acs, t.macs = t.acs + k * report.acs, t.macs + k * report.macs
+            t.other_ops += k * report.other_ops
+            t.weight_bytes += k * streamed_bytes(report)
+            t.kv_read_bytes += k * (kv.read_on + kv.read_off) / 8
+            t.kv_off_chip_bytes += k * kv.off_chip_bits / 8
+            t.dram_bytes += k * (report.dram_traffic_bytes + kv.off_chip_bits / 8)
         if arch.dram is not None:   # each new token's embedding row, read from DRAM/HBM by the first chip
             rows = phase.batch * phase.query_tokens * self.card.hidden * self.card.weight_bits
             t.weight_bytes, t.dram_bytes = t.weight_bytes + rows / 8, t.dram_bytes + rows / 8
             t.energy_pj["dram"] += rows * arch.energy.dram_read_pj_per_bit
             t.seconds += rows / 8 / arch.dram.bytes_per_s
-        link = link_traffic(self.card, phase, len(self.stages), arch)
+        link = link_traffic(self.card, phase, len(self.stages), arch, k, run.head)
         t.seconds += link.seconds
         t.energy_pj["link"] += link.energy_pj
         t.link_bytes += link.bits / 8
@@ -197,8 +207,9 @@ class Priced:
     def kv_peak(self, req: Request, rooms: list[float]) -> tuple[float, float]:
         """(bytes, of which on chip) of the cache at the last token: N + M entries per sequence."""
         nets = next(iter(self.nets.values()))
-        per_stage = [kv_bits_per_token(net) * req.batch * (req.prompt + req.generate) / 8 for net in nets]
-        return sum(per_stage), sum(min(b, max(room, 0.0)) for b, room in zip(per_stage, rooms))
+        per_chip = [kv_bits_per_token(net) * req.batch * (req.prompt + req.generate) / 8 for net in nets]
+        return (self.shards * sum(per_chip),
+                self.shards * sum(min(b, max(room, 0.0)) for b, room in zip(per_chip, rooms)))
 
     def capacity_shortfall(self, req: Request, rooms: list[float]) -> tuple[float, float] | None:
         """(bytes the fullest chip keeps in HBM, its capacity) where that exceeds the capacity, else None: its
@@ -220,7 +231,7 @@ def with_chip_count(arch: ArchConfig, count: int) -> ArchConfig:
     return arch.model_copy(update={"chips": links}).loaded_from(arch.path, arch.energy)
 
 
-def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool) -> int | None:
+def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool, shards: int = 1) -> int | None:
     """The fewest chips (more than the arch gives, at most one block each) on which every stage maps a
     one-token prefill chunk and the last decode step (the smallest phases: a prefill can always be cut
     into one-token chunks), by bisection with the closed form; None if one block per chip does not map."""
@@ -230,9 +241,9 @@ def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: b
 
     def fits(count: int) -> bool:
         chips = with_chip_count(arch, count)
-        return Priced(card, chips, probe, mac_based, Pricer(chips, "analytic")).first_infeasible() is None
+        return Priced(card, chips, probe, mac_based, Pricer(chips, "analytic"), shards).first_infeasible() is None
 
-    lo, hi = arch.chips.count, card.layers
+    lo, hi = arch.chips.count, card.layers * shards
     if not fits(hi):
         return None
     while hi - lo > 1:
@@ -244,30 +255,32 @@ def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: b
 def run_workload(card: DecoderCard, arch: ArchConfig, prompt: int | None = None, generate: int | None = None,
                  batch: int | None = None, *, mapping: str | None = None, carry: str | None = None,
                  engine: str = "analytic", mac_based: bool = False, decode_groups: int = DECODE_GROUPS,
-                 prefill_chunk: int | None = None) -> LLMReport:
+                 prefill_chunk: int | None = None, tensor_split: int = 1) -> LLMReport:
     """Prefill and decode of a decoder card on `arch` (its chips, its mapping unless overridden).
 
     Unset prompt/generate/batch take the card's workload. `mac_based`: the same model with real-valued
     activations (MACs, no timesteps) on the same chip. `decode_groups`: decode steps are priced as at most
-    this many groups of consecutive steps (see `llm.plan`)."""
+    this many groups of consecutive steps (see `llm.plan`). `tensor_split`: each pipeline stage is that many
+    chips splitting every layer's rows (for a block larger than one chip)."""
     req = Request.of(card, prompt, generate, batch)
     if mapping is not None or carry is not None:
         arch = arch.with_mapping(mapping or arch.mapping.kind, carry)
     if prefill_chunk is not None and not 1 <= prefill_chunk:
         raise NeurosimError("workload", "prefill_chunk", f"got {prefill_chunk}", "give a chunk of >= 1 tokens")
-    chunk = min(prefill_chunk or default_chunk(card, arch, req, mac_based), req.prompt)
+    chunk = min(prefill_chunk or default_chunk(card, arch, req, mac_based, tensor_split), req.prompt)
     runs = (prefill_runs(req.prompt, req.batch, chunk, decode_groups)
             + decode_runs(req.prompt, req.generate, req.batch, decode_groups))
     last = last_step(req.prompt, req.generate, req.batch)
-    priced = Priced(card, arch, runs + [last], mac_based, Pricer(arch, engine))
+    priced = Priced(card, arch, runs + [last], mac_based, Pricer(arch, engine), tensor_split)
     out = LLMReport(model=card.name + (" (MAC-based)" if mac_based else ""), arch=arch.name, mapping=arch.mapping.kind,
                     engine=engine, mac_based=mac_based, chips=priced.count, prompt=req.prompt,
                     generate=req.generate, batch=req.batch, feasible=False, prefill_chunk=chunk)
     bad = priced.first_infeasible()
     if bad is not None:
-        out.chips_needed = chips_needed(card, arch, req, mac_based)
+        out.chips_needed = chips_needed(card, arch, req, mac_based, tensor_split)
         more = (f"; it maps on {out.chips_needed} chips" if out.chips_needed else
-                "; one block per chip does not map either (a layer's rows split over chips is not modelled)")
+                f"; one block per {tensor_split} chip(s) does not map either: split its rows over more chips "
+                "(tensor_split)")
         out.notes = [f"a stage does not map: {bad.notes[0]}{more}"]
         return out
     rooms = priced.rooms()
@@ -302,8 +315,9 @@ def fill(out: LLMReport, req: Request, prefill: PhaseTotals, decode: PhaseTotals
 
 def notes(priced: Priced, req: Request, chunk: int, decode_groups: int) -> list[str]:
     sizes = sorted({len(b) for b in priced.stages})
-    out = [f"{len(priced.stages)} pipeline stage(s) of {'/'.join(map(str, sizes))} blocks over {priced.count} chip(s); "
-           "one batch in flight, every chip leaks over the whole time"]
+    split = f", each {priced.shards} chips splitting every layer's rows" if priced.shards > 1 else ""
+    out = [f"{len(priced.stages)} pipeline stage(s) of {'/'.join(map(str, sizes))} blocks{split} over {priced.count} "
+           "chip(s); one batch in flight, every chip leaks over the whole time"]
     if chunk < req.prompt:
         why = ("the stages of a larger chunk do not map" if priced.arch.mapping.kind == "spatial" else
                "the widest step of a larger chunk does not fit the global buffer; weights are streamed once per chunk")
