@@ -393,3 +393,10 @@ def test_a_split_that_does_not_divide_the_kv_heads_is_refused(tmp_path):
     with pytest.raises(NeurosimError) as exc:
         run_workload(card(), arch(tmp_path, chips__count=2), tensor_split=2)     # one kv head
     assert "kv_heads" in exc.value.fix
+
+
+@pytest.mark.parametrize("name", ["prefill_chunk", "tensor_split", "decode_groups"])
+def test_workload_options_below_one_are_refused(tmp_path, name):
+    with pytest.raises(NeurosimError) as exc:
+        run_workload(card(), arch(tmp_path), mapping="spatial", **{name: 0})
+    assert exc.value.field == name

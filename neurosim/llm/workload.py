@@ -265,8 +265,10 @@ def run_workload(card: DecoderCard, arch: ArchConfig, prompt: int | None = None,
     req = Request.of(card, prompt, generate, batch)
     if mapping is not None or carry is not None:
         arch = arch.with_mapping(mapping or arch.mapping.kind, carry)
-    if prefill_chunk is not None and not 1 <= prefill_chunk:
-        raise NeurosimError("workload", "prefill_chunk", f"got {prefill_chunk}", "give a chunk of >= 1 tokens")
+    for name, value in (("prefill_chunk", prefill_chunk), ("tensor_split", tensor_split),
+                        ("decode_groups", decode_groups)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise NeurosimError("workload", name, f"got {value!r}", "give a whole number >= 1")
     chunk = min(prefill_chunk or default_chunk(card, arch, req, mac_based, tensor_split), req.prompt)
     runs = (prefill_runs(req.prompt, req.batch, chunk, decode_groups)
             + decode_runs(req.prompt, req.generate, req.batch, decode_groups))
