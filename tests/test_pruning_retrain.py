@@ -188,3 +188,15 @@ def test_retraining_refuses_a_mode_without_differentiable_rates():
     x, y = data(16)
     with pytest.raises(ValueError, match="rate_t, rate"):
         retrain(tiny(), (x, y), (x, y), RetrainConfig(mode="spike", max_batches=1), 1.0, log=lambda s: None)
+
+
+def test_a_checkpoint_with_a_short_sublayer_timestep_list_is_refused_by_field(tmp_path):
+    from neurosim.errors import NeurosimError
+
+    model = tiny()
+    path = tmp_path / "bad.pt"
+    torch.save({"config": dict(vocab_size=VOCAB, hidden=HIDDEN, heads=HEADS, intermediate=INTER, layers=LAYERS,
+                               seq_len=SEQ, classes=2, timesteps=[[6, 6, 6], [6, 6, 6]]),
+                "state_dict": model.state_dict(), "vocab": [], "sample_tokens": data(2)[0]}, path)
+    with pytest.raises(NeurosimError, match="config.timesteps"):
+        load_encoder(path)

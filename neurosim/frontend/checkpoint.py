@@ -24,7 +24,7 @@ import torch
 from ..errors import NeurosimError, brief, clip
 from ..ir import Network
 from ..limits import MAX_TIMESTEPS
-from .encoder import SpikingEncoder
+from .encoder import ROLES, SpikingEncoder
 from .extract import from_torch
 
 REQUIRED = ("config", "state_dict", "sample_tokens")
@@ -78,11 +78,13 @@ def _check_config(config: Any, where: str) -> None:
                                 "save the config of the model whose state_dict this is")
     steps = config.get("timesteps", 16)
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]
-    # one per layer, or one per spiking sublayer of each layer (a list of 6; SpikingEncoder checks the shape)
+    # one per layer, or one per spiking sublayer of each layer (a list of 6, encoder.ROLES order)
+    nested = [e for e in steps if isinstance(e, (list, tuple))]
     steps = [t for entry in steps for t in (entry if isinstance(entry, (list, tuple)) and entry else [entry])]
-    if not steps or not all(_is_count(t) and t <= MAX_TIMESTEPS for t in steps):
+    if any(len(e) != len(ROLES) for e in nested) or not steps or \
+            not all(_is_count(t) and t <= MAX_TIMESTEPS for t in steps):
         raise NeurosimError(where, "config.timesteps", f"expected one integer in 1..{MAX_TIMESTEPS:,}, one per "
-                            f"layer or one per sublayer of each layer, got {brief(config.get('timesteps'))}",
+                            f"layer or six per layer (one per spiking sublayer), got {brief(config.get('timesteps'))}",
                             "save the model's timesteps")
 
 
