@@ -202,6 +202,9 @@ class Interconnect(Strict):
     hop_mm: float = Field(gt=0, le=1e3)          # a hop longer than a metre is not on a chip
     link_bits_per_cycle: int = Field(gt=0, le=MAX_COUNT)
     spike_packet_bits: int = Field(gt=0, le=MAX_COUNT)
+    # How a packet reaches several cores: one copy along a tree (multicast routers, as SpiNNaker's), or one
+    # copy per destination core (unicast). `cost.chips.delivery_links` prices both from the mesh.
+    delivery: Literal["multicast", "unicast"] = "multicast"
 
 
 class MemoryStacks(Strict):
@@ -247,6 +250,10 @@ class Precision(Strict):
 class Mapping(Strict):
     kind: Literal["spatial", "sequential"]
     carry: Literal["spikes", "rates"] = "spikes"
+    # What a mapping's free choices are made for: the spatial mapping's spare cores (`cost.layout.SpatialCores`)
+    # and the sequential pool's size (`cost.closed_form.pool_cores`); the lowest latency, energy, or energy x
+    # delay. A core that does not improve it stays idle.
+    objective: Literal["latency", "energy", "edp"] = "edp"
 
 
 class ArchConfig(Strict):
@@ -302,7 +309,8 @@ class ArchConfig(Strict):
         return self
 
     def with_mapping(self, kind: str, carry: str | None = None) -> "ArchConfig":
-        mapping = validate({"kind": kind, "carry": carry or self.mapping.carry}, Mapping, f"{self.path} (mapping)")
+        mapping = validate({"kind": kind, "carry": carry or self.mapping.carry, "objective": self.mapping.objective},
+                           Mapping, f"{self.path} (mapping)")
         return self.model_copy(update={"mapping": mapping})
 
     def refuse(self, key: str, problem: str, fix: str) -> NeurosimError:

@@ -3,11 +3,14 @@
 The closed form is written once, over arrays of points: a sweep hands it
 thousands of arch configs of one network at a time, `estimate` hands it one.
 The mesh formulas live here (and nowhere else), for the closed form and the
-simulator alike.
+simulator alike. Network traffic is counted in bit-hops (a bit crossing one
+link), so a transfer's energy is bit-hops x hop length x pJ/bit/mm and its
+time is bit-hops over the mesh's aggregate link capacity.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -27,10 +30,26 @@ def average_hops(cores: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, 2 * (k * k - 1) / (3 * k))
 
 
+def centre_hops(cores: np.ndarray) -> np.ndarray:
+    """Mean Manhattan distance from the mesh's centre, where the global buffer and the DRAM and I/O ports
+    attach, to a core of a k x k mesh: (k^2-1)/(2k) for odd k, k/2 for even k; at least one hop."""
+    k = mesh_side(cores)
+    return np.maximum(1.0, np.where(k % 2 == 1, (k * k - 1) / (2 * k), k / 2))
+
+
 def mesh_bits_per_cycle(cores: np.ndarray, link_bits_per_cycle: np.ndarray) -> np.ndarray:
-    """Aggregate link capacity of a k x k mesh: 2k(k-1) links, each carrying bits both ways."""
+    """Aggregate link capacity of a k x k mesh, in bit-hops per cycle: 2k(k-1) links, each carrying bits
+    both ways (a lone core still has its link to the global buffer)."""
     k = mesh_side(cores)
     return np.maximum(1, 2 * k * (k - 1)) * 2 * link_bits_per_cycle
+
+
+def delivery_links(dest, reach, multicast) -> np.ndarray:
+    """Links one packet crosses to reach `dest` cores whose region lies `reach` hops away on average.
+    Multicast: a tree crosses `reach` links to the region, then one link per further core (a layer's cores,
+    or the pool, sit side by side). Unicast: one copy per destination core, each crossing `reach` links."""
+    dest, reach = np.asarray(dest, dtype=float), np.asarray(reach, dtype=float)
+    return np.where(dest > 0, np.where(multicast, reach + dest - 1, reach * dest), 0.0)
 
 
 class Chips:
@@ -58,16 +77,28 @@ class Chips:
         self.has_dram = col(lambda a: a.get("dram") is not None, bool)
         self.dram_bytes_per_s = col(lambda a: a["dram"]["bytes_per_s"] if a.get("dram") else 0.0)
         self.hop_mm = col(lambda a: a["interconnect"]["hop_mm"])
+        self.multicast = col(lambda a: a["interconnect"]["delivery"] == "multicast", bool)
+        self.link_bits_per_cycle = col(lambda a: a["interconnect"]["link_bits_per_cycle"], np.int64)
         self.packet_bits = col(lambda a: a["interconnect"]["spike_packet_bits"], np.int64)
+        self.objective = [a["mapping"]["objective"] for a in archs]
         self.membrane_bits = col(lambda a: a["precision"]["membrane_bits"], np.int64)
         self.activation_bits = col(lambda a: a["precision"]["activation_bits"], np.int64)
-        self.total_core_sram = self.cores * self.core_sram
-        self.avg_hops = average_hops(self.cores)
-        self.mesh_bits_per_cycle = mesh_bits_per_cycle(
-            self.cores, col(lambda a: a["interconnect"]["link_bits_per_cycle"], np.int64))
-        # A transfer crosses avg_hops links, so the mesh moves this many bits of payload per cycle.
-        self.noc_rate = self.mesh_bits_per_cycle / self.avg_hops
+        self._count_cores()
         self.dram_bits_per_cycle = self.dram_bytes_per_s / self.clock_hz * 8
+
+    def _count_cores(self) -> None:
+        """What follows from the core count: the SRAM of all cores and the mesh they fill (the sequential
+        pool's; the spatial mapping uses the region its layers fill)."""
+        self.total_core_sram = self.cores * self.core_sram
+        self.buffer_hops = centre_hops(self.cores)
+        self.mesh_bits_per_cycle = mesh_bits_per_cycle(self.cores, self.link_bits_per_cycle)
+
+    def with_cores(self, cores) -> "Chips":
+        """The same points using `cores` of their cores (a pool around the mesh's centre; the rest idle)."""
+        pool = copy.copy(self)
+        pool.cores = np.asarray(cores, dtype=np.int64)
+        pool._count_cores()
+        return pool
 
     @classmethod
     def of(cls, arch: ArchConfig) -> "Chips":

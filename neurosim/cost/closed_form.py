@@ -12,12 +12,13 @@ from `cost.layout` (shared with the simulator), the pricing from
 * Pruning is structured: only live-input x live-output weights are stored.
 * Spatial: every layer runs the network's largest T; layers form a pipeline
   over timesteps: latency = (T + depth - 1) x the slowest layer's time per
-  step. A spike is multicast as one packet to every core of each consuming
-  layer (one event-queue write and read at each).
+  step. A layer's output reaches every core of its consumers that needs it
+  (multicast or unicast, as the arch says) and is queued there.
 * Sequential: layers run one after another on the whole pool, each for its
-  own t^l. What passes between layers sits in the global buffer until its
-  last reader has run; what does not fit beside the histories still held
-  spills to DRAM (written once, read by each pass of each reader).
+  own t^l, its inputs delivered to every core of the pool. What passes
+  between layers sits in the global buffer until its last reader has run;
+  what does not fit beside the histories still held spills to DRAM (written
+  once, read by each pass of each reader).
 """
 
 from __future__ import annotations
@@ -74,16 +75,6 @@ class Costs:
         return self
 
 
-def _op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
-    """Compute ops and core-SRAM accesses, common to both mappings (op totals per point)."""
-    t, n = work.total, chips.n
-    macs = layout.macs(work, chips)
-    reads, writes = layout.core_access_bits(work, chips, ac_includes_memory, work.acs, macs,
-                                            work.neuron_updates, work.timesteps)
-    same = {k: np.full(n, t[k]) for k in ("acs", "ac_bit_ops", "multilevel_acs", "other_ops", "neuron_updates")}
-    return EventCounts(**same, macs=macs.sum(axis=1), core_read_bits=reads, core_write_bits=writes)
-
-
 def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray) -> dict[str, np.ndarray]:
     energy = energy_breakdown_pj(ev, table, core_array_bytes=chips.core_array,
                                  buffer_array_bytes=chips.buffer_array, static_power_w=chips.static_power_w,
@@ -99,11 +90,11 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     compute_cycles, noc_cycles, layer_cycles = layout.spatial_latency(work, chips, table, cores, alloc.traffic)
     cycles = np.maximum(compute_cycles, noc_cycles)
 
-    ev = _op_events(work, chips, table.ac_includes_memory)
+    ev = layout.op_events(work, chips, table.ac_includes_memory)
     noc_bits, queue_bits = alloc.traffic.network_bits(cores), alloc.traffic.queue_bits(cores)
     ev.core_read_bits = ev.core_read_bits + queue_bits     # event queue at each destination core
     ev.core_write_bits = ev.core_write_bits + queue_bits
-    ev.bit_mm = noc_bits * chips.avg_hops * chips.hop_mm
+    ev.bit_mm = noc_bits * chips.hop_mm
     steps = layout.step_bits(work, chips)
 
     weights = np.full(n, work.weight_bytes.sum())
@@ -154,15 +145,40 @@ class _BufferLedger:
 
 
 def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> Costs:
-    """One core pool runs layer after layer, each for its own timesteps."""
+    """One core pool runs layer after layer, each for its own timesteps, on as many of the chip's cores as
+    the arch's objective picks (`pool_cores`)."""
+    return _sequential(work, chips, chips.with_cores(pool_cores(work, chips, table, carry)), table, carry)
+
+
+def pool_cores(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> np.ndarray:
+    """Per point, the pool size that ranks best on the arch's objective (`layout.ranking`) among the chip's
+    core count halved again and again down to one core: a chip with twice the cores has every size of the
+    smaller one, so it never ranks worse. A pool broadcasts each input to its every core, so a smaller one
+    can be both cheaper and faster; the cores left out stay idle (and leak: static power is the chip's)."""
+    size, best_size, best = chips.cores.copy(), chips.cores.copy(), None
+    while True:
+        costs = _sequential(work, chips, chips.with_cores(size), table, carry)
+        ok = np.array([a is None and b is None for a, b in zip(costs.infeasible, costs.refused)])
+        score = tuple(np.where(ok, x, np.inf) for x in
+                      layout.ranking(np.array(chips.objective), costs.cycles, costs.total_energy_pj))
+        better = np.ones(chips.n, bool) if best is None else layout.lower(score, best)
+        best_size = np.where(better, size, best_size)
+        best = score if best is None else tuple(np.where(better, new, old) for new, old in zip(score, best))
+        if (size == 1).all():
+            return best_size
+        size = np.maximum(1, (size + 1) // 2)
+
+
+def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, carry: str) -> Costs:
+    """The sequential mapping on `chips`, the pools of the points whose chips are `whole`."""
     n, L = chips.n, work.L
     plan = layout.SequentialWeights(work, chips)
     carried = layout.carry_bits(work, chips, carry)
     ledger = _BufferLedger(work, chips)
-    ev = _op_events(work, chips, table.ac_includes_memory)
+    ev = layout.op_events(work, chips, table.ac_includes_memory)
     # each pass of a layer runs all its steps over its share of the outputs
     pool_cycles = layout.layer_cycles(work, chips.cores, chips, table, steps=work.timesteps[None, :] * plan.passes)
-    hops_mm = chips.avg_hops * chips.hop_mm
+    pool, inputs = layout.PoolTraffic(chips), layout.input_bits(work, chips)
     total, dram_bits = np.zeros(n), np.zeros(n)
     peak_buffer, peak_state, peak_held = np.zeros(n), np.zeros(n), np.zeros(n)
     pinned_bytes = (work.weight_bytes[None, :] * plan.pinned).sum(axis=1)
@@ -189,12 +205,14 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
         if carry == "rates":
             ev.rng_ops = ev.rng_ops + work.regenerated_inputs[i] * work.timesteps[i] * passes
         buffer_bits = ledger.held[i] + buffer_read
-        moved = buffer_bits + layer_dram                      # everything to and from the cores crosses the network
-        ev.bit_mm = ev.bit_mm + moved * hops_mm
+        # everything to and from the cores crosses the network: inputs to the whole pool, the rest to one core
+        to_pool = buffer_read + (in_dram + inputs[:, i]) * passes
+        hops = pool.bit_hops(to_pool, ledger.held[i] + spill + streamed * 8)
+        ev.bit_mm = ev.bit_mm + hops * chips.hop_mm
         with np.errstate(divide="ignore", invalid="ignore"):
             dram_cycles = np.where(layer_dram != 0, layer_dram / chips.dram_bits_per_cycle, 0.0)
         layer_cycles[:, i] = np.maximum.reduce([pool_cycles[:, i], dram_cycles,
-                                                buffer_bits / 8 / chips.buffer_bytes_per_cycle, moved / chips.noc_rate])
+                                                buffer_bits / 8 / chips.buffer_bytes_per_cycle, hops / pool.capacity])
         total = total + layer_cycles[:, i]
         dram_bits = dram_bits + layer_dram
         spills[:, i] = spill / 8
@@ -209,7 +227,8 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
                   peak_on_chip=peak_held)
     notes = []
     for j in range(n):
-        note = [f"layers run their own timesteps ({work.timesteps_note}); carry: {carry}"]
+        note = [f"layers run their own timesteps ({work.timesteps_note}) on a pool of {int(chips.cores[j])} of "
+                f"{int(whole.cores[j])} cores; carry: {carry}"]
         if plan.streams[j]:
             note.append(f"{int((~plan.pinned[j]).sum())} of {L} layers' weights streamed from DRAM every inference")
         notes.append(note)
@@ -227,5 +246,5 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
         else:
             infeasible.append(None)
     per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed, spill_bytes=spills, cycles=layer_cycles)
-    return Costs(work, chips, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
+    return Costs(work, whole, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
                  dram_bits / 8, per_layer, notes, infeasible, refused).refuse_nonfinite()

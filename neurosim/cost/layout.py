@@ -13,8 +13,10 @@ and returns arrays of shape (n, L) or (n,).
   the whole spike history (`spikes`) or as spike counts (`rates`); a real
   output is carried as its time average.
 * Spatial: each layer first gets the cores its weights, membranes and a
-  double-buffered output step need; spare cores go only where they lower
-  the pipeline's latency (`SpatialCores`), so more cores never slow it.
+  double-buffered output step need; spare cores go only where they improve
+  the arch's stated objective (`SpatialCores`), so more cores never worsen
+  it. Its network traffic: `SpatialTraffic`; the sequential pool's:
+  `PoolTraffic` (one delivery model, `chips.delivery_links`).
 * Sequential: all weights stay in core SRAM when they fit beside the largest
   layer's membranes; otherwise layers are pinned in order into half of the
   SRAM and the rest are streamed from DRAM. A layer whose streamed weights
@@ -26,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..arch import EnergyTable
-from .chips import Chips
+from .energy import EventCounts, energy_breakdown_pj
+from .chips import Chips, average_hops, centre_hops, delivery_links, mesh_bits_per_cycle
 from .workload import Workload
 
 
@@ -112,6 +115,16 @@ def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs
     return reads, state.sum(axis=1)
 
 
+def op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
+    """Compute ops and core-SRAM accesses, common to both mappings (op totals per point)."""
+    t, n = work.total, chips.n
+    done = macs(work, chips)
+    reads, writes = core_access_bits(work, chips, ac_includes_memory, work.acs, done, work.neuron_updates,
+                                     work.timesteps)
+    same = {k: np.full(n, t[k]) for k in ("acs", "ac_bit_ops", "multilevel_acs", "other_ops", "neuron_updates")}
+    return EventCounts(**same, macs=done.sum(axis=1), core_read_bits=reads, core_write_bits=writes)
+
+
 class NeuronFit:
     """Does one output neuron of every layer fit the SRAM room of one core? A layer is split over cores by
     output neurons, so a core must hold at least one: its state for every token, its weight row where
@@ -134,29 +147,73 @@ class NeuronFit:
                 "layer is split over cores by output neurons")
 
 
+def input_bits(work: Workload, chips: Chips) -> np.ndarray:
+    """Bits of the network input each layer receives per run: spike packets at the input rate every step,
+    or a real-valued input once (it is constant over the steps)."""
+    if work.input_spiking:
+        return (work.input_values * work.input_rate * work.timesteps)[None, :] * chips.packet_bits[:, None]
+    return work.input_values[None, :] * chips.activation_bits[:, None]
+
+
 class SpatialTraffic:
-    """What the spatial mapping sends over the network per run, as a function of the cores per layer: a
-    spike is one packet to every core of every consuming layer (and one event-queue write and read
-    there); a real-valued output goes as dense values to each consumer."""
+    """What the spatial mapping sends over the network per run, as a function of the cores per layer.
+
+    A layer's output (a packet per spike, or its real values every step) is delivered to every core of
+    each consumer that needs it (`workload.input_spread`) and queued there (one SRAM write and read per
+    destination core), since producer and consumer run at once. Network outputs leave, and the network
+    input arrives (read as it streams in, like the sequential pool's inputs), through the I/O port at the
+    mesh's centre. The layers sit side by side around the centre, so distances follow the cores the
+    mapping uses, not the chip's count: idle cores cost nothing. Delivery is multicast or unicast as the
+    arch says (`chips.delivery_links`).
+    """
 
     def __init__(self, work: Workload, chips: Chips):
         steps = step_bits(work, chips)
-        self.dense = np.zeros(chips.n)                 # real-valued outputs: independent of the cores
-        self.per_core = np.zeros((chips.n, work.L))    # spike bits each core of a layer receives
-        for i in range(work.L):
-            if work.spiking[i]:
-                for c in work.consumers[i]:
-                    self.per_core[:, c] += work.spikes_out[i] * chips.packet_bits
-            else:
-                self.dense = self.dense + steps[:, i] * work.T * max(1, len(work.consumers[i]))
+        packets = work.spikes_out[None, :] * chips.packet_bits[:, None]
+        self.payload = np.where(work.spiking[None, :], packets, steps * work.T)   # (n, L) bits per run
+        edges = work.edges or [(0, 0, "one", 1)]           # (a network of one layer has none: priced as zero)
+        self.source = np.array([e[0] for e in edges])
+        self.consumer = np.array([e[1] for e in edges])
+        self.all = np.array([e[2] == "all" for e in edges])
+        self.head = np.array([e[2] == "head" for e in edges])
+        self.groups = np.array([e[3] for e in edges], dtype=float)
+        self.real_edge = np.array([bool(work.edges)] * len(edges))
+        self.to_source = np.zeros((len(edges), work.L))     # sums edges into their source layer
+        self.to_source[np.arange(len(edges)), self.source] = self.real_edge
+        self.has_consumers = self.to_source.sum(axis=0) > 0
+        self.inputs = input_bits(work, chips)
+        self.multicast, self.link = chips.multicast, chips.link_bits_per_cycle
 
-    def queue_bits(self, cores: np.ndarray) -> np.ndarray:
-        """Event-queue bits written (and read) at destination cores, for `cores` ((..., n, L)) per layer."""
-        return (cores * self.per_core).sum(axis=-1)
+    def edge_copies(self, cores: np.ndarray) -> np.ndarray:
+        """(n, E): the cores of each edge's consumer that need each value of its input."""
+        dest = cores[:, self.consumer].astype(float)
+        return np.where(self.all, dest, np.where(self.head, np.ceil(dest / self.groups), 1.0))
+
+    def copies(self, cores: np.ndarray) -> np.ndarray:
+        """(n, L): destination cores of each bit of each layer's output, over all its consumers."""
+        return self.edge_copies(cores) @ self.to_source
+
+    def queue_bits(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
+        """Bits written (and read) at destination cores: each layer's output at each core that needs it."""
+        return (self.payload[points] * self.copies(cores)).sum(axis=-1)
+
+    def links(self, cores: np.ndarray, points=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Bit-hops per bit of each layer's output, and per bit of the network input it reads ((n, L) each)."""
+        used = cores.sum(axis=-1)
+        reach, port = average_hops(used)[:, None], centre_hops(used)[:, None]
+        mc = self.multicast[points][:, None]
+        # each edge's destination cores form one tree (multicast) or get one copy each (unicast)
+        out_links = delivery_links(self.edge_copies(cores), reach, mc) @ self.to_source
+        return np.where(self.has_consumers, out_links, port), delivery_links(cores, port, mc)
 
     def network_bits(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
-        """Network bits for `cores` of the given points (all, or an index array of them)."""
-        return self.dense[points] + (cores * self.per_core[points]).sum(axis=-1)
+        """Bit-hops of a run with `cores` ((n, L), of the given points: all, or an index array of them)."""
+        out_links, in_links = self.links(cores, points)
+        return (self.payload[points] * out_links + self.inputs[points] * in_links).sum(axis=-1)
+
+    def network_cycles(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
+        """Network time: bit-hops over the link capacity of the region the used cores fill."""
+        return self.network_bits(cores, points) / mesh_bits_per_cycle(cores.sum(axis=-1), self.link[points])
 
 
 def spatial_latency(work: Workload, chips: Chips, table: EnergyTable, cores: np.ndarray,
@@ -164,7 +221,7 @@ def spatial_latency(work: Workload, chips: Chips, table: EnergyTable, cores: np.
     """(pipeline compute cycles, network cycles, per-layer cycles) of a spatial allocation: latency =
     (T + depth - 1) x the slowest stage's whole cycles per step, or the network time if longer."""
     per_layer = layer_cycles(work, cores, chips, table)
-    return pipeline_cycles(work, per_layer / work.T), traffic.network_bits(cores) / chips.noc_rate, per_layer
+    return pipeline_cycles(work, per_layer / work.T), traffic.network_cycles(cores), per_layer
 
 
 def pipeline_cycles(work: Workload, step_cycles: np.ndarray) -> np.ndarray:
@@ -172,21 +229,22 @@ def pipeline_cycles(work: Workload, step_cycles: np.ndarray) -> np.ndarray:
     return step_cycles.max(axis=-1) * (work.T + work.depth - 1)
 
 
-# Candidate stage times for the spatial allocation: the minimum allocation's slowest stage time, then
-# STAGE_SHRINK times less at each step, down to 1e-4 of it (finer than 4096-fold parallelism needs).
-STAGE_SHRINK, STAGE_CANDIDATES = 0.8, 42
+# Candidate stage times for the spatial allocation: the slowest layer's time per step on one core, then
+# STAGE_SHRINK times less at each step, down to 0.9^175 = 1e-8 of it (finer than any chip's parallelism needs).
+STAGE_SHRINK, STAGE_CANDIDATES = 0.9, 176
 
 
 class SpatialCores:
     """Cores per layer in the spatial mapping, and whether the chip has enough.
 
     Each layer first gets the cores its weights, membranes and a double-buffered output step need. Spare
-    cores are then given by a stated objective, the pipeline's latency: for each candidate stage time
-    tau (a grid that does not depend on the chip's core count), every layer gets the cores that bring its
-    compute per step under tau; the candidate with the lowest latency (compute or network, whichever
-    bounds) among those the chip has cores for wins, ties to the fewest cores. Cores that would not
-    lower the latency stay idle. A chip with more cores has every candidate of a smaller one, so more
-    cores never give a slower pipeline.
+    cores are then given by the arch's stated objective (`mapping.objective`: the lowest latency, energy,
+    or energy x delay; ties to the lower latency, then energy): for each candidate stage time tau, on a
+    grid fixed by the network alone (not by the chip's cores or SRAM), every layer gets the cores that
+    bring its compute per step under tau; every candidate the chip has cores for is priced, and the best
+    wins, the minimum allocation among them. Cores that would not improve the objective stay idle, and
+    idle cores cost nothing (`SpatialTraffic`), so a chip with more cores, having every candidate of a
+    smaller one, never scores worse.
     """
 
     def __init__(self, work: Workload, chips: Chips, table: EnergyTable):
@@ -196,44 +254,10 @@ class SpatialCores:
         self.min_total = min_cores.sum(axis=1)
         self.fits = (self.min_total <= chips.cores) & self.neuron.fits
         self.traffic = SpatialTraffic(work, chips)
-        self.cores = self._by_latency(work, chips, table, min_cores)
-
-    def _by_latency(self, work: Workload, chips: Chips, table: EnergyTable, min_cores: np.ndarray) -> np.ndarray:
-        """The candidate with the lowest latency, found by bisection: along the grid (shrinking tau) every
-        layer's cores only grow, so compute time only falls, network traffic only rises, and the chip runs
-        out of cores at some candidate; the best is where compute meets the network, or the last that fits.
-        Only points whose chip holds the minimum allocation are searched (the others are infeasible)."""
-        one_core = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
-                                                work.other_ops, table), np.ones(chips.n, np.int64), chips)
+        self.cores = min_cores.copy()
         ok = np.flatnonzero(self.fits)
-        one_core, least = one_core[ok], min_cores[ok]
-        start = (one_core / least).max(axis=1)          # slowest stage of the minimum allocation
-
-        def at(k: np.ndarray):
-            """Cores, compute and network cycles of candidate k[j] for each point j."""
-            tau = start * STAGE_SHRINK ** k
-            cores = np.maximum(least, np.ceil(one_core / tau[:, None] * (1 - 1e-12)))
-            compute = pipeline_cycles(work, whole_cycles(one_core / cores, work.timesteps) / work.timesteps)
-            return cores, compute, self.traffic.network_bits(cores, ok) / chips.noc_rate[ok]
-
-        def first(test) -> np.ndarray:
-            """Per point, the first candidate in 0..K for which test(candidate) holds (K: none)."""
-            lo, hi = np.zeros(len(ok), np.int64), np.full(len(ok), STAGE_CANDIDATES)
-            while (lo < hi).any():
-                mid = (lo + hi) // 2
-                holds = test(np.minimum(mid, STAGE_CANDIDATES - 1)) & (lo < hi)
-                hi, lo = np.where(holds, mid, hi), np.where(holds | (lo >= hi), lo, mid + 1)
-            return lo
-
-        last = first(lambda k: at(k)[0].sum(axis=1) > chips.cores[ok]) - 1        # the last candidate that fits
-        meet = np.minimum(first(lambda k: np.greater_equal(*at(k)[:0:-1])), last)   # network >= compute
-        below = np.maximum(meet - 1, 0)
-        cores_meet, compute_meet, network_meet = at(meet)
-        cores_below, compute_below, network_below = at(below)
-        take_below = np.maximum(compute_below, network_below) <= np.maximum(compute_meet, network_meet)
-        chosen = min_cores.copy()
-        chosen[ok] = np.where(take_below[:, None], cores_below, cores_meet)
-        return chosen.astype(np.int64)
+        if len(ok):
+            self.cores[ok] = _CoreSearch(work, chips, table, self.traffic, ok).best(min_cores[ok])
 
     def shortfall(self, work: Workload, chips: Chips, j: int) -> str:
         """Why point j's chip cannot hold the spatial mapping (the first shortfall)."""
@@ -242,6 +266,83 @@ class SpatialCores:
         return (f"spatial mapping needs {self.min_total[j]} cores of {chips.core_sram[j]} B SRAM to hold every "
                 f"layer's weights, membranes and spike buffers ({self.need_bytes[j].sum() / 2**20:.1f} MiB); the "
                 f"chip has {chips.cores[j]} (short by {self.min_total[j] - chips.cores[j]})")
+
+
+class _CoreSearch:
+    """Prices spatial allocations of the points `ok` for `SpatialCores`: latency, energy, and the objective."""
+
+    def __init__(self, work: Workload, chips: Chips, table: EnergyTable, traffic: SpatialTraffic, ok: np.ndarray):
+        self.work, self.traffic, self.ok = work, traffic, ok
+        self.one_core = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates,
+                                                     macs(work, chips), work.other_ops, table),
+                                       np.ones(chips.n, np.int64), chips)[ok]
+        self.budget = chips.cores[ok]
+
+        def price(ev: EventCounts, static_w=0.0, seconds=0.0) -> np.ndarray:
+            parts = energy_breakdown_pj(ev, table, core_array_bytes=chips.core_array, buffer_array_bytes=
+                                        chips.buffer_array, static_power_w=static_w, latency_s=seconds)
+            return sum(np.broadcast_to(v, (chips.n,)) for v in parts.values())[ok]
+        # energy = what every allocation spends + queue bits, bit-hops and leakage, which depend on it
+        self.fixed_pj = price(op_events(work, chips, table.ac_includes_memory))
+        self.queue_pj = price(EventCounts(core_read_bits=1.0, core_write_bits=1.0))
+        self.hop_pj = price(EventCounts(bit_mm=chips.hop_mm))
+        self.cycle_pj = price(EventCounts(), chips.static_power_w, 1 / chips.clock_hz)
+        self.objective = np.array(chips.objective)[ok]
+
+    def score(self, cores: np.ndarray) -> tuple:
+        """(objective, latency, energy) of an allocation; lower is better, in that order."""
+        work = self.work
+        compute = pipeline_cycles(work, whole_cycles(self.one_core / cores, work.timesteps) / work.timesteps)
+        latency = np.maximum(compute, self.traffic.network_cycles(cores, self.ok))
+        energy = (self.fixed_pj + self.queue_pj * self.traffic.queue_bits(cores, self.ok)
+                  + self.hop_pj * self.traffic.network_bits(cores, self.ok) + self.cycle_pj * latency)
+        return ranking(self.objective, latency, energy)
+
+    def best(self, least: np.ndarray) -> np.ndarray:
+        """The best-scoring candidate that fits, per point (the minimum allocation is the first)."""
+        chosen = least.astype(float)
+        best = self.score(chosen)
+        slowest = self.one_core.max(axis=1, initial=0)
+        for shrink in STAGE_SHRINK ** np.arange(STAGE_CANDIDATES):
+            cores = np.maximum(least, np.ceil(self.one_core / (slowest * shrink)[:, None] * (1 - 1e-12)))
+            fits = cores.sum(axis=1) <= self.budget
+            if not fits.any():
+                break
+            score = self.score(cores)
+            better = fits & lower(score, best)
+            chosen = np.where(better[:, None], cores, chosen)
+            best = tuple(np.where(better, new, old) for new, old in zip(score, best))
+        return chosen.astype(np.int64)
+
+
+def ranking(objective: np.ndarray, latency: np.ndarray, energy: np.ndarray) -> tuple:
+    """What a mapping's free choices are ranked by, per point: (the arch's objective, latency, energy)."""
+    value = np.where(objective == "energy", energy, np.where(objective == "edp", energy * latency, latency))
+    return value, latency, energy
+
+
+def lower(a: tuple, b: tuple, rel: float = 1e-9) -> np.ndarray:
+    """Lexicographic a < b over tuples of arrays, equal within `rel`."""
+    lower, tied = np.zeros(len(a[0]), bool), np.ones(len(a[0]), bool)
+    for x, y in zip(a, b):
+        lower |= tied & (x < y * (1 - rel))
+        tied &= x <= y * (1 + rel)
+    return lower
+
+
+class PoolTraffic:
+    """What the sequential mapping sends over the network, in bit-hops. Every input a layer reads (from the
+    global buffer, DRAM or the I/O port, all at the mesh's centre) goes to every core of the pool, which
+    reads it as it streams in (a multicast tree, or a copy per core); what the pool sends back (outputs,
+    spills) and the weights streamed in go between one core and the centre, one copy each."""
+
+    def __init__(self, chips: Chips):
+        self.to_pool = delivery_links(chips.cores, chips.buffer_hops, chips.multicast)
+        self.one_core = chips.buffer_hops
+        self.capacity = chips.mesh_bits_per_cycle
+
+    def bit_hops(self, broadcast_bits, single_bits):
+        return broadcast_bits * self.to_pool + single_bits * self.one_core
 
 
 class SequentialWeights:

@@ -50,6 +50,24 @@ def live_outputs(net: Network, layer) -> int:
     return int(needed_outputs(net, layer).sum())
 
 
+# Which cores of a consumer need each value of an input, as the consumer is split over its cores: a linear
+# or convolution layer, split by output neurons, needs every input value on every core ("all"); attention,
+# split by heads (then query tokens), needs a query value on one core and a key or value on every core of
+# its head ("head" for K and V inputs, "one" for Q); element-wise layers and pooling, split by tokens or
+# channels, need each value on one core ("one").
+def input_spread(layer, position: int) -> str:
+    if layer.kind in ("attention", "causal_attention"):
+        return "one" if position == 0 else "head"
+    return "one" if layer.kind in ("elementwise", "pool2d") else "all"
+
+
+def spread_groups(layer) -> int:
+    """Groups a consumer's cores form for a "head" input: its live key/value heads."""
+    if layer.kind == "causal_attention":
+        return max(1, int(layer.spec.kv_heads))
+    return max(1, int(layer.spec.live_heads().sum())) if layer.kind == "attention" else 1
+
+
 class Workload:
     """Per-layer arrays (length L, in layer order) of one network, and its op totals.
 
@@ -87,6 +105,9 @@ class Workload:
         index = {l.name: i for i, l in enumerate(layers)}
         self.consumers = [[index[c.name] for c in net.consumers(l.name)] for l in layers]
         self.sources = [[index[s] for s in dict.fromkeys(l.inputs)] for l in layers]
+        # (source, consumer, spread, groups) of every input a layer reads (see `input_spread`)
+        self.edges = [(index[s], c, input_spread(l, k), spread_groups(l))
+                      for c, l in enumerate(layers) for k, s in enumerate(l.inputs)]
         # Input neurons whose spikes a layer regenerates each step from carried rates: those of its spiking
         # sources (attention regenerates K and V; a real-valued source is carried as its time average).
         self.regenerated_inputs = np.array([
@@ -95,6 +116,10 @@ class Workload:
         # Layers whose input is the network's constant real-valued current: its product with the
         # weights is computed once and held (unless the chip recomputes it every step).
         self.constant_input = np.array([reads_constant_current(net, l) for l in layers], dtype=bool)
+        # Values of the network input each layer that reads it receives per step (tokens x input features);
+        # it is delivered to the layer's cores from the chip's I/O port.
+        self.input_values = np.array([0.0 if l.inputs else l.seq_len * net.input_size for l in layers])
+        self.input_spiking, self.input_rate = bool(net.input_spiking), float(net.input_rate)
         self.timesteps_note = ", ".join(str(t) for t in sorted({l.timesteps for l in layers}))
         # Totals, summed in layer order.
         self.total = {k: float(sum(r[k] for r in self.count_rows)) for k in COUNT_KEYS}

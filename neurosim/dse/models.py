@@ -36,6 +36,7 @@ class ModelRef:
 # Per-process caches (each Dask worker is its own process): a model is built once per worker.
 _MODELS: dict[str, Network] = {}
 _TABLES: dict[str, EnergyTable] = {}
+_CARD_KINDS: dict[str, str | None] = {}   # card path -> its kind, read once
 MODEL_LOADS: Counter = Counter()
 
 
@@ -73,8 +74,13 @@ def load_point_model(ref: ModelRef) -> Network:
 
 def load_point_card(ref: ModelRef) -> DecoderCard | None:
     """The point's decoder card (with its overrides), or None when the model is not a decoder card: a decoder
-    point is priced as a workload (`llm.sweep`), not as the one network `load_point_model` builds."""
+    point is priced as a workload (`llm.sweep`), not as the one network `load_point_model` builds. Which
+    files are decoder cards is read once per process (a sweep asks for every point)."""
     if not ref.path.endswith((".yaml", ".yml")):
+        return None
+    if ref.path not in _CARD_KINDS:
+        _CARD_KINDS[ref.path] = read_yaml(ref.path)[0].get("kind")
+    if _CARD_KINDS[ref.path] != "spiking_decoder":
         return None
     data, _ = read_yaml(ref.path)
     if data.get("kind") != "spiking_decoder":
@@ -87,6 +93,7 @@ def load_point_card(ref: ModelRef) -> DecoderCard | None:
 def forget_models() -> None:
     """Empty this process's model cache and its load counts, so that the next loads build (and count) again."""
     _MODELS.clear()
+    _CARD_KINDS.clear()
     MODEL_LOADS.clear()
 
 

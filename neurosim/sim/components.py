@@ -1,11 +1,13 @@
 """Hardware components of the simpy model. Each one counts its own events.
 
 * `Channel`: a bandwidth-limited first-come-first-served server (a DRAM
-  channel, the global buffer's port, the on-chip network). A transfer of b
+  channel, the global buffer's port, the sequential mapping's network). A transfer of b
   bits waits for the transfers booked before it, then takes b / rate cycles.
   Because service is FIFO and never preempted, a transfer's finish time is
   known when it is booked, so a booking costs no simpy event; the process
   that needs the data waits on a timeout to that time.
+* `Network`: the spatial mapping's on-chip network, serving the oldest
+  timestep first (a transfer is an event that fires when it has arrived).
 * `Buffer`: a byte-capacity store with back-pressure: a put that does not fit
   waits (first come, first served) until gets make room. It records its
   peak and, for the timeline, its occupancy over time.
@@ -22,6 +24,7 @@ processes as generator methods. Only simpy's public API is used.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +89,66 @@ class Channel:
     @property
     def bits(self) -> float:
         return self.read_bits + self.write_bits
+
+
+class Network:
+    """The on-chip network as one server of `bits_per_cycle` (bit-hops) that serves waiting transfers by
+    priority, not in the order they were sent: the sender gives the pipeline slot its data is due in (a
+    layer's step t at depth d is due in slot t + d), so a layer running ahead does not hold back the
+    transfers the pipeline waits for; ties go first to data for another layer, then in the order sent. A
+    transfer in progress is never interrupted. `send` returns an event that fires when it has arrived."""
+
+    def __init__(self, env: simpy.Environment, bits_per_cycle: float, rec: Recorder):
+        self.env, self.rate, self.rec = env, float(bits_per_cycle), rec
+        self.name = "interconnect"
+        self.free_at = 0.0
+        self.busy = 0.0           # cycles spent transferring
+        self.queued = 0.0         # cycles transfers waited for the network
+        self.bits = 0.0
+        self.transfers = 0
+        self._waiting: list[tuple] = []       # heap of (priority, order sent, bits, layer, step, sent at, event)
+        self._wake: simpy.Event | None = None
+        self._serving = False
+        self._idle: simpy.Event | None = None
+        env.process(self._serve())
+
+    def send(self, bits: float, priority: tuple, layer: str, step: int) -> simpy.Event:
+        arrived = self.env.event()
+        if bits <= 0:
+            return arrived.succeed(self.env.now)
+        heapq.heappush(self._waiting, (priority, self.transfers, bits, layer, step, self.env.now, arrived))
+        self.transfers += 1
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        return arrived
+
+    def _serve(self):
+        env = self.env
+        while True:
+            if not self._waiting:
+                self._wake = env.event()
+                yield self._wake
+                continue
+            _, _, bits, layer, step, sent_at, arrived = heapq.heappop(self._waiting)
+            start = env.now
+            self.queued += start - sent_at
+            self._serving = True
+            yield env.timeout(bits / self.rate)
+            self._serving = False
+            self.busy += env.now - start
+            self.bits += bits
+            self.free_at = env.now
+            self.rec.add(self.name, start, env.now, layer, step, "transfer", 1, bits / 8)
+            arrived.succeed(env.now)
+            if not self._waiting and self._idle is not None and not self._idle.triggered:
+                self._idle.succeed()
+
+    def drain(self, senders: list[simpy.Process]):
+        """Process: ends once the senders have ended and every transfer they sent has arrived."""
+        yield simpy.AllOf(self.env, senders)
+        while self._waiting or self._serving:
+            self._idle = self.env.event()
+            yield self._idle
 
 
 class Buffer:

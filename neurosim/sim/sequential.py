@@ -46,7 +46,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..cost import layout
+from ..cost import closed_form, layout
 from ..cost.estimate import infeasible
 from ..report import Report
 from .components import Buffer, Channel, Level, Tile
@@ -68,6 +68,7 @@ class WeightLoader:
         self.passes = plan.passes[0].tolist()
         self.sram, self.dram, self.noc = sram, dram, noc
         self.burst_bits = ctx.opts.burst_bytes * 8
+        self.hops = float(ctx.chip("buffer_hops"))      # DRAM port to the core that holds the weights
         self.tile = Tile("weight loader", 0)
         self.ready = [[self.env.event() for _ in range(p)] for p in self.passes]     # weights in place
         self.started = [[self.env.event() for _ in range(p)] for p in self.passes]   # the pool began the pass
@@ -117,7 +118,8 @@ class WeightLoader:
             return
         n = math.ceil(bits / self.burst_bits)
         for _ in range(n):
-            end = max(self.dram.book(bits / n, layer=name, step=None), self.noc.book(bits / n, layer=name))
+            end = max(self.dram.book(bits / n, layer=name, step=None),
+                      self.noc.book(bits / n * self.hops, layer=name))
             yield self.env.timeout(end - self.env.now)
         self.weight_bits += bits
 
@@ -189,6 +191,8 @@ class CorePool:
         self.passes, self.states = loader.passes, plan.states[0].tolist()
         self.carried = carried.tolist()
         self.loader, self.carry, self.noc, self.chunk = loader, carry, noc, chunk
+        self.traffic = layout.PoolTraffic(ctx.chips)
+        self.network_input = layout.input_bits(ctx.work, ctx.chips)[0].tolist()
         self.tile = Tile("core pool", int(ctx.chip("cores")))
         self.membrane = Level()
         self.rng_ops = 0.0
@@ -260,8 +264,9 @@ class CorePool:
             frac, out = (1.0 if s0 == 0 else 0.0), (self.carried[i] / p if s1 == t else 0.0)
             self.rng_ops += float(self.work.regenerated_inputs[i]) * n
         gb_w, dram_w = yield from self._output(i, out, s0, n)
+        net_in = self.network_input[i] * (n / t if self.work.input_spiking else float(s0 == 0))
         now = env.now
-        end = self._book(name, s0, n, now + cycles, inputs[0] * frac, gb_w, inputs[1] * frac, dram_w)
+        end = self._book(name, s0, n, now + cycles, inputs[0] * frac, gb_w, inputs[1] * frac, dram_w, net_in)
         if end > now:
             yield env.timeout(end - now)
         tile.busy += cycles
@@ -290,18 +295,23 @@ class CorePool:
         return out, 0.0
 
     def _book(self, name: str, s0: int, n: int, end: float, gb_r: float, gb_w: float, dram_r: float,
-              dram_w: float) -> float:
-        """Book a task's transfers on the buffer port, DRAM and the network; returns when the last ends."""
+              dram_w: float, net_in: float) -> float:
+        """Book a task's transfers on the buffer port, DRAM and the network (its inputs, and the network
+        input `net_in`, to the whole pool; its outputs from one core each); returns when the last ends."""
         port, dram = self.carry.port, self.carry.dram
         end = max(end, port.book(gb_r, layer=name, step=s0, steps=n),
                   port.book(gb_w, write=True, layer=name, step=s0, steps=n))
         if dram is not None:
             end = max(end, dram.book(dram_r, layer=name, step=s0, steps=n),
                       dram.book(dram_w, write=True, layer=name, step=s0, steps=n))
-        return max(end, self.noc.book(gb_r + gb_w + dram_r + dram_w, layer=name, step=s0, steps=n))
+        hops = self.traffic.bit_hops(gb_r + dram_r + net_in, gb_w + dram_w)[0]
+        return max(end, self.noc.book(hops, layer=name, step=s0, steps=n))
 
 
 def simulate_sequential(ctx: Context) -> Report:
+    # the pool the closed form picks for the arch's objective; the other cores stay idle
+    ctx.chips = ctx.chips.with_cores(closed_form.pool_cores(ctx.work, ctx.chips, ctx.arch.energy,
+                                                            ctx.arch.mapping.carry))
     work, chips = ctx.work, ctx.chips
     widest, bits = layout.widest_step(work, chips)
     if bits[0] > chips.buffer_bytes[0] * 8:
@@ -313,7 +323,7 @@ def simulate_sequential(ctx: Context) -> Report:
         return infeasible(ctx.net, ctx.arch, why_not, engine="simulator")
     env, rec = ctx.env, ctx.rec
     dram = Channel(env, "dram", ctx.chip("dram_bits_per_cycle"), rec) if ctx.chip("has_dram") else None
-    noc = Channel(env, "interconnect", ctx.chip("noc_rate"), rec, directional=False)
+    noc = Channel(env, "interconnect", ctx.chip("mesh_bits_per_cycle"), rec, directional=False)
     on_chip = Level(float(work.weight_bytes[plan.pinned[0]].sum()))
     carry = CarryBuffers(ctx, dram, on_chip)
     sram = Buffer(env, "core_sram", plan.free[0], rec, on_chip)   # beside the pinned weights
@@ -322,7 +332,7 @@ def simulate_sequential(ctx: Context) -> Report:
     chunk = ctx.opts.steps_per_task or max(1, math.ceil(total_steps / ctx.opts.max_tasks))
     ctx.stats.steps_per_task = chunk
     pool = CorePool(ctx, plan, carried, loader, carry, noc, chunk)
-    ctx.limit = ctx.opts.limit(_serial_cycles(ctx, plan, carried, [dram, carry.port, noc]))
+    ctx.limit = ctx.opts.limit(_serial_cycles(ctx, plan, carried, [dram, carry.port], noc))
     run(ctx, [env.process(loader.run()), env.process(pool.run())], [pool.tile, loader.tile])
     carry.buffer.close()
     sram.close()
@@ -348,13 +358,17 @@ def _unmappable(ctx: Context, plan: layout.SequentialWeights, carried: np.ndarra
 
 
 def _serial_cycles(ctx: Context, plan: layout.SequentialWeights, carried: np.ndarray,
-                   channels: list[Channel | None]) -> float:
-    """A generous bound on simulated time: all compute, then all data twice over the slowest channel."""
+                   channels: list[Channel | None], noc: Channel) -> float:
+    """A generous bound on simulated time: all compute, then all data twice over the slowest channel and
+    over the network, each bit to the whole pool."""
     work, chips = ctx.work, ctx.chips
     compute = layout.layer_cycles(work, chips.cores, chips, ctx.arch.energy, work.timesteps * plan.passes[0])[0].sum()
     reads = np.array([sum(carried[s] for s in sources) for sources in work.sources]) * plan.passes[0]
-    data = (plan.streamed[0] * 8 + 2 * (reads + carried)).sum()
-    return float(compute + data / min(c.rate for c in channels if c is not None and c.rate))
+    network_input = layout.input_bits(work, chips)[0] * plan.passes[0]
+    data = (plan.streamed[0] * 8 + 2 * (reads + carried) + network_input).sum()
+    traffic = layout.PoolTraffic(chips)
+    hops = data * max(traffic.to_pool[0], traffic.one_core[0])
+    return float(compute + data / min(c.rate for c in channels if c is not None and c.rate) + hops / noc.rate)
 
 
 def _report(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, noc: Channel, on_chip: Level) -> Report:
@@ -366,12 +380,12 @@ def _report(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, noc: C
     ev.core_write_bits += pool.loader.weight_bits          # streamed weights land in core SRAM
     if dram is not None:
         ev.dram_read_bits, ev.dram_write_bits = dram.read_bits, dram.write_bits
-    ev.bit_mm = noc.bits * ctx.chip("avg_hops") * ctx.chip("hop_mm")
+    ev.bit_mm = noc.bits * ctx.chip("hop_mm")
     memory = dict(weights=float(work.weight_bytes.sum()), membrane=pool.membrane.peak,
                   spike_buffers=carry.buffer.peak, peak_on_chip=on_chip.peak)
     per_layer = pd.concat([counts_frame(ctx, counted), pd.DataFrame(pool.rows)], axis=1)
     per_layer["utilization"] = per_layer["busy_cycles"] / per_layer["cycles"].where(per_layer["cycles"] > 0)
-    utilization = dict(cores=safe_div(pool.tile.busy, cycles), dram=safe_div(dram.busy, cycles) if dram else 0.0,
+    utilization = dict(cores=safe_div(pool.tile.busy * pool.tile.cores, ctx.arch.cores.count * cycles), dram=safe_div(dram.busy, cycles) if dram else 0.0,
                        global_buffer=safe_div(carry.port.busy, cycles), interconnect=safe_div(noc.busy, cycles))
     tiles = [pool.tile, pool.loader.tile]
     return finish(ctx, ev, cycles, memory, dram.bits / 8 if dram is not None else 0.0, per_layer, tiles,
@@ -380,7 +394,8 @@ def _report(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, noc: C
 
 def _notes(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, cycles: float) -> list[str]:
     pinned, tile = plan.pinned[0], pool.tile
-    notes = [f"layers run their own timesteps ({ctx.work.timesteps_note}); carry: {ctx.arch.mapping.carry}",
+    notes = [f"layers run their own timesteps ({ctx.work.timesteps_note}) on a pool of {pool.tile.cores} of "
+             f"{ctx.arch.cores.count} cores; carry: {ctx.arch.mapping.carry}",
              f"simulated: {ctx.stats.tasks} tasks of up to {ctx.stats.steps_per_task} timestep(s) of one pass each"]
     if not pinned.all():
         notes.append(f"{int((~pinned).sum())} of {len(pinned)} layers' weights streamed from DRAM every inference; "

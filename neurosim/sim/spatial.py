@@ -22,15 +22,16 @@ same decisions (`cost.layout`), one event-level task per (layer tile, timestep):
   hold the step meanwhile), and the slot is freed when every consumer has
   finished that step. Two slots (the default) let a layer compute step t+1
   while step t crosses the network and is consumed;
-* after a step, its output crosses the on-chip network: a spike is multicast
-  as one packet to every core of each consuming layer (one event-queue write
-  and read at each), a real-valued output as dense values to each consumer.
-  The network is one FIFO server at the mesh's aggregate bandwidth
-  (`Chips.noc_rate`), so transfers of all layers contend for it. Its
-  finish time is known when a transfer is booked, so a step's arrival is a
-  number, not an event: a consumer that finds its inputs sent waits once,
-  to the end of its compute; one that finds them not yet sent waits for the
-  sending (`Stage.on_sent`) first.
+* after a step, its output crosses the on-chip network to every core of each
+  consuming layer that needs it (a packet per spike, or dense values), as a
+  multicast tree or one copy per core as the arch says, and is queued there
+  (one write and read at each); the bit-hops are `layout.SpatialTraffic.links`'.
+  The network input streams in from the I/O port a step ahead of the first
+  layers. The network (`components.Network`) is one server at the aggregate
+  link capacity of the region the used cores fill, so transfers of all layers
+  contend for it; it serves the oldest timestep first, so layers running
+  ahead do not delay the steps the pipeline waits for. A consumer waits for
+  each source's step t to arrive (`Stage.on_sent`), then computes.
 
 Where it differs from the closed form, by design: the closed form charges
 the pipeline fill as (depth - 1) x the slowest stage, while the simulator
@@ -48,41 +49,52 @@ import pandas as pd
 import simpy
 
 from ..cost import layout
+from ..cost.chips import mesh_bits_per_cycle
 from ..cost.estimate import infeasible
 from ..errors import NeurosimError
+from ..ir import NETWORK_INPUT
 from ..report import Report
-from .components import Buffer, Channel, Level, Tile
+from .components import Buffer, Level, Network, Tile
 from .engine import Context, core_events, counts_frame, finish, run, safe_div
 
 
 class Stage:
     """One layer's tile in the pipeline: its cores, its output buffer, and when each output step arrives."""
 
-    def __init__(self, ctx: Context, i: int, cores: int, step_bits: float, dest_cores: int, noc: Channel,
-                 level: Level):
+    def __init__(self, ctx: Context, i: int, cores: int, step_bits: float, links: tuple, copies: float,
+                 noc: Network, level: Level):
         layer = ctx.net.layers[i]
         self.env, self.rec, self.noc = ctx.env, ctx.rec, noc
         self.layer, self.name = layer, layer.name
         self.n_cons = len(ctx.work.consumers[i])
+        self.depth = 1         # layers from the input to this one (set once the sources are known)
         self.tile = Tile(f"tile {layer.name}", int(cores))
         w = ctx.works[layer.name]
         self.cycles = w.cycles(ctx.chips, ctx.arch.energy, cores)
         self.step_bytes = step_bits / 8
-        if layer.spiking:     # one packet per spike to every core of every consumer
-            self.noc_bits = (w.per_step["spikes_out"] * (ctx.chip("packet_bits") * dest_cores)).astype(float)
-        else:                 # dense values to each consumer
-            self.noc_bits = np.full(len(self.cycles), step_bits * max(1, self.n_cons), dtype=float)
-        self.noc_bits = self.noc_bits.tolist()
-        self.buf = Buffer(ctx.env, f"{layer.name}.out", ctx.opts.buffer_steps * self.step_bytes, ctx.rec, level)
         T = len(self.cycles)
+        if layer.spiking:     # one packet per spike
+            payload = w.per_step["spikes_out"] * float(ctx.chip("packet_bits"))
+        else:                 # dense values every step
+            payload = np.full(T, step_bits)
+        out_links, in_links = links     # bit-hops per bit (`layout.SpatialTraffic.links`)
+        self.noc_bits = (payload * out_links).tolist()
+        self.queued_bits = (payload * copies).tolist()      # written into (and read from) destination queues
+        inputs = float(layout.input_bits(ctx.work, ctx.chips)[0, i])   # the network input, if it reads it
+        per_step = inputs / T if ctx.work.input_spiking else 0.0
+        self.input_bits = [(inputs if t == 0 else 0.0) if not ctx.work.input_spiking else per_step
+                           for t in range(T)]
+        self.input_links = float(in_links)
+        self.input_arrival: list[simpy.Event] = []
+        self.buf = Buffer(ctx.env, f"{layer.name}.out", ctx.opts.buffer_steps * self.step_bytes, ctx.rec, level)
         self.arrival: list[float | None] = [None] * T   # when step t reaches the consumers; None: not sent
         self._sent: dict[int, simpy.Event] = {}          # steps that consumers wait to be sent
         self.released = [0] * T
         self.sources: list[Stage] = []
-        self.queue_bits = 0.0     # spike packets written into (and read from) the consumers' event queues
+        self.queue_bits = 0.0     # bits written into (and read from) the consumers' queues so far
 
     def on_sent(self, t: int) -> simpy.Event:
-        """An event that fires when step t is sent (its arrival time then known)."""
+        """An event that fires when step t has arrived at the consumers."""
         if t not in self._sent:
             self._sent[t] = self.env.event()
         return self._sent[t]
@@ -106,12 +118,17 @@ class Stage:
                 if src.arrival[t] is None:
                     tile.waiting = partial(src.waiting_for, t)
                     yield src.on_sent(t)
+            arrived = self._network_input(t)
+            if not arrived.processed:       # the network input streams in from the I/O port
+                tile.waiting = ("interconnect", f"step {t} of the network input for layer '{self.name}'",
+                                "check the network for a transfer that never ends")
+                yield arrived
             now = start = env.now
             tile.waiting = None
             for src in self.sources:
                 if src.arrival[t] > start:
                     start = src.arrival[t]
-            if start > now:                 # inputs still crossing the network
+            if start > now and self.sources:     # inputs still crossing the network
                 tile.waiting, tile.resumes_at = partial(self._in_flight, t), start
             if t == 0:
                 tile.start = start
@@ -132,6 +149,14 @@ class Stage:
         tile.end = env.now
         tile.done = True
 
+    def _network_input(self, t: int) -> simpy.Event:
+        """Step t of the network input from the I/O port: it streams in one step ahead (step t + 1 is sent
+        as step t starts), double-buffered like the layers' outputs."""
+        for k in range(len(self.input_arrival), min(t + 2, len(self.input_bits))):
+            self.input_arrival.append(self.noc.send(self.input_bits[k] * self.input_links, (k, 0),
+                                                    f"{NETWORK_INPUT} -> {self.name}", k))
+        return self.input_arrival[t]
+
     def _in_flight(self, t: int) -> tuple[str, str, str]:
         """What the tile waits for while its inputs of step t cross the network: the last to arrive."""
         return max(self.sources, key=lambda src: src.arrival[t]).waiting_for(t)
@@ -145,16 +170,17 @@ class Stage:
         self.rec.add(tile.name, t0, self.env.now, self.name, t, "stall")
 
     def _send(self, t: int) -> None:
-        bits, now = self.noc_bits[t], self.env.now
-        if not self.n_cons:
-            if bits:                       # a real-valued network output leaves over the network
-                self.noc.book(bits, layer=self.name, step=t)
+        bits = self.noc_bits[t]
+        slot = t + self.depth                # the pipeline slot its consumers run step t in
+        if not self.n_cons:                 # a network output leaves through the I/O port: nobody waits for it
+            self.noc.send(bits, (slot, 1), self.name, t)
             self.buf.get(self.step_bytes)
             return
-        end = self.noc.book(bits, layer=self.name, step=t)
-        if self.layer.spiking:
-            self.queue_bits += bits
-        self.arrival[t] = now + (end - now)     # as simpy times a wait of end - now cycles (same rounding)
+        self.queue_bits += self.queued_bits[t]
+        self.noc.send(bits, (slot, 0), self.name, t).callbacks.append(partial(self._arrived, t))
+
+    def _arrived(self, t: int, event: simpy.Event) -> None:
+        self.arrival[t] = event.value
         if t in self._sent:
             self._sent.pop(t).succeed()
 
@@ -176,22 +202,28 @@ def simulate_spatial(ctx: Context) -> Report:
                             "hold one timestep of their layer's output, so no layer could ever start",
                             "use buffer_steps >= 1 (2 = double-buffered, the default)")
     cores = alloc.cores[0]
-    noc = Channel(ctx.env, "interconnect", ctx.chip("noc_rate"), ctx.rec, directional=False)
+    used = cores[None, :]
+    noc = Network(ctx.env, float(mesh_bits_per_cycle(used.sum(axis=1), chips.link_bits_per_cycle)[0]), ctx.rec)
     buffers = Level()
     steps = layout.step_bits(work, chips)[0]
-    stages = [Stage(ctx, i, cores[i], float(steps[i]), sum(cores[c] for c in work.consumers[i]), noc, buffers)
+    out_links, in_links = (x[0] for x in alloc.traffic.links(used))
+    copies = alloc.traffic.copies(used)[0]
+    stages = [Stage(ctx, i, cores[i], float(steps[i]), (out_links[i], in_links[i]), copies[i], noc, buffers)
               for i in range(work.L)]
     for st, sources in zip(stages, work.sources):
         st.sources = [stages[s] for s in sources]
+        st.depth = 1 + max((src.depth for src in st.sources), default=0)
     # A generous bound on simulated time: every step and every transfer one after another, four times over.
-    ctx.limit = opts.limit(sum(sum(st.cycles) + sum(st.noc_bits) / noc.rate for st in stages))
-    run(ctx, [ctx.env.process(st.run()) for st in stages], [st.tile for st in stages])
+    ctx.limit = opts.limit(sum(sum(st.cycles) + (sum(st.noc_bits) + sum(st.input_bits) * st.input_links) / noc.rate
+                               for st in stages))
+    procs = [ctx.env.process(st.run()) for st in stages]
+    run(ctx, [ctx.env.process(noc.drain(procs))], [st.tile for st in stages])
     for st in stages:
         st.buf.close()
     return _report(ctx, stages, noc, buffers)
 
 
-def _report(ctx: Context, stages: list[Stage], noc: Channel, buffers: Level) -> Report:
+def _report(ctx: Context, stages: list[Stage], noc: Network, buffers: Level) -> Report:
     work, T = ctx.work, ctx.work.T
     cycles = max(max(st.tile.end for st in stages), noc.free_at)
     ctx.stats.tasks = T * len(stages)
@@ -199,7 +231,7 @@ def _report(ctx: Context, stages: list[Stage], noc: Channel, buffers: Level) -> 
     queue_bits = sum(st.queue_bits for st in stages)      # event queues at the destination cores
     ev.core_read_bits += queue_bits
     ev.core_write_bits += queue_bits
-    ev.bit_mm = noc.bits * ctx.chip("avg_hops") * ctx.chip("hop_mm")
+    ev.bit_mm = noc.bits * ctx.chip("hop_mm")
     weights = float(work.weight_bytes.sum())
     membrane = float(layout.state_bytes(work, ctx.chips)[0].sum())
     memory = dict(weights=weights, membrane=membrane, spike_buffers=buffers.peak,
@@ -217,7 +249,7 @@ def _report(ctx: Context, stages: list[Stage], noc: Channel, buffers: Level) -> 
     return finish(ctx, ev, cycles, memory, 0.0, per_layer, tiles, utilization, _notes(ctx, stages, noc, cycles))
 
 
-def _notes(ctx: Context, stages: list[Stage], noc: Channel, cycles: float) -> list[str]:
+def _notes(ctx: Context, stages: list[Stage], noc: Network, cycles: float) -> list[str]:
     T = ctx.work.T
     slowest = max(stages, key=lambda s: s.tile.busy)
     used = sum(st.tile.cores for st in stages)
