@@ -381,7 +381,7 @@ def main() -> None:
         if needed not in args.variants:
             args.variants.insert(0, needed)   # every speed-up is against both baselines
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    rows, loads = [], [os.getloadavg()[0]]
+    rows, loads, text = [], [os.getloadavg()[0]], ""
     bw = _subprocess(args, "bandwidth", 0.0, env)
     print(f"copy bandwidth: DRAM {bw['dram'] / 1e9:.1f} GB/s, LLC {bw['llc'] / 1e9:.1f} GB/s", flush=True)
     for rate in args.rates:
@@ -396,12 +396,12 @@ def main() -> None:
             row = min(got, key=lambda r: r["wall_s"])
             row["walls"] = sorted(r["wall_s"] for r in got)
             rows.append(row)
-    loads.append(os.getloadavg()[0])
-    text = write_results(rows, bw, machine_info(), args, tuple(loads))
-    if args.notes:
-        text += "\n" + args.notes.strip() + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+        done = argparse.Namespace(**{**vars(args), "rates": args.rates[:args.rates.index(rate) + 1]})
+        text = write_results(rows, bw, machine_info(), done, (loads[0], os.getloadavg()[0]))
+        if args.notes:
+            text += "\n" + args.notes.strip() + "\n"
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)   # after every rate: a run cut short keeps what it measured
     print(text)
 
 
