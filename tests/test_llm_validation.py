@@ -1,0 +1,111 @@
+"""Issue 20: the GPU benchmark's decoder (benchmarks/llm_gpu.py), the H200 config, the comparison and the
+break-even analysis (analysis/llm_validation.py, analysis/break_even.py), on a CPU at toy sizes."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "analysis")]
+
+import break_even  # noqa: E402
+import llm_gpu  # noqa: E402
+import llm_validation  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+
+def test_benchmark_shapes_are_the_decoder_cards_shapes():
+    from neurosim.cards import load_decoder_card
+
+    for name in ("tinyllama-1.1b", "llama2-7b"):
+        card = load_decoder_card(ROOT / "models" / f"{name}.yaml")
+        assert llm_gpu.SHAPES[name] == {k: getattr(card, k) for k in llm_gpu.SHAPES[name]}
+
+
+def test_a_decode_step_against_the_cache_gives_the_logits_of_a_whole_prefill():
+    shape = llm_gpu.SHAPES["toy"]          # 4 query heads over 2 key/value heads: the grouped decode path
+    tokens = torch.randint(0, shape["vocab"], (2, 9), generator=torch.Generator().manual_seed(3))
+    cached = llm_gpu.Decoder(torch, shape, 2, 16, "cpu", torch.float64)
+    fresh = llm_gpu.Decoder(torch, shape, 2, 16, "cpu", torch.float64)   # same seed, same weights
+    with torch.inference_mode():
+        cached.forward(tokens[:, :8], 0)
+        step = cached.forward(tokens[:, 8:], 8)
+        whole = fresh.forward(tokens, 0)
+    assert step.shape == (2, shape["vocab"])
+    assert torch.allclose(step, whole, rtol=1e-9, atol=1e-12)
+    with torch.inference_mode():   # a different last token changes the logits: the step reads its input
+        other = cached.forward((tokens[:, 8:] + 1) % shape["vocab"], 8)
+    assert not torch.allclose(step, other)
+
+
+def test_the_benchmark_runs_on_a_cpu_at_toy_size_and_writes_every_point(tmp_path):
+    out = tmp_path / "toy.json"
+    llm_gpu.main(["--models", "toy", "--batches", "1", "2", "--prompts", "4", "--min-repeats", "2",
+                  "--target-s", "0", "--device", "cpu", "--out", str(out)])
+    result = json.loads(out.read_text())
+    points = result["points"]
+    assert [(p["phase"], p["batch"]) for p in points] == [("prefill", 1), ("decode", 1), ("prefill", 2), ("decode", 2)]
+    assert all(p["eager_ms"] > 0 and math.isfinite(p["eager_ms"]) and p["repeats"] == 2 for p in points)
+    assert all(math.isnan(p["graph_ms"]) for p in points)          # no CUDA graph on a CPU
+    assert result["device"]["gpu"] is None and result["dtype"] == "float32"
+
+
+def test_the_benchmark_refuses_a_batch_below_one(capsys):
+    with pytest.raises(SystemExit):
+        llm_gpu.main(["--models", "toy", "--batches", "0", "--device", "cpu"])
+    assert "--batches and --prompts must be at least 1" in capsys.readouterr().err
+
+
+def test_h200_config_gives_nvidias_dense_bf16_rate_bandwidth_and_capacity():
+    from neurosim.arch import load_arch
+
+    arch = load_arch("h200")
+    flops = arch.cores.count * arch.cores.macs_per_cycle * 2 * arch.clock_hz
+    assert flops == pytest.approx(989.4e12, rel=1e-3)          # the datasheet's 1,979 sparse / 2
+    assert arch.dram.bytes_per_s == 4.8e12 and arch.hbm.capacity_bytes == 141e9
+    assert arch.global_buffer.bytes == 50 * 2**20
+
+
+def test_h200_decode_step_at_batch_one_is_the_bf16_weights_over_the_datasheet_bandwidth():
+    from neurosim.arch import load_arch
+    from neurosim.llm import run_workload
+
+    card = llm_validation.bf16_card("tinyllama-1.1b", 129)
+    report = run_workload(card, load_arch("h200"), prompt=128, generate=1, batch=1, mac_based=True)
+    # by hand: per block q, o (2048 x 2048), k, v (2048 x 256), gate, up, down (2048 x 5632); the LM head
+    block = 2048 * (2 * 2048 + 2 * 256 + 3 * 5632)
+    weights = (22 * block + 32000 * 2048) * 2                   # bytes at 16 bits
+    kv = 22 * 2 * 256 * 2 * 129                                 # the cache the step reads and writes, about
+    assert report.tpot_last_s == pytest.approx((weights + kv) / 4.8e12, rel=0.02)
+
+
+def test_mean_absolute_error_is_taken_over_the_named_phase():
+    rows = [dict(phase="decode", error=-0.5), dict(phase="decode", error=0.1), dict(phase="prefill", error=-0.3)]
+    assert llm_validation.mean_abs(rows, "decode") == pytest.approx(0.3)
+    assert llm_validation.mean_abs(rows) == pytest.approx(0.3)
+    assert llm_validation.mean_abs(rows, "prefill") == pytest.approx(0.3)
+    rows[2]["error"] = -0.9
+    assert llm_validation.mean_abs(rows) == pytest.approx(0.5)
+
+
+def test_the_break_even_rate_is_interpolated_in_log_rate():
+    rates = [0.01, 0.1, 1.0]
+    assert break_even.crossing(rates, [1.0, 3.0, 5.0], 2.0) == pytest.approx(math.sqrt(0.01 * 0.1))
+    assert break_even.crossing(rates, [3.0, 4.0, 5.0], 2.0) == "never"
+    assert break_even.crossing(rates, [0.5, 1.0, 1.5], 2.0) == "always"
+
+
+def test_a_spiking_linear_layer_costs_more_energy_at_a_higher_rate_and_the_mac_layer_none():
+    from neurosim.arch import load_arch
+
+    arch = load_arch("edge-45nm")
+    name = "linear 768x768, 128 tokens"
+    low, high = (break_even.priced(break_even.layer_networks(r)[name], arch)[0] for r in (0.01, 0.5))
+    mac = break_even.priced(break_even.layer_networks(None)[name], arch)[0]
+    assert low < high and mac > 0
+    narrow = break_even.priced(break_even.layer_networks(None)[name], break_even.with_bits(arch, 3))[0]
+    assert narrow < mac          # 3-bit activations move fewer bits than the chip's 32
