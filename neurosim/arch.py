@@ -166,6 +166,10 @@ class Cores(Strict):
     # its product with the weights is computed once and the current held in core SRAM; true = recomputed
     # every timestep (no room to hold it).
     recompute_constant_input: bool = False
+    # true: the cores skip zero weights, as SpiNNaker's and Loihi's synapse lists hold only the synapses that
+    # exist: an event costs an AC per nonzero weight only, and a linear layer's weights are held as
+    # compressed sparse columns (value + row index per nonzero), each read with its index. false: dense.
+    zero_skipping: bool = False
     # Memory levels below the core SRAM, innermost first, and how the loop nest uses them. Omitted: no
     # reuse (one SRAM access per operation, as before levels existed).
     levels: list[MemoryLevel] | None = None

@@ -27,6 +27,7 @@ paper form has no rates (it is the "all inputs spike every step" bound).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,6 +235,28 @@ def stored_weights(net: Network, layer: Layer) -> float:
     live_out = int(needed_outputs(net, layer).sum())
     recurrent = live_out * live_out if layer.recurrent is not None else 0   # W_rec among live outputs
     return layer.spec.weights_between(layer, live_inputs(net, layer), live_out) + recurrent
+
+
+def nonzero_fraction(net: Network, layer: Layer) -> float:
+    """The share of a layer's synapses to its live outputs whose weight is nonzero: an event's effective
+    ACs over its dense ACs (1 where the layer holds no weights to tell)."""
+    live_out = needed_outputs(net, layer)
+    nonzero = layer.spec.nonzero_connections(layer, live_out)
+    dense = layer.spec.connections(layer, layer.in_features, int(live_out.sum()))
+    return 1.0 if nonzero is None or dense <= 0 else min(1.0, nonzero / dense)
+
+
+def sparse_weight_bits(net: Network, layer: Layer) -> tuple[float, float]:
+    """(bits stored, index bits read per weight) of a linear layer's live weights held as compressed sparse
+    columns: per nonzero its value and its row (ceil(log2 L_out) bits), per live input column plus one a
+    pointer (ceil(log2(nnz + 1)) bits). Other kinds are held dense: (dense bits, 0)."""
+    dense = stored_weights(net, layer) * layer.weight_bits
+    if layer.kind != "linear" or layer.weights is None:
+        return dense, 0.0
+    live_out, live_in = int(needed_outputs(net, layer).sum()), live_inputs(net, layer)
+    nnz = stored_weights(net, layer) * nonzero_fraction(net, layer)
+    row_bits = math.ceil(math.log2(max(live_out, 2)))
+    return nnz * (layer.weight_bits + row_bits) + (live_in + 1) * math.ceil(math.log2(nnz + 1)), float(row_bits)
 
 
 def reads_constant_current(net: Network, layer: Layer) -> bool:

@@ -74,6 +74,7 @@ class Chips:
         self.buffer_array = col(lambda a: a["global_buffer"].get("bank_bytes") or a["global_buffer"]["bytes"],
                                 np.int64)
         self.recompute_constant_input = col(lambda a: a["cores"].get("recompute_constant_input", False), bool)
+        self.zero_skipping = col(lambda a: a["cores"].get("zero_skipping", False), bool)
         self.has_dram = col(lambda a: a.get("dram") is not None, bool)
         self.dram_bytes_per_s = col(lambda a: a["dram"]["bytes_per_s"] if a.get("dram") else 0.0)
         self.hop_mm = col(lambda a: a["interconnect"]["hop_mm"])

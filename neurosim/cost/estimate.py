@@ -26,10 +26,22 @@ def check_energy_table(arch: ArchConfig) -> None:
 
 
 def evaluate(net: Network, chips: Chips, table, mapping: str, carry: str) -> closed_form.Costs:
-    """The closed form of `net` on every point of `chips` with one mapping."""
+    """The closed form of `net` on every point of `chips` with one mapping (points that all skip zero
+    weights, or all do not: `cores.zero_skipping` changes the workload)."""
+    skipping = bool(chips.zero_skipping[0])
+    if (chips.zero_skipping != skipping).any():
+        raise ValueError("evaluate: group the points by cores.zero_skipping first")
     if mapping == "spatial":
-        return closed_form.spatial(workload(net, spatial=True), chips, table)
-    return closed_form.sequential(workload(net, spatial=False), chips, table, carry)
+        return closed_form.spatial(workload(net, True, skipping), chips, table)
+    return closed_form.sequential(workload(net, False, skipping), chips, table, carry)
+
+
+def zero_skipping_note(work) -> list[str]:
+    """What a chip that skips zero weights was charged: effective ACs against the dense count."""
+    if not work.zero_skipping:
+        return []
+    return [f"zero weights skipped: {work.total['acs']:,.0f} effective ACs of {work.total['dense_acs']:,.0f} "
+            "dense; linear weights held as compressed sparse columns"]
 
 
 def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> Report:
@@ -37,7 +49,8 @@ def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> 
     ev = costs.events
     per_layer = pd.DataFrame(costs.work.count_rows).assign(**{k: v[j] for k, v in costs.per_layer.items()})
     return Report(model=net.name, arch=arch.name, mapping=costs.mapping, carry=arch.mapping.carry,
-                  engine="analytic", feasible=True, notes=costs.notes[j], acs=float(ev.acs[j]),
+                  engine="analytic", feasible=True, notes=costs.notes[j] + zero_skipping_note(costs.work),
+                  acs=float(ev.acs[j]),
                   macs=float(ev.macs[j]), other_ops=float(ev.other_ops[j]),
                   neuron_updates=float(ev.neuron_updates[j]),
                   energy_pj=float(costs.total_energy_pj[j]),

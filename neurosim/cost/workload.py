@@ -18,7 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir import PER_NEURON, Network
-from .analytic import layer_counts, needed_outputs, reads_constant_current, stored_weights
+from .analytic import (layer_counts, needed_outputs, nonzero_fraction, reads_constant_current, sparse_weight_bits,
+                       stored_weights)
 
 COUNT_KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
 
@@ -68,17 +69,31 @@ def spread_groups(layer) -> int:
     return max(1, int(layer.spec.live_heads().sum())) if layer.kind == "attention" else 1
 
 
+def skipping_zeros(net: Network, rows: list[dict]) -> list[dict]:
+    """Count rows for cores that skip zero weights: each layer's ACs x the share of its synapses whose weight
+    is nonzero (`analytic.nonzero_fraction`), the dense count kept as `dense_acs`."""
+    return [{**row, "acs": row["acs"] * nonzero_fraction(net, layer), "dense_acs": row["acs"]}
+            for layer, row in zip(net.layers, rows)]
+
+
 class Workload:
     """Per-layer arrays (length L, in layer order) of one network, and its op totals.
 
     `count_rows`: the per-layer op counts (`analytic.layer_counts` rows, or
-    the ones a simulator measured from a trace).
+    the ones a simulator measured from a trace). `zero_skipping`: for cores
+    that skip zero weights (`arch.Cores.zero_skipping`): the rows' ACs are
+    the effective ones (`skipping_zeros` makes them from structural rows) and
+    linear layers' weights are held as compressed sparse columns.
     """
 
-    def __init__(self, net: Network, count_rows: list[dict] | None = None):
+    def __init__(self, net: Network, count_rows: list[dict] | None = None, zero_skipping: bool = False):
         layers = net.layers
         self.net = net
-        self.count_rows = count_rows if count_rows is not None else [layer_counts(net, l) for l in layers]
+        self.zero_skipping = zero_skipping
+        if count_rows is None:
+            count_rows = [layer_counts(net, l) for l in layers]
+            count_rows = skipping_zeros(net, count_rows) if zero_skipping else count_rows
+        self.count_rows = count_rows
         col = lambda key: np.array([float(r[key]) for r in self.count_rows])  # noqa: E731
         self.acs, self.macs, self.other_ops = col("acs"), col("macs"), col("other_ops")
         self.neuron_updates, self.spikes_out = col("neuron_updates"), col("spikes_out")
@@ -97,11 +112,16 @@ class Workload:
         # A spike count over t steps of a k-level neuron: ceil(log2(t k + 1)) bits.
         self.count_bits = np.array([math.ceil(math.log2(l.timesteps * l.neuron.levels + 1)) if l.spiking else 0
                                     for l in layers], dtype=float)
+        # bits read per weight: the value, and its row index where held sparse
         self.weight_bits = np.array([l.weight_bits for l in layers], dtype=float)
         # Values a spiking neuron keeps at membrane precision: its membrane, a synaptic current (CubaLIF),
         # and any parameter given per neuron (vth, leak, syn_decay): all read and written on each update.
         self.state_words = np.array([neuron_state_words(l.neuron) for l in layers], dtype=float)
         self.weight_bytes = np.array([stored_weights(net, l) * l.weight_bits / 8 for l in layers], dtype=float)
+        if zero_skipping:     # compressed sparse columns: bytes held, and a row index read with each weight
+            sparse = [sparse_weight_bits(net, l) for l in layers]
+            self.weight_bytes = np.array([bits / 8 for bits, _ in sparse])
+            self.weight_bits = self.weight_bits + np.array([index for _, index in sparse])
         index = {l.name: i for i, l in enumerate(layers)}
         self.consumers = [[index[c.name] for c in net.consumers(l.name)] for l in layers]
         self.sources = [[index[s] for s in dict.fromkeys(l.inputs)] for l in layers]
@@ -123,6 +143,7 @@ class Workload:
         self.timesteps_note = ", ".join(str(t) for t in sorted({l.timesteps for l in layers}))
         # Totals, summed in layer order.
         self.total = {k: float(sum(r[k] for r in self.count_rows)) for k in COUNT_KEYS}
+        self.total["dense_acs"] = float(sum(r.get("dense_acs", r["acs"]) for r in self.count_rows))
         self.total["ac_bit_ops"] = float(sum(r["acs"] * r["input_spike_bits"] for r in self.count_rows))
         # ACs fed by multi-level spikes: the ones a shift-add table charges a shift-add for
         self.total["multilevel_acs"] = float(sum(r["acs"] for r in self.count_rows if r["input_spike_bits"] > 1))
@@ -145,20 +166,21 @@ def content_key(net: Network) -> str:
 
 
 CACHE_SIZE = 16   # networks x mappings kept; a sweep works through one model at a time
-_cache: OrderedDict[tuple[str, bool], Workload] = OrderedDict()
+_cache: OrderedDict[tuple[str, bool, bool], Workload] = OrderedDict()
 
 
 def cached_workloads() -> int:
     return len(_cache)
 
 
-def workload(net: Network, spatial: bool) -> Workload:
-    """The network's workload for a mapping (spatial: every layer at the largest T), cached by content."""
-    key = (content_key(net), spatial)
+def workload(net: Network, spatial: bool, zero_skipping: bool = False) -> Workload:
+    """The network's workload for a mapping (spatial: every layer at the largest T) on cores that skip zero
+    weights or not, cached by content."""
+    key = (content_key(net), spatial, zero_skipping)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    work = Workload(with_timesteps(net, net.max_timesteps) if spatial else net)
+    work = Workload(with_timesteps(net, net.max_timesteps) if spatial else net, zero_skipping=zero_skipping)
     _cache[key] = work
     if len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)

@@ -147,7 +147,8 @@ def evaluate_batch(points: list[Point]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[Point]] = {}
     for p in points:
         if p.engine == "analytic" and load_point_card(p.model) is None:
-            key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path)
+            key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path,
+                   p.arch["cores"].get("zero_skipping", False))
             groups.setdefault(key, []).append(p)
         else:
             rows[p.id] = evaluate_point(p)

@@ -23,14 +23,14 @@ from typing import Any
 
 from ..arch import ArchConfig
 from ..cost.chips import Chips
-from ..cost.estimate import check_energy_table
+from ..cost.estimate import check_energy_table, zero_skipping_note
 from ..cost.workload import Workload, with_timesteps
 from ..errors import NeurosimError
 from ..ir import Network
 from ..report import Report
 from .components import Recorder
 from .engine import Context, SimOptions, SimStats, SimulationDeadlock
-from .work import from_rates, from_trace
+from .work import from_rates, from_trace, skip_zero_weights
 
 __all__ = ["SimOptions", "SimStats", "SimulationDeadlock", "run_simulation", "simulate"]
 
@@ -61,7 +61,10 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
                                 "simulate the spatial mapping with a lockstep trace (spikes.run(..., "
                                 "handoff='lockstep'))")
         source = f"trace ({getattr(trace, 'handoff', 'given')} handoff, exact counts per step)"
-    work, chips = Workload(run_net, count_rows=rows), Chips.of(arch)
+    chips = Chips.of(arch)
+    if chips.zero_skipping[0]:                  # the cores skip zero weights: effective ACs only
+        rows = skip_zero_weights(run_net, works, rows, trace)
+    work = Workload(run_net, count_rows=rows, zero_skipping=bool(chips.zero_skipping[0]))
     if chips.recompute_constant_input[0]:       # the chip recomputes a constant input's product every step
         for i in map(int, work.constant_input.nonzero()[0]):
             works[work.names[i]].recompute("macs")
@@ -69,7 +72,7 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
     report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
     ctx.stats.wall_s = time.perf_counter() - wall
     if report.feasible:
-        report.notes.append(f"work from {source}; seed {seed}")
+        report.notes += zero_skipping_note(work) + [f"work from {source}; seed {seed}"]
     return report, ctx.stats
 
 

@@ -187,10 +187,13 @@ def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[Eve
 
 
 def counts_frame(ctx: Context, counted: list[dict]) -> pd.DataFrame:
-    """Per-layer counts as the report's first columns."""
-    return pd.DataFrame([dict(layer=l.name, kind=l.kind, timesteps=ctx.works[l.name].timesteps, **c,
-                              input_spike_bits=ctx.works[l.name].input_spike_bits)
-                         for l, c in zip(ctx.net.layers, counted)])
+    """Per-layer counts as the report's first columns (and the dense ACs, where zero weights were skipped)."""
+    frame = pd.DataFrame([dict(layer=l.name, kind=l.kind, timesteps=ctx.works[l.name].timesteps, **c,
+                               input_spike_bits=ctx.works[l.name].input_spike_bits)
+                          for l, c in zip(ctx.net.layers, counted)])
+    if ctx.work.zero_skipping:
+        frame.insert(frame.columns.get_loc("acs") + 1, "dense_acs", [r["dense_acs"] for r in ctx.work.count_rows])
+    return frame
 
 
 def finish(ctx: Context, ev: EventCounts, cycles: float, memory: dict[str, float], dram_bytes: float,

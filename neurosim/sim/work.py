@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cost.analytic import input_spike_bits, layer_counts
+from ..cost.analytic import input_spike_bits, layer_counts, nonzero_fraction
 from ..cost.chips import Chips
 from ..arch import EnergyTable
 from ..cost.layout import compute_cycles, datapath_ops, whole_cycles
@@ -172,3 +172,24 @@ def from_rates(net: Network) -> tuple[dict[str, LayerWork], list[dict]]:
         works[layer.name] = LayerWork(layer.name, t, per_step, totals, int(row["input_spike_bits"]))
         rows.append(row)
     return works, rows
+
+
+def skip_zero_weights(net: Network, works: dict[str, LayerWork], rows: list[dict], trace: Any = None) -> list[dict]:
+    """For cores that skip zero weights: each layer's ACs become its effective ones (the trace's exact
+    `effective_acs_per_step` where it has them, else the dense ACs x `analytic.nonzero_fraction`), in
+    `works` and in the returned count rows, which keep the dense count as `dense_acs`."""
+    out = []
+    for layer, row in zip(net.layers, rows):
+        w = works[layer.name]
+        src = _layer_source(trace, layer.name) if trace is not None else None
+        effective = getattr(src, "effective_acs_per_step", None)
+        if effective is not None:
+            acs = np.asarray(effective)
+            total = _exact_total(acs)
+        else:
+            fraction = nonzero_fraction(net, layer)
+            acs, total = w.per_step["acs"] * fraction, w.totals["acs"] * fraction
+        works[layer.name] = LayerWork(w.name, w.timesteps, {**w.per_step, "acs": acs}, {**w.totals, "acs": total},
+                                      w.input_spike_bits)
+        out.append({**row, "acs": total, "dense_acs": row["acs"]})
+    return out
