@@ -53,6 +53,7 @@ from neurosim.pruning.evaluate import accuracy  # noqa: E402
 MODELS = Path(__file__).resolve().parent.parent
 SEQ_LEN = 48            # WordPiece tokens with [CLS] and [SEP]: 96.4 % of the sentences fit whole
 T_CONV = 85             # the seed paper's Table I, SST-2
+SAMPLES = 8             # sample sentences in the checkpoint: `neurosim compare` runs them at T = 85 on a CPU
 SETTINGS = dict(head_epochs=60, head_lr=3e-3, finetune_epochs=3, finetune_lr=3e-5, ikd_epochs=10, ikd_lr=2e-4,
                 pred_epochs=6, pred_lr=5e-5, batch=32, soft_weight=0.5, temperature=1.0,
                 spike_epochs=3, spike_lr=5e-5, spike_batch=64, spike_t=16)  # ours
@@ -300,8 +301,8 @@ def student_stage(clf, keep, data, student_ids, classes, s, rec, t_conv: int) ->
 def checkpoint(keep, tokenizer, student_ids, data, task, config) -> dict:
     """Everything but the weights: config, vocabulary, the teacher ids it maps to, tokenizer, sample input."""
     return {"config": config, "vocab": [tokenizer.id_to_token(int(i)) for i in keep], "teacher_ids": keep.cpu(),
-            "tokenizer": tokenizer.to_str(), "sample_tokens": student_ids["test"][:16].cpu(),
-            "sample_labels": data["test"][2][:16].cpu(), "task": task}
+            "tokenizer": tokenizer.to_str(), "sample_tokens": student_ids["test"][:SAMPLES].cpu(),
+            "sample_labels": data["test"][2][:SAMPLES].cpu(), "task": task}
 
 
 def finish(student, xs: dict, ys: dict, ckpt: dict, args, s: dict, rec: dict, start: float) -> None:
