@@ -244,9 +244,13 @@ def test_coarsened_decode_counts_equal_the_step_by_step_ones(tmp_path):
     coarse = run_workload(c, a, generate=6, decode_groups=2)
     for name in ("acs", "macs", "other_ops", "kv_read_bytes", "weight_bytes"):
         assert getattr(coarse.decode, name) == pytest.approx(getattr(exact.decode, name), rel=1e-12)
-    dynamic = [k for k in exact.decode.energy_pj if k != "leakage"]
-    assert sum(coarse.decode.energy_pj[k] for k in dynamic) == pytest.approx(
-        sum(exact.decode.energy_pj[k] for k in dynamic), rel=1e-9)
+    for kind in ("compute", "sram", "dram", "link"):      # linear in the cache length: exact
+        assert coarse.decode.energy_pj[kind] == pytest.approx(exact.decode.energy_pj[kind], rel=1e-9), kind
+    # The on-chip network's energy and the time follow mapping decisions (over how many cores a layer's work
+    # is spread) that step with the work, so a group priced at its mean cache length may take another decision
+    # than some of its steps: close, not exact.
+    for kind in ("interconnect", "leakage"):
+        assert coarse.decode.energy_pj[kind] == pytest.approx(exact.decode.energy_pj[kind], rel=0.15), kind
 
 
 # -- feasibility and chips needed ---------------------------------------------------------------------------

@@ -8,10 +8,13 @@ sequence against a cache of N + i keys, so the cache grows from N to N + M.
 
 Coarsening: a phase's counts and bytes are linear in its cache length, so a
 group of consecutive steps is priced once at the group's mean cache length
-and counted `repeats` times: exact for every count, byte and energy that is
-linear in the cache length; latency follows the closed form's max() of
-bounds, exact within a group whose steps share the same bound. The last
-decode step is priced on its own for the time per token at the end.
+and counted `repeats` times: exact for every count and byte, and for the
+energy of operations, SRAM, DRAM and links, all linear in the cache length.
+Latency (a max() of bounds) and the on-chip network's energy follow mapping
+decisions that can step with the work (over how many cores a layer spreads):
+exact within a group whose steps take the same decisions, close otherwise
+(tests/test_llm.py bounds it). The last decode step is priced on its own for
+the time per token at the end.
 """
 
 from __future__ import annotations

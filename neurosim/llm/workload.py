@@ -326,5 +326,6 @@ def notes(priced: Priced, req: Request, chunk: int, decode_groups: int) -> list[
         out.append(f"prefill in chunks of {chunk} tokens per sequence ({why})")
     if req.generate > decode_groups:
         out.append(f"{req.generate} decode steps priced as {decode_groups} groups at their mean cache length, and "
-                   "the last step on its own (exact for counts, bytes and energy; see neurosim.llm.plan)")
+                   "the last step on its own (exact for counts, bytes and operation and memory energy; see "
+                   "neurosim.llm.plan)")
     return out
