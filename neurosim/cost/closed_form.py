@@ -51,6 +51,7 @@ class Costs:
     notes: list[list[str]]
     infeasible: list[str | None] = field(default_factory=list)           # why a design does not fit
     refused: list[tuple[str, str, str] | None] = field(default_factory=list)  # (field, problem, fix): bad input
+    layer_events: EventCounts | None = None   # the events of each layer ((n, L)); `events` is their sum
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -75,6 +76,17 @@ class Costs:
         return self
 
 
+def _price_by_layer(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray,
+                    leak_share: np.ndarray) -> dict[str, np.ndarray]:
+    """Each layer's energy by kind ((n, L) arrays, as `energy_<kind>_pj` per-layer columns): its events priced
+    like the totals; the chip's leakage over the run split by `leak_share` (each row sums to 1)."""
+    col = lambda x: np.asarray(x)[:, None]  # noqa: E731
+    energy = energy_breakdown_pj(ev, table, core_array_bytes=col(chips.core_array),
+                                 buffer_array_bytes=col(chips.buffer_array), static_power_w=col(chips.static_power_w),
+                                 latency_s=col(cycles / chips.clock_hz) * leak_share)
+    return {f"energy_{k}_pj": np.broadcast_to(v, leak_share.shape).astype(float) for k, v in energy.items()}
+
+
 def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray) -> dict[str, np.ndarray]:
     energy = energy_breakdown_pj(ev, table, core_array_bytes=chips.core_array,
                                  buffer_array_bytes=chips.buffer_array, static_power_w=chips.static_power_w,
@@ -90,11 +102,12 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     compute_cycles, noc_cycles, layer_cycles = layout.spatial_latency(work, chips, table, cores, alloc.traffic)
     cycles = np.maximum(compute_cycles, noc_cycles)
 
-    ev = layout.op_events(work, chips, table.ac_includes_memory)
-    noc_bits, queue_bits = alloc.traffic.network_bits(cores), alloc.traffic.queue_bits(cores)
-    ev.core_read_bits = ev.core_read_bits + queue_bits     # event queue at each destination core
-    ev.core_write_bits = ev.core_write_bits + queue_bits
-    ev.bit_mm = noc_bits * chips.hop_mm
+    layer_ev = layout.op_events_by_layer(work, chips, table.ac_includes_memory)
+    queue_bits = alloc.traffic.queue_bits_by_layer(cores)   # event queue at each destination core, by sender
+    layer_ev.core_read_bits = layer_ev.core_read_bits + queue_bits
+    layer_ev.core_write_bits = layer_ev.core_write_bits + queue_bits
+    layer_ev.bit_mm = alloc.traffic.network_bits_by_layer(cores) * chips.hop_mm[:, None]
+    ev = layer_ev.total()
     steps = layout.step_bits(work, chips)
 
     weights = np.full(n, work.weight_bytes.sum())
@@ -110,9 +123,13 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
             note.append("latency bound by the on-chip network")
         notes.append(note)
     infeasible = [None if alloc.fits[j] else alloc.shortfall(work, chips, j) for j in range(n)]
+    # a layer holds its cores for the whole run: the chip's leakage is split by cores used
+    share = cores / np.maximum(cores.sum(axis=1, keepdims=True), 1)
+    layer_memory = work.weight_bytes[None, :] + layout.state_bytes(work, chips) + 2 * steps / 8
+    per_layer = dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles, memory_bytes=layer_memory,
+                     **_price_by_layer(layer_ev, table, chips, cycles, share))
     return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
-                 np.zeros(n), dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles), notes, infeasible,
-                 [None] * n).refuse_nonfinite()
+                 np.zeros(n), per_layer, notes, infeasible, [None] * n, layer_ev).refuse_nonfinite()
 
 
 class _BufferLedger:
@@ -175,7 +192,10 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
     plan = layout.SequentialWeights(work, chips)
     carried = layout.carry_bits(work, chips, carry)
     ledger = _BufferLedger(work, chips)
-    ev = layout.op_events(work, chips, table.ac_includes_memory)
+    ev = layout.op_events_by_layer(work, chips, table.ac_includes_memory)   # (n, L): each layer's events
+    for kind in ("buffer_read_bits", "buffer_write_bits", "dram_read_bits", "dram_write_bits", "rng_ops", "bit_mm"):
+        setattr(ev, kind, np.zeros((n, L)))
+    layer_memory = work.weight_bytes[None, :] + plan.states
     # each pass of a layer runs all its steps over its share of the outputs
     pool_cycles = layout.layer_cycles(work, chips.cores, chips, table, steps=work.timesteps[None, :] * plan.passes)
     pool, inputs = layout.PoolTraffic(chips), layout.input_bits(work, chips)
@@ -195,20 +215,21 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         spill_layer = np.where(first, i, spill_layer)
         spill_kept = np.where(first, kept_before + carried[:, i], spill_kept)
         buffer_read = in_gb * passes
-        ev.buffer_read_bits = ev.buffer_read_bits + buffer_read
-        ev.buffer_write_bits = ev.buffer_write_bits + ledger.held[i]
+        ev.buffer_read_bits[:, i] = buffer_read
+        ev.buffer_write_bits[:, i] = ledger.held[i]
         dram_read = streamed * 8 + in_dram * passes
         layer_dram = dram_read + spill
-        ev.dram_read_bits = ev.dram_read_bits + dram_read
-        ev.dram_write_bits = ev.dram_write_bits + spill
-        ev.core_write_bits = ev.core_write_bits + streamed * 8       # streamed weights land in core SRAM
+        ev.dram_read_bits[:, i] = dram_read
+        ev.dram_write_bits[:, i] = spill
+        ev.core_write_bits[:, i] += streamed * 8       # streamed weights land in core SRAM
+        layer_memory[:, i] += ledger.held[i] / 8      # and its output, carried in the global buffer
         if carry == "rates":
-            ev.rng_ops = ev.rng_ops + work.regenerated_inputs[i] * work.timesteps[i] * passes
+            ev.rng_ops[:, i] = work.regenerated_inputs[i] * work.timesteps[i] * passes
         buffer_bits = ledger.held[i] + buffer_read
         # everything to and from the cores crosses the network: inputs to the whole pool, the rest to one core
         to_pool = buffer_read + (in_dram + inputs[:, i]) * passes
         hops = pool.bit_hops(to_pool, ledger.held[i] + spill + streamed * 8)
-        ev.bit_mm = ev.bit_mm + hops * chips.hop_mm
+        ev.bit_mm[:, i] = hops * chips.hop_mm
         with np.errstate(divide="ignore", invalid="ignore"):
             dram_cycles = np.where(layer_dram != 0, layer_dram / chips.dram_bits_per_cycle, 0.0)
         layer_cycles[:, i] = np.maximum.reduce([pool_cycles[:, i], dram_cycles,
@@ -245,6 +266,10 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
             infeasible.append(layout.no_spill_room(work.names[spill_layer[j]], spill_kept[j], chips.buffer_bytes[j]))
         else:
             infeasible.append(None)
-    per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed, spill_bytes=spills, cycles=layer_cycles)
+    layer_ev, ev = ev, ev.total()
+    share = layer_cycles / np.where(total > 0, total, 1.0)[:, None]   # layers run one after another
+    per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed,
+                     spill_bytes=spills, cycles=layer_cycles, memory_bytes=layer_memory,
+                     **_price_by_layer(layer_ev, table, chips, total, share))
     return Costs(work, whole, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
-                 dram_bits / 8, per_layer, notes, infeasible, refused).refuse_nonfinite()
+                 dram_bits / 8, per_layer, notes, infeasible, refused, layer_ev).refuse_nonfinite()

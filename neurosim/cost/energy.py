@@ -7,7 +7,9 @@ an `EnergyTable`. Counts may be numbers or numpy arrays over design points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+import numpy as np
 
 from ..arch import EnergyTable
 
@@ -32,6 +34,11 @@ class EventCounts:
     dram_read_bits: float = 0.0
     dram_write_bits: float = 0.0
     bit_mm: float = 0.0            # interconnect: bits x hops x hop length
+
+    def total(self) -> "EventCounts":
+        """Per-layer counts ((n, L) arrays, one column per layer) summed over the layers: per-point totals."""
+        return EventCounts(**{f.name: np.sum(getattr(self, f.name), axis=-1) if np.ndim(getattr(self, f.name)) == 2
+                              else getattr(self, f.name) for f in fields(self)})
 
 
 def ac_energy_pj(ev: EventCounts, table: EnergyTable):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..arch import EnergyTable
+from ..report import format_bytes
 from .energy import EventCounts, energy_breakdown_pj
 from .chips import Chips, average_hops, centre_hops, delivery_links, mesh_bits_per_cycle
 from .workload import Workload
@@ -99,7 +100,15 @@ def layer_cycles(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyT
 
 def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done, neuron_updates,
                      dense_steps) -> tuple[np.ndarray, np.ndarray]:
-    """Core-SRAM bits read and written for the given per-layer work ((L,) or (n, L) arrays), per point.
+    """Core-SRAM bits read and written for the given per-layer work ((L,) or (n, L) arrays), per point."""
+    reads, writes = core_access_bits_by_layer(work, chips, ac_includes_memory, acs, macs_done, neuron_updates,
+                                              dense_steps)
+    return reads.sum(axis=1), writes.sum(axis=1)
+
+
+def core_access_bits_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done,
+                              neuron_updates, dense_steps) -> tuple[np.ndarray, np.ndarray]:
+    """Core-SRAM bits read and written by each layer ((n, L) each) for its per-layer work.
 
     Output-stationary cores: an AC or MAC reads one weight (an attention
     layer's operand at activation precision); a neuron update reads and
@@ -111,18 +120,23 @@ def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs
     state = np.where(work.spiking[None, :],
                      per_point(neuron_updates) * chips.membrane_bits[:, None] * work.state_words[None, :],
                      per_point(work.values_per_step * dense_steps) * chips.activation_bits[:, None])
-    reads = (weight_reads * weight_bits + state).sum(axis=1)
-    return reads, state.sum(axis=1)
+    return weight_reads * weight_bits + state, state
 
 
 def op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
     """Compute ops and core-SRAM accesses, common to both mappings (op totals per point)."""
-    t, n = work.total, chips.n
+    return op_events_by_layer(work, chips, ac_includes_memory).total()
+
+
+def op_events_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
+    """Compute ops and core-SRAM accesses of each layer ((n, L) arrays)."""
     done = macs(work, chips)
-    reads, writes = core_access_bits(work, chips, ac_includes_memory, work.acs, done, work.neuron_updates,
-                                     work.timesteps)
-    same = {k: np.full(n, t[k]) for k in ("acs", "ac_bit_ops", "multilevel_acs", "other_ops", "neuron_updates")}
-    return EventCounts(**same, macs=done.sum(axis=1), core_read_bits=reads, core_write_bits=writes)
+    reads, writes = core_access_bits_by_layer(work, chips, ac_includes_memory, work.acs, done, work.neuron_updates,
+                                              work.timesteps)
+    per_layer = {k: getattr(work, k) for k in ("acs", "ac_bit_ops", "other_ops", "neuron_updates")}
+    per_layer["multilevel_acs"] = np.where(work.input_spike_bits > 1, work.acs, 0.0)   # shift-add tables' extra
+    same = {k: np.broadcast_to(v, (chips.n, work.L)).astype(float) for k, v in per_layer.items()}
+    return EventCounts(**same, macs=done.astype(float), core_read_bits=reads, core_write_bits=writes)
 
 
 class NeuronFit:
@@ -142,8 +156,8 @@ class NeuronFit:
 
     def shortfall(self, work: Workload, j: int, what: str) -> str:
         i = self.first[j]
-        return (f"{what} ({self.room[j]:.6g} B) cannot hold one output neuron of layer '{work.names[i]}' "
-                f"({self.need[j, i]:.6g} B: its state for {work.seq_len[i]:.0f} tokens and its weights), and a "
+        return (f"{what} ({format_bytes(self.room[j])}) cannot hold one output neuron of layer '{work.names[i]}' "
+                f"({format_bytes(self.need[j, i])}: its state for {work.seq_len[i]:.0f} tokens and its weights), and a "
                 "layer is split over cores by output neurons")
 
 
@@ -195,7 +209,11 @@ class SpatialTraffic:
 
     def queue_bits(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
         """Bits written (and read) at destination cores: each layer's output at each core that needs it."""
-        return (self.payload[points] * self.copies(cores)).sum(axis=-1)
+        return self.queue_bits_by_layer(cores, points).sum(axis=-1)
+
+    def queue_bits_by_layer(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
+        """(n, L): `queue_bits` of each layer's output."""
+        return self.payload[points] * self.copies(cores)
 
     def links(self, cores: np.ndarray, points=slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Bit-hops per bit of each layer's output, and per bit of the network input it reads ((n, L) each)."""
@@ -208,8 +226,12 @@ class SpatialTraffic:
 
     def network_bits(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
         """Bit-hops of a run with `cores` ((n, L), of the given points: all, or an index array of them)."""
+        return self.network_bits_by_layer(cores, points).sum(axis=-1)
+
+    def network_bits_by_layer(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
+        """(n, L): bit-hops of each layer's output and of the network input it reads."""
         out_links, in_links = self.links(cores, points)
-        return (self.payload[points] * out_links + self.inputs[points] * in_links).sum(axis=-1)
+        return self.payload[points] * out_links + self.inputs[points] * in_links
 
     def network_cycles(self, cores: np.ndarray, points=slice(None)) -> np.ndarray:
         """Network time: bit-hops over the link capacity of the region the used cores fill."""

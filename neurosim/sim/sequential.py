@@ -48,7 +48,7 @@ import pandas as pd
 
 from ..cost import closed_form, layout
 from ..cost.estimate import infeasible
-from ..report import Report
+from ..report import Report, format_bytes, format_si
 from .components import Buffer, Channel, Level, Tile
 from .engine import Context, core_events, counts_frame, finish, run, safe_div
 
@@ -399,10 +399,10 @@ def _notes(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, cycles:
              f"simulated: {ctx.stats.tasks} tasks of up to {ctx.stats.steps_per_task} timestep(s) of one pass each"]
     if not pinned.all():
         notes.append(f"{int((~pinned).sum())} of {len(pinned)} layers' weights streamed from DRAM every inference; "
-                     f"compute waited {tile.stall_weights:.6g} cycles for them")
+                     f"compute waited {format_si(tile.stall_weights, 'cycles')} for them")
     spilled = pool.carry.spilled_bits
     if spilled:
-        notes.append(f"{spilled / 8:.6g} B of inter-layer data spilled to DRAM (global buffer full)")
+        notes.append(f"{format_bytes(spilled / 8)} of inter-layer data spilled to DRAM (global buffer full)")
     if tile.stall_memory > 0.01 * cycles:
-        notes.append(f"cores waited {tile.stall_memory:.6g} cycles on memory and network transfers")
+        notes.append(f"cores waited {format_si(tile.stall_memory, 'cycles')} on memory and network transfers")
     return notes

@@ -53,7 +53,7 @@ from ..cost.chips import mesh_bits_per_cycle
 from ..cost.estimate import infeasible
 from ..errors import NeurosimError
 from ..ir import NETWORK_INPUT
-from ..report import Report
+from ..report import Report, format_si
 from .components import Buffer, Level, Network, Tile
 from .engine import Context, core_events, counts_frame, finish, run, safe_div
 
@@ -254,13 +254,13 @@ def _notes(ctx: Context, stages: list[Stage], noc: Network, cycles: float) -> li
     slowest = max(stages, key=lambda s: s.tile.busy)
     used = sum(st.tile.cores for st in stages)
     notes = [f"all layers run T = {T}; pipeline depth {ctx.work.depth}; {used} of {ctx.chip('cores')} "
-             f"cores used; slowest stage '{slowest.name}' ({slowest.tile.busy / T:.6g} cycles per step)",
+             f"cores used; slowest stage '{slowest.name}' ({format_si(slowest.tile.busy / T, 'cycles')} per step)",
              f"simulated: one task per (layer, timestep), {ctx.stats.tasks} tasks; inter-layer buffers of "
              f"{ctx.opts.buffer_steps:g} steps"]
     stalled = sum(st.tile.stall_output for st in stages)
     if stalled:
-        notes.append(f"back-pressure: layers waited {stalled:.6g} cycles in total for room in full output buffers "
+        notes.append(f"back-pressure: layers waited {format_si(stalled, 'cycles')} in total for room in full output buffers "
                      f"(held back by slower consumers; the slowest stage is '{slowest.name}')")
     if noc.queued > 0.01 * cycles:
-        notes.append(f"on-chip network contention: transfers queued {noc.queued:.6g} cycles in total")
+        notes.append(f"interconnect contention: transfers queued {format_si(noc.queued, 'cycles')} in total")
     return notes

@@ -1,0 +1,76 @@
+"""Per-layer energy, cycles and memory from the closed form: by hand on the tiny encoder, and summing to the totals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neurosim
+from neurosim.report import BREAKDOWN, per_layer_table
+
+MAPPINGS = [("spatial", "spikes"), ("sequential", "spikes"), ("sequential", "rates")]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return neurosim.load_model("tiny-encoder")
+
+
+@pytest.mark.parametrize("arch", ["edge-45nm", "loihi", "spatial-45nm-large"])
+@pytest.mark.parametrize("mapping,carry", MAPPINGS)
+def test_layers_add_up_to_the_totals(tiny, arch, mapping, carry):
+    report = neurosim.estimate(tiny, neurosim.load_arch(arch), mapping=mapping, carry=carry)
+    pl = report.per_layer
+    for kind in BREAKDOWN:
+        assert pl[f"energy_{kind}_pj"].sum() == pytest.approx(report.energy_breakdown_pj[kind], rel=1e-12, abs=1e-9)
+    if mapping == "sequential":   # layers run one after another
+        assert pl["cycles"].sum() == pytest.approx(report.latency_cycles, rel=1e-12)
+
+
+def test_block0_k_by_hand(tiny):
+    # tiny-encoder (hidden 8, 4 tokens, T = 4 in block 0, input rate 0.5, 8-bit weights) on edge-45nm,
+    # sequential carrying spikes. block0.k reads the network input: 4 tokens x 8 features x 0.5 x 4 steps
+    # = 64 events, each reaching its 8 outputs: 512 ACs; 4 tokens x 8 neurons x 4 steps = 128 updates.
+    report = neurosim.estimate(tiny, neurosim.load_arch("edge-45nm"), mapping="sequential", carry="spikes")
+    row = report.per_layer.set_index("layer").loc["block0.k"]
+    assert (row["acs"], row["neuron_updates"]) == (512, 128)
+    assert row["energy_compute_pj"] == pytest.approx(512 * 0.9 + 128 * 6.4)          # fp32 add, LIF step
+    # core SRAM of 64 KiB: 0.3125 + (log 2 / log 32) x (1.5625 - 0.3125) = 0.5625 pJ/bit; reads: 512 weights
+    # x 8 bits + 128 membranes x 32 bits, writes: 128 x 32. Global buffer of 512 KiB: 1.3125 pJ/bit for the
+    # 4 x 8 x 4 = 128 output spike bits it keeps for block 0's attention.
+    core = (512 * 8 + 128 * 32 + 128 * 32) * 0.5625
+    assert row["energy_sram_pj"] == pytest.approx(core + 128 * 1.3125)
+    assert row["energy_dram_pj"] == 0
+    # leakage: 20 mW over the layer's own cycles at 200 MHz
+    assert row["energy_leakage_pj"] == pytest.approx(0.020 * row["cycles"] / 200e6 * 1e12)
+    # memory while it runs: 8 x 8 one-byte weights, 4 x 8 fp32 membranes, its 16-byte output history
+    assert row["memory_bytes"] == 64 + 128 + 16
+
+
+def test_spatial_leakage_is_split_by_cores_held(tiny):
+    report = neurosim.estimate(tiny, neurosim.load_arch("edge-45nm"), mapping="spatial")
+    pl = report.per_layer
+    share = pl["cores"] / pl["cores"].sum()
+    assert np.allclose(pl["energy_leakage_pj"], report.energy_breakdown_pj["leakage"] * share, rtol=1e-12)
+
+
+def test_run_per_layer_prints_the_table_and_json_rows(capsys):
+    import json
+
+    from neurosim.cli import main
+
+    args = ["run", "--engine", "analytic", "--model", "tiny-encoder", "--arch", "edge-45nm", "--per-layer"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "layer" in out and "interconnect" in out and "block1.output" in out
+    assert main(args + ["--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["per_layer"]
+    assert len(rows) == 14 and {f"energy_{k}_pj" for k in BREAKDOWN} <= set(rows[0])
+
+
+def test_per_layer_table_of_the_simulator_has_cycles_and_stalls(tiny):
+    from neurosim.sim import simulate
+
+    table = per_layer_table(simulate(tiny, neurosim.load_arch("edge-45nm")))
+    assert table.splitlines()[0].split()[-3:] == ["cycles", "stall", "memory"]
+    assert len(table.splitlines()) == 15
