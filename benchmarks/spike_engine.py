@@ -311,7 +311,8 @@ def write_results(rows: list[dict], bw: dict, info: dict, args, loads: tuple) ->
         "",
         f"Command: `python benchmarks/spike_engine.py --timesteps {args.timesteps} --blocks {args.blocks} "
         f"--repeats {args.repeats} --rounds {args.rounds} --threads {args.threads} --rates "
-        f"{' '.join(map(str, args.rates))}`",
+        f"{' '.join(map(str, args.rates))}"
+        + ("" if set(args.variants) == set(VARIANTS) else f" --variants {' '.join(args.variants)}") + "`",
         "",
         f"Network: SpikingBERT-4L card shape, {args.blocks} encoder block(s) of 7 layers (hidden 768, "
         f"intermediate 3072, 12 heads, sequence 128), T = {args.timesteps}, lockstep, seeded random weights "
