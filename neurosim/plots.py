@@ -227,7 +227,7 @@ def per_layer_plot(report: Report, path: str | Path) -> Path:
                           fontsize=6)
         ax_e.set_xlabel(f"energy per inference ({unit})")
         ax_e.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=5, frameon=False)
-        ax_e.margins(x=0.15)
+        ax_e.set_xlim(0, max(total.max() / f, 1e-30) * 1.2)   # room for the values
     else:
         ax_e.text(0.5, 0.5, f"no per-layer energy from the {report.engine} engine", ha="center",
                   transform=ax_e.transAxes)
@@ -237,14 +237,15 @@ def per_layer_plot(report: Report, path: str | Path) -> Path:
     stall = np.minimum(pl[stall_cols].fillna(0).to_numpy(dtype=float).sum(axis=1), cycles) if stall_cols else 0 * cycles
     fl, lunit = axis_scale(list(cycles / clock), "s")
     ax_l.barh(y, (cycles - stall) / clock / fl, 0.7, color=COLORS["compute"], label="computing")
-    ax_l.barh(y, stall / clock / fl, 0.7, left=(cycles - stall) / clock / fl, color="#c44e52", label="stalled")
+    if stall.any():
+        ax_l.barh(y, stall / clock / fl, 0.7, left=(cycles - stall) / clock / fl, color="#c44e52", label="stalled")
     for yi, v in zip(y, cycles / clock):
         ax_l.annotate(format_si(v, "s"), (v / fl, yi), xytext=(2, 0), textcoords="offset points", va="center",
                       fontsize=6)
     ax_l.set_xlabel(f"time per layer ({lunit})" + ("; layers overlap in the pipeline" if report.mapping == "spatial"
                                                      else "; layers run one after another"))
     ax_l.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
-    ax_l.margins(x=0.15)
+    ax_l.set_xlim(0, max(cycles.max() / clock / fl, 1e-30) * 1.2)
     ax_e.set_yticks(y)
     ax_e.set_yticklabels(pl["layer"], fontsize=7)
     ax_e.invert_yaxis()
