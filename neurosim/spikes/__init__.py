@@ -6,7 +6,9 @@
 
 Modules: kernels (Numba), handoff (inputs and the three dataflow handoffs),
 engine (`run`), trace (`SpikeTrace`, measured rates), weights (seeded random
-weights for weightless cards).
+weights for weightless cards), lowbit (int8 codes and scales of layers with
+weight_bits <= 8), torch_engine and triton_fire (`run(..., device="cuda")`:
+the same network multi-step on torch, counted as the CPU engine counts).
 """
 
 import os
