@@ -167,23 +167,34 @@ def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
     return _sequential(work, chips, chips.with_cores(pool_cores(work, chips, table, carry)), table, carry)
 
 
+# Pool sizes tried: round(2^(k / POOL_STEPS_PER_OCTAVE)) cores, k = 0, 1, ..., up to the chip's count; a grid
+# fixed for every chip, so that a chip with more cores has every size of a smaller one.
+POOL_STEPS_PER_OCTAVE = 4
+
+
+def pool_sizes(most: int) -> np.ndarray:
+    """The pool sizes of the grid up to `most` cores (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 16, ...)."""
+    k = np.arange(int(np.floor(np.log2(max(most, 1)) * POOL_STEPS_PER_OCTAVE)) + 1)
+    return np.unique(np.round(2 ** (k / POOL_STEPS_PER_OCTAVE)).astype(np.int64))
+
+
 def pool_cores(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> np.ndarray:
-    """Per point, the pool size that ranks best on the arch's objective (`layout.ranking`) among the chip's
-    core count halved again and again down to one core: a chip with twice the cores has every size of the
-    smaller one, so it never ranks worse. A pool broadcasts each input to its every core, so a smaller one
-    can be both cheaper and faster; the cores left out stay idle (and leak: static power is the chip's)."""
-    size, best_size, best = chips.cores.copy(), chips.cores.copy(), None
-    while True:
-        costs = _sequential(work, chips, chips.with_cores(size), table, carry)
-        ok = np.array([a is None and b is None for a, b in zip(costs.infeasible, costs.refused)])
+    """Per point, the pool size of the grid (`pool_sizes`, up to the chip's core count) that ranks best on
+    the arch's objective (`layout.ranking`): a chip with more cores has every size of a smaller one, so it
+    never ranks worse; the price is that a chip whose count is not on the grid leaves up to 16 % of its
+    cores out of the pool. A pool broadcasts each input to its every core, so a smaller one can be both
+    cheaper and faster; the cores left out stay idle (and leak: static power is the chip's)."""
+    best_size, best = np.ones(chips.n, np.int64), None
+    for size in pool_sizes(int(chips.cores.max())):
+        fits = size <= chips.cores
+        costs = _sequential(work, chips, chips.with_cores(np.minimum(size, chips.cores)), table, carry)
+        ok = fits & np.array([a is None and b is None for a, b in zip(costs.infeasible, costs.refused)])
         score = tuple(np.where(ok, x, np.inf) for x in
                       layout.ranking(np.array(chips.objective), costs.cycles, costs.total_energy_pj))
         better = np.ones(chips.n, bool) if best is None else layout.lower(score, best)
         best_size = np.where(better, size, best_size)
         best = score if best is None else tuple(np.where(better, new, old) for new, old in zip(score, best))
-        if (size == 1).all():
-            return best_size
-        size = np.maximum(1, (size + 1) // 2)
+    return best_size
 
 
 def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, carry: str) -> Costs:
