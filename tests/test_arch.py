@@ -408,6 +408,8 @@ def test_banked_sram_is_priced_at_the_bank_size(tmp_path):
     net = load_model("tiny-encoder")
     cfg = edge_config()
     cfg["cores"]["sram_bytes"], cfg["global_buffer"]["bytes"] = 2**20, 2**20
+    for key in ("levels", "dataflow"):   # no memory levels inside the cores: every access is an SRAM access
+        cfg["cores"].pop(key, None)
     whole = write(tmp_path, cfg, "whole.yaml")
     cfg["cores"]["bank_bytes"] = cfg["global_buffer"]["bank_bytes"] = 32768
     banked = write(tmp_path, cfg, "banked.yaml")

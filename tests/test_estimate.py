@@ -49,7 +49,8 @@ def _one_layer(t=3):
 
 
 def _single_core(edge):
-    cores = edge.cores.model_copy(update={"count": 1, "acs_per_cycle": 2})
+    # no memory levels inside the core (no reuse): one SRAM access per operation, as counted below
+    cores = edge.cores.model_copy(update={"count": 1, "acs_per_cycle": 2, "levels": None, "dataflow": None})
     return edge.model_copy(update={"cores": cores})
 
 

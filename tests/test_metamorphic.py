@@ -97,7 +97,11 @@ def test_energy_tables_and_static_power_times_k_give_energy_times_k_at_the_same_
             "sram": [p.model_copy(update={"read_pj_per_bit": p.read_pj_per_bit * 3,
                                           "write_pj_per_bit": p.write_pj_per_bit * 3}) for p in t.sram]})
         # static power x 3 as well, so that an energy-aware allocation sees every price x 3 and chooses the same
-        hot = arch.model_copy(update={"static_power_w": arch.static_power_w * 3})
+        # and the access energies of the memory levels inside the cores, which the arch gives (not the table)
+        levels = [lv.model_copy(update={"read_pj": lv.read_pj * 3, "write_pj": lv.write_pj * 3})
+                  for lv in arch.cores.levels or []] or None
+        hot = arch.model_copy(update={"static_power_w": arch.static_power_w * 3,
+                                      "cores": arch.cores.model_copy(update={"levels": levels})})
         r = ENGINES[engine](net, hot.loaded_from(arch.path, scaled_table), mapping, carry)
         assert r.energy_pj == pytest.approx(3 * base.energy_pj, rel=1e-9), (net.name, arch.name, mapping, engine)
         assert r.latency_cycles == pytest.approx(base.latency_cycles, rel=1e-12)

@@ -151,7 +151,8 @@ def test_event_layer_accesses_follow_the_dataflow():
 # -- 'no reuse' is today's model ---------------------------------------------------------------------------
 def test_no_reuse_dataflow_reproduces_todays_core_sram_bits_on_shipped_layers():
     net = load_model("spiking-sentiment-2l")
-    arch = load_arch("edge-45nm")
+    edge = load_arch("edge-45nm")
+    arch = edge.model_copy(update={"cores": edge.cores.model_copy(update={"levels": None, "dataflow": None})})
     work, chips = Workload(net), Chips.of(arch)
     bits_w, bits_m = work.weight_bits, int(arch.precision.membrane_bits)
     for name in ("block1.q", "block1.intermediate"):
@@ -283,14 +284,14 @@ def test_level_bits_of_a_real_layer_follow_its_output_stationary_nest_by_hand():
                             work.neuron_updates * only)
     steps, macs = 32, 32 * 128 * 128
     # SRAM: W once per token tile (2), I once per output tile (8), outputs written once, never read back
-    assert bits.sram_read[0] == (128 * 128 * 2 + 32 * 128 * 8) * 32 * steps
-    assert bits.sram_write[0] == 32 * 128 * 32 * steps
-    assert bits.read["weights"][0] == macs * 32 * steps and bits.write["weights"][0] == 128 * 128 * 2 * 32 * steps
-    assert bits.read["inputs"][0] == macs * 32 * steps and bits.write["inputs"][0] == 32 * 128 * 8 * 32 * steps
+    assert bits.sram_read[0].sum() == (128 * 128 * 2 + 32 * 128 * 8) * 32 * steps
+    assert bits.sram_write[0].sum() == 32 * 128 * 32 * steps
+    assert bits.read["weights"][0].sum() == macs * 32 * steps and bits.write["weights"][0].sum() == 128 * 128 * 2 * 32 * steps
+    assert bits.read["inputs"][0].sum() == macs * 32 * steps and bits.write["inputs"][0].sum() == 32 * 128 * 8 * 32 * steps
     # partial sums: 4 reduction steps inside the MAC, so 32 visits of each output; 31 of them read back
     visits = 32 * 128 * (128 // 4)
-    assert bits.write["outputs"][0] == visits * 32 * steps
-    assert bits.read["outputs"][0] == (visits - 32 * 128 + 32 * 128) * 32 * steps
+    assert bits.write["outputs"][0].sum() == visits * 32 * steps
+    assert bits.read["outputs"][0].sum() == (visits - 32 * 128 + 32 * 128) * 32 * steps
 
 
 def test_level_bits_of_a_spiking_layer_fetch_rows_per_input_and_token_tile():
@@ -306,11 +307,11 @@ def test_level_bits_of_a_spiking_layer_fetch_rows_per_input_and_token_tile():
     acs, updates = work.acs[i], 32 * 256 * 32
     rate = acs / (32 * 32 * 128 * 256)
     rows = 128 * 32 * 8 * (1 - (1 - rate) ** 4)
-    assert bits.sram_read[0] == pytest.approx((rows * 256 + updates) * 32)
-    assert bits.sram_write[0] == pytest.approx(updates * 32)
-    assert bits.read["weights"][0] == pytest.approx(acs * 32)
-    assert bits.write["weights"][0] == pytest.approx(rows * 256 * 32)
-    assert bits.read["outputs"][0] == pytest.approx((acs + updates) * 32)
+    assert bits.sram_read[0].sum() == pytest.approx((rows * 256 + updates) * 32)
+    assert bits.sram_write[0].sum() == pytest.approx(updates * 32)
+    assert bits.read["weights"][0].sum() == pytest.approx(acs * 32)
+    assert bits.write["weights"][0].sum() == pytest.approx(rows * 256 * 32)
+    assert bits.read["outputs"][0].sum() == pytest.approx((acs + updates) * 32)
 
 
 def test_level_bits_vary_with_each_points_levels():
@@ -326,4 +327,43 @@ def test_level_bits_vary_with_each_points_levels():
                             work.neuron_updates * only)
     one = reuse.level_bits(work, reuse.CoreLevels([big]), [32], [32], False, work.acs * only, work.macs * only,
                            work.neuron_updates * only)
-    assert bits.sram_read[1] == one.sram_read[0] and bits.sram_read[1] < bits.sram_read[0]
+    assert bits.sram_read[1].sum() == one.sram_read[0].sum() < bits.sram_read[0].sum()
+
+
+# -- wired into the closed form --------------------------------------------------------------------------------
+def _without_levels(arch):
+    return arch.model_copy(update={"cores": arch.cores.model_copy(update={"levels": None, "dataflow": None})})
+
+
+def test_a_point_without_levels_is_priced_alike_beside_points_with_levels():
+    from neurosim.cost.estimate import evaluate
+    net, edge = load_model("spiking-sentiment-2l"), load_arch("edge-45nm")
+    plain = _without_levels(edge)
+    for mapping, carry in (("spatial", "spikes"), ("sequential", "rates")):
+        both = evaluate(net, Chips([edge.model_dump(), plain.model_dump()]), edge.energy, mapping, carry)
+        alone = evaluate(net, Chips.of(plain), edge.energy, mapping, carry)
+        assert both.total_energy_pj[1] == alone.total_energy_pj[0]
+        assert both.events.core_read_bits[1] == alone.events.core_read_bits[0]
+        assert both.events.level_pj[1] == 0 < both.events.level_pj[0]
+
+
+def test_levels_move_sram_bits_and_add_their_energy_to_the_sram_share():
+    from neurosim.cost.estimate import estimate
+    net, edge = load_model("spiking-sentiment-2l"), load_arch("edge-45nm")
+    with_levels, plain = estimate(net, edge), estimate(net, _without_levels(edge))
+    note = next(n for n in with_levels.notes if n.startswith("memory levels"))
+    assert "weight_rf" in note and "accumulators" in note
+    assert not any(n.startswith("memory levels") for n in plain.notes)
+    # the same work: ops, latency inputs and compute energy do not move; only the SRAM share does
+    assert with_levels.acs == plain.acs and with_levels.macs == plain.macs
+    assert with_levels.energy_breakdown_pj["compute"] == plain.energy_breakdown_pj["compute"]
+    work, chips = Workload(net), Chips.of(edge)
+    bits = reuse.level_bits(work, chips.levels, [32], [32], False, work.acs, layout.macs(work, chips),
+                            work.neuron_updates)
+    level_pj = float(bits.level_pj(chips.levels).sum())
+    sram_pj = edge.energy.sram_pj_per_bit(65536, "read")   # edge's 64 KB arrays: reads and writes priced alike
+    reads, writes = layout.core_access_bits(work, Chips.of(_without_levels(edge)), False, work.acs,
+                                            layout.macs(work, chips), work.neuron_updates, work.timesteps)
+    core_after, core_plain = bits.sram_read.sum() + bits.sram_write.sum(), reads[0] + writes[0]
+    moved = with_levels.energy_breakdown_pj["sram"] - plain.energy_breakdown_pj["sram"]
+    assert moved == pytest.approx(level_pj + (core_after - core_plain) * sram_pj, rel=1e-9)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..arch import ArchConfig
+from .reuse import CoreLevels
 
 
 def mesh_side(cores: np.ndarray) -> np.ndarray:
@@ -86,6 +87,8 @@ class Chips:
         self.activation_bits = col(lambda a: a["precision"]["activation_bits"], np.int64)
         self._count_cores()
         self.dram_bits_per_cycle = self.dram_bytes_per_s / self.clock_hz * 8
+        # Memory levels inside the cores and their dataflow (cost.reuse); a point without levels: no reuse.
+        self.levels = CoreLevels(archs)
 
     def _count_cores(self) -> None:
         """What follows from the core count: the SRAM of all cores and the mesh they fill (the sequential

@@ -27,6 +27,7 @@ class EventCounts:
     other_ops: float = 0.0
     neuron_updates: float = 0.0
     rng_ops: float = 0.0           # Bernoulli draws to regenerate spikes from rates
+    level_pj: float = 0.0          # accesses of the memory levels inside the cores (cost.reuse), priced by the arch
     core_read_bits: float = 0.0    # core SRAM (priced at the core's array size)
     core_write_bits: float = 0.0
     buffer_read_bits: float = 0.0  # global buffer (priced at its array size)
@@ -57,7 +58,8 @@ def energy_breakdown_pj(ev: EventCounts, table: EnergyTable, *, core_array_bytes
     sram = (ev.core_read_bits * table.sram_pj_per_bit(core_array_bytes, "read")
             + ev.core_write_bits * table.sram_pj_per_bit(core_array_bytes, "write")
             + ev.buffer_read_bits * table.sram_pj_per_bit(buffer_array_bytes, "read")
-            + ev.buffer_write_bits * table.sram_pj_per_bit(buffer_array_bytes, "write"))
+            + ev.buffer_write_bits * table.sram_pj_per_bit(buffer_array_bytes, "write")
+            + ev.level_pj)
     return {
         "compute": compute,
         "sram": sram,

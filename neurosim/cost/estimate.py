@@ -8,7 +8,7 @@ from ..arch import ArchConfig
 from ..errors import NeurosimError
 from ..ir import Network
 from ..report import Report
-from . import closed_form
+from . import closed_form, reuse
 from .area import with_area
 from .chips import Chips
 from .workload import workload
@@ -44,12 +44,18 @@ def zero_skipping_note(work) -> list[str]:
             "dense; linear weights held as compressed sparse columns"]
 
 
+def level_note(costs: closed_form.Costs, j: int, arch: ArchConfig) -> list[str]:
+    """Accesses and energy per memory level inside the cores, where the arch has levels (`cost.reuse`)."""
+    return reuse.level_note(costs.work, costs.chips, arch.energy.ac_includes_memory, costs.per_layer["macs"], j)
+
+
 def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> Report:
     """Point j of a closed-form result as a Report (per-layer detail included)."""
     ev = costs.events
     per_layer = pd.DataFrame(costs.work.count_rows).assign(**{k: v[j] for k, v in costs.per_layer.items()})
     return Report(model=net.name, arch=arch.name, mapping=costs.mapping, carry=arch.mapping.carry,
-                  engine="analytic", feasible=True, notes=costs.notes[j] + zero_skipping_note(costs.work),
+                  engine="analytic", feasible=True,
+                  notes=costs.notes[j] + zero_skipping_note(costs.work) + level_note(costs, j, arch),
                   acs=float(ev.acs[j]),
                   macs=float(ev.macs[j]), other_ops=float(ev.other_ops[j]),
                   neuron_updates=float(ev.neuron_updates[j]),

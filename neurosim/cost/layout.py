@@ -32,6 +32,7 @@ from ..report import format_bytes
 from .energy import EventCounts, energy_breakdown_pj
 from .chips import Chips, average_hops, centre_hops, delivery_links, mesh_bits_per_cycle
 from .workload import Workload
+from . import reuse
 
 
 def per_point(x) -> np.ndarray:
@@ -101,9 +102,20 @@ def layer_cycles(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyT
 def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done, neuron_updates,
                      dense_steps) -> tuple[np.ndarray, np.ndarray]:
     """Core-SRAM bits read and written for the given per-layer work ((L,) or (n, L) arrays), per point."""
-    reads, writes = core_access_bits_by_layer(work, chips, ac_includes_memory, acs, macs_done, neuron_updates,
+    reads, writes, _ = core_accesses_by_layer(work, chips, ac_includes_memory, acs, macs_done, neuron_updates,
                                               dense_steps)
     return reads.sum(axis=1), writes.sum(axis=1)
+
+
+def core_accesses_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done, neuron_updates,
+                           dense_steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(core-SRAM bits read, written, pJ spent at the memory levels inside the cores), each (n, L): no reuse
+    (`core_access_bits_by_layer`) where a point's cores have no levels; where they have, what the point's
+    dataflow reads and writes at the SRAM and at each level (`cost.reuse.with_levels`)."""
+    reads, writes = core_access_bits_by_layer(work, chips, ac_includes_memory, acs, macs_done, neuron_updates,
+                                              dense_steps)
+    return reuse.with_levels(work, chips.levels, chips.membrane_bits, chips.activation_bits, ac_includes_memory,
+                             acs, macs_done, neuron_updates, reads, writes)
 
 
 def core_access_bits_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done,
@@ -131,12 +143,13 @@ def op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCo
 def op_events_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
     """Compute ops and core-SRAM accesses of each layer ((n, L) arrays)."""
     done = macs(work, chips)
-    reads, writes = core_access_bits_by_layer(work, chips, ac_includes_memory, work.acs, done, work.neuron_updates,
-                                              work.timesteps)
+    reads, writes, level_pj = core_accesses_by_layer(work, chips, ac_includes_memory, work.acs, done,
+                                                     work.neuron_updates, work.timesteps)
     per_layer = {k: getattr(work, k) for k in ("acs", "ac_bit_ops", "other_ops", "neuron_updates")}
     per_layer["multilevel_acs"] = np.where(work.input_spike_bits > 1, work.acs, 0.0)   # shift-add tables' extra
     same = {k: np.broadcast_to(v, (chips.n, work.L)).astype(float) for k, v in per_layer.items()}
-    return EventCounts(**same, macs=done.astype(float), core_read_bits=reads, core_write_bits=writes)
+    return EventCounts(**same, macs=done.astype(float), core_read_bits=reads, core_write_bits=writes,
+                       level_pj=level_pj)
 
 
 class NeuronFit:

@@ -299,21 +299,59 @@ class CoreLevels:
 
 @dataclass
 class LevelBits:
-    """Bits read and written over a run, per design point: at the core SRAM, and at the level of each role."""
+    """Bits read and written over a run at the core SRAM and at the level of each role: (n,) arrays for one
+    layer, (n, L) for a network (`stack`)."""
 
     sram_read: np.ndarray
     sram_write: np.ndarray
-    read: dict = field(default_factory=dict)    # role -> (n,) bits read at the level that holds it
+    read: dict = field(default_factory=dict)    # role -> bits read at the level that holds it
     write: dict = field(default_factory=dict)
 
     def add(self, role: str, read_bits, write_bits) -> None:
         self.read[role] = self.read.get(role, 0.0) + read_bits
         self.write[role] = self.write.get(role, 0.0) + write_bits
 
+    @classmethod
+    def stack(cls, layers: list["LevelBits"], n: int) -> "LevelBits":
+        """Per-layer results (n,) as one (n, L) result."""
+        col = lambda xs: np.stack([np.broadcast_to(x, (n,)) for x in xs], axis=1)  # noqa: E731
+        out = cls(col([lb.sram_read for lb in layers]), col([lb.sram_write for lb in layers]))
+        for t in ROLES:
+            out.read[t] = col([lb.read.get(t, 0.0) for lb in layers])
+            out.write[t] = col([lb.write.get(t, 0.0) for lb in layers])
+        return out
+
     def level_pj(self, levels: CoreLevels) -> np.ndarray:
-        """Energy of the accesses at the levels (pJ per point)."""
-        return sum(self.read.get(t, 0.0) * levels.read_pj[t] + self.write.get(t, 0.0) * levels.write_pj[t]
-                   for t in ROLES) + np.zeros(levels.n)
+        """Energy of the accesses at the levels (pJ, shaped like the bits)."""
+        shape = np.shape(self.sram_read)
+        per = lambda a: a.reshape((levels.n,) + (1,) * (len(shape) - 1))  # noqa: E731
+        return sum(self.read.get(t, 0.0) * per(levels.read_pj[t]) + self.write.get(t, 0.0) * per(levels.write_pj[t])
+                   for t in ROLES) + np.zeros(shape)
+
+    def note(self, levels: CoreLevels, j: int) -> str:
+        """Point j's accesses per level and at the SRAM, in bytes, with the levels' energy (a report note)."""
+        per_level: dict[str, list] = {}
+        for t in ROLES:
+            name = levels.name[t][j]
+            if name is None:
+                continue
+            r, w = (float(np.sum(np.asarray(x.get(t, 0.0)), axis=-1)[j] if np.ndim(x.get(t, 0.0)) == 2
+                          else np.broadcast_to(x.get(t, 0.0), (levels.n,))[j]) / 8 for x in (self.read, self.write))
+            pj = (r * levels.read_pj[t][j] + w * levels.write_pj[t][j]) * 8
+            acc = per_level.setdefault(name, [0.0, 0.0, 0.0])
+            acc[0], acc[1], acc[2] = acc[0] + r, acc[1] + w, acc[2] + pj
+        parts = [f"{name} {_bytes(r)} read, {_bytes(w)} written, {pj / 1e6:.3g} uJ"
+                 for name, (r, w, pj) in per_level.items()]
+        sram_r, sram_w = (float(np.sum(x, axis=-1)[j] if np.ndim(x) == 2 else x[j]) for x in (self.sram_read, self.sram_write))
+        return (f"memory levels (cost.reuse): {'; '.join(parts)}; core SRAM {_bytes(sram_r / 8)} read, "
+                f"{_bytes(sram_w / 8)} written")
+
+
+def _bytes(b: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if b >= size:
+            return f"{b / size:.3g} {unit}"
+    return f"{b:.3g} B"
 
 
 def _gemm_elements(dims: dict, levels: CoreLevels, elem_bits: dict) -> dict:
@@ -371,8 +409,10 @@ def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_incl
     """
     n = levels.n
     mb, ab = np.asarray(membrane_bits, float), np.asarray(activation_bits, float)
-    out = LevelBits(np.zeros(n), np.zeros(n))
+    layers = []
     for i in range(work.L):
+        out = LevelBits(np.zeros(n), np.zeros(n))
+        layers.append(out)
         col = lambda x: _per_point(np.asarray(x, dtype=float)[..., i], n)  # noqa: E731
         macs, acs_i, updates = col(macs_done), col(acs), col(neuron_updates)
         tokens, outputs = int(work.seq_len[i]), int(work.live[i])
@@ -400,7 +440,21 @@ def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_incl
         out.sram_read = out.sram_read + fetched * w_bits
         rows = levels.per_input & levels.has["weights"] & _groups_rows(work, i)   # rows kept in the level
         out.add("weights", np.where(rows, acs_i * w_bits, 0.0), np.where(rows, fetched * w_bits, 0.0))
-    return out
+    return LevelBits.stack(layers, n)
+
+
+def with_levels(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool, acs,
+                macs_done, neuron_updates, reads: np.ndarray, writes: np.ndarray) -> tuple:
+    """(core-SRAM bits read, written, pJ at the levels), each (n, L): the no-reuse bits `reads` and `writes`
+    ((n, L), `layout.core_access_bits_by_layer`) where a point's cores have no levels; where they have,
+    what its dataflow reads and writes (`level_bits`)."""
+    if not levels.any.any():
+        return reads, writes, np.zeros(np.shape(reads))
+    bits = level_bits(work, levels, membrane_bits, activation_bits, ac_includes_memory, acs, macs_done,
+                      neuron_updates)
+    on = levels.any[:, None]
+    return (np.where(on, bits.sram_read, reads), np.where(on, bits.sram_write, writes),
+            np.where(on, bits.level_pj(levels), 0.0))
 
 
 def _groups_rows(work, i: int) -> bool:
@@ -425,3 +479,14 @@ def _ac_weight_reads(work, i: int, levels: CoreLevels, acs, membrane_bits) -> np
     _, token_tile = event_tiles(layer, weight_elems, np.where(np.isinf(membrane_elems), 1e30, membrane_elems))
     active = active_inputs_expected(rate, tokens, token_tile, inputs, steps, "per_input")
     return np.where(levels.per_input & has_w, active * outputs, acs)
+
+
+def level_note(work, chips, ac_includes_memory: bool, macs_done, j: int) -> list[str]:
+    """A report note with point j's accesses at each memory level inside the cores and at the core SRAM
+    (none for a point without levels)."""
+    levels = chips.levels
+    if not levels.any[j]:
+        return []
+    bits = level_bits(work, levels, chips.membrane_bits, chips.activation_bits, ac_includes_memory, work.acs,
+                      macs_done, work.neuron_updates)
+    return [bits.note(levels, j)]

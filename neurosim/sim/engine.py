@@ -3,7 +3,7 @@
 Energy is priced from the components' own event counts by the closed form's
 one pricing function (`cost.energy.energy_breakdown_pj`); core-SRAM accesses
 follow from the tiles' counted work by the closed form's formula
-(`cost.layout.core_access_bits`).
+(`cost.layout.core_accesses_by_layer`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import simpy
 from ..arch import ArchConfig
 from ..cost.chips import Chips
 from ..cost.energy import EventCounts, energy_breakdown_pj
-from ..cost.layout import core_access_bits
+from ..cost.layout import core_accesses_by_layer
 from ..cost.workload import Workload
 from ..errors import NeurosimError
 from ..ir import Network
@@ -164,7 +164,7 @@ def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[Eve
 
     `progress[i]`: layer i's (passes done, steps done in the current pass,
     passes); a finished layer counts its source's exact totals. The core-SRAM
-    bits are the closed form's `layout.core_access_bits` of that work.
+    bits are the closed form's `layout.core_accesses_by_layer` of that work.
     """
     ev, counted = EventCounts(), []
     dense = np.zeros(ctx.work.L)
@@ -180,9 +180,11 @@ def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[Eve
         ev.other_ops += c["other_ops"]
         ev.neuron_updates += c["neuron_updates"]
     per_layer = lambda key: np.array([float(c[key]) for c in counted])  # noqa: E731
-    reads, writes = core_access_bits(ctx.work, ctx.chips, ctx.arch.energy.ac_includes_memory, per_layer("acs"),
-                                     per_layer("macs"), per_layer("neuron_updates"), dense)
-    ev.core_read_bits, ev.core_write_bits = float(reads[0]), float(writes[0])
+    reads, writes, level_pj = core_accesses_by_layer(ctx.work, ctx.chips, ctx.arch.energy.ac_includes_memory,
+                                                     per_layer("acs"), per_layer("macs"),
+                                                     per_layer("neuron_updates"), dense)
+    ev.core_read_bits, ev.core_write_bits = float(reads[0].sum()), float(writes[0].sum())
+    ev.level_pj = float(level_pj[0].sum())
     return ev, counted
 
 
