@@ -306,7 +306,7 @@ def test_network_contention_makes_the_simulator_slower_than_the_closed_form(larg
     assert "latency bound by the on-chip network" in closed.notes
     assert sim.utilization["interconnect"] * sim.latency_cycles == pytest.approx(closed.latency_cycles, rel=1e-9)
     assert closed.latency_cycles < sim.latency_cycles < 1.02 * closed.latency_cycles
-    assert any("network contention" in n for n in sim.notes)
+    assert any("interconnect contention" in n for n in sim.notes)
     _assert_same_events(sim, closed)
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..arch import EnergyTable
-from ..report import format_bytes
 from .energy import EventCounts, energy_breakdown_pj
 from .chips import Chips, average_hops, centre_hops, delivery_links, mesh_bits_per_cycle
 from .workload import Workload
@@ -169,8 +168,8 @@ class NeuronFit:
 
     def shortfall(self, work: Workload, j: int, what: str) -> str:
         i = self.first[j]
-        return (f"{what} ({format_bytes(self.room[j])}) cannot hold one output neuron of layer '{work.names[i]}' "
-                f"({format_bytes(self.need[j, i])}: its state for {work.seq_len[i]:.0f} tokens and its weights), and a "
+        return (f"{what} ({self.room[j]:.0f} B) cannot hold one output neuron of layer '{work.names[i]}' "
+                f"({self.need[j, i]:.0f} B: its state for {work.seq_len[i]:.0f} tokens and its weights), and a "
                 "layer is split over cores by output neurons")
 
 
