@@ -43,8 +43,11 @@ def test_a_chip_that_skips_zero_weights_is_charged_the_effective_acs_and_sparse_
 
 
 def test_each_effective_ac_reads_its_weight_with_its_row_index(edge):
-    # spatial, one layer (a network output: no destination queue): core SRAM reads are a weight per AC plus
-    # a membrane per neuron update (4 neurons x 2 steps, 32 bits), writes the membranes
+    # spatial, one layer (a network output: no destination queue), no memory levels inside the cores (no
+    # reuse): core SRAM reads are a weight per AC plus a membrane per neuron update (4 neurons x 2 steps,
+    # 32 bits), writes the membranes
+    edge = edge.model_copy(update={"cores": edge.cores.model_copy(update={"levels": None, "dataflow": None})}) \
+        .loaded_from(edge.path, edge.energy)
     t, core = edge.energy, edge.cores.sram_bytes
     read, write = t.sram_pj_per_bit(core, "read"), t.sram_pj_per_bit(core, "write")
     membranes = 4 * 2 * 32

@@ -44,9 +44,11 @@ def zero_skipping_note(work) -> list[str]:
             "dense; linear weights held as compressed sparse columns"]
 
 
-def level_note(costs: closed_form.Costs, j: int, arch: ArchConfig) -> list[str]:
-    """Accesses and energy per memory level inside the cores, where the arch has levels (`cost.reuse`)."""
-    return reuse.level_note(costs.work, costs.chips, arch.energy.ac_includes_memory, costs.per_layer["macs"], j)
+def point_notes(costs: closed_form.Costs, j: int, table) -> list[str]:
+    """Point j's notes, as a report and a sweep row give them: the mapping's, then what skipping zero weights
+    saved and the accesses and energy per memory level inside the cores (`cost.reuse`)."""
+    return (costs.notes[j] + zero_skipping_note(costs.work)
+            + reuse.level_note(costs.work, costs.chips, table.ac_includes_memory, costs.per_layer["macs"], j))
 
 
 def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> Report:
@@ -55,7 +57,7 @@ def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> 
     per_layer = pd.DataFrame(costs.work.count_rows).assign(**{k: v[j] for k, v in costs.per_layer.items()})
     return Report(model=net.name, arch=arch.name, mapping=costs.mapping, carry=arch.mapping.carry,
                   engine="analytic", feasible=True,
-                  notes=costs.notes[j] + zero_skipping_note(costs.work) + level_note(costs, j, arch),
+                  notes=point_notes(costs, j, arch.energy),
                   acs=float(ev.acs[j]),
                   macs=float(ev.macs[j]), other_ops=float(ev.other_ops[j]),
                   neuron_updates=float(ev.neuron_updates[j]),

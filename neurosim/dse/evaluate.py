@@ -18,7 +18,7 @@ from typing import Any
 from ..arch import ArchConfig, EnergyTable
 from ..cost.chips import Chips
 from ..cost.area import area_table, chip_area_mm2, provided_sram_bytes
-from ..cost.estimate import evaluate
+from ..cost.estimate import evaluate, point_notes
 from ..errors import NeurosimError
 from ..ir import Network
 from ..report import AREA, BREAKDOWN, MEMORY, UTILIZATION, Report
@@ -134,7 +134,7 @@ def closed_form_rows(net: Network, points: list[Point], table: EnergyTable) -> l
         else:
             row.update(status="ok", feasible=True, energy_pj=float(total[j]), latency_cycles=float(costs.cycles[j]),
                        latency_s=float(latency[j]), dram_traffic_bytes=float(costs.dram_bytes[j]),
-                       notes=" | ".join(costs.notes[j]), **{k: float(v[j]) for k, v in ops.items()})
+                       notes=" | ".join(point_notes(costs, j, table)), **{k: float(v[j]) for k, v in ops.items()})
             row.update({f"energy_{k}_pj": float(costs.energy_pj[k][j]) for k in BREAKDOWN})
             row.update({f"memory_{k}_bytes": float(costs.memory_bytes[k][j]) for k in MEMORY})
         rows.append(row)
