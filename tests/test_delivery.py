@@ -6,6 +6,8 @@ used cores fill (spatial) or the whole pool (sequential), measured from the cent
 and the I/O port attach.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,7 @@ def _nine_cores(delivery: str):
     (512 + 64 + 4 = 580 B), so the spatial mapping has no spare core and fills a 3 x 3 mesh."""
     edge = load_arch("edge-45nm")
     return edge.model_copy(update={
-        "cores": edge.cores.model_copy(update={"count": 9, "sram_bytes": 75}),
+        "cores": edge.cores.model_copy(update={"count": 9, "sram_bytes": 75, "levels": None, "dataflow": None}),
         "interconnect": edge.interconnect.model_copy(update={"delivery": delivery})}).loaded_from(edge.path,
                                                                                                  edge.energy)
 
@@ -79,12 +81,20 @@ def test_each_destination_core_queues_what_it_receives():
 @pytest.mark.parametrize("delivery", ["multicast", "unicast"])
 def test_sequential_inputs_go_to_every_core_of_the_pool_and_outputs_back_from_one(delivery):
     arch = _nine_cores(delivery)
-    to_pool = CENTRE_3X3 + 9 - 1 if delivery == "multicast" else 9 * CENTRE_3X3
     a_history, b_history, net_input = 8 * 1 * 2, 16 * 1 * 2, 1 * 0.5 * 2 * 32   # dense bitmaps, T = 2
-    # b reads a's history and a reads the network input (both to all 9 cores); each history goes back once
-    expected = (a_history + net_input) * to_pool + (a_history + b_history) * CENTRE_3X3
     for run in (estimate, simulate):
-        assert _bit_hops(run(_chain(), arch, "sequential", "spikes"), arch) == pytest.approx(expected)
+        r = run(_chain(), arch, "sequential", "spikes")
+        pool = int(re.search(r"on a pool of (\d+) of 9 cores", " ".join(r.notes)).group(1))
+        centre = centre_hops(np.array([pool]))[0]
+        to_pool = centre + pool - 1 if delivery == "multicast" else pool * centre
+        # a reads the network input and b reads a's history, each pass (both to every core of the pool); each
+        # history, and the weights streamed from DRAM where the pool cannot hold them, go between one core and
+        # the centre
+        layers = r.per_layer.set_index("layer")
+        streamed = layers.streamed_weight_bytes.sum() * 8
+        expected = ((net_input * layers.passes["a"] + a_history * layers.passes["b"]) * to_pool
+                    + (a_history + b_history + streamed) * centre)
+        assert _bit_hops(r, arch) == pytest.approx(expected)
 
 
 def test_attention_needs_a_query_on_one_core_and_keys_and_values_on_every_core_of_their_head():

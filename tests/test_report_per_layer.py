@@ -31,7 +31,11 @@ def test_block0_k_by_hand(tiny):
     # tiny-encoder (hidden 8, 4 tokens, T = 4 in block 0, input rate 0.5, 8-bit weights) on edge-45nm,
     # sequential carrying spikes. block0.k reads the network input: 4 tokens x 8 features x 0.5 x 4 steps
     # = 64 events, each reaching its 8 outputs: 512 ACs; 4 tokens x 8 neurons x 4 steps = 128 updates.
-    report = neurosim.estimate(tiny, neurosim.load_arch("edge-45nm"), mapping="sequential", carry="spikes")
+    # Without the chip's memory levels inside the cores (no reuse: one SRAM access per operation).
+    edge = neurosim.load_arch("edge-45nm")
+    edge = edge.model_copy(update={"cores": edge.cores.model_copy(update={"levels": None, "dataflow": None})}) \
+        .loaded_from(edge.path, edge.energy)
+    report = neurosim.estimate(tiny, edge, mapping="sequential", carry="spikes")
     row = report.per_layer.set_index("layer").loc["block0.k"]
     assert (row["acs"], row["neuron_updates"]) == (512, 128)
     assert row["energy_compute_pj"] == pytest.approx(512 * 0.9 + 128 * 6.4)          # fp32 add, LIF step
