@@ -120,16 +120,18 @@ def comparison_table(reports: list[Report]) -> str:
               + [f"memory: {k}" for k in MEMORY] + ["SRAM on chip (provided)", "chip area"]
               + [f"  {AREA_LABELS[k]}" for k in AREA] + ["DRAM traffic / inference"]
               + ["stall (waiting on memory, network, buffers)"] + [f"utilization: {k}" for k in UTILIZATION])
-    columns = [col(r) for r in reports]
+    head = f"model {reports[0].model} on {reports[0].arch} (engine: {reports[0].engine})"
+    return side_by_side(head, labels, [col(r) for r in reports], [(r.mapping, r.notes) for r in reports])
+
+
+def side_by_side(head: str, labels: list[str], columns: list[list[str]], notes: list[tuple[str, list[str]]]) -> str:
+    """A table of one column per report under `head`, then each report's notes (tagged) below it."""
     width0 = max(map(len, labels))
     widths = [max(len(v) for v in c) for c in columns]
-    head = f"model {reports[0].model} on {reports[0].arch} (engine: {reports[0].engine})"
     lines = [head, "-" * len(head)]
     for i, label in enumerate(labels):
         lines.append(f"{label:<{width0}}  " + "  ".join(f"{c[i]:>{w}}" for c, w in zip(columns, widths)))
-    for r in reports:
-        for note in r.notes:
-            lines.append(f"note [{r.mapping}]: {note}")
+    lines += [f"note [{tag}]: {note}" for tag, tagged in notes for note in tagged]
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..report import format_bytes, format_si
+from ..report import format_bytes, format_si, side_by_side
 
 BREAKDOWN = ("compute", "sram", "dram", "interconnect", "link", "leakage")
 
@@ -101,13 +101,4 @@ def llm_table(reports: list[LLMReport]) -> str:
     first = reports[0]
     head = (f"{first.model} on {first.arch} x {first.chips} chip(s): prompt {first.prompt}, generate {first.generate}, "
             f"batch {first.batch} (engine: {first.engine})")
-    columns = [_column(r) for r in reports]
-    width0 = max(map(len, LABELS))
-    widths = [max(len(v) for v in c) for c in columns]
-    lines = [head, "-" * len(head)]
-    for i, label in enumerate(LABELS):
-        lines.append(f"{label:<{width0}}  " + "  ".join(f"{c[i]:>{w}}" for c, w in zip(columns, widths)))
-    for r in reports:
-        for note in r.notes:
-            lines.append(f"note [{r.label}]: {note}")
-    return "\n".join(lines)
+    return side_by_side(head, LABELS, [_column(r) for r in reports], [(r.label, r.notes) for r in reports])
