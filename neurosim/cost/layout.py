@@ -197,15 +197,14 @@ class SpatialTraffic:
         steps = step_bits(work, chips)
         packets = work.spikes_out[None, :] * chips.packet_bits[:, None]
         self.payload = np.where(work.spiking[None, :], packets, steps * work.T)   # (n, L) bits per run
-        edges = work.edges or [(0, 0, "one", 1)]           # (a network of one layer has none: priced as zero)
-        self.source = np.array([e[0] for e in edges])
-        self.consumer = np.array([e[1] for e in edges])
-        self.all = np.array([e[2] == "all" for e in edges])
-        self.head = np.array([e[2] == "head" for e in edges])
+        edges = work.edges                                   # none in a network of one layer
+        self.source = np.array([e[0] for e in edges], dtype=np.int64)
+        self.consumer = np.array([e[1] for e in edges], dtype=np.int64)
+        self.all = np.array([e[2] == "all" for e in edges], dtype=bool)
+        self.head = np.array([e[2] == "head" for e in edges], dtype=bool)
         self.groups = np.array([e[3] for e in edges], dtype=float)
-        self.real_edge = np.array([bool(work.edges)] * len(edges))
         self.to_source = np.zeros((len(edges), work.L))     # sums edges into their source layer
-        self.to_source[np.arange(len(edges)), self.source] = self.real_edge
+        self.to_source[np.arange(len(edges)), self.source] = 1.0
         self.has_consumers = self.to_source.sum(axis=0) > 0
         self.inputs = input_bits(work, chips)
         self.multicast, self.link = chips.multicast, chips.link_bits_per_cycle
