@@ -497,8 +497,9 @@ ELEMENT_OPS = {
     "add": 1,            # the residual add
     "last_token": 0,     # keeps each sequence's last token (the LM head reads only it): a selection, no arithmetic
     "input": 0,          # names the network input (embedding rows, or activations from the previous chip)
+    "encode": 0,         # sends its input on as its neuron's spikes (one consumer's own GIF inputs): no arithmetic
 }
-ELEMENT_INPUTS = {"rmsnorm": 1, "rotary": 1, "silu_product": 2, "add": 2, "last_token": 1, "input": 0}
+ELEMENT_INPUTS = {"rmsnorm": 1, "rotary": 1, "silu_product": 2, "add": 2, "last_token": 1, "input": 0, "encode": 1}
 
 
 @dataclass

@@ -46,6 +46,8 @@ from . import obs
 from .spikellm import SpikeCount, check_bits, fake_quant, gif_linear, gif_values, quantize, two_path_fake_quant
 
 MODES = ("fake", "spike")
+ROPE_BASE = 10000.0   # LLaMA's rotary base (Touvron et al. 2023; Su et al.'s RoFormer)
+RMSNORM_EPS = 1e-6    # the RMSNorm epsilon of LLaMA's reference code
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 
 
@@ -69,7 +71,7 @@ class Spiking:
             raise NeurosimError("Spiking", "mode", f"unknown mode {self.mode!r}", f"use one of {', '.join(MODES)}")
 
 
-def _weight(weight: torch.Tensor, spiking: Spiking) -> torch.Tensor:
+def quantized_weight(weight: torch.Tensor, spiking: Spiking) -> torch.Tensor:
     """Weights quantized per output row, asymmetric min-max (the reference's per-channel weight quantizer
     without its learned clipping)."""
     if spiking.weight_bits is None:
@@ -98,14 +100,14 @@ class GIFLinear(nn.Linear):
         s = self.spiking
         if s is None:
             return F.linear(x, self.weight)
-        w = _weight(self.weight, s)
+        w = quantized_weight(self.weight, s)
         if s.mode == "spike":
             return gif_linear(x, w, None, s.n_bits, s.addbit, self.multi, self.count)
         return F.linear(two_path_fake_quant(x, s.n_bits, s.addbit, self.multi), w)
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, size: int, eps: float = 1e-6):
+    def __init__(self, size: int, eps: float = RMSNORM_EPS):
         super().__init__()
         self.weight, self.eps = nn.Parameter(torch.ones(size)), eps
 
@@ -113,7 +115,7 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+def rope(x: torch.Tensor, base: float = ROPE_BASE) -> torch.Tensor:
     """Rotary position embedding of (batch, heads, tokens, head_dim), LLaMA's rotate-half form."""
     tokens, dim = x.shape[-2], x.shape[-1]
     freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float32, device=x.device) / dim)

@@ -18,12 +18,13 @@ GIF input (two per output and token) and the single-step path's shorter spike tr
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
+import numpy as np
 import torch
 
 from ..cards import DecoderCard, DecoderPhase, decoder_network
-from ..ir import Network
+from ..ir import ElementOps, Network
 from .decoder import Spiking, SpikingDecoder
 from .spikellm import SpikeCount, gif_neuron
 
@@ -90,3 +91,78 @@ def measured_network(card: DecoderCard, rates: dict[str, list[float]], batch: in
             layers[f"block{b}.{EMITTERS[role]}"]["rate"] = rate
     data["metadata"]["rates_source"] = "measured per block: " + card.rates_source
     return Network.from_dict(data, f"{card.name} (measured)")
+
+
+# GIF input -> (its emitter in cards.decoder_network, the consumer that reads it); K and V are read by the attention
+GIF_READERS = {"q": ("attn_norm", "q"), "k": ("attn_norm", "k"), "v": ("attn_norm", "v"), "o": ("attention", "o"),
+               "gate": ("mlp_norm", "gate"), "up": ("mlp_norm", "up"), "down": ("silu", "down"),
+               "k_cache": ("rope_k", "attention"), "v_cache": ("v", "attention")}
+
+
+def _splits(model: SpikingDecoder) -> dict[str, list[int]]:
+    """Every GIF input's Optimal Brain Spiking split (1: multi-step channel), named as in `model.counts`."""
+    out = {name: m.multi.to(torch.int64).tolist() for name, m in model.gif_inputs().items()}
+    for b, block in enumerate(model.blocks):
+        for role in "kv":
+            out[f"block{b}.{role}_cache"] = getattr(block.attn, f"{role}_multi").flatten().to(torch.int64).tolist()
+    return out
+
+
+def _encoders(layers: list, splits: dict[str, list[int]], blocks: int) -> tuple[list, dict]:
+    """Give every consumer of an emitter its own GIF inputs (an `encode` layer) where their splits differ, as
+    each SpikeLLM layer quantizes its own input; returns the layers and each emitter's split."""
+    by_name, meta, extra = {layer.name: layer for layer in layers}, {}, {}
+    for b in range(blocks):
+        readers: dict[str, list[str]] = {}
+        for gif, (emitter, _) in GIF_READERS.items():
+            readers.setdefault(emitter, []).append(gif)
+        for emitter, gifs in readers.items():
+            name, masks = f"block{b}.{emitter}", [splits[f"block{b}.{g}"] for g in gifs]
+            if all(mask == masks[0] for mask in masks):
+                meta[name] = {"multi": masks[0]}
+                continue
+            src = by_name[name]
+            extra[name] = []
+            for gif, mask in zip(gifs, masks):     # emitter -> encode -> consumer
+                enc = f"block{b}.{gif}_input"
+                extra[name].append(replace(src, name=enc, kind="elementwise", inputs=[name], spec=ElementOps("encode"),
+                                           weights=None, bias=None))
+                meta[enc] = {"multi": mask}
+                reader = by_name[f"block{b}.{GIF_READERS[gif][1]}"]
+                by_name[reader.name] = replace(reader, inputs=[enc if i == name else i for i in reader.inputs])
+            by_name[name] = replace(src, neuron=None, rate=None, timesteps=1)
+    out = []
+    for layer in layers:
+        out.append(by_name[layer.name])
+        out += extra.get(layer.name, [])
+    return out, meta
+
+
+@torch.no_grad()
+def engine_network(model: SpikingDecoder, spiking: Spiking, tokens: torch.Tensor) -> tuple[Network, np.ndarray]:
+    """The IR of a prefill of `tokens` (batch, n) with the model's weights (4-bit as it runs them) and Optimal
+    Brain Spiking splits, for the spike engine (`neurosim.spikes.run`), and its input: the embedding rows.
+
+    The layers are `cards.decoder_network`'s; where the consumers of one emitter (q, k, v of the attention
+    norm; gate, up of the MLP norm) have different splits, each reads its own `encode` layer of GIF neurons.
+    The rates are the dense bound 1.0 until the engine measures them (`SpikeTrace.measured_network`)."""
+    from ..spikes.decoder import GIF_INPUTS, SETTINGS
+    from .decoder import ROPE_BASE, quantized_weight
+
+    c, (batch, n) = model.config, tokens.shape
+    rates = {role: [1.0] * c.layers for role in ROLES}
+    card = decoder_card(model, spiking, rates, f"{type(model).__name__} ({c.layers} blocks)", "a trained "
+                        "frontend.decoder.SpikingDecoder", "dense bound 1.0 until the spike engine measures the rates",
+                        dict(prompt=1, generate=1, batch=1))     # the phase below, not the card's workload, is run
+    net = decoder_network(card, DecoderPhase(batch, n))
+    modules = {"final_norm": model.norm.weight, "lm_head": model.head.weight}
+    for b, block in enumerate(model.blocks):
+        modules.update({f"block{b}.attn_norm": block.n1.weight, f"block{b}.mlp_norm": block.n2.weight})
+        modules.update({f"block{b}.{role}": quantized_weight(m.weight, spiking) for role, m in block.linears().items()})
+    layers = [replace(layer, weights=modules[layer.name].numpy().astype(np.float32)) if layer.name in modules
+              else layer for layer in net.layers]
+    layers, splits = _encoders(layers, _splits(model), c.layers)
+    settings = dict(rmsnorm_eps=model.norm.eps, rope_base=ROPE_BASE, query_bits=spiking.n_bits)
+    meta = dict(net.metadata, **{GIF_INPUTS: splits, SETTINGS: settings})
+    current = model.embed(tokens).reshape(batch * n, c.hidden).numpy().astype(np.float32)
+    return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, meta), current

@@ -56,10 +56,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import NeurosimError
+from ..gif_quant import SCALE_MAX, SCALE_MIN, ZERO_POINT_MAX
 from ..ir import Neuron
 
-SCALE_MIN, SCALE_MAX = 1e-5, 1e4   # the reference's clamps of the scale (quantizer.py, CLIPMIN and 1e4)
-ZERO_POINT_MAX = 1e4               # the reference clamps the zero point to +-1e4 before rounding
 BITS_MIN, BITS_MAX = 2, 16         # the reference asserts 2 <= bits <= 16 (after adding addbit)
 
 
@@ -155,9 +154,15 @@ class SpikeCount:
     bit_events: float = 0.0
     residue: float = 0.0
     acs: float = 0.0
+    trains: list[torch.Tensor] | None = None   # a list: every call's spikes (T, *x.shape), single-step codes at step 0
 
     def add(self, sent: "Emission", fan_out: float | torch.Tensor = 1.0) -> None:
         spikes, multi = sent.spikes, sent.multi.expand(sent.spikes.shape[1:])
+        if self.trains is not None:
+            train = spikes.clone()
+            if sent.single is not None:
+                train[0] += sent.single.ints
+            self.trains.append(train)
         self.steps, self.spike_bits = spikes.shape[0], sent.n_bits
         self.vectors += spikes[0, ..., 0].numel()
         self.elements += spikes[0].numel()

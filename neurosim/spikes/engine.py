@@ -40,7 +40,7 @@ from ..cost.analytic import LAYERNORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_SCORE, in
     needed_outputs
 from ..errors import NeurosimError
 from ..ir import Layer, Network
-from . import kernels, lowbit
+from . import decoder, kernels, lowbit
 from .handoff import HANDOFFS, INPUT, NetworkInput, regenerate
 from .neuron import NeuronArrays
 from .windows import Windows
@@ -356,6 +356,11 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     """
     if handoff not in HANDOFFS:
         raise NeurosimError("spikes.run", "handoff", f"unknown handoff {handoff!r}", f"use one of {', '.join(HANDOFFS)}")
+    if decoder.is_decoder(net):          # SpikeLLM-style decoder phase: layer by layer (decoder.py)
+        if device is not None:
+            raise NeurosimError("spikes.run", "device", "decoder phases run on the CPU engine", "drop device")
+        kernels.announce_compiling()
+        return decoder.run_decoder(net, inputs, handoff, seed, record_rasters)
     if device is not None:
         from .torch_engine import check_device
         check_device(net, handoff, device)

@@ -39,6 +39,7 @@ class LayerTrace:
     value_totals: np.ndarray | None = None      # same, summed spike values (multi-level neurons only)
     raster: np.ndarray | None = None            # (timesteps, seq_len, out_features) uint8, when asked
     seen: dict[str, np.ndarray] | None = None   # per source, the (timesteps, seq_len, in) spikes integrated
+    acs_by_source: dict[str, int] = field(default_factory=dict)   # causal attention: the ACs of K's and V's events
 
     @property
     def acs(self) -> int:
@@ -79,6 +80,7 @@ class SpikeTrace:
     input_kind: str = "spikes"     # "spikes" (given), "rates" (rate-coded here) or "current" (real, every step)
     input_raster: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    output: np.ndarray | None = None   # the last layer's real output, where the run keeps it (a decoder's logits)
 
     def __getitem__(self, name: str) -> LayerTrace:
         return self.layers[name]
@@ -141,7 +143,12 @@ def consumed_rate(net: Network, trace: SpikeTrace, source: str) -> tuple[float, 
             synapses = live_synapses(net, c, int(needed_outputs(net, c).sum()))
             per.append((ct.acs, trace.seq_len * ct.timesteps * synapses))
             continue
-        slots = trace.seq_len * ct.timesteps * width
+        if c.kind == "causal_attention":
+            # a key's events reach the queries after it, so the same: its ACs over the closed form's per-rate ACs
+            spec = c.spec
+            per.append((ct.acs_by_source.get(source, 0), spec.heads * spec.score_pairs(c) * spec.head_dim * ct.timesteps))
+            continue
+        slots = c.seq_len * ct.timesteps * width
         per.append((ct.input_events.get(source, 0), slots))
     events, slots = sum(e for e, _ in per), sum(s for _, s in per)
     agree = all(e * slots == events * s for e, s in per)  # every consumer's rate == the pooled rate
