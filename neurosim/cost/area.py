@@ -1,6 +1,7 @@
 """Chip area in mm^2: the silicon an arch config describes, priced per unit with a cited area table.
 
     arch_configs/area/<technology>.yaml   area per SRAM bit and per logic unit at one node, with sources
+                                          (each figure says whether it was checked against its source)
 
 The technology is the energy table's name (`horowitz-45nm`, `loihi-14nm`): a chip
 priced with an energy table is built in that table's node. What is counted, per
@@ -10,7 +11,9 @@ chip (a first-order floorplan, as Accelergy and SpikeSim add up their units):
 * global buffer: its bytes, at the same area per bit;
 * accumulators: cores x acs_per_cycle adders; MAC units: cores x macs_per_cycle;
 * routers: one per core, in proportion to the link width (links are wires
-  over the cores and take no area of their own).
+  over the cores and take no area of their own). The per-link-bit figure is
+  the least certain number here: a 65 nm router scaled to 45 nm, whose
+  inputs were not verified (see arch_configs/area/horowitz-45nm.yaml).
 
 Control logic, neuron-update units, I/O pads and DRAM PHYs are not counted:
 the figure is a lower bound on a die. Written over arrays of design points,
