@@ -82,6 +82,8 @@ def check_input_file(path: str) -> None:
 
 
 def cmd_run(args) -> None:
+    if args.engine == "spikes" and decoder_cli.decoder_card(args.model) is not None:
+        return run_decoder_engine(args)
     if decoder_cli.handles(args, "run"):   # a decoder card: prefill and decode (neurosim.llm)
         return
     if args.input is not None:
@@ -127,6 +129,20 @@ def cmd_run(args) -> None:
             print(f"timeline written to {args.timeline}")
         if args.plot:
             print(f"per-layer plot written to {args.plot}")
+
+
+def run_decoder_engine(args) -> None:
+    """A trained decoder's spikes measured by the engine, its prefill and decode priced at those rates."""
+    from .llm.report import llm_table
+    from .spikes.measure import decoder_engine_report  # numba and torch, only when asked for
+
+    if args.mac_based or args.tensor_split not in (None, 1) or args.device is not None:
+        raise NeurosimError(args.model, "--mac-based/--tensor-split/--device", "the spike engine runs the "
+                            "spiking decoder on one chip's CPU model", "drop them, or use --engine sim")
+    report = decoder_engine_report(decoder_cli.decoder_card(args.model), load_arch(args.arch), mapping=args.mapping,
+                                   carry=args.carry, prompt=args.prompt, generate=args.generate, batch=args.batch,
+                                   seed=args.seed)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else llm_table([report]))
 
 
 def cmd_compare(args) -> None:

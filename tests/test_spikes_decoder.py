@@ -41,13 +41,6 @@ def torch_trains(model: SpikingDecoder, spiking: Spiking, tokens: torch.Tensor) 
     return trains, logits
 
 
-def emitter(net, gif: str) -> str:
-    """The engine layer whose neuron sends a GIF input's spikes: its own `encode` layer, else the shared one."""
-    block, role = gif.split(".")
-    own = f"{block}.{role}_input"
-    return own if own in {layer.name for layer in net.layers} else f"{block}.{decoder_ir.GIF_READERS[role][0]}"
-
-
 def test_a_two_channel_decoder_costs_what_is_counted_by_hand():
     # hidden 2, one head of 2: every GIF input quantizes 2 channels per token (or token and head) to 3 bits, so
     # the smaller is code 0 (no spike) and the larger code 7, sent as 3 + 3 (n = 2: spikes of at most 3) and
@@ -80,7 +73,7 @@ def test_engine_spikes_equal_the_torch_decoders_own_neuron_for_neuron(low_p):
     trains, logits = torch_trains(model, spiking, TOKENS)
     assert len(trains) == 18
     for gif, (train, torch_acs) in trains.items():
-        source = emitter(net, gif)
+        source = decoder_ir.gif_emitter(net, gif)
         np.testing.assert_array_equal(trace[source].raster, train, err_msg=gif)
         reader = trace[f"{gif.split('.')[0]}.{decoder_ir.GIF_READERS[gif.split('.')[1]][1]}"]
         engine_acs = reader.acs_by_source[source] if gif.endswith("_cache") else reader.acs

@@ -25,7 +25,7 @@ import torch
 
 from ..cards import DecoderCard, DecoderPhase, decoder_network
 from ..ir import ElementOps, Network
-from .decoder import Spiking, SpikingDecoder
+from .decoder import DecoderConfig, Spiking, SpikingDecoder
 from .spikellm import SpikeCount, gif_neuron
 
 # card rate role -> the decoder's GIF inputs that read those spikes
@@ -166,3 +166,37 @@ def engine_network(model: SpikingDecoder, spiking: Spiking, tokens: torch.Tensor
     meta = dict(net.metadata, **{GIF_INPUTS: splits, SETTINGS: settings})
     current = model.embed(tokens).reshape(batch * n, c.hidden).numpy().astype(np.float32)
     return Network(net.name, layers, net.input_size, net.input_rate, net.input_spiking, meta), current
+
+
+def load_decoder(path) -> tuple[SpikingDecoder, Spiking, dict]:
+    """A trained decoder checkpoint (models/training/train_spiking_decoder.py): the fine-tuned model with its
+    OBS splits, its spiking settings, and the checkpoint (sample tokens, low_p, perplexities)."""
+    from ..errors import NeurosimError
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = SpikingDecoder(DecoderConfig(**ckpt["config"]))
+        model.load_state_dict(ckpt["state_dict"])
+        spiking = Spiking(**ckpt["spiking"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise NeurosimError(str(path), "(checkpoint)", f"not a spiking decoder checkpoint ({str(exc)[:200]})",
+                            "give a checkpoint written by models/training/train_spiking_decoder.py") from None
+    return model, spiking, ckpt
+
+
+def gif_emitter(net: Network, gif: str) -> str:
+    """The layer of an engine network (`engine_network`) whose neuron sends GIF input `gif` (block{b}.<name>):
+    the consumer's own `encode` layer, else the emitter it shares."""
+    block, name = gif.split(".")
+    own = f"{block}.{name}_input"
+    return own if any(layer.name == own for layer in net.layers) else f"{block}.{GIF_READERS[name][0]}"
+
+
+def engine_rates(net: Network, trace, layers: int) -> dict[str, list[float]]:
+    """Per card role and block, the events / (values x T) a spike engine run sent (`trace` of `net`), pooled over
+    the role's GIF inputs as `block_rates` pools a torch run's counts."""
+    def rate(names):
+        lts = [trace[gif_emitter(net, name)] for name in names]
+        return sum(lt.spikes for lt in lts) / sum(lt.neuron_updates for lt in lts)
+    return {role: [rate([f"block{b}.{name}" for name in names]) for b in range(layers)]
+            for role, names in ROLES.items()}

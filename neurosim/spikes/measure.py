@@ -90,3 +90,74 @@ def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping:
     if report.per_layer is not None:
         report.per_layer = report.per_layer.assign(asr_measured=[rates.get(n) for n in report.per_layer.layer])
     return report
+
+
+def decoder_checkpoint(card) -> Path:
+    """The trained weights of a decoder card (models/weights/NAME.pt), or a clear refusal."""
+    path = MODELS_DIR / "weights" / f"{card.name}.pt"
+    if not path.is_file():
+        raise NeurosimError(f"model '{card.name}'", "--engine spikes", "the spike engine runs a decoder on its "
+                            f"trained weights and spike encoders, and {path.relative_to(MODELS_DIR.parent)} does not "
+                            "exist", "run a trained decoder (spikellm-decoder-2l), or price this card from its "
+                            "assumed rates with --engine analytic or --engine sim")
+    return path
+
+
+def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None, carry: str | None = None,
+                          prompt: int | None = None, generate: int | None = None, batch: int | None = None,
+                          seed: int = 0):
+    """`neurosim run --engine spikes` on a trained decoder: its spikes measured by the engine, then its prefill
+    and decode priced (neurosim.llm, simulator) at the measured rates.
+
+    The engine runs the checkpoint's held-out sample, `batch` windows of prompt + generate characters,
+    teacher-forced (the generated tokens are the sample's own): once over the prompt (the prefill phase,
+    exactly) and once over the whole sequence, whose work minus the prefill's is the decode steps' (exactly:
+    each key is quantized per token, so a decode step is the last query of a longer prefill). The rates of
+    every GIF input over all those tokens replace the card's."""
+    from ..cards import DecoderCard
+    from ..frontend import decoder_ir
+    from ..llm.workload import Request, run_workload
+
+    req = Request.of(card, prompt, generate, batch)
+    path = decoder_checkpoint(card)
+    model, spiking, ckpt = decoder_ir.load_decoder(path)
+    sample = ckpt["sample_tokens"]
+    if req.batch > sample.shape[0]:
+        raise NeurosimError(f"model '{card.name}'", "--batch", f"the checkpoint ships {sample.shape[0]} sample "
+                            f"windows, {req.batch} asked for", f"give --batch {sample.shape[0]} or fewer")
+    tokens = sample[:req.batch, :req.prompt + req.generate]
+    traces = {}
+    for phase, toks in (("whole", tokens), ("prefill", tokens[:, :req.prompt])):
+        net, current = decoder_ir.engine_network(model, spiking, toks)
+        traces[phase] = (net, run(net, current, seed=seed))
+    net, whole = traces["whole"]
+    rates = decoder_ir.engine_rates(net, whole, card.layers)
+    mean = {role: sum(r) / len(r) for role, r in rates.items()}
+    source = (f"measured by the spike engine: {path.name} on {req.batch} held-out sample window(s) of "
+              f"{req.prompt + req.generate} characters")
+    data = card.model_dump()
+    data["spiking"]["rates"].update(mean)
+    data["rates_source"] = source
+    report = run_workload(DecoderCard.model_validate(data), arch, req.prompt, req.generate, req.batch,
+                          mapping=mapping, carry=carry, engine="sim")
+    report.engine = "spikes"
+    report.notes = engine_notes(traces, rates, report, req) + report.notes
+    return report
+
+
+def engine_notes(traces: dict, rates: dict[str, list[float]], report, req) -> list[str]:
+    """What the engine counted, beside what the workload's cost model priced at the rates it measured."""
+    prefill, whole = traces["prefill"][1], traces["whole"][1]
+    decode_acs = whole.acs - prefill.acs
+    spikes = sum(lt.spikes for lt in prefill.layers.values())
+    notes = [f"spike engine (CPU), exact counts: prefill {prefill.acs:,} ACs, {prefill.macs:,} MACs, {spikes:,} "
+             f"multi-level spike events ({req.batch} x {req.prompt} tokens); decode {decode_acs:,} ACs "
+             f"({req.generate} steps, the whole sequence's count minus the prefill's)"]
+    if report.feasible:
+        notes.append(f"the cost model at the measured block-mean rates: prefill {report.prefill.acs:,.0f} ACs "
+                     f"({report.prefill.acs / prefill.acs - 1:+.2%} vs the engine), decode "
+                     f"{report.decode.acs:,.0f} ({report.decode.acs / decode_acs - 1:+.2%}): the card holds one "
+                     "rate per role, and attention's prices every key position at it")
+    notes.append("measured rates (events / (values x T)) per block: " + "; ".join(
+        f"{role} " + "/".join(f"{r:.3f}" for r in per_block) for role, per_block in rates.items()))
+    return notes + prefill.notes
