@@ -17,7 +17,7 @@ from .cost.area import with_area
 from .cost.estimate import estimate
 from .errors import NeurosimError, clip
 from .ir import RATE, Network
-from .paths import ARCH_DIR, DEFAULT_ARCH, DEFAULT_MODEL, ENERGY_DIR, MODELS_DIR, REPO_ROOT, check_output_file
+from .paths import ARCH_DIR, DEFAULT_ARCH, DEFAULT_MODEL, ENERGY_DIR, MODELS_DIR, REPO_ROOT, check_output_file, resolve
 from .llm import cli as decoder_cli
 from .report import comparison_table, per_layer_table
 
@@ -141,7 +141,7 @@ def run_decoder_engine(args) -> None:
                             "spiking decoder on one chip's CPU model", "drop them, or use --engine sim")
     report = decoder_engine_report(decoder_cli.decoder_card(args.model), load_arch(args.arch), mapping=args.mapping,
                                    carry=args.carry, prompt=args.prompt, generate=args.generate, batch=args.batch,
-                                   seed=args.seed)
+                                   seed=args.seed, card_path=resolve(args.model, MODELS_DIR, (".yaml", ".yml"), "model"))
     print(json.dumps(report.to_dict(), indent=2) if args.json else llm_table([report]))
 
 

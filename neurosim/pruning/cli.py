@@ -10,6 +10,7 @@ import json
 import time
 
 from ..errors import NeurosimError
+from .obs_command import add_flags as add_obs_flags, cmd_obs
 
 
 def _fraction(text: str) -> float:
@@ -26,12 +27,15 @@ def register(subparsers) -> argparse.ArgumentParser:
                             DEFAULT_VARIANT, GRANULARITY, PCA_DATA, STRATEGIES, VARIANTS)
 
     p = subparsers.add_parser(
-        "prune", help="spatio-temporal pruning of a SpikingEncoder checkpoint (the seed paper's framework)",
+        "prune", help="spatio-temporal pruning of a SpikingEncoder checkpoint (the seed paper's framework); --obs: "
+        "Optimal Brain Spiking of a spiking decoder (SpikeLLM)",
         description="Spatial: Fisher x ASR scores of heads and intermediate neurons, selection under the AC "
         "budget M(h, n) <= BUDGET x M(1, 1, T), greedy swaps. Temporal: PCA of per-timestep ASR, eq. 10 "
         "timesteps per spiking sublayer. Retraining after each stage (at each sublayer's t^l). Writes OUT.pt "
-        "(same checkpoint format) and OUT.md (model card).")
-    p.add_argument("model", help="a SpikingEncoder checkpoint: shipped name (e.g. spiking-sentiment-2l) or .pt path")
+        "(same checkpoint format) and OUT.md (model card). With --obs, on a spiking decoder checkpoint: Optimal Brain "
+        "Spiking's channel split of every GIF input (obs_command.py); writes OUT.pt and OUT.yaml (its decoder card).")
+    p.add_argument("model", help="a SpikingEncoder checkpoint: shipped name (e.g. spiking-sentiment-2l) or .pt path; "
+                   "with --obs a spiking decoder checkpoint (e.g. spikellm-decoder-2l)")
     p.add_argument("--out", required=True, help="path of the pruned checkpoint (.pt added if missing)")
     p.add_argument("--spatial", action="store_true", help="prune heads and intermediate neurons")
     p.add_argument("--temporal", action="store_true",
@@ -74,11 +78,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the pruning record as JSON")
+    add_obs_flags(p)
     p.set_defaults(func=cmd_prune)
     return p
 
 
 def cmd_prune(args) -> None:
+    if args.obs:                 # Optimal Brain Spiking on a spiking decoder (obs_command.py)
+        return cmd_obs(args)
     import torch
 
     from ..frontend.checkpoint import load_encoder

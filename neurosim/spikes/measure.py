@@ -92,20 +92,23 @@ def engine_report(net: Network, arch: ArchConfig, model: str | Path, *, mapping:
     return report
 
 
-def decoder_checkpoint(card) -> Path:
-    """The trained weights of a decoder card (models/weights/NAME.pt), or a clear refusal."""
+def decoder_checkpoint(card, card_path: Path | None = None) -> Path:
+    """The trained weights of a decoder card: the .pt beside its card (neurosim prune --obs writes both), else
+    models/weights/NAME.pt; or a clear refusal."""
     path = MODELS_DIR / "weights" / f"{card.name}.pt"
+    if card_path is not None and Path(card_path).with_suffix(".pt").is_file():
+        path = Path(card_path).with_suffix(".pt")
     if not path.is_file():
         raise NeurosimError(f"model '{card.name}'", "--engine spikes", "the spike engine runs a decoder on its "
-                            f"trained weights and spike encoders, and {path.relative_to(MODELS_DIR.parent)} does not "
-                            "exist", "run a trained decoder (spikellm-decoder-2l), or price this card from its "
+                            f"trained weights and spike encoders, and neither {path.name} beside its card nor "
+                            f"models/weights/{path.name} exists", "run a trained decoder (spikellm-decoder-2l), or price this card from its "
                             "assumed rates with --engine analytic or --engine sim")
     return path
 
 
 def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None, carry: str | None = None,
                           prompt: int | None = None, generate: int | None = None, batch: int | None = None,
-                          seed: int = 0):
+                          seed: int = 0, card_path: Path | None = None):
     """`neurosim run --engine spikes` on a trained decoder: its spikes measured by the engine, then its prefill
     and decode priced (neurosim.llm, simulator) at the measured rates.
 
@@ -119,7 +122,7 @@ def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None,
     from ..llm.workload import Request, run_workload
 
     req = Request.of(card, prompt, generate, batch)
-    path = decoder_checkpoint(card)
+    path = decoder_checkpoint(card, card_path)
     model, spiking, ckpt = decoder_ir.load_decoder(path)
     sample = ckpt["sample_tokens"]
     if req.batch > sample.shape[0]:
