@@ -92,7 +92,11 @@ def cmd_run(args) -> None:
         if path:
             check_output_file(path, flag)
     net, arch = _model(args), load_arch(args.arch)
-    if args.engine == "spikes":
+    if args.plan:   # a mapping plan (`neurosim map --out`): its segments one after another
+        from .mapping.cli import plan_run_report
+
+        report = plan_run_report(net, arch, args.plan, args.engine, args.mapping, args.carry)
+    elif args.engine == "spikes":
         from .spikes.measure import engine_report  # numba, only when asked for
 
         report = with_area(engine_report(net, arch, args.model, mapping=args.mapping, carry=args.carry,
@@ -294,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "random weights for a weightless model card)")
     run.add_argument("--input", help="spike engine input (.npy): (T, seq_len, input_size) spikes or a "
                      "(seq_len, input_size) real array; default: a checkpoint's sample, else seeded random spikes")
+    run.add_argument("--plan", metavar="PLAN.yaml", help="run a mapping plan (segments, cores, carries; written "
+                     "by `neurosim map --out`) instead of the config's mapping")
     run.add_argument("--device", help="run the spike engine on this torch device (cuda, cuda:N) instead of the "
                      "CPU engine: the same counts (neurosim/spikes/torch_engine.py)")
     decoder_cli.add_workload_flags(run)
@@ -325,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .dse.cli import register as register_dse        # sweep, pareto, report
     from .pruning.cli import register as register_prune  # prune
+    from .mapping.cli import register as register_map    # map
     register_prune(sub)
     register_dse(sub)
+    register_map(sub)
     return parser
 
 

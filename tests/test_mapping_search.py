@@ -1,0 +1,233 @@
+"""Mapping plans (issue 19): today's mappings as plans, composed plans, the search against brute force, plan files."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import neurosim
+from neurosim.cli import main
+from neurosim.cost.chips import Chips
+from neurosim.errors import NeurosimError
+from neurosim.ir import Layer, Network
+from neurosim.mapping import Plan, Segment, load_plan, plan_report, search
+from neurosim.mapping.cut import cut_points
+from neurosim.mapping.price import compose, plan_segments
+from neurosim.mapping.segments import with_core_count, with_objective
+from neurosim.mapping.space import KINDS, LAST_KINDS, Space, budget_grid
+from neurosim.sim import simulate
+
+TODAY = [("spatial", "spikes"), ("sequential", "spikes"), ("sequential", "rates")]
+FIGURES = ("energy_pj", "latency_s", "latency_cycles", "acs", "macs", "other_ops", "neuron_updates",
+           "dram_traffic_bytes")
+
+
+def mlp() -> Network:
+    """Three spiking linear layers: two cut points, small enough to enumerate every plan."""
+    layers = [Layer("a", "linear", 16, 32, [], seq_len=4, timesteps=8, rate=0.2),
+              Layer("b", "linear", 32, 32, ["a"], seq_len=4, timesteps=8, rate=0.1),
+              Layer("c", "linear", 32, 8, ["b"], seq_len=4, timesteps=6, rate=0.3)]
+    return Network("mlp3", layers, 16, input_rate=0.5)
+
+
+def small_chip(cores: int = 4):
+    return with_core_count(neurosim.load_arch("edge-45nm"), cores)
+
+
+def same_report(a, b):
+    for key in FIGURES:
+        assert getattr(a, key) == getattr(b, key), key
+    assert a.energy_breakdown_pj == b.energy_breakdown_pj
+    assert a.memory_bytes == b.memory_bytes
+    assert a.feasible == b.feasible
+
+
+@pytest.mark.parametrize("kind, carry", TODAY)
+def test_todays_mappings_written_as_plans_give_todays_numbers(kind, carry):
+    net, arch = neurosim.load_model("spiking-sentiment-2l"), neurosim.load_arch("spatial-45nm-large")
+    today = neurosim.estimate(net, arch, kind, carry)
+    plan = Plan.of_mapping(net, kind, carry)
+    same_report(plan_report(plan, net, arch), today)
+    # the composition the search uses, on a plan of one segment, gives the same numbers bit for bit
+    segs, short = plan_segments(plan, net, arch)
+    costs = compose(segs, Chips.of(arch), arch.energy)
+    assert short is None and costs.feasible[0]
+    assert costs.total_energy_pj[0] == today.energy_pj and costs.latency_s[0] == today.latency_s
+    assert {k: v[0] for k, v in costs.energy_pj.items()} == today.energy_breakdown_pj
+    assert {k: v[0] for k, v in costs.memory_bytes.items()} == today.memory_bytes
+    # and the search's space prices the plan of one segment as today (the arch's own objective)
+    scored = Space(net, arch, arch.mapping.objective).best(((0, len(net.layers) - 1, kind, carry),))
+    assert scored.energy_j == today.energy_pj * 1e-12 and scored.latency_s == today.latency_s
+
+
+@pytest.mark.parametrize("kind, carry", TODAY)
+def test_todays_mappings_as_plans_give_the_simulators_numbers(kind, carry):
+    net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
+    today = simulate(net, arch, kind, carry)
+    plan = Plan.of_mapping(net, kind, carry)
+    same_report(plan_report(plan, net, arch, "sim"), today)
+    segs, _ = plan_segments(plan, net, arch, "sim")    # the simulated segment on the whole chip, composed
+    costs = compose(segs, Chips.of(arch), arch.energy)
+    assert costs.total_energy_pj[0] == pytest.approx(today.energy_pj, rel=1e-15)
+    assert costs.latency_s[0] == pytest.approx(today.latency_s, rel=1e-15)
+
+
+def test_segments_together_count_what_the_whole_network_counts_in_all_three_engines():
+    from neurosim.spikes import random_weights, run
+
+    net = random_weights(neurosim.load_model("tiny-encoder"), seed=3)
+    probabilities = np.full((net.layers[0].seq_len, net.input_size), 0.3)
+    trace = run(net, probabilities, handoff="history", seed=3)
+    measured = trace.measured_network(net)
+    names = [layer.name for layer in net.layers]
+    plan = Plan(segments=[Segment(kind="sequential", first=names[0], last="block0.output", cores=8, carry="spikes"),
+                          Segment(kind="sequential", first="block1.q", last=names[-1], cores=8, carry="rates")])
+    arch = neurosim.load_arch("edge-45nm")
+    closed, simulated = plan_report(plan, measured, arch), plan_report(plan, measured, arch, "sim")
+    assert closed.feasible and simulated.feasible
+    assert closed.acs == pytest.approx(trace.acs, rel=1e-12)
+    assert simulated.acs == pytest.approx(trace.acs, rel=1e-12)
+    assert closed.macs == pytest.approx(simulated.macs, rel=1e-12)
+    assert simulated.energy_pj == pytest.approx(closed.energy_pj, rel=0.05)
+
+
+def brute_force(net, arch, objective, max_segments):
+    """Every plan of the space, each priced alone through a plan file's path (`plan_report`)."""
+    names = [layer.name for layer in net.layers]
+    grid, best = budget_grid(arch.cores.count), None
+    for segments in range(1, max_segments + 1):
+        for cuts in itertools.combinations(cut_points(net), segments - 1):
+            firsts, lasts = (0,) + tuple(c + 1 for c in cuts), cuts + (len(names) - 1,)
+            for kinds in itertools.product(*([KINDS] * (segments - 1) + [LAST_KINDS])):
+                splits = [(None,)] if segments == 1 else [s for s in itertools.product(grid, repeat=segments)
+                                                           if sum(s) <= arch.cores.count]
+                for cores in splits:
+                    plan = Plan(objective=objective, segments=[
+                        Segment(kind=k, carry=c, first=names[a], last=names[b], cores=None if n is None else int(n))
+                        for (k, c), a, b, n in zip(kinds, firsts, lasts, cores)])
+                    r = plan_report(plan, net, arch)
+                    if r.feasible:
+                        value = {"energy": r.energy_pj, "latency": r.latency_s,
+                                 "edp": r.energy_pj * r.latency_s}[objective]
+                        best = min(best or (np.inf,), (value, r.latency_s, r.energy_pj))
+    return best
+
+
+@pytest.mark.parametrize("objective", ["energy", "latency", "edp"])
+def test_the_search_returns_the_brute_force_optimum(objective):
+    net, arch = mlp(), small_chip(4)
+    result = search(net, arch, objective, budget=10**6, max_segments=3, confirm=0)
+    assert result.method == "exhaustive" and result.priced == result.space_size
+    found = plan_report(result.best, net, arch)
+    value = {"energy": found.energy_pj, "latency": found.latency_s, "edp": found.energy_pj * found.latency_s}
+    best = brute_force(net, arch, objective, 3)
+    assert value[objective] == pytest.approx(best[0], rel=1e-12)
+
+
+def test_the_evolution_is_seeded_and_never_worse_than_todays_mappings():
+    net, arch = neurosim.load_model("tiny-encoder"), small_chip(16)
+    runs = [search(net, arch, "energy", budget=500, seed=7, max_segments=3, confirm=0) for _ in range(2)]
+    assert runs[0].method == "evolution" and runs[0].priced < runs[0].space_size
+    assert runs[0].best == runs[1].best
+    best = plan_report(runs[0].best, net, arch).energy_pj
+    today = [neurosim.estimate(net, with_objective(arch, "energy"), k, c) for k, c in TODAY]
+    assert best <= min(r.energy_pj for r in today if r.feasible) * (1 + 1e-12)
+
+
+def test_caps_are_kept():
+    net, arch = mlp(), small_chip(4)
+    free = search(net, arch, "energy", confirm=0)
+    cheapest = plan_report(free.best, net, arch)
+    cap = cheapest.memory_bytes["peak_on_chip"] - 1          # the cheapest plan no longer fits the cap
+    assert free.table["peak_memory_bytes"].min() <= cap      # but others do
+    capped = plan_report(search(net, arch, "energy", confirm=0, max_memory_bytes=cap).best, net, arch)
+    assert capped.memory_bytes["peak_on_chip"] <= cap and capped.energy_pj > cheapest.energy_pj
+    with pytest.raises(NeurosimError, match="caps"):
+        search(net, arch, "energy", confirm=0, max_latency_s=cheapest.latency_s * 0.5)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_found_plan_rerun_from_its_file_gives_the_same_report(tmp_path, suffix):
+    net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
+    result = search(net, arch, "edp", budget=2000, max_segments=2, confirm=1)
+    path = tmp_path / f"plan{suffix}"
+    result.best.write(path)
+    again = load_plan(path)
+    assert again == result.best
+    same_report(plan_report(again, net, arch, "sim"), result.report)
+
+
+def test_map_and_run_plan_on_the_command_line(tmp_path, capsys):
+    path = tmp_path / "plan.yaml"
+    argv = ["--model", "tiny-encoder", "--arch", "edge-45nm"]
+    assert main(["map", *argv, "--objective", "energy", "--max-segments", "2", "--confirm", "1", "--no-progress",
+                 "--out", str(path), "--csv", str(tmp_path / "t.csv")]) == 0
+    found = capsys.readouterr().out
+    assert "best plan:" in found and path.is_file() and (tmp_path / "t.csv").is_file()
+    assert main(["run", *argv, "--plan", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = plan_report(load_plan(path), neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm"),
+                           "sim")
+    assert report["energy_pj"] == expected.energy_pj
+
+
+def test_a_composed_plan_adds_its_segments_and_handoff():
+    net, arch = mlp(), small_chip(4)
+    plan = Plan(segments=[Segment(kind="spatial", first="a", last="b", cores=3, carry="rates"),
+                          Segment(kind="sequential", first="c", last="c", cores=1)])
+    r = plan_report(plan, net, arch)
+    assert r.feasible and r.mapping == "plan"
+    whole = neurosim.estimate(net, arch)
+    assert r.acs == whole.acs and r.macs == whole.macs
+    # handoff: b's spike counts (32 neurons x 4 tokens x ceil(log2(8 + 1)) = 4 bits) written once, read once
+    assert any("handoff after 'b' as rates: 64 B" in note for note in r.notes)
+    assert r.energy_pj == pytest.approx(sum(r.energy_breakdown_pj.values()), rel=1e-12)
+
+
+def test_a_plan_that_does_not_fit_is_infeasible_with_its_shortfall():
+    net, arch = mlp(), small_chip(4)
+    plan = Plan(segments=[Segment(kind="spatial", first="a", last="b", cores=3),
+                          Segment(kind="sequential", first="c", last="c", cores=2)])
+    r = plan_report(plan, net, arch)
+    assert not r.feasible and any("short by 1" in note for note in r.notes)
+    tiny = with_core_count(neurosim.load_arch("loihi"), 1)
+    r = plan_report(Plan(segments=[Segment(kind="spatial", first="a", last="c")]), mlp(), tiny)
+    assert r.feasible or "short by" in " ".join(r.notes)
+
+
+@pytest.mark.parametrize("segments, field, fix", [
+    ([dict(kind="spatial", first="a", last="x")], "segments[0].last", "name one of its layers"),
+    ([dict(kind="spatial", first="b", last="c")], "segments[0].first", "start this segment at 'a'"),
+    ([dict(kind="spatial", first="a", last="b")], "segments[0].last", "end the last segment at 'c'"),
+    ([dict(kind="spatial", first="a", last="a"), dict(kind="spatial", first="c", last="c")], "segments[1].first",
+     "start this segment at 'b'"),
+    ([dict(kind="spatial", first="b", last="a")], "segments[0].first", "start this segment at 'a'"),
+])
+def test_a_plan_naming_unknown_layers_out_of_order_or_not_covering_is_refused(segments, field, fix):
+    plan = Plan(segments=[Segment(**s) for s in segments])
+    with pytest.raises(NeurosimError) as err:
+        plan_report(plan, mlp(), small_chip(4))
+    assert err.value.field == field and fix in err.value.fix
+
+
+def test_a_plan_file_with_a_bad_key_or_value_is_refused_with_file_field_and_fix(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("segments:\n- kind: spatial\n  first: a\n  last: c\n  corse: 4\n")
+    with pytest.raises(NeurosimError) as err:
+        load_plan(path)
+    assert err.value.where == str(path) and err.value.field == "segments.0.corse" and "cores" in err.value.fix
+    path.write_text("segments:\n- kind: pipelined\n  first: a\n  last: c\n")
+    with pytest.raises(NeurosimError) as err:
+        load_plan(path)
+    assert err.value.field == "segments.0.kind"
+
+
+def test_a_cut_where_more_than_one_layer_crosses_is_refused():
+    net = neurosim.load_model("tiny-encoder")
+    assert "block0.q" not in [net.layers[i].name for i in cut_points(net)]
+    plan = Plan(segments=[Segment(kind="spatial", first="block0.q", last="block0.q", cores=4),
+                          Segment(kind="sequential", first="block0.k", last="block1.output", cores=4)])
+    with pytest.raises(NeurosimError) as err:
+        plan_report(plan, net, neurosim.load_arch("edge-45nm"))
+    assert err.value.field == "segments" and "cannot cut after 'block0.q'" in err.value.problem
