@@ -10,7 +10,10 @@ counted: SRAM, DRAM/HBM, on-chip network, leakage) prices
 * the spiking network with every spiking input at rate r (T = 5 steps, IF neurons), r from 0.001 to 1;
 * the same layers MAC-based (no neurons, one step, real inputs at the chip's activation precision);
 * the same MAC-based network with 3-bit activations: the "equivalent QNN" of Yan et al. (arXiv
-  2409.08290), who compare an SNN of T steps with a QNN of ceil(log2(T + 1)) = 3 bits at T = 5.
+  2409.08290), who compare an SNN of T steps with a QNN of ceil(log2(T + 1)) = 3 bits at T = 5;
+* on the 45 nm chips, the layers again with an integer datapath on both sides (`integer_datapath`):
+  the shipped tables price every operation in fp32 whatever its operands' width, so a 3-bit x 8-bit
+  MAC cost a float multiply; here it costs Horowitz's 8-bit integer multiply and 32-bit integer add.
 
 Workloads: one layer of each kind with weights (a linear layer, a 3 x 3 convolution, a spiking
 self-attention block: Q, K, V and the scores), and whole models: SpikingBERT-4L (models/spikingbert-4l.yaml,
@@ -89,6 +92,22 @@ def priced(net, arch) -> tuple[float, float] | None:
     return (r.energy_pj * 1e-12, r.latency_s) if r.feasible else None
 
 
+# Horowitz, ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V): integer add 8-bit 0.03 pJ, 32-bit 0.1 pJ; multiply
+# 8-bit 0.2 pJ, 32-bit 3.1 pJ (the shipped table's fp32 figures come from the same figure).
+INT32_ADD_PJ, INT8_MULT_PJ = 0.1, 0.2
+INTEGER_OPS = dict(ac_pj=INT32_ADD_PJ,                         # a spike adds an 8-bit weight into a 32-bit membrane
+                   mac_pj=INT8_MULT_PJ + INT32_ADD_PJ,          # <= 8-bit activation x 8-bit weight, 32-bit accumulate
+                   neuron_update_pj=INT8_MULT_PJ + 3 * INT32_ADD_PJ,   # leak multiply; bias add, compare, reset
+                   shift_add_pj=INT32_ADD_PJ)
+
+
+def integer_datapath(arch):
+    """The chip with Horowitz's integer operations in place of its fp32 ones (AC, MAC, neuron update), as a
+    QNN accelerator and an integer SNN both run; softmax/norm element ops stay fp32. 45 nm tables only."""
+    energy = arch.energy.model_copy(update=INTEGER_OPS)
+    return arch.model_copy(update={"name": arch.name + " (integer datapath)"}).loaded_from(arch.path, energy)
+
+
 def with_bits(arch, bits: int):
     return arch.model_copy(update={"precision": arch.precision.model_copy(update={"activation_bits": bits})})
 
@@ -105,13 +124,20 @@ def crossing(rates, spiking, reference) -> float | str:
     return float(np.exp(np.log(rates[i - 1]) + f * (np.log(rates[i]) - np.log(rates[i - 1]))))
 
 
-def sweep_encoder(name: str, build, arch) -> dict | None:
-    """One workload on one chip: spiking energy/latency per rate, the two MAC references, the crossings."""
+def sweep_encoder(name: str, build, arch, integer: bool = False) -> dict | None:
+    """One workload on one chip: spiking energy/latency per rate, the two MAC references, the crossings;
+    `integer`: also both sides on the chip's integer datapath against the 3-bit QNN."""
     mac, qnn = priced(build(None), arch), priced(build(None), with_bits(arch, QNN_BITS))
     spikes = [priced(build(r), arch) for r in RATES]
     if mac is None or qnn is None or any(s is None for s in spikes):
         return None
-    return row(name, arch.name, [s[0] for s in spikes], [s[1] for s in spikes], mac, qnn)
+    out = row(name, arch.name, [s[0] for s in spikes], [s[1] for s in spikes], mac, qnn)
+    if integer:
+        ints = integer_datapath(arch)
+        out["int_energy"] = [priced(build(r), ints)[0] for r in RATES]
+        out["int_qnn"] = priced(build(None), with_bits(ints, QNN_BITS))
+        out["int_qnn_break_even"] = crossing(RATES, out["int_energy"], out["int_qnn"][0])
+    return out
 
 
 def row(name, chip, energy, latency, mac, qnn) -> dict:
@@ -134,7 +160,7 @@ def sweep_decoder(arch) -> dict:
         if rate is not None:
             rates = card.spiking.rates.model_copy(update={k: rate for k in ("attn", "o", "mlp", "down", "head")})
             c = card.model_copy(update={"spiking": card.spiking.model_copy(update={"rates": rates})})
-        r = run_workload(c, arch, mac_based=rate is None, **kw)
+        r = run_workload(c, arch, mac_based=rate is None, tensor_split=1, **kw)   # one split for every rate
         return r.energy_per_token_decode_j, r.tpot_mean_s
 
     spikes = [at(r) for r in RATES]
@@ -151,7 +177,8 @@ def results() -> tuple[list[dict], list[str]]:
         builds = {**{n: (lambda r, n=n: layer_networks(r)[n]) for n in layer_networks(0.1)},
                   "SpikingBERT-4L (whole model)": bert_network}
         for name, build in builds.items():
-            out = sweep_encoder(name, build, arch)
+            integer = arch.energy_table == "horowitz-45nm" and build is not bert_network
+            out = sweep_encoder(name, build, arch, integer)
             (rows.append(out) if out else refused.append(f"{name} on {chip}"))
         if arch.hbm is not None:
             rows.append(sweep_decoder(arch))
@@ -176,6 +203,10 @@ def figure(rows: list[dict], path: Path) -> None:
                             ls="--" if r["workload"].startswith("conv") else "-")   # conv lies on linear
             if not isinstance(r["energy_break_even"], str):
                 ax.plot([r["energy_break_even"]], [1.0], marker="X", ms=11, color=line.get_color(), mec="k")
+            if "int_energy" in r:       # both sides on the integer datapath, against the 3-bit QNN
+                ax.plot(RATES, np.asarray(r["int_energy"]) / r["int_qnn"][0], ls=":", lw=1.2, color=line.get_color())
+                if not isinstance(r["int_qnn_break_even"], str):
+                    ax.plot([r["int_qnn_break_even"]], [1.0], marker="o", ms=7, color=line.get_color(), mec="k")
         ax.axhline(1.0, color="k", lw=1)
         ax.axvline(PAPER_RATE, color="0.4", ls="--", lw=1)
         ax.text(PAPER_RATE * 1.1, 2e-3, "Yan et al.\n5.7 %", fontsize=7, color="0.3")
@@ -183,7 +214,8 @@ def figure(rows: list[dict], path: Path) -> None:
         ax.legend(fontsize=6, loc="upper left")
     for ax in axes[:, 0]:
         ax.set_ylabel("spiking energy / MAC-based energy (same chip)")
-    fig.suptitle("Break-even spike rate: spiking cheaper below the line y = 1 (X: crossing)", fontsize=10)
+    fig.suptitle("Break-even spike rate: spiking cheaper below the line y = 1 (X: crossing). Dotted, o: integer "
+                 "datapath on both sides against the 3-bit QNN", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -199,14 +231,20 @@ def markdown(rows: list[dict], refused: list[str]) -> str:
         f"even at {RATES[0]:g}. 'vs 3-bit QNN': the MAC-based network with {QNN_BITS}-bit activations, Yan et al.'s "
         f"equivalent of T = {STEPS} (arXiv 2409.08290).",
         "",
+        "'integer datapath': both sides priced with Horowitz's 45 nm integer operations (AC = 32-bit add 0.1 pJ; "
+        "MAC = 8-bit multiply + 32-bit add 0.3 pJ; neuron update 0.5 pJ) against the 3-bit QNN, on the 45 nm "
+        "chips' single layers.",
+        "",
         "| chip | workload | energy break-even (vs chip precision) | energy break-even (vs 3-bit QNN) | "
-        "latency break-even | MAC-based energy (J) | spiking energy at 0.1 (J) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "energy break-even (vs 3-bit QNN, integer datapath) | latency break-even | MAC-based energy (J) | "
+        "spiking energy at 0.1 (J) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     at = int(np.argmin(abs(RATES - 0.1)))
     for r in rows:
         lines.append(f"| {r['chip']} | {r['workload']} | {rate_text(r['energy_break_even'])} | "
-                     f"{rate_text(r['qnn_break_even'])} | {rate_text(r['latency_break_even'])} | "
+                     f"{rate_text(r['qnn_break_even'])} | {rate_text(r.get('int_qnn_break_even'))} | "
+                     f"{rate_text(r['latency_break_even'])} | "
                      f"{r['mac'][0]:.3g} | {r['energy'][at]:.3g} |")
     if refused:
         lines += ["", "Does not map (refused or infeasible on that chip): " + "; ".join(refused) + "."]
