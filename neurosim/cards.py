@@ -160,6 +160,7 @@ def encoder_network(card: EncoderCard) -> Network:
 
 # -- decoder cards (kind: spiking_decoder) ------------------------------------------------------------
 LINEAR_INPUTS = ("attn", "o", "mlp", "down", "head")   # the inputs of Q/K/V, out proj, gate/up, down, LM head
+BLOCK_RATE_ROLES = ("attn", "o", "mlp", "down", "k", "v")   # the spikes inside a block (not the LM head's input)
 
 
 class DecoderRates(Strict):
@@ -181,6 +182,8 @@ class DecoderSpiking(Strict):
     timesteps: int = Field(ge=1, le=4096)
     real_inputs: list[Literal[LINEAR_INPUTS]] = []   # these linear inputs stay real-valued (MACs)
     rates: DecoderRates
+    # rates measured per block (a trained model's): block b's spikes of a role take entry b, `rates` the rest
+    block_rates: dict[Literal[BLOCK_RATE_ROLES], list[Rate]] = {}
 
 
 class AttentionMode(Strict):
@@ -222,6 +225,10 @@ class DecoderCard(Strict):
             if getattr(self.attention, operand) == "spiking" and getattr(self.spiking.rates, rate) is None:
                 raise ValueError(f"attention.{operand} is spiking, so spiking.rates.{rate} is needed"
                                  f"{FIX_MARK}give spiking.rates.{rate}, the assumed rate of those spikes")
+        for role, per_block in self.spiking.block_rates.items():
+            if len(per_block) != self.layers:
+                raise ValueError(f"spiking.block_rates.{role} has {len(per_block)} rates for {self.layers} blocks"
+                                 f"{FIX_MARK}give one rate per block")
         w = self.workload
         if w.prompt + w.generate > self.context:
             raise ValueError(f"workload.prompt + workload.generate = {w.prompt + w.generate} is beyond the model's "
@@ -255,6 +262,7 @@ class _DecoderBuilder:
         self.tokens = phase.batch * phase.query_tokens
         self.layers: list[Layer] = []
         self.by_name: dict[str, Layer] = {}
+        self.block_index: int | None = None   # the block being built (None: the input and the LM head)
 
     def encoder(self, role: str) -> tuple[Neuron | None, float | None, int]:
         """(neuron, rate, timesteps) of the spikes at a linear input or attention operand, or real (None, None, 1)."""
@@ -263,7 +271,9 @@ class _DecoderBuilder:
             (role == "v" and self.card.attention.mix == "real")
         if self.mac_based or real:
             return None, None, 1
-        return Neuron(**spiking.neuron.model_dump()), getattr(spiking.rates, role), spiking.timesteps
+        per_block = spiking.block_rates.get(role) if self.block_index is not None else None
+        rate = per_block[self.block_index] if per_block else getattr(spiking.rates, role)
+        return Neuron(**spiking.neuron.model_dump()), rate, spiking.timesteps
 
     def add(self, name, kind, n_in, n_out, inputs, role=None, spec=None, tokens=None) -> str:
         """One layer; `role` names the spikes it emits (its neuron), else its output is real."""
@@ -276,6 +286,7 @@ class _DecoderBuilder:
         return name
 
     def block(self, b: int, stream: str) -> str:
+        self.block_index = b          # the block whose measured rates (`block_rates`) its spikes take
         c, p, d = self.card, f"block{b}.", self.card.hidden
         hd, q_out, kv_out = c.head_dim, self.heads * c.head_dim, self.kv_heads * c.head_dim
         norm = self.add(p + "attn_norm", "elementwise", d, d, [stream], "attn", ElementOps("rmsnorm"))
@@ -297,6 +308,7 @@ class _DecoderBuilder:
         return self.add(p + "mlp_residual", "elementwise", d, d, [res, down], spec=ElementOps("add"))
 
     def head(self, stream: str) -> str:
+        self.block_index = None
         d, batch = self.card.hidden, self.phase.batch
         if self.phase.query_tokens > 1:      # only each sequence's last token goes on to the LM head
             stream = self.add("last_token", "elementwise", d, d, [stream], spec=ElementOps("last_token", self.tokens),

@@ -124,3 +124,22 @@ def test_decoder_phases_refuse_what_the_engine_does_not_run():
     lif = [replace(layer, neuron=Neuron("lif")) if layer.name == "block0.silu" else layer for layer in net.layers]
     with pytest.raises(NeurosimError, match="SpikeLLM's GIF"):
         run(Network(net.name, lif, net.input_size, net.input_rate, net.input_spiking, net.metadata), current)
+
+
+def test_a_card_of_the_measured_rates_prices_every_block_at_its_own():
+    # no split (low_p 0): the engine's network is the card's prefill IR, layer for layer
+    from neurosim.cards import DecoderPhase, decoder_network
+
+    model = tiny()
+    model.calibrate([TOKENS], low_p=0.0)
+    spiking = Spiking(n_bits=4, addbit=1, kv_addbit=1)
+    net, current = decoder_ir.engine_network(model, spiking, TOKENS)
+    trace = run(net, current)
+    rates = decoder_ir.engine_rates(net, trace, 2)
+    assert rates["down"][0] != rates["down"][1]
+    card = decoder_ir.decoder_card(model, spiking, rates, "tiny", "test", "measured", dict(prompt=4, generate=4, batch=1))
+    priced = structural_counts(decoder_network(card, DecoderPhase(3, 8))).set_index("layer")
+    for name, lt in trace.layers.items():
+        if lt.kind == "linear":
+            assert priced.loc[name, "acs"] == pytest.approx(lt.acs, rel=1e-12), name
+    assert card.spiking.rates.down == pytest.approx(sum(rates["down"]) / 2)

@@ -178,6 +178,9 @@ def card_yaml(card, spiking: Spiking, low_p: float, sample: torch.Tensor) -> str
     for role, note in RATE_NOTES.items():
         text += f"    {role}: {getattr(s.rates, role):.4f}".ljust(24) + f"# {note}\n"
     text += "    head: 1.0".ljust(24) + "# not read: the head's input is real (this is the dense bound)\n"
+    text += "  block_rates:         # MEASURED per block, as above: the cost model prices each block at its own\n"
+    for role in RATE_NOTES:
+        text += f"    {role}: [{', '.join(f'{r:.4f}' for r in s.block_rates[role])}]\n"
     return text + CARD_TAIL.format(name=c.name, windows=sample.shape[0], tokens=sample.shape[1], low_p=low_p,
                                    prompt=c.workload.prompt, generate=c.workload.generate, context=c.context)
 

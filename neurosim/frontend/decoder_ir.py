@@ -2,7 +2,8 @@
 the spike activity measured on its sample text, so that neurosim's cost models price what it sent.
 
 The card format (`cards.DecoderCard`, kind spiking_decoder) gives one rate per linear-input role
-for the whole model: the fraction of (channel, step) slots that carry a spike over its T steps.
+and block (`block_rates`; `rates` holds their means): the fraction of (channel, step) slots that
+carry a spike over its T steps.
 From a spike-mode run (a `SpikeCount` per GIF input) the rate of a role is
 
     events / (values x T)        (`SpikeCount.dense_rate`, pooled over the inputs of the role)
@@ -10,9 +11,9 @@ From a spike-mode run (a `SpikeCount` per GIF input) the rate of a role is
 where q, k and v read the attention input and gate and up the MLP input, so that the closed
 form's count, rate x channels x T x tokens x outputs, equals the accumulates the spikes caused.
 With Optimal Brain Spiking a single-step channel has one slot, not T; its spike still counts once
-in `events`, so the ACs stay exact, while the per-slot rate (`SpikeCount.rate`) is higher. The
-card holds the mean over blocks; `measured_network` puts each block's own rates on the IR layers
-that emit the spikes. What the card does not carry: the zero-point and scale multiplies of each
+in `events`, so the ACs stay exact, while the per-slot rate (`SpikeCount.rate`) is higher.
+`measured_network` is the card's prefill IR, each block's emitting layers at their own rates. What
+the card does not carry: the zero-point and scale multiplies of each
 GIF input (two per output and token) and the single-step path's shorter spike trains in time.
 """
 
@@ -60,7 +61,8 @@ def block_rates(counts: dict[str, SpikeCount], layers: int) -> dict[str, list[fl
 
 def decoder_card(model: SpikingDecoder, spiking: Spiking, rates: dict[str, list[float]], name: str,
                  source: str, rates_source: str, workload: dict) -> DecoderCard:
-    """The card of `model`: its shapes, SpikeLLM's GIF (levels 2^n - 1, T = 2^addbit), block-mean rates.
+    """The card of `model`: its shapes, SpikeLLM's GIF (levels 2^n - 1, T = 2^addbit), its rates per block
+    (`block_rates`, which the cost model reads) and their means (`rates`).
 
     The LM head's input stays real, as in SpikeLLM (`real_inputs: [head]`); its card rate is the dense
     bound 1.0, which the cost model does not read while the input is real.
@@ -77,7 +79,8 @@ def decoder_card(model: SpikingDecoder, spiking: Spiking, rates: dict[str, list[
         kv_heads=c.heads, intermediate=c.intermediate, vocab=c.vocab_size, context=c.seq_len,
         weight_bits=spiking.weight_bits or 32, kv_bits=spiking.n_bits + spiking.kv_addbit,
         spiking=dict(neuron=dict(model=neuron.model, levels=neuron.levels, vth=neuron.vth, leak=neuron.leak),
-                     timesteps=2 ** spiking.addbit, real_inputs=["head"], rates=dict(**mean, head=1.0)),
+                     timesteps=2 ** spiking.addbit, real_inputs=["head"], rates=dict(**mean, head=1.0),
+                     block_rates={role: list(r) for role, r in rates.items()}),
         attention=dict(scores="spiking", mix="spiking"), rates_source=rates_source, workload=workload)
 
 

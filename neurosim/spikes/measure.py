@@ -116,7 +116,7 @@ def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None,
     teacher-forced (the generated tokens are the sample's own): once over the prompt (the prefill phase,
     exactly) and once over the whole sequence, whose work minus the prefill's is the decode steps' (exactly:
     each key is quantized per token, so a decode step is the last query of a longer prefill). The rates of
-    every GIF input over all those tokens replace the card's."""
+    every GIF input over all those tokens, per block, replace the card's."""
     from ..cards import DecoderCard
     from ..frontend import decoder_ir
     from ..llm.workload import Request, run_workload
@@ -140,6 +140,7 @@ def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None,
               f"{req.prompt + req.generate} characters")
     data = card.model_dump()
     data["spiking"]["rates"].update(mean)
+    data["spiking"]["block_rates"] = rates           # each block priced at its own measured rates
     data["rates_source"] = source
     report = run_workload(DecoderCard.model_validate(data), arch, req.prompt, req.generate, req.batch,
                           mapping=mapping, carry=carry, engine="sim")
@@ -157,10 +158,10 @@ def engine_notes(traces: dict, rates: dict[str, list[float]], report, req) -> li
              f"multi-level spike events ({req.batch} x {req.prompt} tokens); decode {decode_acs:,} ACs "
              f"({req.generate} steps, the whole sequence's count minus the prefill's)"]
     if report.feasible:
-        notes.append(f"the cost model at the measured block-mean rates: prefill {report.prefill.acs:,.0f} ACs "
+        notes.append(f"the cost model at the measured rates per block: prefill {report.prefill.acs:,.0f} ACs "
                      f"({report.prefill.acs / prefill.acs - 1:+.2%} vs the engine), decode "
-                     f"{report.decode.acs:,.0f} ({report.decode.acs / decode_acs - 1:+.2%}): the card holds one "
-                     "rate per role, and attention's prices every key position at it")
+                     f"{report.decode.acs:,.0f} ({report.decode.acs / decode_acs - 1:+.2%}): one rate per role and "
+                     "block over all tokens, where the engine counts each token's own spikes")
     notes.append("measured rates (events / (values x T)) per block: " + "; ".join(
         f"{role} " + "/".join(f"{r:.3f}" for r in per_block) for role, per_block in rates.items()))
     return notes + prefill.notes
