@@ -53,6 +53,9 @@ class EnergyTable(Strict):
     # True where the published per-synaptic-op energy already includes the
     # weight read and the accumulator update (e.g. Loihi's "synaptic spike op").
     ac_includes_memory: bool = False
+    # True where the published neuron-update energy already includes reading and writing the neuron's
+    # state (e.g. Loihi's measured compartment update): the state's SRAM accesses are not charged again.
+    neuron_update_includes_memory: bool = False
     # How a k-bit multi-level (GIF) spike is paid: k ACs, or one AC plus a shift-add.
     multilevel_spike: Literal["per_bit", "shift_add"] = "per_bit"
 

@@ -62,7 +62,9 @@ def test_shift_adds_are_charged_only_on_acs_fed_by_multilevel_spikes():
     # ACs: a = 2 steps x 0.5 x 2 x 2 = 4 (binary input), b = 4 (2-bit input); shift-adds on b's 4 only
     per_layer = r.per_layer.set_index("layer")
     assert per_layer.acs.tolist() == [4, 4]
-    rng = 2 * 2 * 1    # b regenerates its 2 input neurons' spikes at each of its 2 steps, one token
+    # b regenerates its 2 input neurons' spikes at each of its 2 steps, one token: a draw for the event, and
+    # for a's multi-level events (rate 0.5) one more that rounds the value
+    rng = 2 * 2 * (1 + 0.5)
     expect = 8 * t.ac_pj + 4 * t.shift_add_pj + 0 * t.mac_pj + 8 * t.neuron_update_pj + rng * t.shift_add_pj
     assert r.energy_breakdown_pj["compute"] == pytest.approx(expect)
     assert simulate(_gif_chain(), loihi, "sequential", "rates").energy_breakdown_pj["compute"] == pytest.approx(expect)
@@ -149,3 +151,89 @@ def test_a_synaptic_current_and_per_neuron_parameters_are_state_held_beside_the_
     assert one(Neuron()) == 2 * 3 * 4
     assert one(Neuron(model="cubalif", syn_decay=0.5)) == 2 * 2 * 3 * 4
     assert one(Neuron(model="cubalif", syn_decay=0.5, vth=np.array([1.0, 0.5, 2.0]))) == 3 * 2 * 3 * 4
+
+
+def _energy_table(arch, **update):
+    return arch.model_copy(update={"energy": arch.energy.model_copy(update=update)}).loaded_from(
+        arch.path, arch.energy.model_copy(update=update))
+
+
+def test_a_neuron_update_that_includes_its_state_access_is_not_charged_the_sram_again():
+    """Loihi's 52 pJ neuron update is measured on the compartment pipeline, state read and write included."""
+    loihi = _cores(load_arch("loihi"), count=1)
+    assert loihi.energy.neuron_update_includes_memory
+    apart = _energy_table(loihi, neuron_update_includes_memory=False)
+    # 2 tokens x 3 steps x 2 neurons = 12 updates, each a 24-bit state read and write at the core's 128 KiB array
+    per_update = 24 * sum(loihi.energy.sram_pj_per_bit(128 * 1024, op) for op in ("read", "write"))
+    for run in (estimate, simulate):
+        included, charged = (run(_current_fed(), a, "sequential", "spikes") for a in (loihi, apart))
+        assert included.neuron_updates == charged.neuron_updates == 12
+        extra = charged.energy_breakdown_pj["sram"] - included.energy_breakdown_pj["sram"]
+        assert extra == pytest.approx(12 * per_update)
+        assert charged.energy_breakdown_pj["compute"] == included.energy_breakdown_pj["compute"]
+
+
+def _lif_chain(t=3):
+    """Two LIF layers of 2 neurons, one token, t steps: 'b' reads 'a''s spikes."""
+    return Network("chain", [Layer("a", "linear", 2, 2, timesteps=t, rate=0.5),
+                             Layer("b", "linear", 2, 2, inputs=["a"], timesteps=t, rate=0.5)],
+                   input_size=2, input_rate=0.5)
+
+
+def test_carried_counts_are_read_at_every_step_where_their_spikes_are_regenerated(edge):
+    from neurosim.cost.chips import Chips
+    from neurosim.cost.estimate import evaluate
+
+    arch = _cores(edge, count=1)
+    chips, table = Chips.of(arch), arch.energy
+    rates = evaluate(_lif_chain(), chips, table, "sequential", "rates")
+    spikes = evaluate(_lif_chain(), chips, table, "sequential", "spikes")
+    # a's 2 neurons carry a count of ceil(log2(3 + 1)) = 2 bits each: 4 bits written; b reads them at each of
+    # its 3 steps (12 bits), drawing 2 spikes a step at the buffer's port; carrying spikes, b reads a's
+    # 3-step history of 2 x 3 = 6 bits once
+    b = 1
+    assert rates.layer_events.buffer_write_bits[0, 0] == 4 and spikes.layer_events.buffer_write_bits[0, 0] == 6
+    assert rates.layer_events.buffer_read_bits[0, b] == 3 * 4 and spikes.layer_events.buffer_read_bits[0, b] == 6
+    assert rates.layer_events.rng_ops[0, b] == 3 * 2
+    # both send the pool the same spikes (2 bits a step, 6 in all); b's own output goes back to the buffer
+    # from one core: 4 bits of counts, or 6 of history
+    from neurosim.cost.layout import PoolTraffic
+    pool, mm = PoolTraffic(chips), chips.hop_mm[0]
+    assert rates.layer_events.bit_mm[0, b] == pytest.approx((6 * pool.to_pool[0] + 4 * pool.one_core[0]) * mm)
+    assert spikes.layer_events.bit_mm[0, b] == pytest.approx((6 * pool.to_pool[0] + 6 * pool.one_core[0]) * mm)
+    # and the simulator books the same traffic: its energy equals the closed form's, kind by kind
+    sim = simulate(_lif_chain(), arch, "sequential", "rates")
+    for kind, pj in estimate(_lif_chain(), arch, "sequential", "rates").energy_breakdown_pj.items():
+        if kind != "leakage":
+            assert sim.energy_breakdown_pj[kind] == pytest.approx(pj, rel=1e-9), kind
+
+
+def test_attention_scores_are_written_and_read_twice_at_activation_precision(edge):
+    from neurosim.cost.chips import Chips
+    from neurosim.cost.estimate import evaluate
+    from neurosim.ir import Attention
+
+    arch = _cores(edge, count=1, levels=None, dataflow=None)
+    layers = [Layer("q", "linear", 4, 8, seq_len=3, timesteps=2, neuron=None, compute="mac"),
+              Layer("k", "linear", 4, 8, seq_len=3, timesteps=2, rate=0.5),
+              Layer("v", "linear", 4, 8, seq_len=3, timesteps=2, rate=0.5),
+              Layer("attn", "attention", 8, 8, inputs=["q", "k", "v"], seq_len=3, timesteps=2,
+                    spec=Attention(2, 4, np.array([1, 0])), rate=0.25)]
+    net = Network("scores", layers, input_size=4, input_rate=0.5)
+    costs = evaluate(net, Chips.of(arch), arch.energy, "sequential", "spikes")
+    # one live head x 3 x 3 (query, key) pairs x 2 steps = 18 scores, each stored twice (Q.K^T's, the
+    # softmax's) at 32 bits; beside them the 4 live outputs' membranes, 3 tokens x 2 steps, 32 bits each
+    assert costs.layer_events.core_write_bits[0, 3] == 2 * 18 * 32 + 4 * 3 * 2 * 32
+    assert simulate(net, arch, "sequential", "spikes").energy_breakdown_pj["sram"] == pytest.approx(
+        estimate(net, arch, "sequential", "spikes").energy_breakdown_pj["sram"], rel=1e-9)
+
+
+def test_a_multilevel_neuron_carries_its_event_count_and_its_value_sum(edge):
+    from neurosim.cost.chips import Chips
+    from neurosim.cost.estimate import evaluate
+
+    arch = _cores(edge, count=1)
+    costs = evaluate(_gif_chain(), Chips.of(arch), arch.energy, "sequential", "rates")
+    # a (3 levels, 2 steps): events 0..2 in ceil(log2 3) = 2 bits and a value sum 0..6 in ceil(log2 7) = 3 bits,
+    # for each of its 2 neurons and 1 token; b (binary) carries its event count alone: 2 x 2 bits
+    assert costs.layer_events.buffer_write_bits[0].tolist() == [2 * (2 + 3), 2 * 2]

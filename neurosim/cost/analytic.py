@@ -283,7 +283,18 @@ def causal_attention_counts(net: Network, layer: Layer, activity: bool, row: dic
             row["acs"] += per_operand * _source_rate(net, src, activity)
         else:
             row["macs"] += per_operand
-    row["other_ops"] = spec.heads * spec.score_pairs(layer) * t * SOFTMAX_OPS_PER_SCORE
+    row["other_ops"] = attention_scores(net, layer) * SOFTMAX_OPS_PER_SCORE
+
+
+def attention_scores(net: Network, layer: Layer) -> float:
+    """Scores an attention layer computes over its run: one per (query, key) pair of every live head, at each
+    of its steps (encoder attention; causal attention when an operand spikes, else once); 0 for other kinds."""
+    if layer.kind == "attention":
+        return int(layer.spec.live_heads().sum()) * layer.seq_len ** 2 * layer.timesteps
+    if layer.kind == "causal_attention":
+        t = layer.timesteps if any(net[src].spiking for src in layer.inputs[1:]) else 1
+        return layer.spec.heads * layer.spec.score_pairs(layer) * t
+    return 0.0
 
 
 def elementwise_counts(net: Network, layer: Layer, activity: bool, row: dict) -> None:
@@ -309,7 +320,7 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
         per_head = n * n * layer.spec.head_dim * t
         row["macs"] = heads * per_head                       # Q.K^T with real Q
         row["acs"] = heads * per_head * r_v                  # scores accumulated where V spiked
-        row["other_ops"] = heads * n * n * t * SOFTMAX_OPS_PER_SCORE
+        row["other_ops"] = attention_scores(net, layer) * SOFTMAX_OPS_PER_SCORE
     elif layer.kind in DECODER_COUNTS:
         DECODER_COUNTS[layer.kind](net, layer, activity, row)
     else:

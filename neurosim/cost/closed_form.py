@@ -18,7 +18,10 @@ from `cost.layout` (shared with the simulator), the pricing from
   own t^l, its inputs delivered to every core of the pool. What passes
   between layers sits in the global buffer until its last reader has run;
   what does not fit beside the histories still held spills to DRAM (written
-  once, read by each pass of each reader).
+  once, read by each pass of each reader). Carrying rates, the buffer holds
+  spike counts, and each step of each pass reads them again at the buffer's
+  port, where the Bernoulli spikes are drawn and sent to the pool
+  (`layout.reads_per_pass`).
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     compute_cycles, noc_cycles, layer_cycles = layout.spatial_latency(work, chips, table, cores, alloc.traffic)
     cycles = np.maximum(compute_cycles, noc_cycles)
 
-    layer_ev = layout.op_events_by_layer(work, chips, table.ac_includes_memory)
+    layer_ev = layout.op_events_by_layer(work, chips, table)
     queue_bits = alloc.traffic.queue_bits_by_layer(cores)   # event queue at each destination core, by sender
     layer_ev.core_read_bits = layer_ev.core_read_bits + queue_bits
     layer_ev.core_write_bits = layer_ev.core_write_bits + queue_bits
@@ -203,7 +206,7 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
     plan = layout.SequentialWeights(work, chips)
     carried = layout.carry_bits(work, chips, carry)
     ledger = _BufferLedger(work, chips)
-    ev = layout.op_events_by_layer(work, chips, table.ac_includes_memory)   # (n, L): each layer's events
+    ev = layout.op_events_by_layer(work, chips, table)   # (n, L): each layer's events
     for kind in ("buffer_read_bits", "buffer_write_bits", "dram_read_bits", "dram_write_bits", "rng_ops", "bit_mm"):
         setattr(ev, kind, np.zeros((n, L)))
     layer_memory = work.weight_bytes[None, :] + plan.states
@@ -218,8 +221,11 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
     for i in range(L):
         passes, streamed = plan.passes[:, i], plan.streamed[:, i]
         sources = work.sources[i]
-        in_gb = sum((ledger.held[s] for s in sources), np.zeros(n))
-        in_dram = sum((ledger.spilled[s] for s in sources), np.zeros(n))
+        reads = {s: layout.reads_per_pass(work, carry, i, s) for s in sources}
+        in_gb = sum((ledger.held[s] * reads[s] for s in sources), np.zeros(n))
+        in_dram = sum((ledger.spilled[s] * reads[s] for s in sources), np.zeros(n))
+        received = sum((layout.pool_input_bits(work, chips, carry, i, s, ledger.held[s] + ledger.spilled[s])
+                        for s in sources), np.zeros(n))
         kept_before = ledger.capacity - ledger.free
         spill = ledger.write(i, carried[:, i])
         first = (spill > 0) & (spill_layer < 0) & ~chips.has_dram
@@ -235,10 +241,10 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         ev.core_write_bits[:, i] += streamed * 8       # streamed weights land in core SRAM
         layer_memory[:, i] += ledger.held[i] / 8      # and its output, carried in the global buffer
         if carry == "rates":
-            ev.rng_ops[:, i] = work.regenerated_inputs[i] * work.timesteps[i] * passes
+            ev.rng_ops[:, i] = work.regeneration_draws[i] * work.timesteps[i] * passes
         buffer_bits = ledger.held[i] + buffer_read
         # everything to and from the cores crosses the network: inputs to the whole pool, the rest to one core
-        to_pool = buffer_read + (in_dram + inputs[:, i]) * passes
+        to_pool = (received + inputs[:, i]) * passes
         hops = pool.bit_hops(to_pool, ledger.held[i] + spill + streamed * 8)
         ev.bit_mm[:, i] = hops * chips.hop_mm
         with np.errstate(divide="ignore", invalid="ignore"):

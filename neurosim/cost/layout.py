@@ -69,6 +69,27 @@ def carry_bits(work: Workload, chips: Chips, carry: str) -> np.ndarray:
     return np.where(work.spiking[None, :], (work.values_per_step * work.count_bits)[None, :], steps)
 
 
+def regenerated(work: Workload, carry: str, s: int) -> bool:
+    """Whether readers of layer s regenerate its spikes from carried counts (carry: rates, s spiking)."""
+    return carry == "rates" and bool(work.spiking[s])
+
+
+def reads_per_pass(work: Workload, carry: str, i: int, s: int) -> float:
+    """How often one pass of layer i reads source s's carried output: once, or, where its spikes are
+    regenerated from counts, at every step: the Bernoulli draws are made at the global buffer's read port
+    (one per input neuron and token each step), which reads the counts again each step rather than hold
+    them, so the pool receives spikes as when spikes are carried while the buffer holds only counts."""
+    return float(work.timesteps[i]) if regenerated(work, carry, s) else 1.0
+
+
+def pool_input_bits(work: Workload, chips: Chips, carry: str, i: int, s: int, carried: np.ndarray) -> np.ndarray:
+    """Bits one pass of layer i receives from source s, per point: the regenerated spikes of every step, or
+    the `carried` bits ((n,): where they sit, in the buffer or DRAM) as they are."""
+    if regenerated(work, carry, s):
+        return step_bits(work, chips)[:, s] * work.timesteps[i]
+    return carried
+
+
 def datapath_ops(acs, ac_bit_ops, neuron_updates, macs, other_ops, table: EnergyTable) -> tuple:
     """Operations on the AC datapath and on the MAC datapath. A k-bit spike takes the time the energy
     table prices it at: k AC-lane operations when paid per bit (bit-serial), one when shift-added."""
@@ -117,6 +138,9 @@ def core_accesses_by_layer(work: Workload, chips: Chips, ac_includes_memory: boo
                              acs, macs_done, neuron_updates, reads, writes)
 
 
+SCORE_PASSES = 2   # an attention score is stored twice: Q.K^T's output (softmax's input), the softmax's output
+
+
 def core_access_bits_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done,
                               neuron_updates, dense_steps) -> tuple[np.ndarray, np.ndarray]:
     """Core-SRAM bits read and written by each layer ((n, L) each) for its per-layer work.
@@ -124,26 +148,35 @@ def core_access_bits_by_layer(work: Workload, chips: Chips, ac_includes_memory: 
     Output-stationary cores: an AC or MAC reads one weight (an attention
     layer's operand at activation precision); a neuron update reads and
     writes one membrane; a real-valued output reads and writes its value once
-    per token and step (`dense_steps`: the steps each layer ran).
+    per token and step (`dense_steps`: the steps each layer ran). An attention
+    score is written and read twice: from Q.K^T into the softmax, and from the
+    softmax into the weighted sum of V.
     """
     weight_reads = per_point(macs_done) if ac_includes_memory else per_point(acs) + per_point(macs_done)
     weight_bits = np.where(work.attention[None, :], chips.activation_bits[:, None], work.weight_bits[None, :])
     state = np.where(work.spiking[None, :],
                      per_point(neuron_updates) * chips.membrane_bits[:, None] * work.state_words[None, :],
                      per_point(work.values_per_step * dense_steps) * chips.activation_bits[:, None])
-    return weight_reads * weight_bits + state, state
+    scores = per_point(SCORE_PASSES * work.scores * dense_steps / work.timesteps) * chips.activation_bits[:, None]
+    return weight_reads * weight_bits + state + scores, state + scores
 
 
-def op_events(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
+def state_accesses(neuron_updates, table: EnergyTable):
+    """The neuron updates whose state the core SRAM reads and writes: all of them, or none where the
+    energy table's neuron update already includes that access."""
+    return np.zeros_like(neuron_updates, dtype=float) if table.neuron_update_includes_memory else neuron_updates
+
+
+def op_events(work: Workload, chips: Chips, table: EnergyTable) -> EventCounts:
     """Compute ops and core-SRAM accesses, common to both mappings (op totals per point)."""
-    return op_events_by_layer(work, chips, ac_includes_memory).total()
+    return op_events_by_layer(work, chips, table).total()
 
 
-def op_events_by_layer(work: Workload, chips: Chips, ac_includes_memory: bool) -> EventCounts:
+def op_events_by_layer(work: Workload, chips: Chips, table: EnergyTable) -> EventCounts:
     """Compute ops and core-SRAM accesses of each layer ((n, L) arrays)."""
     done = macs(work, chips)
-    reads, writes, level_pj = core_accesses_by_layer(work, chips, ac_includes_memory, work.acs, done,
-                                                     work.neuron_updates, work.timesteps)
+    reads, writes, level_pj = core_accesses_by_layer(work, chips, table.ac_includes_memory, work.acs, done,
+                                                     state_accesses(work.neuron_updates, table), work.timesteps)
     per_layer = {k: getattr(work, k) for k in ("acs", "ac_bit_ops", "other_ops", "neuron_updates")}
     per_layer["multilevel_acs"] = np.where(work.input_spike_bits > 1, work.acs, 0.0)   # shift-add tables' extra
     same = {k: np.broadcast_to(v, (chips.n, work.L)).astype(float) for k, v in per_layer.items()}
@@ -316,7 +349,7 @@ class _CoreSearch:
                                         chips.buffer_array, static_power_w=static_w, latency_s=seconds)
             return sum(np.broadcast_to(v, (chips.n,)) for v in parts.values())[ok]
         # energy = what every allocation spends + queue bits, bit-hops and leakage, which depend on it
-        self.fixed_pj = price(op_events(work, chips, table.ac_includes_memory))
+        self.fixed_pj = price(op_events(work, chips, table))
         self.queue_pj = price(EventCounts(core_read_bits=1.0, core_write_bits=1.0))
         self.hop_pj = price(EventCounts(bit_mm=chips.hop_mm))
         self.cycle_pj = price(EventCounts(), chips.static_power_w, 1 / chips.clock_hz)

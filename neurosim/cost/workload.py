@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir import PER_NEURON, Network
-from .analytic import (layer_counts, needed_outputs, nonzero_fraction, reads_constant_current, sparse_weight_bits,
-                       stored_weights)
+from .analytic import (attention_scores, layer_counts, needed_outputs, nonzero_fraction, reads_constant_current,
+                       sparse_weight_bits, stored_weights)
 
 COUNT_KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
 
@@ -108,10 +108,9 @@ class Workload:
         self.timesteps = np.array([l.timesteps for l in layers], dtype=float)
         self.spiking = np.array([l.spiking for l in layers], dtype=bool)
         self.attention = np.array([l.kind == "attention" for l in layers], dtype=bool)
+        self.scores = np.array([attention_scores(net, l) for l in layers], dtype=float)   # per run
         self.spike_bits = np.array([l.neuron.spike_bits if l.spiking else 0 for l in layers], dtype=float)
-        # A spike count over t steps of a k-level neuron: ceil(log2(t k + 1)) bits.
-        self.count_bits = np.array([math.ceil(math.log2(l.timesteps * l.neuron.levels + 1)) if l.spiking else 0
-                                    for l in layers], dtype=float)
+        self.count_bits = np.array([carried_count_bits(l) for l in layers], dtype=float)
         # bits read per weight: the value, and its row index where held sparse
         self.weight_bits = np.array([l.weight_bits for l in layers], dtype=float)
         # Values a spiking neuron keeps at membrane precision: its membrane, a synaptic current (CubaLIF),
@@ -128,10 +127,13 @@ class Workload:
         # (source, consumer, spread, groups) of every input a layer reads (see `input_spread`)
         self.edges = [(index[s], c, input_spread(l, k), spread_groups(l))
                       for c, l in enumerate(layers) for k, s in enumerate(l.inputs)]
-        # Input neurons whose spikes a layer regenerates each step from carried rates: those of its spiking
-        # sources (attention regenerates K and V; a real-valued source is carried as its time average).
-        self.regenerated_inputs = np.array([
-            l.seq_len * sum(live_outputs(net, net[s]) for s in dict.fromkeys(l.inputs) if net[s].spiking)
+        # Bernoulli draws a layer makes each step to regenerate its input spikes from carried rates: one per
+        # input neuron and token of its spiking sources (attention regenerates K and V; a real-valued source
+        # is carried as its time average), and for a multi-level source one more per event, which rounds
+        # the event's value (the engine's `kernels.regenerate`).
+        self.regeneration_draws = np.array([
+            l.seq_len * sum(live_outputs(net, net[s]) * (1 + event_rate(net[s]) if net[s].neuron.levels > 1 else 1)
+                            for s in dict.fromkeys(l.inputs) if net[s].spiking)
             for l in layers], dtype=float)
         # Layers whose input is the network's constant real-valued current: its product with the
         # weights is computed once and held (unless the chip recomputes it every step).
@@ -152,6 +154,22 @@ class Workload:
     def values_per_step(self) -> np.ndarray:
         """Output values of one timestep: tokens x live outputs."""
         return self.seq_len * self.live
+
+
+def event_rate(layer) -> float:
+    """A spiking layer's events per neuron and step: its measured rate, or every step where none is given."""
+    return layer.rate if layer.rate is not None else 1.0
+
+
+def carried_count_bits(layer) -> int:
+    """Bits of what a spiking neuron carries per token when rates are carried: its event count over its t
+    steps, ceil(log2(t + 1)) bits, and, for a k-level neuron, also the sum of its values, ceil(log2(t k + 1))
+    bits, since its readers regenerate both how often it fires and with what value (`kernels.regenerate`)."""
+    if not layer.spiking:
+        return 0
+    events = math.ceil(math.log2(layer.timesteps + 1))
+    levels = layer.neuron.levels
+    return events + (math.ceil(math.log2(layer.timesteps * levels + 1)) if levels > 1 else 0)
 
 
 # Weight values change no count or size (only their shapes and masks do), so they stay out of the key.

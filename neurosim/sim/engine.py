@@ -19,7 +19,7 @@ import simpy
 from ..arch import ArchConfig
 from ..cost.chips import Chips
 from ..cost.energy import EventCounts, energy_breakdown_pj
-from ..cost.layout import core_accesses_by_layer
+from ..cost.layout import core_accesses_by_layer, state_accesses
 from ..cost.workload import Workload
 from ..errors import NeurosimError
 from ..ir import Network
@@ -182,7 +182,8 @@ def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[Eve
     per_layer = lambda key: np.array([float(c[key]) for c in counted])  # noqa: E731
     reads, writes, level_pj = core_accesses_by_layer(ctx.work, ctx.chips, ctx.arch.energy.ac_includes_memory,
                                                      per_layer("acs"), per_layer("macs"),
-                                                     per_layer("neuron_updates"), dense)
+                                                     state_accesses(per_layer("neuron_updates"), ctx.arch.energy),
+                                                     dense)
     ev.core_read_bits, ev.core_write_bits = float(reads[0].sum()), float(writes[0].sum())
     ev.level_pj = float(level_pj[0].sum())
     return ev, counted

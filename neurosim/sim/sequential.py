@@ -23,9 +23,11 @@ three components:
   stall;
 * **carry: spikes**: each pass reads the whole spike history of every input
   layer (spread over its steps) and writes its outputs' spikes step by step;
-  **carry: rates**: each pass reads its inputs' spike counts when it starts,
-  regenerates Bernoulli input spikes every step (priced as one RNG op per
-  input neuron, token and step) and writes its outputs' counts when it ends;
+  **carry: rates**: each pass reads its spiking inputs' counts at every step
+  at the global buffer's port, where Bernoulli input spikes are drawn (one
+  RNG op per input neuron, token and step) and sent to the pool (real-valued
+  inputs, carried as time averages, are read when the pass starts), and
+  writes its outputs' counts when it ends;
 * the **carry buffers** (`CarryBuffers`: the global buffer and its port)
   hold every layer's carried output until the last layer that reads it has
   finished (network outputs stay). What does not fit spills to DRAM (written
@@ -141,10 +143,6 @@ class CarryBuffers:
         self.held = [[0.0, 0.0] for _ in self.names]   # carried bits of each layer: [global buffer, DRAM]
         self.readers = [len(c) for c in ctx.work.consumers]
 
-    def inputs(self, sources: list[int]) -> tuple[float, float]:
-        """Bits of the sources' outputs in the global buffer and in DRAM."""
-        return sum(self.held[s][0] for s in sources), sum(self.held[s][1] for s in sources)
-
     def spill(self, i: int, bits: float) -> tuple[float, float]:
         """Keep `bits` of layer i's output: what fits in the global buffer now, the rest in DRAM."""
         on_chip = min(bits, self.buffer.room() * 8)
@@ -193,6 +191,7 @@ class CorePool:
         self.loader, self.carry, self.noc, self.chunk = loader, carry, noc, chunk
         self.traffic = layout.PoolTraffic(ctx.chips)
         self.network_input = layout.input_bits(ctx.work, ctx.chips)[0].tolist()
+        self.step_bits = layout.step_bits(ctx.work, ctx.chips)[0].tolist()
         self.tile = Tile("core pool", int(ctx.chip("cores")))
         self.membrane = Level()
         self.rng_ops = 0.0
@@ -209,7 +208,7 @@ class CorePool:
         tile, env = self.tile, self.env
         before = (tile.busy, tile.stall_memory, tile.stall_weights, tile.stall_output)
         sources = self.work.sources[i]
-        inputs = self.carry.inputs(sources)   # fixed while layer i runs: its sources have finished
+        inputs = self._inputs(sources)        # fixed while layer i runs: its sources have finished
         tasks = self._tasks(i)
         start = None
         for k in range(self.passes[i]):
@@ -226,6 +225,19 @@ class CorePool:
                               stall_weight_cycles=tile.stall_weights - before[2],
                               stall_output_cycles=tile.stall_output - before[3], peak_buffer_bytes=peak))
         tile.passes_done, tile.steps_done = 0, 0
+
+    def _inputs(self, sources: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """What one pass reads of its sources' carried outputs, as (bits in the global buffer, in DRAM, sent
+        to the pool): what it reads once, and what at every step (counts regenerating spikes at the buffer's
+        port, `layout.reads_per_pass`, which send the pool a step of spikes each time)."""
+        once, every_step = np.zeros(3), np.zeros(3)
+        for s in sources:
+            gb, dram = self.carry.held[s]
+            if layout.regenerated(self.work, self.ctx.arch.mapping.carry, s):
+                every_step += (gb, dram, self.step_bits[s])
+            else:
+                once += (gb, dram, gb + dram)
+        return once, every_step
 
     def _tasks(self, i: int) -> list[tuple[int, int, float]]:
         """(first step, end step, compute cycles) of each task of one pass of layer i, on the whole pool."""
@@ -258,15 +270,17 @@ class CorePool:
         """Process step: steps s0..s1-1 of pass k, ended by the slowest of compute and transfers."""
         env, tile, name = self.env, self.tile, self.names[i]
         n, t, p = s1 - s0, self.ctx.works[name].timesteps, self.passes[i]
+        once, every_step = inputs
         if self.spikes:     # the histories read over the steps, the output written step by step
-            frac, out = n / t, self.carried[i] * n / (t * p)
-        else:               # the counts read when the pass starts, written when it ends
-            frac, out = (1.0 if s0 == 0 else 0.0), (self.carried[i] / p if s1 == t else 0.0)
-            self.rng_ops += float(self.work.regenerated_inputs[i]) * n
+            read, out = once * n / t, self.carried[i] * n / (t * p)
+        else:               # counts: the spiking sources' at every step, the rest when the pass starts
+            read = once * float(s0 == 0) + every_step * n
+            out = self.carried[i] / p if s1 == t else 0.0
+            self.rng_ops += float(self.work.regeneration_draws[i]) * n
         gb_w, dram_w = yield from self._output(i, out, s0, n)
         net_in = self.network_input[i] * (n / t if self.work.input_spiking else float(s0 == 0))
         now = env.now
-        end = self._book(name, s0, n, now + cycles, inputs[0] * frac, gb_w, inputs[1] * frac, dram_w, net_in)
+        end = self._book(name, s0, n, now + cycles, read[0], gb_w, read[1], dram_w, read[2] + net_in)
         if end > now:
             yield env.timeout(end - now)
         tile.busy += cycles
@@ -295,16 +309,16 @@ class CorePool:
         return out, 0.0
 
     def _book(self, name: str, s0: int, n: int, end: float, gb_r: float, gb_w: float, dram_r: float,
-              dram_w: float, net_in: float) -> float:
-        """Book a task's transfers on the buffer port, DRAM and the network (its inputs, and the network
-        input `net_in`, to the whole pool; its outputs from one core each); returns when the last ends."""
+              dram_w: float, to_pool: float) -> float:
+        """Book a task's transfers on the buffer port, DRAM and the network (`to_pool`: its inputs and the
+        network input, to the whole pool; its outputs from one core each); returns when the last ends."""
         port, dram = self.carry.port, self.carry.dram
         end = max(end, port.book(gb_r, layer=name, step=s0, steps=n),
                   port.book(gb_w, write=True, layer=name, step=s0, steps=n))
         if dram is not None:
             end = max(end, dram.book(dram_r, layer=name, step=s0, steps=n),
                       dram.book(dram_w, write=True, layer=name, step=s0, steps=n))
-        hops = self.traffic.bit_hops(gb_r + dram_r + net_in, gb_w + dram_w)[0]
+        hops = self.traffic.bit_hops(to_pool, gb_w + dram_w)[0]
         return max(end, self.noc.book(hops, layer=name, step=s0, steps=n))
 
 
