@@ -45,6 +45,7 @@ class SearchResult:
     priced: int                      # plans priced by the closed form
     seconds: float
     search_seconds: float            # of which the closed-form search (the rest: confirming)
+    found: list[Scored]              # every shape priced, by its best core split, best first
 
 
 def objective_value(objective: str, energy_j: float, latency_s: float) -> float:
@@ -123,6 +124,19 @@ def evolve(space: Space, budget: int, seed: int, bar=None) -> list[Scored]:
     return [s for s in seen.values() if s is not None]
 
 
+def no_room(net: Network, arch: ArchConfig) -> None:
+    """Refuse at once a chip without DRAM whose cores cannot hold the weights: every plan keeps every weight
+    pinned on some segment's cores there, so no plan fits."""
+    from ..cost.workload import workload
+
+    weights = workload(net, False, arch.cores.zero_skipping).weight_bytes.sum()
+    sram = arch.cores.count * arch.cores.sram_bytes
+    if arch.dram is None and weights > sram:
+        raise NeurosimError(f"model '{net.name}' on '{arch.name}'", "caps", f"no plan fits: the weights "
+                            f"({weights / 2**20:.1f} MiB) exceed the cores' SRAM ({sram / 2**20:.1f} MiB) and the "
+                            "chip has no DRAM to stream them from", "give a chip with more SRAM or with DRAM")
+
+
 def search(net: Network, arch: ArchConfig, objective: str = "edp", budget: int = 20000, seed: int = 0,
            max_segments: int = 3, max_latency_s: float | None = None, max_energy_j: float | None = None,
            max_memory_bytes: float | None = None, confirm: int = 3, keep: int = 10,
@@ -135,6 +149,7 @@ def search(net: Network, arch: ArchConfig, objective: str = "edp", budget: int =
         raise NeurosimError("--budget", "budget", f"{budget} plans: the search prices at least one",
                             "give a positive number of plans")
     t0 = time.perf_counter()
+    no_room(net, arch)
     space = Space(net, arch, objective, max_segments, dict(latency_s=max_latency_s, energy_j=max_energy_j,
                                                             memory_bytes=max_memory_bytes))
     size = space.size()
@@ -157,7 +172,8 @@ def search(net: Network, arch: ArchConfig, objective: str = "edp", budget: int =
     chosen = min(range(len(confirmed)), key=lambda i: (not confirmed[i].feasible, objective_value(
         objective, (confirmed[i].energy_pj or 0) * 1e-12, confirmed[i].latency_s or 0), i)) if confirmed else 0
     report = confirmed[chosen] if confirmed else plan_report(plans[0], net, arch)
-    return SearchResult(plans[chosen], report, table, method, size, space.priced, time.perf_counter() - t0, search_s)
+    return SearchResult(plans[chosen], report, table, method, size, space.priced, time.perf_counter() - t0, search_s,
+                        found)
 
 
 def results_table(space: Space, top: list[Scored], plans: list[Plan], confirmed: list[Report], net: Network,
