@@ -1,11 +1,12 @@
 """What the mapping search finds (issue 19): the best plan per objective against today's three fixed mappings.
 
-    python analysis/mapping_search.py              # every model x chip x objective (about 15 minutes on 2 cores)
+    python analysis/mapping_search.py              # every model x chip x objective (tens of minutes on 2 cores)
     python analysis/mapping_search.py --quick      # the shipped encoder only
 
 For the shipped encoder (spiking-sentiment-2l) and SpikingBERT-4L on the shipped neuromorphic chips
 (edge-45nm, spatial-45nm-large, loihi), `neurosim.mapping.search` finds the best plan for energy, latency
-and energy x delay (default budget, seed 0, up to 3 segments; the simulator confirms the best 2).
+and energy x delay (default budget, seed 0, up to 3 segments; the simulator confirms the best 2); the three
+searches of a model and chip share its segments' closed forms (`space.SegmentTables`).
 Writes next to this script:
 
 * mapping_search.md: per model, chip and objective, the best of today's three mappings as the arch runs
@@ -48,16 +49,14 @@ def today(net, arch) -> list[dict]:
     return out
 
 
-def one_case(model: str, chip: str, objective: str) -> dict:
-    import neurosim
+def one_case(net, arch, objective: str, tables) -> dict:
     from neurosim.errors import NeurosimError
     from neurosim.mapping import search
 
-    net, arch = neurosim.load_model(model), neurosim.load_arch(chip)
     fixed = today(net, arch)
-    row = dict(model=model, chip=chip, objective=objective, today=fixed)
+    row = dict(model=net.name, chip=arch.name, objective=objective, today=fixed)
     try:
-        result = search(net, arch, objective, seed=0, confirm=2)
+        result = search(net, arch, objective, seed=0, confirm=2, tables=tables)
     except NeurosimError as exc:
         return {**row, "found": False, "why": exc.problem}
     best_today = min((f for f in fixed if f["feasible"]), default=None,
@@ -163,14 +162,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the shipped encoder only")
     args = parser.parse_args()
+    import neurosim
+    from neurosim.mapping.space import SegmentTables
+
     models = MODELS[:1] if args.quick else MODELS
     cases = []
     for model in models:
         for chip in CHIPS:
+            net, arch = neurosim.load_model(model), neurosim.load_arch(chip)
+            tables = SegmentTables(net, arch, OBJECTIVES)     # each segment priced once for the three searches
             for objective in OBJECTIVES:
-                cases.append(one_case(model, chip, objective))
+                cases.append(one_case(net, arch, objective, tables))
                 c = cases[-1]
                 print(f"{model} on {chip}, {objective}: {c.get('plan', c.get('why'))}", flush=True)
+            (HERE / "mapping_search.json").write_text(json.dumps(cases, indent=1))
     (HERE / "mapping_search.json").write_text(json.dumps(cases, indent=1))
     (HERE / "mapping_search.md").write_text(markdown(cases))
     figure(cases, HERE / "mapping_search.png")

@@ -77,6 +77,8 @@ def cmd_map(args) -> None:
 
 
 def register(sub) -> None:
+    from .search import DEFAULT_BUDGET
+
     p = sub.add_parser("map", help="search the best mapping plan (segments, cores, carries) for an objective",
                        description="Search plans of the model on the chip: where to cut it into segments, each "
                        "spatial or sequential, carrying spikes or rates, on how many cores. Exhaustive where the "
@@ -86,8 +88,9 @@ def register(sub) -> None:
     p.add_argument("--arch", default=DEFAULT_ARCH, help=f"a shipped arch name or a config (default {DEFAULT_ARCH})")
     p.add_argument("--objective", choices=["energy", "latency", "edp"], default="edp",
                    help="what the plan minimises (default edp: energy x latency)")
-    p.add_argument("--budget", type=_count, default=20000, help="plans the closed form may price (default 20000); "
-                   "a larger space is searched by evolution, stopping at the first generation past it")
+    p.add_argument("--budget", type=_count, default=DEFAULT_BUDGET, help=f"plans the closed form may price (default "
+                   f"{DEFAULT_BUDGET:,}); a larger space is searched by evolution, stopping at the first generation "
+                   "past it")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the evolution (default 0)")
     p.add_argument("--max-segments", type=_count, default=3, help="segments a plan may have (default 3)")
     p.add_argument("--max-latency", type=_positive, metavar="SECONDS", help="only plans at most this slow")

@@ -28,11 +28,15 @@ from ..ir import Network
 from ..report import Report
 from .plan import Plan
 from .price import plan_report
-from .space import KINDS, LAST_KINDS, Scored, Shape, Space
+from .space import KINDS, LAST_KINDS, Scored, SegmentTables, Shape, Space
 
 OBJECTIVES = ("energy", "latency", "edp")
 MU, LAMBDA = 8, 16          # parents kept, children made per generation
 STALL_GENERATIONS = 30      # the evolution stops after this many generations without a better plan
+# Plans the closed form may price before the search turns from exhaustive to evolution. Composing a plan from
+# its segments' arrays costs microseconds; the time goes into each segment's closed form (run once per segment
+# over every budget), so the budget is set by how many plans a few minutes compose.
+DEFAULT_BUDGET = 2_000_000
 
 
 @dataclass
@@ -137,11 +141,12 @@ def no_room(net: Network, arch: ArchConfig) -> None:
                             "chip has no DRAM to stream them from", "give a chip with more SRAM or with DRAM")
 
 
-def search(net: Network, arch: ArchConfig, objective: str = "edp", budget: int = 20000, seed: int = 0,
+def search(net: Network, arch: ArchConfig, objective: str = "edp", budget: int = DEFAULT_BUDGET, seed: int = 0,
            max_segments: int = 3, max_latency_s: float | None = None, max_energy_j: float | None = None,
            max_memory_bytes: float | None = None, confirm: int = 3, keep: int = 10,
-           progress: bool = False) -> SearchResult:
-    """The best plan of `net` on `arch` for `objective` (see the module's doc)."""
+           progress: bool = False, tables: SegmentTables | None = None) -> SearchResult:
+    """The best plan of `net` on `arch` for `objective` (see the module's doc). `tables`: segments already
+    priced (`space.SegmentTables` of the same network and chip, holding `objective`), shared by searches."""
     if objective not in OBJECTIVES:
         raise NeurosimError("--objective", "objective", f"unknown objective {objective!r}",
                             f"use one of {', '.join(OBJECTIVES)}")
@@ -151,7 +156,7 @@ def search(net: Network, arch: ArchConfig, objective: str = "edp", budget: int =
     t0 = time.perf_counter()
     no_room(net, arch)
     space = Space(net, arch, objective, max_segments, dict(latency_s=max_latency_s, energy_j=max_energy_j,
-                                                            memory_bytes=max_memory_bytes))
+                                                            memory_bytes=max_memory_bytes), tables)
     size = space.size()
     method = "exhaustive" if size <= budget else "evolution"
     from tqdm import tqdm

@@ -81,27 +81,34 @@ def closed_form_segment(sub: Network, arch: ArchConfig, cores, kind: str, carry:
     return closed_form_segments(sub, arch, cores, kind, (carry,))[carry]
 
 
-def closed_form_segments(sub: Network, arch: ArchConfig, cores, kind: str, carries: tuple[str, ...]
-                         ) -> dict[str, SegmentCosts]:
-    """`closed_form_segment` for each carry; a spatial segment, whose run does not depend on what it carries
-    out, is priced once."""
+def closed_form_segments(sub: Network, arch: ArchConfig, cores, kind: str, carries: tuple[str, ...],
+                         objectives: tuple[str, ...] | None = None) -> dict:
+    """`closed_form_segment` for each carry ({carry: SegmentCosts}); a spatial segment, whose run does not
+    depend on what it carries out, is priced once. With `objectives`, one call prices the budgets for each
+    objective of the free choices ({objective: {carry: SegmentCosts}}): a point per (objective, budget)."""
+    cores = np.asarray(cores, dtype=np.int64)
+    goals = objectives or (arch.mapping.objective,)
+    dumps = [with_objective(arch, goal).model_dump() for goal in goals for _ in cores]
+    tiled = np.tile(cores, len(goals))
     out = {}
     if kind == "spatial":     # one run; only the exit's carried bits differ
-        costs = _priced(sub, arch, cores, kind, carries[0])
+        costs = _priced(sub, arch, dumps, tiled, kind, carries[0])
         first = _segment_costs(costs, sub, arch, kind, carries[0])
         for carry in carries:
             out[carry] = replace(first, carry=carry,
                                  exit_bits=layout.carry_bits(costs.work, costs.chips, carry)[:, -1])
+    else:
+        for carry in carries:
+            out[carry] = _segment_costs(_priced(sub, arch, dumps, tiled, kind, carry), sub, arch, kind, carry)
+    if objectives is None:
         return out
-    for carry in carries:
-        out[carry] = _segment_costs(_priced(sub, arch, cores, kind, carry), sub, arch, kind, carry)
-    return out
+    n = len(cores)
+    return {goal: {carry: c.point(np.arange(k * n, (k + 1) * n)) for carry, c in out.items()}
+            for k, goal in enumerate(goals)}
 
 
-def _priced(sub: Network, arch: ArchConfig, cores, kind: str, carry: str):
-    cores = np.asarray(cores, dtype=np.int64)
-    chips = Chips([arch.model_dump()] * len(cores)).with_cores(cores)
-    costs = evaluate(sub, chips, arch.energy, kind, carry)
+def _priced(sub: Network, arch: ArchConfig, dumps: list[dict], cores: np.ndarray, kind: str, carry: str):
+    costs = evaluate(sub, Chips(dumps).with_cores(cores), arch.energy, kind, carry)
     refused = next((r for r in costs.refused if r is not None), None)
     if refused is not None:
         raise arch.refuse(*refused)

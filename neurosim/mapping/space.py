@@ -41,6 +41,25 @@ def budget_grid(cores: int) -> np.ndarray:
     return np.union1d(np.round(2 ** (k / STEPS_PER_OCTAVE)).astype(np.int64), [cores])
 
 
+class SegmentTables:
+    """Each segment's closed form (first layer, last layer, kind) over every core budget of the grid, for each
+    objective at once (one vectorised call), run once and kept: searches of one network and chip for several
+    objectives share them."""
+
+    def __init__(self, net: Network, arch: ArchConfig, objectives: tuple[str, ...]):
+        self.net, self.arch, self.objectives = net, arch, tuple(objectives)
+        self._tables: dict[tuple, dict] = {}
+
+    def get(self, first: int, last: int, kind: str, whole: bool, grid: np.ndarray) -> dict:
+        """{objective: {carry: SegmentCosts}} on the grid's budgets, or on the whole chip (`whole`)."""
+        key = (first, last, kind, whole)
+        if key not in self._tables:
+            points = np.array([self.arch.cores.count]) if whole else grid
+            self._tables[key] = closed_form_segments(segment_network(self.net, first, last), self.arch, points,
+                                                     kind, ("spikes", "rates"), self.objectives)
+        return self._tables[key]
+
+
 @dataclass
 class Scored:
     """The best core split of one shape: its score (objective, latency, energy), cores and figures."""
@@ -57,7 +76,7 @@ class Space:
     """Plans of `net` on `arch` of at most `max_segments` segments, scored for `objective` under caps."""
 
     def __init__(self, net: Network, arch: ArchConfig, objective: str, max_segments: int = 3,
-                 caps: dict[str, float | None] | None = None):
+                 caps: dict[str, float | None] | None = None, tables: "SegmentTables | None" = None):
         self.net, self.objective = net, objective
         self.arch = with_objective(arch, objective)
         self.chips = Chips.of(self.arch)
@@ -65,7 +84,7 @@ class Space:
         self.max_segments = max(1, min(max_segments, len(self.cuts) + 1))
         self.grid = budget_grid(arch.cores.count)
         self.caps = {k: v for k, v in (caps or {}).items() if v is not None}
-        self._tables: dict[tuple[int, int, str], dict[str, SegmentCosts]] = {}
+        self.tables = tables if tables is not None else SegmentTables(net, arch, (objective,))
         self._splits: dict[int, np.ndarray] = {}
         self.priced = 0                               # plans (shape x core split) priced so far
 
@@ -100,12 +119,7 @@ class Space:
     def segment(self, first: int, last: int, kind: str, carry: str, budgets: np.ndarray) -> SegmentCosts:
         """A segment on budgets (all from the grid, or the whole chip), from its table."""
         whole = len(budgets) == 1 and budgets[0] == self.arch.cores.count and first == 0
-        key = (first, last, kind) if not whole else (first, last, kind + "/whole")
-        if key not in self._tables:
-            points = np.array([self.arch.cores.count]) if whole else self.grid
-            self._tables[key] = closed_form_segments(segment_network(self.net, first, last), self.arch, points,
-                                                     kind, ("spikes", "rates"))
-        table = self._tables[key][carry]
+        table = self.tables.get(first, last, kind, whole, self.grid)[self.objective][carry]
         return table if whole else table.point(np.searchsorted(self.grid, budgets))
 
     def price_shape(self, shape: Shape) -> tuple[PlanCosts, np.ndarray]:
