@@ -101,6 +101,9 @@ class MemoryLevel(Strict):
     width_bits: int = Field(gt=0, le=MAX_COUNT)           # bits one access moves
     read_pj: float = Field(ge=0, le=PJ_PER_EVENT)         # energy of one read of width_bits
     write_pj: float = Field(ge=0, le=PJ_PER_EVENT)        # energy of one write of width_bits
+    # Its port: bits it reads or writes per cycle per core (reads and writes share it), which bounds a
+    # layer's step time (`cost.layout.busy_cycles`). Omitted: the level never holds the datapath up.
+    bits_per_cycle: int | None = Field(None, gt=0, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _sane(self):
@@ -130,6 +133,15 @@ class Dataflow(Strict):
     stationary: Literal["weight", "output", "input"] = "output"
     events: Literal["per_event", "per_input"] = "per_event"
     membranes: Literal["held", "per_event"] = "held"
+    # Tile caps (sweepable): at most this many tokens (m), inputs (k) or outputs (n) per tile, each layer's
+    # tile being the largest divisor of its size under both the cap and what its level holds. Omitted: as
+    # large as the levels allow.
+    tile_tokens: int | None = Field(None, gt=0, le=MAX_COUNT)
+    tile_inputs: int | None = Field(None, gt=0, le=MAX_COUNT)
+    tile_outputs: int | None = Field(None, gt=0, le=MAX_COUNT)
+    # Where levels (or the core SRAM) have ports: `overlapped`, a step takes the longest of its compute and
+    # each port's busy time (double-buffered levels); `serial`, their sum.
+    ports: Literal["overlapped", "serial"] = "overlapped"
 
 
 def _levels_within(levels: list[MemoryLevel] | None, sram_bytes: int | None,
@@ -177,6 +189,8 @@ class Cores(Strict):
     # reuse (one SRAM access per operation, as before levels existed).
     levels: list[MemoryLevel] | None = None
     dataflow: Dataflow | None = None
+    # The core SRAM's port: bits read or written per cycle per core (as MemoryLevel.bits_per_cycle).
+    sram_bits_per_cycle: int | None = Field(None, gt=0, le=MAX_COUNT)
 
     @field_validator("bank_bytes")
     @classmethod

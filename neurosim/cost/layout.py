@@ -113,10 +113,43 @@ def whole_cycles(cycles, steps):
 
 def layer_cycles(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyTable, steps=None) -> np.ndarray:
     """Whole cycles of each layer's run on `cores` cores, its work spread over `steps` steps (default: its
-    timesteps) of whole cycles each."""
+    timesteps) of whole cycles each; where the arch gives memory ports, each step as long as `busy_cycles`
+    says."""
     ac_ops, mac_ops = datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
                                    work.other_ops, table)
-    return whole_cycles(compute_cycles(ac_ops, mac_ops, cores, chips), work.timesteps if steps is None else steps)
+    per_core = cores if cores.ndim == 2 else cores[:, None]
+    ports = port_cycles(work, chips)
+    return busy_cycles(compute_cycles(ac_ops, mac_ops, cores, chips), None if ports is None else ports / per_core,
+                       work.timesteps if steps is None else steps, chips.levels.serial[:, None])
+
+
+# -- Memory ports (issue 22): a level moving b bits at w bits per cycle is busy b / w cycles ----------------
+def port_cycles(work: Workload, chips: Chips) -> np.ndarray | None:
+    """(ports, n, L): cycles each layer's accesses over its run keep each memory port of one core busy
+    (`cost.reuse.port_cycles`), or None where no point gives a port a width. Every access the dataflow
+    makes counts, including those an energy table folds into its per-op energy (Loihi's synaptic op)."""
+    if not chips.levels.ports.any():
+        return None
+    args = (work, chips, False, work.acs, macs(work, chips), work.neuron_updates)
+    reads, writes = core_access_bits_by_layer(*args, work.timesteps)
+    return reuse.port_cycles(work, chips.levels, chips.membrane_bits, chips.activation_bits, *args[2:], reads, writes)
+
+
+def busy_cycles(compute, ports, steps, serial):
+    """Whole cycles of work spread over `steps` steps: `compute` cycles, and `ports` ((ports, ...) cycles
+    each memory port is busy, or None) either overlapped with it (a step takes the longest of its compute
+    and each port's whole cycles) or, where `serial`, after it (their sum)."""
+    if ports is None:
+        return whole_cycles(compute, steps)
+    overlapped = whole_cycles(np.maximum(compute, ports.max(axis=0)), steps)
+    return np.where(serial, whole_cycles(compute, steps) + whole_cycles(ports, steps).sum(axis=0), overlapped)
+
+
+def busy_load(compute, ports, serial):
+    """`busy_cycles` before rounding to whole cycles per step (what a core-allocation grid is cut from)."""
+    if ports is None:
+        return compute
+    return np.where(serial, compute + ports.sum(axis=0), np.maximum(compute, ports.max(axis=0)))
 
 
 def core_access_bits(work: Workload, chips: Chips, ac_includes_memory: bool, acs, macs_done, neuron_updates,
@@ -342,6 +375,9 @@ class _CoreSearch:
         self.one_core = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates,
                                                      macs(work, chips), work.other_ops, table),
                                        np.ones(chips.n, np.int64), chips)[ok]
+        ports = port_cycles(work, chips)          # memory ports on one core, where the arch gives them
+        self.ports, self.serial = None if ports is None else ports[:, ok], chips.levels.serial[ok][:, None]
+        self.load = busy_load(self.one_core, self.ports, self.serial)   # what the candidate grid divides
         self.budget = chips.cores[ok]
 
         def price(ev: EventCounts, static_w=0.0, seconds=0.0) -> np.ndarray:
@@ -358,7 +394,9 @@ class _CoreSearch:
     def score(self, cores: np.ndarray) -> tuple:
         """(objective, latency, energy) of an allocation; lower is better, in that order."""
         work = self.work
-        compute = pipeline_cycles(work, whole_cycles(self.one_core / cores, work.timesteps) / work.timesteps)
+        ports = None if self.ports is None else self.ports / cores
+        compute = pipeline_cycles(work, busy_cycles(self.one_core / cores, ports, work.timesteps, self.serial)
+                                  / work.timesteps)
         latency = np.maximum(compute, self.traffic.network_cycles(cores, self.ok))
         energy = (self.fixed_pj + self.queue_pj * self.traffic.queue_bits(cores, self.ok)
                   + self.hop_pj * self.traffic.network_bits(cores, self.ok) + self.cycle_pj * latency)
@@ -368,9 +406,9 @@ class _CoreSearch:
         """The best-scoring candidate that fits, per point (the minimum allocation is the first)."""
         chosen = least.astype(float)
         best = self.score(chosen)
-        slowest = self.one_core.max(axis=1, initial=0)
+        slowest = self.load.max(axis=1, initial=0)
         for shrink in STAGE_SHRINK ** np.arange(STAGE_CANDIDATES):
-            cores = np.maximum(least, np.ceil(self.one_core / (slowest * shrink)[:, None] * (1 - 1e-12)))
+            cores = np.maximum(least, np.ceil(self.load / (slowest * shrink)[:, None] * (1 - 1e-12)))
             fits = cores.sum(axis=1) <= self.budget
             if not fits.any():
                 break

@@ -160,23 +160,26 @@ def largest_divisor(dim: int, at_most) -> np.ndarray:
     return divisors[np.maximum(idx, 0)]
 
 
-def gemm_tiles(dims: dict, stationary: str, capacity: dict) -> dict:
+def gemm_tiles(dims: dict, stationary: str, capacity: dict, caps: dict | None = None) -> dict:
     """Tiles (divisors of the dims) for a stationary choice, from the elements each tensor's level can hold
     (`capacity`: tensor -> elements, an array over points; a tensor without a level is absent). The
     stationary tensor's tile is made as large and square as its level allows; the remaining dim is then
-    as large as the other held tensors allow (the whole dim when no level bounds it)."""
+    as large as the other held tensors allow (the whole dim when no level bounds it). `caps` (dim -> at
+    most, arrays over points; inf: none) bound each tile further (`arch.Dataflow.tile_*`)."""
+    caps = caps or {}
+    cap_of = lambda d: np.asarray(caps.get(d, np.inf), dtype=float)  # noqa: E731
     target = {"output": "outputs", "weight": "weights", "input": "inputs"}[stationary]
     a, b = RELEVANT[target]
     (c,) = set(DIMS) - {a, b}
     tiles = {}
     if target in capacity:
         cap = np.asarray(capacity[target], dtype=float)
-        tiles[a] = largest_divisor(dims[a], np.sqrt(cap))
-        tiles[b] = largest_divisor(dims[b], np.floor(cap / tiles[a]))
-        tiles[a] = largest_divisor(dims[a], np.floor(cap / tiles[b]))
+        tiles[a] = largest_divisor(dims[a], np.minimum(np.sqrt(cap), cap_of(a)))
+        tiles[b] = largest_divisor(dims[b], np.minimum(np.floor(cap / tiles[a]), cap_of(b)))
+        tiles[a] = largest_divisor(dims[a], np.minimum(np.floor(cap / tiles[b]), cap_of(a)))
     else:
-        tiles[a], tiles[b] = np.asarray(dims[a]), np.asarray(dims[b])
-    bound = np.inf
+        tiles[a], tiles[b] = largest_divisor(dims[a], cap_of(a)), largest_divisor(dims[b], cap_of(b))
+    bound = cap_of(c)
     for tensor, cap in capacity.items():
         if tensor != target and c in RELEVANT[tensor]:
             (other,) = set(RELEVANT[tensor]) - {c}
@@ -257,16 +260,16 @@ def event_accesses(layer: EventLayer, active, acs, grouping: str, membranes: str
     return acc
 
 
-def event_tiles(layer: EventLayer, weight_elems, membrane_elems) -> tuple:
+def event_tiles(layer: EventLayer, weight_elems, membrane_elems, max_outputs=np.inf, max_tokens=np.inf) -> tuple:
     """(output tile, token tile) of an event-driven layer: a weight row tile fills the weights' level
     (all outputs without one); the membranes of that many outputs for as many tokens as fit fill the
-    outputs' level (all tokens without one)."""
-    out_tile = np.asarray(layer.outputs) if weight_elems is None else \
-        np.clip(np.asarray(weight_elems) // 1, 1, layer.outputs)
+    outputs' level (all tokens without one); neither above its cap (`arch.Dataflow.tile_*`)."""
+    out_tile = np.asarray(layer.outputs) if weight_elems is None else np.asarray(weight_elems) // 1
+    out_tile = np.clip(np.minimum(out_tile, max_outputs), 1, layer.outputs)
     if membrane_elems is None:
-        return out_tile, np.asarray(layer.tokens)
+        return out_tile, np.clip(np.minimum(layer.tokens, max_tokens), 1, layer.tokens)
     per_token = out_tile * layer.state_words
-    return out_tile, np.clip(np.asarray(membrane_elems) // per_token, 1, layer.tokens)
+    return out_tile, np.clip(np.minimum(np.asarray(membrane_elems) // per_token, max_tokens), 1, layer.tokens)
 
 
 # -- A network on n design points (the closed form's view) -------------------------------------------------
@@ -295,6 +298,16 @@ class CoreLevels:
         self.stationary = np.array([STATIONARY.index(f.get("stationary", "output")) for f in flows])
         self.per_input = np.array([f.get("events", "per_event") == "per_input" for f in flows])
         self.per_event_membranes = np.array([f.get("membranes", "held") == "per_event" for f in flows])
+        # tile caps per GEMM dim (inf: none), and ports: bits per cycle per core (inf: not a bound)
+        cap = lambda f, key: float(f.get(key) or np.inf)  # noqa: E731
+        self.caps = {d: np.array([cap(f, f"tile_{key}") for f in flows])
+                     for d, key in (("m", "tokens"), ("k", "inputs"), ("n", "outputs"))}
+        self.port_width = {t: np.array([float(lv.get("bits_per_cycle") or np.inf) if lv else np.inf
+                                        for lv in (next((lv for lv in lvs if t in lv["holds"]), None)
+                                                   for lvs in levels)]) for t in ROLES}
+        self.sram_port = np.array([float(a["cores"].get("sram_bits_per_cycle") or np.inf) for a in archs])
+        self.ports = np.isfinite(self.sram_port) | np.any([np.isfinite(w) for w in self.port_width.values()], axis=0)
+        self.serial = np.array([f.get("ports", "overlapped") == "serial" for f in flows])
 
 
 @dataclass
@@ -358,7 +371,7 @@ def _gemm_elements(dims: dict, levels: CoreLevels, elem_bits: dict) -> dict:
     """Per tensor: (SRAM reads, SRAM writes, level reads, level writes) in elements for one GEMM, per point,
     each point with its own stationary choice, tiles and levels (a tensor without a level is read from
     SRAM by the datapath). Outputs count partial sums (an element's first visit reads nothing)."""
-    caps = {t: levels.bits[t] / elem_bits[t] for t in ROLES}
+    capacity = {t: levels.bits[t] / elem_bits[t] for t in ROLES}
     out = {t: [np.zeros(levels.n) for _ in range(4)] for t in ROLES}
     inner = [(f"level_{t}", (t,)) for t in ROLES]
     top = ("sram", ROLES)
@@ -366,7 +379,7 @@ def _gemm_elements(dims: dict, levels: CoreLevels, elem_bits: dict) -> dict:
         pick = levels.stationary == s
         if not pick.any():
             continue
-        tiles = gemm_tiles(dims, stationary, caps)
+        tiles = gemm_tiles(dims, stationary, capacity, levels.caps)
         with_levels = nest_accesses(gemm_nest(dims, tiles, stationary, inner, top))
         without = nest_accesses(gemm_nest(dims, tiles, stationary, [], top))
         for t in ROLES:
@@ -385,15 +398,41 @@ def _per_point(x, n: int) -> np.ndarray:
 
 
 def _reduction(work, i: int) -> int:
-    """K of layer i's GEMM: its live inputs (linear), the keys a score sums over (attention, a first-order
-    shape: M x M scores of the layer's width), or its stored weights per output (other kinds)."""
+    """K of layer i's GEMM: its live inputs (linear), or its stored weights per output (other kinds)."""
     from .analytic import live_inputs
     layer = work.net.layers[i]
-    if work.attention[i]:
-        return int(work.seq_len[i])
     if layer.kind == "linear":
         return max(1, live_inputs(work.net, layer))
     return max(1, round(work.weight_bytes[i] * 8 / work.weight_bits[i] / max(work.live[i], 1)))
+
+
+def _operand_bits(work, name: str, activation_bits: np.ndarray) -> np.ndarray:
+    """Bits of one element of a layer's output as another layer reads it: a spike's bits, or a real value."""
+    layer = work.net[name]
+    return np.full(len(activation_bits), layer.neuron.spike_bits) if layer.spiking else activation_bits
+
+
+def _attention_shape(work, i: int) -> tuple[int, int, int]:
+    """(live heads, head dim, tokens) of an attention layer."""
+    spec = work.net.layers[i].spec
+    return int(spec.live_heads().sum()), int(spec.head_dim), int(work.seq_len[i])
+
+
+def _mac_gemm(work, i: int, activation_bits: np.ndarray) -> tuple:
+    """(dims, element bits per tensor, whether the outputs go to SRAM) of layer i's real-valued GEMM.
+
+    Attention's MACs are Q.K^T, per head and step: queries x head dim (the reduction) x keys, with real Q
+    as the streamed input, K (spikes where its layer spikes) as the weights, and the scores as outputs,
+    written to SRAM for softmax and the weighted sum (the ACs). Other layers: tokens x live inputs x live
+    outputs, their weights at the layer's precision, their sums into membranes where the layer spikes."""
+    ab = activation_bits
+    if work.attention[i]:
+        _, head_dim, tokens = _attention_shape(work, i)
+        keys = work.net.layers[i].inputs[1]
+        return (dict(m=tokens, k=head_dim, n=tokens), dict(weights=_operand_bits(work, keys, ab), inputs=ab,
+                                                          outputs=ab), True)
+    dims = dict(m=int(work.seq_len[i]), k=_reduction(work, i), n=int(work.live[i]))
+    return dims, dict(weights=np.full(len(ab), work.weight_bits[i]), inputs=ab, outputs=ab), not work.spiking[i]
 
 
 def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool,
@@ -415,17 +454,19 @@ def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_incl
         layers.append(out)
         col = lambda x: _per_point(np.asarray(x, dtype=float)[..., i], n)  # noqa: E731
         macs, acs_i, updates = col(macs_done), col(acs), col(neuron_updates)
-        tokens, outputs = int(work.seq_len[i]), int(work.live[i])
-        w_bits = ab if work.attention[i] else np.full(n, work.weight_bits[i])
-        if macs.any() and outputs > 0:
-            dims = dict(m=tokens, k=_reduction(work, i), n=outputs)
-            runs = macs / (dims["m"] * dims["k"] * dims["n"])      # GEMMs run (steps; 1 for a held input)
-            e = _gemm_elements(dims, levels, dict(weights=w_bits, inputs=ab, outputs=ab))
-            for t, bits in (("weights", w_bits), ("inputs", ab), ("outputs", ab)):
-                sram_r, sram_w, lv_r, lv_w = (x * runs * bits for x in e[t])
-                if not (t == "outputs" and work.spiking[i]):       # a spiking layer's sums go to membranes
+        w_bits = ab if work.attention[i] else np.full(n, work.weight_bits[i])   # an AC's weight (a score)
+        if macs.any() and work.live[i] > 0:
+            dims, elem_bits, sums_to_sram = _mac_gemm(work, i, ab)
+            runs = macs / (dims["m"] * dims["k"] * dims["n"])      # GEMMs run (heads x steps; 1 held input)
+            e = _gemm_elements(dims, levels, elem_bits)
+            for t in ROLES:
+                sram_r, sram_w, lv_r, lv_w = (x * runs * elem_bits[t] for x in e[t])
+                if t != "outputs" or sums_to_sram:                 # a spiking layer's sums go to membranes
                     out.sram_read, out.sram_write = out.sram_read + sram_r, out.sram_write + sram_w
                 out.add(t, lv_r, lv_w)
+            if work.attention[i]:   # the softmax reads each score and writes its probability back
+                scores = runs * dims["m"] * dims["n"] * elem_bits["outputs"]
+                out.sram_read, out.sram_write = out.sram_read + scores, out.sram_write + scores
         held = levels.has["outputs"] & ~levels.per_event_membranes
         state = updates * mb * work.state_words[i]
         if work.spiking[i]:
@@ -436,7 +477,7 @@ def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_incl
         rmw = np.where(levels.per_event_membranes, acs_i * mb, 0.0)           # per-event membranes
         out.sram_read, out.sram_write = out.sram_read + rmw, out.sram_write + rmw
         out.add("outputs", np.where(held, acs_i * mb, 0.0), np.where(held, acs_i * mb, 0.0))
-        fetched = _ac_weight_reads(work, i, levels, acs_i, mb)
+        fetched = _ac_weight_reads(work, i, levels, acs_i, mb, w_bits)
         out.sram_read = out.sram_read + fetched * w_bits
         rows = levels.per_input & levels.has["weights"] & _groups_rows(work, i)   # rows kept in the level
         out.add("weights", np.where(rows, acs_i * w_bits, 0.0), np.where(rows, fetched * w_bits, 0.0))
@@ -457,28 +498,63 @@ def with_levels(work, levels: CoreLevels, membrane_bits, activation_bits, ac_inc
             np.where(on, bits.level_pj(levels), 0.0))
 
 
+def port_cycles(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool, acs,
+                macs_done, neuron_updates, reads: np.ndarray, writes: np.ndarray) -> np.ndarray:
+    """(ports, n, L): cycles each layer's accesses keep each memory port of one core busy over the run,
+    bits read plus written over the port's bits per cycle (0 where a point gives that port no width).
+    Ports: the level of each role (a level holding several roles counts once, in its first role's
+    slot), then the core SRAM. The bits are those the energy is priced from (`with_levels`)."""
+    sram, slots = reads + writes, []
+    if levels.any.any():
+        bits = level_bits(work, levels, membrane_bits, activation_bits, ac_includes_memory, acs, macs_done,
+                          neuron_updates)
+        sram = np.where(levels.any[:, None], bits.sram_read + bits.sram_write, sram)   # as `with_levels`
+        names = {t: np.array(levels.name[t], dtype=object) for t in ROLES}
+        for k, t in enumerate(ROLES):
+            owner = levels.has[t] & ~np.any([names[u] == names[t] for u in ROLES[:k]] + [np.zeros(levels.n, bool)],
+                                            axis=0)
+            moved = sum(np.where((names[u] == names[t])[:, None], bits.read[u] + bits.write[u], 0.0) for u in ROLES)
+            slots.append(np.where((owner & levels.any)[:, None], moved / levels.port_width[t][:, None], 0.0))
+    slots.append(sram / levels.sram_port[:, None])
+    return np.stack(slots)
+
+
 def _groups_rows(work, i: int) -> bool:
-    """Whether a layer's events can share a weight row: a linear layer without recurrent weights."""
+    """Whether a layer's events can share a weight row: a linear layer without recurrent weights, or
+    attention (a V event on key j adds the scores of key j to every query)."""
     layer = work.net.layers[i]
-    return layer.kind == "linear" and layer.recurrent is None and not work.attention[i]
+    return (layer.kind == "linear" and layer.recurrent is None) or bool(work.attention[i])
 
 
-def _ac_weight_reads(work, i: int, levels: CoreLevels, acs, membrane_bits) -> np.ndarray:
+def _event_layer(work, i: int) -> tuple[EventLayer, int]:
+    """(the event-driven shape of layer i's ACs, how many such layers). Linear: tokens x live inputs ->
+    live outputs. Attention's weighted sum, per live head: an event is V's spike at (key j, feature d), its
+    row the scores of key j over the queries, its outputs the queries' feature d; so the head dim plays
+    the tokens, the keys the inputs and the queries the outputs."""
+    from .analytic import live_inputs
+    steps, words = int(work.timesteps[i]), int(work.state_words[i])
+    if work.attention[i]:
+        heads, head_dim, tokens = _attention_shape(work, i)
+        return EventLayer(head_dim, tokens, tokens, steps, words), heads
+    inputs = max(1, live_inputs(work.net, work.net.layers[i]))
+    return EventLayer(int(work.seq_len[i]), inputs, int(work.live[i]), steps, words), 1
+
+
+def _ac_weight_reads(work, i: int, levels: CoreLevels, acs, membrane_bits, weight_bits) -> np.ndarray:
     """Weights read from SRAM by layer i's ACs, per point: one per AC, or, where rows are grouped per
     input, one row of the layer's outputs per (input, step, token tile) with a spike, in expectation."""
     if not _groups_rows(work, i):
         return acs
-    from .analytic import live_inputs
-    tokens, outputs, steps = int(work.seq_len[i]), int(work.live[i]), int(work.timesteps[i])
-    inputs = max(1, live_inputs(work.net, work.net.layers[i]))
-    rate = np.clip(acs / (tokens * steps * inputs * outputs), 0.0, 1.0)
-    layer = EventLayer(tokens, inputs, outputs, steps, int(work.state_words[i]))
+    layer, copies = _event_layer(work, i)
+    tokens, inputs, outputs, steps = layer.tokens, layer.inputs, layer.outputs, layer.steps
+    rate = np.clip(acs / (copies * tokens * steps * inputs * outputs), 0.0, 1.0)
     has_w, has_o = levels.has["weights"], levels.has["outputs"] & ~levels.per_event_membranes
-    weight_elems = np.where(has_w, levels.bits["weights"] / work.weight_bits[i], outputs)
+    weight_elems = np.where(has_w, levels.bits["weights"] / weight_bits, outputs)
     membrane_elems = np.where(has_o, levels.bits["outputs"] / membrane_bits, np.inf)
-    _, token_tile = event_tiles(layer, weight_elems, np.where(np.isinf(membrane_elems), 1e30, membrane_elems))
+    _, token_tile = event_tiles(layer, weight_elems, np.where(np.isinf(membrane_elems), 1e30, membrane_elems),
+                                levels.caps["n"], levels.caps["m"])
     active = active_inputs_expected(rate, tokens, token_tile, inputs, steps, "per_input")
-    return np.where(levels.per_input & has_w, active * outputs, acs)
+    return np.where(levels.per_input & has_w, copies * active * outputs, acs)
 
 
 def level_note(work, chips, ac_includes_memory: bool, macs_done, j: int) -> list[str]:

@@ -9,6 +9,8 @@
     set: {static_power_w: 0.01}          # fixed arch overrides for every point (dotted keys)
     axes:                                # dotted arch keys (any config field), or engine / mapping / model.<card key>
       cores.count: [16, 64, 256]
+      cores.dataflow.stationary: [weight, output, input]
+      cores.levels.accumulators.bytes: [512, 1024, 4096]   # a memory level of the base, by name
       global_buffer.bytes: {from: 65536, to: 8388608, num: 8, scale: log}
       mapping: [spatial, sequential:spikes, sequential:rates]
       energy_table: [horowitz-45nm, loihi-14nm]
@@ -19,7 +21,9 @@ schema when the spec is loaded, so an impossible value is refused with the
 spec file, the axis and the fix; every point's merged config is validated
 again when the points are planned. A point's id is a hash of its canonical
 JSON (merged arch, model, engine), so a resumed sweep skips finished points
-whatever order or spec they came from.
+whatever order or spec they came from; fields added to the arch schema later
+(`LATER_FIELDS`) enter it only when a point gives them a value other than
+their default, so adding a field never re-runs a stored sweep.
 
 A grid is counted before it is planned (`point_count`, arithmetic, nothing
 built): above MAX_POINTS it is refused unless a limit asks for its first
@@ -40,7 +44,7 @@ from typing import Any, Iterable, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from ..arch import ArchConfig, load_arch, load_energy_table
+from ..arch import ArchConfig, MemoryLevel, load_arch, load_energy_table
 from ..cards import Rate
 from ..errors import NeurosimError, brief
 from ..limits import MAX_POINTS
@@ -176,12 +180,40 @@ def arch_keys(model: type[BaseModel] = ArchConfig, prefix: str = "") -> list[str
     return out
 
 
+LEVELS = "cores.levels."   # cores.levels.<level name>.<field>: one field of one memory level, by its name
+
+
+def _level_key(key: str) -> tuple[str, str] | None:
+    """(level name, field) of a `cores.levels.<name>.<field>` key (None for any other key)."""
+    if not key.startswith(LEVELS) or key.count(".") < 3:
+        return None
+    name, _, field_ = key.removeprefix(LEVELS).rpartition(".")
+    return (name, field_) if field_ in MemoryLevel.model_fields else None
+
+
 def _is_arch_key(key: str) -> bool:
-    return key in arch_keys()
+    return key in arch_keys() or _level_key(key) is not None
+
+
+def set_arch(arch: dict, key: str, value: Any) -> dict:
+    """`arch` with the dotted `key` set to `value`, in place; `cores.levels.<name>.<field>` sets a field of
+    the level of that name (refused where there is none)."""
+    level = _level_key(key)
+    if level is None:
+        return set_dotted(arch, key, mapping_value(value) if key == "mapping" else value)
+    name, field_ = level
+    levels = (arch.get("cores") or {}).get("levels") or []
+    match = [lv for lv in levels if isinstance(lv, dict) and lv.get("name") == name]
+    if not match:
+        raise KeyError(f"the config has no memory level named {brief(name)} (its levels: "
+                       f"{', '.join(str(lv.get('name')) for lv in levels) or 'none'})")
+    match[0][field_] = plain_copy(value)
+    return arch
 
 
 def _allowed_axes_text() -> str:
-    return (", ".join(arch_keys()) + "; or engine, model.<card key> (e.g. model.timesteps), "
+    return (", ".join(arch_keys()) + "; cores.levels.<level name>.<field> (e.g. cores.levels.accumulators.bytes); "
+            "or engine, model.<card key> (e.g. model.timesteps), "
             "workload.prompt / workload.generate / workload.batch (decoder cards)")
 
 
@@ -221,7 +253,11 @@ def mapping_value(value: Any) -> Any:
 
 
 def _check_arch_value(sweep_path: Path, base: dict, key: str, value: Any, label: str) -> None:
-    merged = set_dotted(plain_copy(base), key, mapping_value(value) if key == "mapping" else value)
+    try:
+        merged = set_arch(plain_copy(base), key, value)
+    except KeyError as exc:
+        raise _refuse(sweep_path, label, exc.args[0], "name a level of the base config (cores.levels), or set "
+                      "the whole list with cores.levels") from None
     try:
         ArchConfig.model_validate(merged)
     except ValidationError as exc:
@@ -252,9 +288,9 @@ def load_spec(path: str | Path) -> Sweep:
 
     for key, value in spec.set.items():
         if not _is_arch_key(key):
-            raise _refuse(path, f"set.{key}", "no such arch config field", f"use one of: {', '.join(arch_keys())}")
+            raise _refuse(path, f"set.{key}", "no such arch config field", f"use one of: {_allowed_axes_text()}")
         _check_arch_value(path, base_dict, key, value, f"set.{key}")
-        set_dotted(base_dict, key, mapping_value(value) if key == "mapping" else value)
+        set_arch(base_dict, key, value)
 
     models = _load_models(path, spec.models)
     model_paths = {}
@@ -337,10 +373,40 @@ def _load_models(path: Path, raw: list) -> list[ModelVariant]:
 
 
 # -- planning ----------------------------------------------------------------------
+# Fields added to the arch schema after the last landed version (stop 27, whose ids a stored sweep holds):
+# issue 22's ports and tile caps, issue 20's fixed time per kernel; each with the default that means "not
+# used". A point that leaves one at its default hashes as it did before the field existed, so resuming a
+# stored sweep does not re-run it. A field added from now on joins this list with its default
+# (tests/test_reuse_sweeps.py checks). (section, ..., field): default; "levels[]": every level of the list.
+LATER_FIELDS = {("cores", "sram_bits_per_cycle"): None,
+                ("cores", "levels[]", "bits_per_cycle"): None,
+                ("cores", "dataflow", "tile_tokens"): None, ("cores", "dataflow", "tile_inputs"): None,
+                ("cores", "dataflow", "tile_outputs"): None, ("cores", "dataflow", "ports"): "overlapped",
+                ("kernels",): None}
+
+
+def canonical_arch(arch: dict) -> dict:
+    """The arch as a point's id sees it: `LATER_FIELDS` left at their defaults are dropped (a copy)."""
+    arch = plain_copy(arch)
+    for path, default in sorted(LATER_FIELDS.items(), key=lambda kv: -len(kv[0])):   # inner fields first
+        *parents, last = path
+        nodes = [arch]
+        for part in parents:
+            if part == "levels[]":
+                nodes = [lv for node in nodes for lv in (node.get("levels") or []) if isinstance(lv, dict)]
+            else:
+                nodes = [node[part] for node in nodes if isinstance(node.get(part), dict)]
+        for node in nodes:
+            if last in node and node[last] == default:
+                del node[last]
+    return arch
+
+
 def point_id(arch: dict, model: ModelRef | dict, engine: str) -> str:
-    """Stable id: a hash of the point's canonical JSON (merged arch, model file and overrides, engine)."""
+    """Stable id: a hash of the point's canonical JSON (merged arch without the later fields it leaves at
+    their defaults, model file and overrides, engine)."""
     model = json.loads(model.key()) if isinstance(model, ModelRef) else model
-    canon = json.dumps({"arch": arch, "model": model, "engine": engine},
+    canon = json.dumps({"arch": canonical_arch(arch), "model": model, "engine": engine},
                        sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
@@ -433,7 +499,11 @@ def _point(sweep: Sweep, variant: ModelVariant, combo: dict[str, Any], refs: dic
         elif key.startswith("workload."):     # a decoder card's prompt, generate, batch
             card_set[key] = value
         else:
-            set_dotted(arch, key, mapping_value(value) if key == "mapping" else value)
+            try:
+                set_arch(arch, key, value)
+            except KeyError as exc:   # a level named by one axis, replaced by another axis's whole list
+                raise _refuse(sweep.path, "axes", f"the combination {brief(combo, 300)}: {exc.args[0]}",
+                              "drop or change the values that cannot go together") from None
     try:
         arch = ArchConfig.model_validate(arch).model_dump()
     except ValidationError as exc:

@@ -30,7 +30,7 @@ from ..ir import Network
 from ..report import Report
 from .components import Recorder
 from .engine import Context, SimOptions, SimStats, SimulationDeadlock
-from .work import from_rates, from_trace, skip_zero_weights
+from .work import from_rates, from_trace, set_ports, skip_zero_weights
 
 __all__ = ["SimOptions", "SimStats", "SimulationDeadlock", "run_simulation", "simulate"]
 
@@ -68,6 +68,7 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
     if chips.recompute_constant_input[0]:       # the chip recomputes a constant input's product every step
         for i in map(int, work.constant_input.nonzero()[0]):
             works[work.names[i]].recompute("macs")
+    set_ports(works, work, chips)               # memory ports' busy time, where the arch gives them widths
     ctx = Context(run_net, arch, works, work, chips, opts, Recorder(timeline), seed)
     report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
     ctx.stats.wall_s = time.perf_counter() - wall

@@ -35,7 +35,8 @@ import numpy as np
 from ..cost.analytic import input_spike_bits, layer_counts, nonzero_fraction
 from ..cost.chips import Chips
 from ..arch import EnergyTable
-from ..cost.layout import compute_cycles, datapath_ops, whole_cycles
+from ..cost.layout import busy_cycles, compute_cycles, datapath_ops, port_cycles
+from ..cost.workload import Workload
 from ..errors import NeurosimError
 from ..ir import Network
 
@@ -68,6 +69,8 @@ class LayerWork:
     per_step: dict[str, np.ndarray]   # key -> (timesteps,) work of each step (for timing)
     totals: dict[str, Any]            # key -> the source's exact whole-run count
     input_spike_bits: int
+    ports: np.ndarray | None = None   # cycles each memory port of one core is busy over the run (`set_ports`)
+    serial_ports: bool = False        # ports busy after the compute, not beside it
 
     def __post_init__(self) -> None:
         self._cum = {k: np.concatenate(([0.0], np.cumsum(v, dtype=np.float64))) for k, v in self.per_step.items()}
@@ -98,18 +101,37 @@ class LayerWork:
         ps = self.per_step
         ac_ops, mac_ops = datapath_ops(ps["acs"], ps["acs"] * self.input_spike_bits, ps["neuron_updates"],
                                        ps["macs"], ps["other_ops"], table)
-        steps = whole_cycles(compute_cycles(ac_ops, mac_ops, np.full((1, self.timesteps), cores), chips)[0] / passes,
-                             1)
+        compute = compute_cycles(ac_ops, mac_ops, np.full((1, self.timesteps), cores), chips)[0] / passes
+        steps = busy_cycles(compute, self._ports_per_step(ac_ops + mac_ops, cores * passes), 1, self.serial_ports)
         if bounds is None:
             return steps.tolist()
         cum = np.concatenate(([0.0], np.cumsum(steps)))
         return (cum[bounds[1:]] - cum[bounds[:-1]]).tolist()
+
+    def _ports_per_step(self, ops: np.ndarray, cores: float) -> np.ndarray | None:
+        """(ports, steps): each port's busy cycles on `cores` cores, spread over the steps as the ops are
+        (evenly where there are none)."""
+        if self.ports is None:
+            return None
+        ops = np.asarray(ops, dtype=float)
+        share = ops / ops.sum() if ops.sum() > 0 else np.full(self.timesteps, 1.0 / self.timesteps)
+        return self.ports[:, None] * share[None, :] / cores
 
     def recompute(self, key: str) -> None:
         """The work of `key` done again at every step: t times the total (a constant input recomputed)."""
         self.totals[key] = self.totals[key] * self.timesteps
         self.per_step[key] = self.per_step[key] * self.timesteps
         self.__post_init__()
+
+
+def set_ports(works: dict[str, LayerWork], work: Workload, chips: Chips) -> None:
+    """Give each layer its memory ports' busy cycles (`cost.layout.port_cycles`, the closed form's), where
+    the arch gives ports a width."""
+    ports = port_cycles(work, chips)
+    if ports is None:
+        return
+    for i, name in enumerate(work.names):
+        works[name].ports, works[name].serial_ports = ports[:, 0, i], bool(chips.levels.serial[0])
 
 
 def _layer_source(trace: Any, name: str) -> Any:
