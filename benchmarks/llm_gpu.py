@@ -3,7 +3,7 @@
     python benchmarks/llm_gpu.py --out benchmarks/results/llm_gpu.json     # on any CUDA GPU
     python benchmarks/llm_gpu.py --models toy --batches 1 2 --prompts 8 16 --out /tmp/toy.json   # CPU check
 
-The measured side of issue 20's validation (analysis/llm_validation.py prices the same points with
+The measured side of issue 20's validation (analysis/validation_gpu.py prices the same points with
 neurosim and compares). Random bf16 weights (no checkpoint, no serving framework), the cards' shapes
 (models/tinyllama-1.1b.yaml, models/llama2-7b.yaml; tests/test_llm_validation.py checks they agree):
 per block RMSNorm, separate q/k/v/o projections, rotary embeddings, causal attention against a

@@ -263,6 +263,14 @@ class ChipLinks(Strict):
         return 0 if self.count == 1 else (self.count - 1 if self.topology == "line" else 1)
 
 
+class Kernels(Strict):
+    """A machine that runs a network as kernels launched one after another (a GPU): besides its work, each
+    kernel takes a fixed time (launch, ramp-up, drain) in which no work is done. `neurosim.llm` adds it per
+    kernel of a phase; how many kernels each layer launches is the workload's (the software's) count."""
+
+    fixed_s: float = Field(ge=0, le=1.0)
+
+
 class Precision(Strict):
     membrane_bits: int = Field(gt=0, le=64)
     activation_bits: int = Field(gt=0, le=64)
@@ -290,6 +298,7 @@ class ArchConfig(Strict):
     mapping: Mapping
     hbm: MemoryStacks | None = None      # DRAM stacks with capacity and their own energy; sets `dram`
     chips: ChipLinks | None = None       # many chips (neurosim.llm); None: one chip
+    kernels: Kernels | None = None       # a fixed time per kernel (neurosim.llm); None: no such cost
     # Set by the loader, not by the YAML: where this config came from, and its energy table.
     _path: str = PrivateAttr("(in memory)")
     _energy: EnergyTable | None = PrivateAttr(None)

@@ -1,5 +1,5 @@
 """Issue 20: the GPU benchmark's decoder (benchmarks/llm_gpu.py), the H200 config, the comparison and the
-break-even analysis (analysis/llm_validation.py, analysis/break_even.py), on a CPU at toy sizes."""
+break-even analysis (analysis/validation_gpu.py, analysis/break_even.py), on a CPU at toy sizes."""
 
 import json
 import math
@@ -13,7 +13,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "analysis")]
 
 import break_even  # noqa: E402
 import llm_gpu  # noqa: E402
-import llm_validation  # noqa: E402
+import validation_gpu  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -74,22 +74,51 @@ def test_h200_decode_step_at_batch_one_is_the_bf16_weights_over_the_datasheet_ba
     from neurosim.arch import load_arch
     from neurosim.llm import run_workload
 
-    card = llm_validation.bf16_card("tinyllama-1.1b", 129)
-    report = run_workload(card, load_arch("h200"), prompt=128, generate=1, batch=1, mac_based=True)
+    card = validation_gpu.bf16_card("tinyllama-1.1b", 129)
+    arch = load_arch("h200")
+    no_kernels = arch.model_copy(update={"kernels": None}).loaded_from(arch.path, arch.energy)
+    report = run_workload(card, no_kernels, prompt=128, generate=1, batch=1, mac_based=True)
     # by hand: per block q, o (2048 x 2048), k, v (2048 x 256), gate, up, down (2048 x 5632); the LM head
     block = 2048 * (2 * 2048 + 2 * 256 + 3 * 5632)
     weights = (22 * block + 32000 * 2048) * 2                   # bytes at 16 bits
+    assert validation_gpu.card_parameters(card) * 2 == weights
     kv = 22 * 2 * 256 * 2 * 129                                 # the cache the step reads and writes, about
     assert report.tpot_last_s == pytest.approx((weights + kv) / 4.8e12, rel=0.02)
+    # with the arch's time per kernel: one kernel a layer by default (the input, 15 layers a block, the final
+    # norm and the LM head), or the profiled counts, 42 a block and 10 beside them
+    fused = run_workload(card, arch, prompt=128, generate=1, batch=1, mac_based=True)
+    assert fused.tpot_last_s - report.tpot_last_s == pytest.approx((1 + 22 * 15 + 2) * 1.3e-6, rel=1e-9)
+    torch_code = run_workload(card, arch, prompt=128, generate=1, batch=1, mac_based=True,
+                              kernels_per_layer={"decode": validation_gpu.kernels_per_layer(42, 10)})
+    assert torch_code.tpot_last_s - report.tpot_last_s == pytest.approx((22 * 42 + 10) * 1.3e-6, rel=1e-9)
+    assert torch_code.ttft_s - report.ttft_s == pytest.approx(fused.ttft_s - report.ttft_s)   # prefill: one a layer
+
+
+def test_the_hand_counted_kernels_of_a_block_are_the_profiled_ones():
+    """The element-wise kernels read off benchmarks/llm_gpu.py's code, plus a kernel for each of the 7 linear
+    layers (cuBLAS, no split-K at TinyLlama's batch-1 decode except down's reduction) and 4 for attention (two
+    cache writes, a memset, the fused attention kernel), are the block TinyLlama's decode profile shows."""
+    measured = json.loads(validation_gpu.KERNELS.read_text())
+    point = validation_gpu.profiled(measured)["tinyllama-1.1b", "decode", 1, 128]
+    elementwise = sum(v for k, v in validation_gpu.ELEMENTWISE_KERNELS.items()
+                      if k not in ("input", "final_norm", "last_token"))
+    assert elementwise + 7 + 1 + 4 == point["per_block"] == 42
+    names = point["one_block_kernels"]
+    assert sum("rsqrt" in n for n in names) == 3                          # attn_norm, mlp_norm, final_norm
+    assert sum("nvjet" in n for n in names) == 8                           # 7 linear layers and the LM head
+    counts = validation_gpu.kernels_per_layer(point["per_block"], point["outside_blocks"])
+    block = [k for k in counts if k not in ("input", "final_norm", "last_token", "lm_head")]
+    assert sum(counts[k] for k in block) == pytest.approx(42)
+    assert counts["input"] + counts["final_norm"] + counts["lm_head"] == point["outside_blocks"] == 10
 
 
 def test_mean_absolute_error_is_taken_over_the_named_phase():
     rows = [dict(phase="decode", error=-0.5), dict(phase="decode", error=0.1), dict(phase="prefill", error=-0.3)]
-    assert llm_validation.mean_abs(rows, "decode") == pytest.approx(0.3)
-    assert llm_validation.mean_abs(rows) == pytest.approx(0.3)
-    assert llm_validation.mean_abs(rows, "prefill") == pytest.approx(0.3)
+    assert validation_gpu.mean_abs(rows, "decode") == pytest.approx(0.3)
+    assert validation_gpu.mean_abs(rows) == pytest.approx(0.3)
+    assert validation_gpu.mean_abs(rows, "prefill") == pytest.approx(0.3)
     rows[2]["error"] = -0.9
-    assert llm_validation.mean_abs(rows) == pytest.approx(0.5)
+    assert validation_gpu.mean_abs(rows) == pytest.approx(0.5)
 
 
 def test_the_break_even_rate_is_interpolated_in_log_rate():
@@ -109,3 +138,15 @@ def test_a_spiking_linear_layer_costs_more_energy_at_a_higher_rate_and_the_mac_l
     assert low < high and mac > 0
     narrow = break_even.priced(break_even.layer_networks(None)[name], break_even.with_bits(arch, 3))[0]
     assert narrow < mac          # 3-bit activations move fewer bits than the chip's 32
+
+
+def test_the_integer_datapath_prices_a_mac_as_horowitzs_8_bit_multiply_and_32_bit_add():
+    from neurosim.arch import load_arch
+    from neurosim.cost.estimate import estimate
+
+    arch = break_even.integer_datapath(load_arch("edge-45nm"))
+    net = break_even.layer_networks(None)["linear 768x768, 128 tokens"]
+    report = estimate(net, arch)
+    assert report.macs == 768 * 768 * 128
+    assert report.energy_breakdown_pj["compute"] == pytest.approx(report.macs * (0.2 + 0.1), rel=1e-9)
+    assert load_arch("edge-45nm").energy.mac_pj == 4.6                  # the shipped table is untouched

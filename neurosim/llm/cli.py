@@ -35,8 +35,9 @@ def add_workload_flags(parser: argparse.ArgumentParser, mac_flag: bool = True) -
     group.add_argument("--prompt", type=_positive, help="prompt tokens N per sequence (prefill)")
     group.add_argument("--generate", type=_positive, help="tokens M generated per sequence (decode steps)")
     group.add_argument("--batch", type=_positive, help="sequences B decoded together (they share weight reads)")
-    group.add_argument("--tensor-split", type=_positive, default=1, metavar="K", help="split every layer's rows over "
-                       "K chips of each pipeline stage (for a block larger than one chip; K divides kv_heads)")
+    group.add_argument("--tensor-split", type=_positive, metavar="K", help="split every layer's rows over K chips of "
+                       "each pipeline stage (K divides kv_heads); default: searched, the best K by the arch's "
+                       "mapping.objective (or, where none maps, the fewest chips)")
     if mac_flag:
         group.add_argument("--mac-based", action="store_true", help="price the same model with real-valued "
                            "activations (MACs, no timesteps)")
@@ -54,8 +55,7 @@ def decoder_card(model: str) -> DecoderCard | None:
 
 
 def _workload_given(args) -> bool:
-    return any(getattr(args, k, None) for k in ("prompt", "generate", "batch", "mac_based")) or \
-        getattr(args, "tensor_split", 1) != 1
+    return any(getattr(args, k, None) for k in ("prompt", "generate", "batch", "mac_based", "tensor_split"))
 
 
 def handles(args, command: str) -> bool:

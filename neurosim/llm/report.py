@@ -64,6 +64,7 @@ class LLMReport:
     kv_on_chip_bytes: float | None = None  # of the peak, held in on-chip SRAM
     weight_bytes_per_token: float | None = None   # decode: weights moved from DRAM/HBM per generated token
     prefill_chunk: int | None = None
+    tensor_split: int | None = None        # chips of a pipeline stage that split every layer's rows
 
     @property
     def label(self) -> str:

@@ -26,6 +26,7 @@ is reported infeasible with the fewest chips that would hold it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..arch import ArchConfig
@@ -43,6 +44,7 @@ from .memory import KVAccess, kv_access, kv_bits_per_token
 from .pipeline import link_traffic, split_blocks, stage_network
 from .plan import DECODE_GROUPS, PhaseRun, decode_runs, last_step, prefill_runs
 from .report import LLMReport, PhaseTotals
+from .split import best_split, fewest_chips, split_choices
 
 ENGINES = ("analytic", "sim")
 
@@ -142,6 +144,15 @@ def kv_energy(access: KVAccess, arch: ArchConfig) -> dict[str, float]:
     return {"sram": float(e["sram"][0]), "dram": float(e["dram"])}
 
 
+def kernel_seconds(net: Network, arch: ArchConfig, kernels: Mapping[str, float]) -> float:
+    """The fixed time of the kernels one stage's network launches, on an arch that has one (`arch.kernels`):
+    each layer launches `kernels[role]` kernels, its role being its name within its block ('q', 'attn_norm',
+    'lm_head'...), one where the workload does not say (an implementation that fuses each layer)."""
+    if arch.kernels is None:
+        return 0.0
+    return arch.kernels.fixed_s * sum(kernels.get(layer.name.rsplit(".", 1)[-1], 1) for layer in net.layers)
+
+
 def streamed_bytes(report: Report) -> float:
     rows = report.per_layer
     return float(rows["streamed_weight_bytes"].sum()) if "streamed_weight_bytes" in rows else 0.0
@@ -156,8 +167,9 @@ class Priced:
     `shards` chips that split its rows; one chip's network is priced and counted `shards` times."""
 
     def __init__(self, card: DecoderCard, arch: ArchConfig, runs: list[PhaseRun], mac_based: bool, price: Pricer,
-                 shards: int = 1):
+                 shards: int = 1, kernels: Mapping[str, Mapping[str, float]] | None = None):
         self.card, self.arch, self.count, self.shards = card, arch, chip_count(arch), shards
+        self.kernels = kernels or {}
         if shards > self.count:
             raise NeurosimError(arch.path, "chips.count", f"rows split over {shards} chips need at least {shards} "
                                 f"chips, the arch has {self.count}", f"give chips.count >= {shards}, or split less")
@@ -182,6 +194,7 @@ class Priced:
         for net, report, room in zip(self.nets[run], self.reports[run], rooms):
             kv = kv_access(kv_bits_per_token(net), phase.batch, phase.past_tokens, phase.query_tokens, room)
             t.seconds += report.latency_s + kv_seconds(kv, attention_cycles(report), arch)   # its chips in parallel
+            t.seconds += kernel_seconds(net, arch, self.kernels.get(run.kind, {}))
             for kind in ("compute", "sram", "dram", "interconnect"):
                 t.energy_pj[kind] += k * report.energy_breakdown_pj[kind]
             for kind, v in kv_energy(kv, arch).items():
@@ -232,7 +245,8 @@ def with_chip_count(arch: ArchConfig, count: int) -> ArchConfig:
 
 
 def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: bool, shards: int = 1) -> int | None:
-    """The fewest chips (more than the arch gives, at most one block each) on which every stage maps a
+    """The fewest chips (more than the arch gives, at least `shards`, at most one block per `shards` chips) on
+    which every stage maps a
     one-token prefill chunk and the last decode step (the smallest phases: a prefill can always be cut
     into one-token chunks), by bisection with the closed form; None if one block per chip does not map."""
     if arch.chips is None:
@@ -243,7 +257,7 @@ def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: b
         chips = with_chip_count(arch, count)
         return Priced(card, chips, probe, mac_based, Pricer(chips, "analytic"), shards).first_infeasible() is None
 
-    lo, hi = arch.chips.count, card.layers * shards
+    lo, hi = max(arch.chips.count, shards - 1), card.layers * shards    # fewer than `shards` chips cannot split
     if not fits(hi):
         return None
     while hi - lo > 1:
@@ -255,13 +269,17 @@ def chips_needed(card: DecoderCard, arch: ArchConfig, req: Request, mac_based: b
 def run_workload(card: DecoderCard, arch: ArchConfig, prompt: int | None = None, generate: int | None = None,
                  batch: int | None = None, *, mapping: str | None = None, carry: str | None = None,
                  engine: str = "analytic", mac_based: bool = False, decode_groups: int = DECODE_GROUPS,
-                 prefill_chunk: int | None = None, tensor_split: int = 1) -> LLMReport:
+                 prefill_chunk: int | None = None, tensor_split: int | None = None,
+                 kernels_per_layer: Mapping[str, Mapping[str, float]] | None = None) -> LLMReport:
     """Prefill and decode of a decoder card on `arch` (its chips, its mapping unless overridden).
 
     Unset prompt/generate/batch take the card's workload. `mac_based`: the same model with real-valued
     activations (MACs, no timesteps) on the same chip. `decode_groups`: decode steps are priced as at most
     this many groups of consecutive steps (see `llm.plan`). `tensor_split`: each pipeline stage is that many
-    chips splitting every layer's rows (for a block larger than one chip)."""
+    chips splitting every layer's rows; None: searched (`llm.split`: the best by the arch's objective, or
+    where none maps, the fewest chips). `kernels_per_layer`: on an arch with `kernels`, the kernels each
+    layer launches, per phase kind and the layer's role in its block, e.g. {"decode": {"attn_norm": 8}}
+    (default: one a layer, an implementation that fuses each layer)."""
     req = Request.of(card, prompt, generate, batch)
     if mapping is not None or carry is not None:
         arch = arch.with_mapping(mapping or arch.mapping.kind, carry)
@@ -269,18 +287,53 @@ def run_workload(card: DecoderCard, arch: ArchConfig, prompt: int | None = None,
                         ("decode_groups", decode_groups)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise NeurosimError("workload", name, f"got {value!r}", "give a whole number >= 1")
+
+    def priced(k: int, engine: str = engine, groups: int = decode_groups, needed: bool = True) -> LLMReport:
+        return price_request(card, arch, req, engine, mac_based, groups, prefill_chunk, k, kernels_per_layer, needed)
+
+    if tensor_split is not None or arch.chips is None or card.kv_heads == 1:
+        return priced(tensor_split or 1)
+    choices = split_choices(card.kv_heads, chip_count(arch))
+    if choices == [1]:
+        k, trials = None, {1: priced(1, needed=False)}
+        if trials[1].feasible:
+            return trials[1]
+    else:   # trials: the closed form, decode in one group (counts and bytes exact, latency close; see llm.plan)
+        k, trials = best_split(choices, lambda k: priced(k, "analytic", 1, needed=False), arch.mapping.objective)
+    if k is not None:
+        out = priced(k)
+        out.notes.append(f"rows split over {k} chip(s) per stage: the lowest {arch.mapping.objective} of the splits "
+                         f"{'/'.join(map(str, choices))} (divisors of kv_heads; neurosim.llm.split)")
+        return out
+    fewest = fewest_chips(card.kv_heads, lambda k: trials[k].chips_needed if k in trials and trials[k].chips_needed
+                          else chips_needed(card, arch, req, mac_based, k))
+    out = trials[1]
+    out.engine = engine
+    out.notes = [out.notes[0] + (f"; it maps on {fewest[0]} chips with each layer's rows split over {fewest[1]} of "
+                                 "them" if fewest else "; it maps on no number of chips, whatever the split of its rows")]
+    out.chips_needed = fewest[0] if fewest else None
+    return out
+
+
+def price_request(card: DecoderCard, arch: ArchConfig, req: Request, engine: str, mac_based: bool, decode_groups: int,
+                  prefill_chunk: int | None, tensor_split: int,
+                  kernels: Mapping[str, Mapping[str, float]] | None = None,
+                  needed: bool = True) -> LLMReport:
+    """The request priced with rows split over `tensor_split` chips per stage; where it does not map or fit,
+    an infeasible report with (`needed`) the fewest chips of that split that would hold it."""
     chunk = min(prefill_chunk or default_chunk(card, arch, req, mac_based, tensor_split), req.prompt)
     runs = (prefill_runs(req.prompt, req.batch, chunk, decode_groups)
             + decode_runs(req.prompt, req.generate, req.batch, decode_groups))
     last = last_step(req.prompt, req.generate, req.batch)
-    priced = Priced(card, arch, runs + [last], mac_based, Pricer(arch, engine), tensor_split)
+    priced = Priced(card, arch, runs + [last], mac_based, Pricer(arch, engine), tensor_split, kernels)
     out = LLMReport(model=card.name + (" (MAC-based)" if mac_based else ""), arch=arch.name, mapping=arch.mapping.kind,
                     engine=engine, mac_based=mac_based, chips=priced.count, prompt=req.prompt,
-                    generate=req.generate, batch=req.batch, feasible=False, prefill_chunk=chunk)
+                    generate=req.generate, batch=req.batch, feasible=False, prefill_chunk=chunk,
+                    tensor_split=tensor_split)
     bad = priced.first_infeasible()
     if bad is not None:
-        out.chips_needed = chips_needed(card, arch, req, mac_based, tensor_split)
-        more = (f"; it maps on {out.chips_needed} chips" if out.chips_needed else
+        out.chips_needed = chips_needed(card, arch, req, mac_based, tensor_split) if needed else None
+        more = ("" if not needed else f"; it maps on {out.chips_needed} chips" if out.chips_needed else
                 f"; one block per {tensor_split} chip(s) does not map either: split its rows over more chips "
                 "(tensor_split)")
         out.notes = [f"a stage does not map: {bad.notes[0]}{more}"]
