@@ -140,9 +140,13 @@ def run_decoder_engine(args) -> None:
     from .llm.report import llm_table
     from .spikes.measure import decoder_engine_report  # numba and torch, only when asked for
 
-    if args.mac_based or args.tensor_split not in (None, 1) or args.device is not None:
-        raise NeurosimError(args.model, "--mac-based/--tensor-split/--device", "the spike engine runs the "
-                            "spiking decoder on one chip's CPU model", "drop them, or use --engine sim")
+    given = [flag for flag, on in (("--mac-based", args.mac_based), ("--tensor-split", args.tensor_split not in
+             (None, 1)), ("--device", args.device), ("--input", args.input), ("--timeline", args.timeline),
+             ("--plot", args.plot), ("--per-layer", args.per_layer)) if on]
+    if given:
+        raise NeurosimError(args.model, "/".join(given), "the spike engine runs a trained decoder spiking, on its "
+                            "own sample, on one chip's CPU model, and reports its workload", "drop them, or use "
+                            "--engine sim")
     report = decoder_engine_report(decoder_cli.decoder_card(args.model), load_arch(args.arch), mapping=args.mapping,
                                    carry=args.carry, prompt=args.prompt, generate=args.generate, batch=args.batch,
                                    seed=args.seed, card_path=resolve(args.model, MODELS_DIR, (".yaml", ".yml"), "model"))

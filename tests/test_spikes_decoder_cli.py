@@ -41,6 +41,9 @@ def test_a_decoder_card_without_trained_weights_is_refused_in_one_line(capsys):
     assert "trained weights" in err and "--engine analytic" in err and "Traceback" not in err
     assert main(["run", "--engine", "spikes", "--model", "spikellm-decoder-2l", "--batch", "9"]) == 2
     assert "sample windows" in capsys.readouterr().err
+    # flags of an encoder run would do nothing here: refused, not ignored
+    assert main(["run", "--engine", "spikes", "--model", "spikellm-decoder-2l", "--plot", "x.png", "--mac-based"]) == 2
+    assert "'--mac-based/--plot'" in capsys.readouterr().err
 
 
 def test_spiking_settings_of_the_checkpoint_are_the_cards():

@@ -8,7 +8,8 @@ Modules: kernels (Numba), handoff (inputs and the three dataflow handoffs),
 engine (`run`), trace (`SpikeTrace`, measured rates), weights (seeded random
 weights for weightless cards), lowbit (int8 codes and scales of layers with
 weight_bits <= 8), torch_engine and triton_fire (`run(..., device="cuda")`:
-the same network multi-step on torch, counted as the CPU engine counts).
+the same network multi-step on torch, counted as the CPU engine counts), decoder (decoder phases:
+elementwise and causal attention layers fed by SpikeLLM's GIF inputs, run layer by layer).
 """
 
 import os

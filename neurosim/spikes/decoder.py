@@ -205,10 +205,10 @@ class _Phase:
                                 "feed linear layers per-token GIF inputs")
         nonzero = np.count_nonzero(w, axis=0)             # per input: outputs its weight reaches nonzero
         for t, spikes in enumerate(sent.raster):
-            per_input = np.count_nonzero(spikes, axis=0)
+            per_input = np.count_nonzero(spikes, axis=0)   # events per input channel at step t
+            lt.input_events[src] += int(per_input.sum())
             lt.acs_per_step[t] = per_input.sum() * w.shape[0]
             lt.effective_acs_per_step[t] = per_input @ nonzero
-        lt.input_events[src] += int(lt.acs_per_step.sum() // w.shape[0])
         summed, multi = sent.raster.sum(0, dtype=np.float32), sent.multi
         y = ((summed * multi) @ w.T - sent.high.zero_point[..., 0] * (w * multi).sum(1)) * sent.high.scale[..., 0]
         if sent.low is not None:
