@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import NeurosimError  # noqa: E402
-from .report import BREAKDOWN, Report, format_bytes, format_si  # noqa: E402
+from .report import BREAKDOWN, NO_LAYER, Report, format_bytes, format_si  # noqa: E402
 
 COLORS = {"compute": "#4c72b0", "sram": "#55a868", "dram": "#c44e52", "interconnect": "#8172b2",
           "leakage": "#937860"}
@@ -206,48 +206,25 @@ def _occupancy(ax, occ, us: float, capacities: dict[str, float]) -> None:
 
 def per_layer_plot(report: Report, path: str | Path) -> Path:
     """Each layer's energy stacked by kind (left) and its time split into computing and stalled (right),
-    one horizontal bar per layer in the network's order, values written at the bars' ends."""
+    one horizontal bar per layer in the network's order, values written at the bars' ends. The simulator's
+    energy of no layer (the leakage of cores no layer holds) is a bar of its own, below the layers."""
     pl = report.per_layer
     if pl is None or pl.empty:
         raise NeurosimError("per_layer_plot", "report.per_layer", "the report has no per-layer rows",
                             "use a report from neurosim.estimate or neurosim.sim.simulate")
     path = Path(path)
-    y = np.arange(len(pl))
-    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(13, 1.6 + 0.28 * len(pl)), sharey=True)
-    if all(f"energy_{k}_pj" in pl for k in BREAKDOWN):
-        joules = {k: pl[f"energy_{k}_pj"].to_numpy(dtype=float) * 1e-12 for k in BREAKDOWN}
-        total = sum(joules.values())
-        f, unit = axis_scale(list(total), "J")
-        left = np.zeros(len(pl))
-        for k in BREAKDOWN:
-            ax_e.barh(y, joules[k] / f, 0.7, left=left, color=COLORS[k], label=k)
-            left += joules[k] / f
-        for yi, v in zip(y, total):
-            ax_e.annotate(format_si(v, "J"), (v / f, yi), xytext=(2, 0), textcoords="offset points", va="center",
-                          fontsize=6)
-        ax_e.set_xlabel(f"energy per inference ({unit})")
-        ax_e.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=5, frameon=False)
-        ax_e.set_xlim(0, max(total.max() / f, 1e-30) * 1.2)   # room for the values
+    joules = _layer_joules(report)
+    no_layer = [f"{NO_LAYER}: idle cores"] if joules is not None and len(joules["compute"]) > len(pl) else []
+    labels = list(pl["layer"]) + no_layer
+    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(13, 1.6 + 0.28 * len(labels)), sharey=True)
+    if joules is not None:
+        _stacked_energy(ax_e, joules)
     else:
         ax_e.text(0.5, 0.5, f"no per-layer energy from the {report.engine} engine", ha="center",
                   transform=ax_e.transAxes)
-    clock = report.latency_cycles / report.latency_s if report.latency_s else 1.0
-    cycles = pl["cycles"].to_numpy(dtype=float)
-    stall_cols = [c for c in pl.columns if c.startswith("stall_") and c.endswith("_cycles")]
-    stall = np.minimum(pl[stall_cols].fillna(0).to_numpy(dtype=float).sum(axis=1), cycles) if stall_cols else 0 * cycles
-    fl, lunit = axis_scale(list(cycles / clock), "s")
-    ax_l.barh(y, (cycles - stall) / clock / fl, 0.7, color=COLORS["compute"], label="computing")
-    if stall.any():
-        ax_l.barh(y, stall / clock / fl, 0.7, left=(cycles - stall) / clock / fl, color="#c44e52", label="stalled")
-    for yi, v in zip(y, cycles / clock):
-        ax_l.annotate(format_si(v, "s"), (v / fl, yi), xytext=(2, 0), textcoords="offset points", va="center",
-                      fontsize=6)
-    ax_l.set_xlabel(f"time per layer ({lunit})" + ("; layers overlap in the pipeline" if report.mapping == "spatial"
-                                                     else "; layers run one after another"))
-    ax_l.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
-    ax_l.set_xlim(0, max(cycles.max() / clock / fl, 1e-30) * 1.2)
-    ax_e.set_yticks(y)
-    ax_e.set_yticklabels(pl["layer"], fontsize=7)
+    _layer_times(ax_l, report)
+    ax_e.set_yticks(np.arange(len(labels)))
+    ax_e.set_yticklabels(labels, fontsize=7)
     ax_e.invert_yaxis()
     fig.suptitle(f"{report.model} on {report.arch}: {_label(report).replace(chr(10), ' ')}, per layer "
                  f"(engine: {report.engine})", fontsize=10)
@@ -255,6 +232,54 @@ def per_layer_plot(report: Report, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _layer_joules(report: Report) -> dict[str, np.ndarray] | None:
+    """Each layer's energy by kind in J, plus a last row for the energy of no layer where the report has
+    some; None where the per-layer rows carry no energy."""
+    pl = report.per_layer
+    if not all(f"energy_{k}_pj" in pl for k in BREAKDOWN):
+        return None
+    outside = report.energy_outside_layers_pj or {}
+    extra = [outside[k] for k in BREAKDOWN] if sum(outside.values()) > 0 else []
+    return {k: np.append(pl[f"energy_{k}_pj"].to_numpy(dtype=float), extra[i:i + 1]) * 1e-12
+            for i, k in enumerate(BREAKDOWN)}
+
+
+def _stacked_energy(ax, joules: dict[str, np.ndarray]) -> None:
+    total = sum(joules.values())
+    y = np.arange(len(total))
+    f, unit = axis_scale(list(total), "J")
+    left = np.zeros(len(total))
+    for k in BREAKDOWN:
+        ax.barh(y, joules[k] / f, 0.7, left=left, color=COLORS[k], label=k)
+        left += joules[k] / f
+    for yi, v in zip(y, total):
+        ax.annotate(format_si(v, "J"), (v / f, yi), xytext=(2, 0), textcoords="offset points", va="center",
+                    fontsize=6)
+    ax.set_xlabel(f"energy per inference ({unit})")
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=5, frameon=False)
+    ax.set_xlim(0, max(total.max() / f, 1e-30) * 1.2)   # room for the values
+
+
+def _layer_times(ax, report: Report) -> None:
+    pl = report.per_layer
+    y = np.arange(len(pl))
+    clock = report.latency_cycles / report.latency_s if report.latency_s else 1.0
+    cycles = pl["cycles"].to_numpy(dtype=float)
+    stall_cols = [c for c in pl.columns if c.startswith("stall_") and c.endswith("_cycles")]
+    stall = np.minimum(pl[stall_cols].fillna(0).to_numpy(dtype=float).sum(axis=1), cycles) if stall_cols else 0 * cycles
+    fl, lunit = axis_scale(list(cycles / clock), "s")
+    ax.barh(y, (cycles - stall) / clock / fl, 0.7, color=COLORS["compute"], label="computing")
+    if stall.any():
+        ax.barh(y, stall / clock / fl, 0.7, left=(cycles - stall) / clock / fl, color="#c44e52", label="stalled")
+    for yi, v in zip(y, cycles / clock):
+        ax.annotate(format_si(v, "s"), (v / fl, yi), xytext=(2, 0), textcoords="offset points", va="center",
+                    fontsize=6)
+    ax.set_xlabel(f"time per layer ({lunit})" + ("; layers overlap in the pipeline" if report.mapping == "spatial"
+                                                   else "; layers run one after another"))
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
+    ax.set_xlim(0, max(cycles.max() / clock / fl, 1e-30) * 1.2)
 
 
 def _occupancy_total(occ) -> tuple[np.ndarray, np.ndarray]:

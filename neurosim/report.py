@@ -42,6 +42,9 @@ class Report:
     utilization: dict[str, float] | None = None
     stall_cycles: float | None = None
     timeline: pd.DataFrame | None = None
+    # The simulator's energy of no layer, by kind (the leakage of cores no layer holds): the per-layer rows'
+    # energy_<kind>_pj plus this sum to energy_breakdown_pj. None from the closed form, whose rows share it all.
+    energy_outside_layers_pj: dict[str, float] | None = None
     # Filled by cost.area.with_area from the arch: one chip's area (mm^2, total and by part) and the SRAM
     # it provides (cores' and global buffer's bytes), whatever the model holds.
     area_mm2: float | None = None
@@ -155,17 +158,36 @@ def per_layer_table(report: Report) -> str:
     for _, r in pl.iterrows():
         cells = [str(r["layer"]), str(r["kind"]), str(int(r["timesteps"])) if "timesteps" in pl else "-"]
         if has_energy:
-            total = sum(float(r[f"energy_{k}_pj"]) for k in BREAKDOWN)
-            cells.append(format_si(total * 1e-12, "J"))
-            cells += [f"{100 * float(r[f'energy_{k}_pj']) / total:.0f}%" if total else "-" for k in BREAKDOWN]
+            cells += _energy_cells({k: float(r[f"energy_{k}_pj"]) for k in BREAKDOWN})
         cells.append(format_si(float(r["cycles"]), "") if "cycles" in pl else "-")
         stall = _stall(r)
         cells.append("-" if stall is None else format_si(stall, ""))
         memory = r.get("memory_bytes", r.get("peak_buffer_bytes"))
         cells.append("-" if memory is None or pd.isna(memory) else format_bytes(float(memory)))
         rows.append(cells)
+    outside = report.energy_outside_layers_pj
+    if has_energy and outside and sum(outside.values()) > 0:
+        rows.append([NO_LAYER, "", "-"] + _energy_cells(outside) + ["-", "-", "-"])
     widths = [max(len(h), *(len(c[i]) for c in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     lines += ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
               for cells in rows]
+    if has_energy:
+        lines.append(LEAKAGE_BY_LAYER["simulator" if outside is not None else "closed form"])
     return "\n".join(lines)
+
+
+NO_LAYER = "(no layer)"
+# How each engine splits the chip's leakage over the layers (cost.closed_form._price_by_layer, sim.engine.layer_energy)
+LEAKAGE_BY_LAYER = {
+    "closed form": "leakage: the chip's static power over the run, split over the layers by the cores they use "
+                   "(spatial) or by their share of the time (sequential)",
+    "simulator": f"leakage: a layer is charged the static power of the cores it holds (the chip's, split evenly "
+                 f"per core) while it holds them; {NO_LAYER}: the cores no layer holds",
+}
+
+
+def _energy_cells(joules_pj: dict[str, float]) -> list[str]:
+    """A row's energy and each kind's share of it."""
+    total = sum(joules_pj[k] for k in BREAKDOWN)
+    return [format_si(total * 1e-12, "J")] + [f"{100 * joules_pj[k] / total:.0f}%" if total else "-" for k in BREAKDOWN]

@@ -72,9 +72,10 @@ def test_run_per_layer_prints_the_table_and_json_rows(capsys):
     assert len(rows) == 14 and {f"energy_{k}_pj" for k in BREAKDOWN} <= set(rows[0])
 
 
-def test_per_layer_table_of_the_simulator_has_cycles_and_stalls(tiny):
+def test_per_layer_table_of_the_simulator_has_energy_cycles_and_stalls(tiny):
     from neurosim.sim import simulate
 
     table = per_layer_table(simulate(tiny, neurosim.load_arch("edge-45nm")))
-    assert table.splitlines()[0].split()[-3:] == ["cycles", "stall", "memory"]
-    assert len(table.splitlines()) == 15
+    assert table.splitlines()[0].split()[-8:] == [*BREAKDOWN, "cycles", "stall", "memory"]
+    # a header, 14 layers (the pool is all 16 cores: no leakage outside the layers) and how leakage is split
+    assert len(table.splitlines()) == 16 and table.splitlines()[-1].startswith("leakage:")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import simpy
 
 from ..arch import ArchConfig
 from ..cost.chips import Chips
-from ..cost.energy import EventCounts, energy_breakdown_pj
+from ..cost.energy import BREAKDOWN_KEYS, EventCounts, energy_breakdown_pj
 from ..cost.layout import core_accesses_by_layer, state_accesses
 from ..cost.workload import Workload
 from ..errors import NeurosimError
@@ -80,6 +80,20 @@ class SimulationDeadlock(NeurosimError):
         self.blocked = blocked
 
 
+class LayerEvents:
+    """Each layer's events as the run counts them ((1, L) arrays, the closed form's per-layer shape): the
+    core events (`core_events`) and what the mappings book for a layer (its transfers, queues, Bernoulli
+    draws), priced per layer by `layer_energy`."""
+
+    def __init__(self, layers: int):
+        self.ev = EventCounts(**{f.name: np.zeros((1, layers)) for f in fields(EventCounts)})
+
+    def add(self, i: int | slice, **counts) -> None:
+        """Add to layer i's counts (EventCounts field names; i a slice of layers: arrays of counts)."""
+        for kind, value in counts.items():
+            getattr(self.ev, kind)[0, i] += value
+
+
 @dataclass
 class Context:
     """One run: the network as simulated, the chip (`chips`: its one design point), and the work."""
@@ -95,6 +109,10 @@ class Context:
     env: simpy.Environment = field(default_factory=simpy.Environment)
     limit: float = math.inf  # simulated-time limit, set by the mapping (which knows the work)
     stats: SimStats = field(default_factory=SimStats)
+    layers: LayerEvents | None = None   # each layer's events, for its energy (made with the context)
+
+    def __post_init__(self) -> None:
+        self.layers = LayerEvents(len(self.net.layers))
 
     @property
     def where(self) -> str:
@@ -165,28 +183,24 @@ def core_events(ctx: Context, progress: list[tuple[int, int, int]]) -> tuple[Eve
     `progress[i]`: layer i's (passes done, steps done in the current pass,
     passes); a finished layer counts its source's exact totals. The core-SRAM
     bits are the closed form's `layout.core_accesses_by_layer` of that work.
+    Each layer's events go to `ctx.layers`; the totals are their sums.
     """
-    ev, counted = EventCounts(), []
-    dense = np.zeros(ctx.work.L)
+    counted, dense = [], np.zeros(ctx.work.L)
     for i, layer in enumerate(ctx.net.layers):
         w = ctx.works[layer.name]
-        c = {k: w.count(k, *progress[i]) for k in KEYS}
-        counted.append(c)
+        counted.append({k: w.count(k, *progress[i]) for k in KEYS})
         dense[i] = w.dense_steps(*progress[i])
-        ev.acs += c["acs"]
-        ev.ac_bit_ops += c["acs"] * w.input_spike_bits
-        ev.multilevel_acs += c["acs"] if w.input_spike_bits > 1 else 0.0
-        ev.macs += c["macs"]
-        ev.other_ops += c["other_ops"]
-        ev.neuron_updates += c["neuron_updates"]
     per_layer = lambda key: np.array([float(c[key]) for c in counted])  # noqa: E731
     reads, writes, level_pj = core_accesses_by_layer(ctx.work, ctx.chips, ctx.arch.energy.ac_includes_memory,
                                                      per_layer("acs"), per_layer("macs"),
                                                      state_accesses(per_layer("neuron_updates"), ctx.arch.energy),
                                                      dense)
-    ev.core_read_bits, ev.core_write_bits = float(reads[0].sum()), float(writes[0].sum())
-    ev.level_pj = float(level_pj[0].sum())
-    return ev, counted
+    acs, bits = per_layer("acs"), np.array([float(ctx.works[l.name].input_spike_bits) for l in ctx.net.layers])
+    core = dict(acs=acs, ac_bit_ops=acs * bits, multilevel_acs=np.where(bits > 1, acs, 0.0), macs=per_layer("macs"),
+                other_ops=per_layer("other_ops"), neuron_updates=per_layer("neuron_updates"),
+                core_read_bits=reads[0], core_write_bits=writes[0], level_pj=level_pj[0])
+    ctx.layers.add(slice(None), **core)
+    return EventCounts(**{kind: float(v.sum()) for kind, v in core.items()}), counted
 
 
 def counts_frame(ctx: Context, counted: list[dict]) -> pd.DataFrame:
@@ -199,9 +213,32 @@ def counts_frame(ctx: Context, counted: list[dict]) -> pd.DataFrame:
     return frame
 
 
+def layer_energy(ctx: Context, held: np.ndarray, cycles: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Each layer's energy by kind (the per-layer `energy_<kind>_pj` columns, as the closed form's) and the
+    energy of no layer, by kind.
+
+    A layer's events (`ctx.layers`) are priced like the totals. Leakage: the
+    chip's static power is split evenly over its cores, and a layer is charged
+    that of the cores it holds while it holds them (`held`: each layer's
+    core-cycles). The leakage of the cores no layer holds (the cores neither
+    the pipeline's stages nor the sequential pool use) belongs to no layer.
+    """
+    chip_cores, clock, static_w = ctx.arch.cores.count, ctx.chip("clock_hz"), ctx.chip("static_power_w")
+    energy = energy_breakdown_pj(ctx.layers.ev, ctx.arch.energy, core_array_bytes=ctx.chip("core_array"),
+                                 buffer_array_bytes=ctx.chip("buffer_array"), static_power_w=static_w,
+                                 latency_s=held[None, :] / chip_cores / clock)
+    columns = {f"energy_{k}_pj": np.broadcast_to(v, (1, len(held)))[0].astype(float) for k, v in energy.items()}
+    idle = max(0.0, chip_cores * cycles - float(held.sum()))
+    outside = {k: 0.0 for k in BREAKDOWN_KEYS}
+    outside["leakage"] = float(static_w * idle / chip_cores / clock * 1e12)
+    return columns, outside
+
+
 def finish(ctx: Context, ev: EventCounts, cycles: float, memory: dict[str, float], dram_bytes: float,
-           per_layer: pd.DataFrame, tiles: list[Tile], utilization: dict[str, float], notes: list[str]) -> Report:
-    """Price the events (`energy_breakdown_pj`, the closed form's pricing) and assemble the report."""
+           per_layer: pd.DataFrame, tiles: list[Tile], utilization: dict[str, float], notes: list[str],
+           held: np.ndarray) -> Report:
+    """Price the events (`energy_breakdown_pj`, the closed form's pricing), each layer's too (`layer_energy`;
+    `held`: the core-cycles each layer holds), and assemble the report."""
     arch = ctx.arch
     latency_s = cycles / ctx.chip("clock_hz")
     breakdown = energy_breakdown_pj(ev, arch.energy, core_array_bytes=ctx.chip("core_array"),
@@ -213,7 +250,8 @@ def finish(ctx: Context, ev: EventCounts, cycles: float, memory: dict[str, float
         raise NeurosimError(ctx.where, "(results)", f"the figures overflow (energy {sum(breakdown.values()):.3g} pJ, "
                             f"latency {cycles:.3g} cycles)", "check the model's sizes, timesteps and rates and the "
                             "arch's numbers for a unit slip")
-    per_layer = per_layer.assign(seconds=per_layer["cycles"] / ctx.chip("clock_hz"))
+    columns, outside = layer_energy(ctx, held, cycles)
+    per_layer = per_layer.assign(seconds=per_layer["cycles"] / ctx.chip("clock_hz"), **columns)
     timeline = ctx.rec.frame() if ctx.rec.on else None
     return Report(model=ctx.net.name, arch=arch.name, mapping=arch.mapping.kind, carry=arch.mapping.carry,
                   engine="simulator", feasible=True, notes=notes, acs=ev.acs, macs=ev.macs,
@@ -221,7 +259,8 @@ def finish(ctx: Context, ev: EventCounts, cycles: float, memory: dict[str, float
                   energy_pj=sum(breakdown.values()), energy_breakdown_pj=breakdown,
                   latency_cycles=cycles, latency_s=float(latency_s), memory_bytes=memory,
                   dram_traffic_bytes=dram_bytes, per_layer=per_layer, utilization=utilization,
-                  stall_cycles=float(sum(t.stalls for t in tiles)), timeline=timeline)
+                  stall_cycles=float(sum(t.stalls for t in tiles)), timeline=timeline,
+                  energy_outside_layers_pj=outside)
 
 
 def safe_div(a: float, b: float) -> float:

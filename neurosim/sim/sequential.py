@@ -71,6 +71,7 @@ class WeightLoader:
         self.sram, self.dram, self.noc = sram, dram, noc
         self.burst_bits = ctx.opts.burst_bytes * 8
         self.hops = float(ctx.chip("buffer_hops"))      # DRAM port to the core that holds the weights
+        self.layers, self.hop_mm = ctx.layers, float(ctx.chip("hop_mm"))   # each layer's events, for its energy
         self.tile = Tile("weight loader", 0)
         self.ready = [[self.env.event() for _ in range(p)] for p in self.passes]     # weights in place
         self.started = [[self.env.event() for _ in range(p)] for p in self.passes]   # the pool began the pass
@@ -124,6 +125,7 @@ class WeightLoader:
                       self.noc.book(bits / n * self.hops, layer=name))
             yield self.env.timeout(end - self.env.now)
         self.weight_bits += bits
+        self.layers.add(i, dram_read_bits=bits, core_write_bits=bits, bit_mm=bits * self.hops * self.hop_mm)
 
 
 class CarryBuffers:
@@ -189,7 +191,7 @@ class CorePool:
         self.passes, self.states = loader.passes, plan.states[0].tolist()
         self.carried = carried.tolist()
         self.loader, self.carry, self.noc, self.chunk = loader, carry, noc, chunk
-        self.traffic = layout.PoolTraffic(ctx.chips)
+        self.traffic, self.hop_mm = layout.PoolTraffic(ctx.chips), float(ctx.chip("hop_mm"))
         self.network_input = layout.input_bits(ctx.work, ctx.chips)[0].tolist()
         self.step_bits = layout.step_bits(ctx.work, ctx.chips)[0].tolist()
         self.tile = Tile("core pool", int(ctx.chip("cores")))
@@ -277,10 +279,11 @@ class CorePool:
             read = once * float(s0 == 0) + every_step * n
             out = self.carried[i] / p if s1 == t else 0.0
             self.rng_ops += float(self.work.regeneration_draws[i]) * n
+            self.ctx.layers.add(i, rng_ops=float(self.work.regeneration_draws[i]) * n)
         gb_w, dram_w = yield from self._output(i, out, s0, n)
         net_in = self.network_input[i] * (n / t if self.work.input_spiking else float(s0 == 0))
         now = env.now
-        end = self._book(name, s0, n, now + cycles, read[0], gb_w, read[1], dram_w, read[2] + net_in)
+        end = self._book(i, s0, n, now + cycles, read[0], gb_w, read[1], dram_w, read[2] + net_in)
         if end > now:
             yield env.timeout(end - now)
         tile.busy += cycles
@@ -308,17 +311,22 @@ class CorePool:
         carry.keep(i, out)
         return out, 0.0
 
-    def _book(self, name: str, s0: int, n: int, end: float, gb_r: float, gb_w: float, dram_r: float,
+    def _book(self, i: int, s0: int, n: int, end: float, gb_r: float, gb_w: float, dram_r: float,
               dram_w: float, to_pool: float) -> float:
-        """Book a task's transfers on the buffer port, DRAM and the network (`to_pool`: its inputs and the
-        network input, to the whole pool; its outputs from one core each); returns when the last ends."""
-        port, dram = self.carry.port, self.carry.dram
+        """Book a task of layer i's transfers on the buffer port, DRAM and the network (`to_pool`: its inputs
+        and the network input, to the whole pool; its outputs from one core each), and count them as the
+        layer's; returns when the last ends."""
+        port, dram, name = self.carry.port, self.carry.dram, self.names[i]
         end = max(end, port.book(gb_r, layer=name, step=s0, steps=n),
                   port.book(gb_w, write=True, layer=name, step=s0, steps=n))
         if dram is not None:
             end = max(end, dram.book(dram_r, layer=name, step=s0, steps=n),
                       dram.book(dram_w, write=True, layer=name, step=s0, steps=n))
         hops = self.traffic.bit_hops(to_pool, gb_w + dram_w)[0]
+        booked = dict(buffer_read_bits=gb_r, buffer_write_bits=gb_w, bit_mm=hops * self.hop_mm)
+        if dram is not None:
+            booked.update(dram_read_bits=dram_r, dram_write_bits=dram_w)
+        self.ctx.layers.add(i, **booked)
         return max(end, self.noc.book(hops, layer=name, step=s0, steps=n))
 
 
@@ -402,8 +410,10 @@ def _report(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, noc: C
     utilization = dict(cores=safe_div(pool.tile.busy * pool.tile.cores, ctx.arch.cores.count * cycles), dram=safe_div(dram.busy, cycles) if dram else 0.0,
                        global_buffer=safe_div(carry.port.busy, cycles), interconnect=safe_div(noc.busy, cycles))
     tiles = [pool.tile, pool.loader.tile]
+    # layers hold the pool one after another: each from the end of the one before (its weight waits too) to its end
+    held = pool.tile.cores * np.diff([r["end_cycle"] for r in pool.rows], prepend=0.0)
     return finish(ctx, ev, cycles, memory, dram.bits / 8 if dram is not None else 0.0, per_layer, tiles,
-                  utilization, _notes(ctx, plan, pool, cycles))
+                  utilization, _notes(ctx, plan, pool, cycles), held)
 
 
 def _notes(ctx: Context, plan: layout.SequentialWeights, pool: CorePool, cycles: float) -> list[str]:

@@ -65,7 +65,8 @@ class Stage:
                  noc: Network, level: Level):
         layer = ctx.net.layers[i]
         self.env, self.rec, self.noc = ctx.env, ctx.rec, noc
-        self.layer, self.name = layer, layer.name
+        self.layer, self.name, self.index = layer, layer.name, i
+        self.layers, self.hop_mm = ctx.layers, float(ctx.chip("hop_mm"))   # its events, for its energy
         self.n_cons = len(ctx.work.consumers[i])
         self.depth = 1         # layers from the input to this one (set once the sources are known)
         self.tile = Tile(f"tile {layer.name}", int(cores))
@@ -153,6 +154,7 @@ class Stage:
         """Step t of the network input from the I/O port: it streams in one step ahead (step t + 1 is sent
         as step t starts), double-buffered like the layers' outputs."""
         for k in range(len(self.input_arrival), min(t + 2, len(self.input_bits))):
+            self.layers.add(self.index, bit_mm=self.input_bits[k] * self.input_links * self.hop_mm)
             self.input_arrival.append(self.noc.send(self.input_bits[k] * self.input_links, (k, 0),
                                                     f"{NETWORK_INPUT} -> {self.name}", k))
         return self.input_arrival[t]
@@ -172,11 +174,13 @@ class Stage:
     def _send(self, t: int) -> None:
         bits = self.noc_bits[t]
         slot = t + self.depth                # the pipeline slot its consumers run step t in
+        self.layers.add(self.index, bit_mm=bits * self.hop_mm)
         if not self.n_cons:                 # a network output leaves through the I/O port: nobody waits for it
             self.noc.send(bits, (slot, 1), self.name, t)
             self.buf.get(self.step_bytes)
             return
         self.queue_bits += self.queued_bits[t]
+        self.layers.add(self.index, core_read_bits=self.queued_bits[t], core_write_bits=self.queued_bits[t])
         self.noc.send(bits, (slot, 0), self.name, t).callbacks.append(partial(self._arrived, t))
 
     def _arrived(self, t: int, event: simpy.Event) -> None:
@@ -246,7 +250,9 @@ def _report(ctx: Context, stages: list[Stage], noc: Network, buffers: Level) -> 
                                       ctx.chip("cores") * cycles),
                        interconnect=safe_div(noc.busy, cycles), dram=0.0, global_buffer=0.0)
     tiles = [st.tile for st in stages]
-    return finish(ctx, ev, cycles, memory, 0.0, per_layer, tiles, utilization, _notes(ctx, stages, noc, cycles))
+    held = np.array([st.tile.cores * cycles for st in stages], dtype=float)   # a stage holds its cores all run
+    return finish(ctx, ev, cycles, memory, 0.0, per_layer, tiles, utilization, _notes(ctx, stages, noc, cycles),
+                  held)
 
 
 def _notes(ctx: Context, stages: list[Stage], noc: Network, cycles: float) -> list[str]:
