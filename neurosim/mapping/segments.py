@@ -108,7 +108,8 @@ def closed_form_segments(sub: Network, arch: ArchConfig, cores, kind: str, carri
 
 
 def _priced(sub: Network, arch: ArchConfig, dumps: list[dict], cores: np.ndarray, kind: str, carry: str):
-    costs = evaluate(sub, Chips(dumps).with_cores(cores), arch.energy, kind, carry)
+    with np.errstate(divide="ignore", invalid="ignore"):   # a budget too small to run on is infeasible, not NaN
+        costs = evaluate(sub, Chips(dumps).with_cores(cores), arch.energy, kind, carry)
     refused = next((r for r in costs.refused if r is not None), None)
     if refused is not None:
         raise arch.refuse(*refused)

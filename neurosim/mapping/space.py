@@ -150,6 +150,6 @@ class Space:
         """A scored shape and split as a plan file's plan."""
         names = [layer.name for layer in self.net.layers]
         whole = len(scored.shape) == 1
-        segments = [Segment(kind=kind, first=names[a], last=names[b], carry=carry, cores=None if whole else c)
+        segments = [Segment(kind=kind, first=names[a], last=names[b], carry=carry, cores=None if whole else int(c))
                     for (a, b, kind, carry), c in zip(scored.shape, scored.cores)]
         return Plan(segments=segments, objective=self.objective, model=self.net.name, arch=self.arch.name)
