@@ -135,7 +135,7 @@ def test_a_card_of_the_measured_rates_prices_every_block_at_its_own():
     spiking = Spiking(n_bits=4, addbit=1, kv_addbit=1)
     net, current = decoder_ir.engine_network(model, spiking, TOKENS)
     trace = run(net, current)
-    rates = decoder_ir.engine_rates(net, trace, 2)
+    rates = decoder_ir.engine_rates([(net, trace)], 2)
     assert rates["down"][0] != rates["down"][1]
     card = decoder_ir.decoder_card(model, spiking, rates, "tiny", "test", "measured", dict(prompt=4, generate=4, batch=1))
     priced = structural_counts(decoder_network(card, DecoderPhase(3, 8))).set_index("layer")
@@ -143,3 +143,31 @@ def test_a_card_of_the_measured_rates_prices_every_block_at_its_own():
         if lt.kind == "linear":
             assert priced.loc[name, "acs"] == pytest.approx(lt.acs, rel=1e-12), name
     assert card.spiking.rates.down == pytest.approx(sum(rates["down"]) / 2)
+
+
+def test_decode_steps_read_the_kv_cache_and_add_what_a_longer_prefill_adds():
+    # prompt of 5, then 3 decode steps, each one token per sequence against the cache of the steps before
+    model = tiny()
+    model.calibrate([TOKENS], low_p=0.5)
+    spiking = Spiking(n_bits=4, addbit=1, kv_addbit=1, weight_bits=4)
+    logits = torch_trains(model, spiking, TOKENS)[1].numpy()
+    net, current = decoder_ir.engine_network(model, spiking, TOKENS[:, :5])
+    trace = run(net, current)
+    prompt_acs, steps_acs = trace.acs, 0
+    for i in range(5, 8):
+        net, current = decoder_ir.engine_network(model, spiking, TOKENS[:, i:i + 1], past=i)
+        step = run(net, current, kv_cache=trace.kv_cache)
+        np.testing.assert_allclose(step.output, logits[:, i], atol=1e-5)    # the torch decoder's next-token logits
+        counts = structural_counts(step.measured_network(net)).set_index("layer")
+        for name, lt in step.layers.items():                                # three counts, on a decode step too
+            assert counts.loc[name, "acs"] == pytest.approx(lt.acs, rel=1e-12, abs=1e-9), name
+        # every key, cached or new, reaches the one query of its sequence once (2 heads over 2 kv heads)
+        cache = step.kv_cache["block0.rope_k"].raster
+        assert cache.shape[1] == 3 * (i + 1)
+        assert step["block0.attention"].acs_by_source["block0.rope_k"] == np.count_nonzero(cache)
+        steps_acs += step.acs
+        trace = step
+    whole = run(*decoder_ir.engine_network(model, spiking, TOKENS))
+    assert steps_acs == whole.acs - prompt_acs                              # exactly: keys are quantized per token
+    with pytest.raises(NeurosimError, match="kv_cache"):
+        run(*decoder_ir.engine_network(model, spiking, TOKENS[:, 5:6], past=5))

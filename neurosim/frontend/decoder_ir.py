@@ -142,9 +142,11 @@ def _encoders(layers: list, splits: dict[str, list[int]], blocks: int) -> tuple[
 
 
 @torch.no_grad()
-def engine_network(model: SpikingDecoder, spiking: Spiking, tokens: torch.Tensor) -> tuple[Network, np.ndarray]:
-    """The IR of a prefill of `tokens` (batch, n) with the model's weights (4-bit as it runs them) and Optimal
-    Brain Spiking splits, for the spike engine (`neurosim.spikes.run`), and its input: the embedding rows.
+def engine_network(model: SpikingDecoder, spiking: Spiking, tokens: torch.Tensor,
+                   past: int = 0) -> tuple[Network, np.ndarray]:
+    """The IR of a phase over `tokens` (batch, n) with the model's weights (4-bit as it runs them) and Optimal
+    Brain Spiking splits, for the spike engine (`neurosim.spikes.run`), and its input: the embedding rows. A
+    prefill (past 0), or a decode step after `past` tokens per sequence (run it with the kv_cache before).
 
     The layers are `cards.decoder_network`'s; where the consumers of one emitter (q, k, v of the attention
     norm; gate, up of the MLP norm) have different splits, each reads its own `encode` layer of GIF neurons.
@@ -157,7 +159,7 @@ def engine_network(model: SpikingDecoder, spiking: Spiking, tokens: torch.Tensor
     card = decoder_card(model, spiking, rates, f"{type(model).__name__} ({c.layers} blocks)", "a trained "
                         "frontend.decoder.SpikingDecoder", "dense bound 1.0 until the spike engine measures the rates",
                         dict(prompt=1, generate=1, batch=1))     # the phase below, not the card's workload, is run
-    net = decoder_network(card, DecoderPhase(batch, n))
+    net = decoder_network(card, DecoderPhase(batch, n, past))
     modules = {"final_norm": model.norm.weight, "lm_head": model.head.weight}
     for b, block in enumerate(model.blocks):
         modules.update({f"block{b}.attn_norm": block.n1.weight, f"block{b}.mlp_norm": block.n2.weight})
@@ -195,11 +197,12 @@ def gif_emitter(net: Network, gif: str) -> str:
     return own if any(layer.name == own for layer in net.layers) else f"{block}.{GIF_READERS[name][0]}"
 
 
-def engine_rates(net: Network, trace, layers: int) -> dict[str, list[float]]:
-    """Per card role and block, the events / (values x T) a spike engine run sent (`trace` of `net`), pooled over
-    the role's GIF inputs as `block_rates` pools a torch run's counts."""
+def engine_rates(runs: list[tuple[Network, object]], layers: int) -> dict[str, list[float]]:
+    """Per card role and block, the events / (values x T) that spike engine runs sent ((network, trace) pairs
+    of `engine_network` phases: a prefill and its decode steps), pooled over the role's GIF inputs and the
+    runs as `block_rates` pools a torch run's counts."""
     def rate(names):
-        lts = [trace[gif_emitter(net, name)] for name in names]
+        lts = [trace[gif_emitter(net, name)] for net, trace in runs for name in names]
         return sum(lt.spikes for lt in lts) / sum(lt.neuron_updates for lt in lts)
     return {role: [rate([f"block{b}.{name}" for name in names]) for b in range(layers)]
             for role, names in ROLES.items()}

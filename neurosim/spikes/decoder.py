@@ -20,8 +20,9 @@ layer after layer, each once over its timesteps:
   after j, one AC each; softmax is 3 other ops per score and step, as `cost.analytic` counts it.
 
 Sums are computed densely from the spike counts (the same numbers an event-driven sum gives, in the order
-the torch decoder adds them); counts come from the events. Prefill phases only (no cached keys): a decode
-step's work is the last query of a prefill over the longer sequence, since each key is quantized per token.
+the torch decoder adds them); counts come from the events. A decode step (past_tokens > 0) reads the keys and
+values of the phases before from `kv_cache` (their spikes, scales and zero points: each key is quantized once,
+per token), a cached key reaching every new query; its trace's `kv_cache` holds them with its own.
 """
 
 from __future__ import annotations
@@ -155,8 +156,9 @@ def _trace(net: Network, layer: Layer, record: bool) -> LayerTrace:
 class _Phase:
     """One decoder phase, run layer by layer: each layer's output (a real array, or what it `Sent`)."""
 
-    def __init__(self, net: Network, current: np.ndarray, record: bool):
-        self.net, self.record, self.current = net, record, current
+    def __init__(self, net: Network, current: np.ndarray, record: bool, cache: dict | None = None):
+        self.net, self.record, self.current, self.cache = net, record, current, cache or {}
+        self.kv: dict[str, Sent | np.ndarray] = {}     # every attention's K and V: the cache after this phase
         self.settings = {**DEFAULTS, **net.metadata.get(SETTINGS, {})}
         self.out: dict[str, np.ndarray | Sent] = {}
         self.traces: dict[str, LayerTrace] = {}
@@ -263,42 +265,60 @@ class _Phase:
 
     def attention(self, layer: Layer, lt: LayerTrace) -> np.ndarray:
         spec, n = layer.spec, layer.seq_len
-        if spec.past_tokens:
-            raise NeurosimError(f"layer '{layer.name}'", "spec.past_tokens", "the engine runs prefill phases (no "
-                                "cached keys)", "run a prefill over the longer sequence: its last query is the "
-                                "decode step's work, since every key is quantized per token")
         H, KV, hd, per_seq = spec.heads, spec.kv_heads, spec.head_dim, n // spec.sequences
+        past = self._past(layer)
         q = self.real(layer, layer.inputs[0]).reshape(n, H, hd)
         if self.settings["query_bits"]:               # SpikeLLM quantizes Q per token and head (a real operand)
             q = quantize(q, int(self.settings["query_bits"])).dequantize()
-        ops = [self._operand(layer, lt, src, per_seq, H // KV) for src in layer.inputs[1:]]
-        k, v = (x.reshape(n, KV, hd).repeat(H // KV, axis=1) for x in ops)
-        steps = layer.timesteps if any(isinstance(self.out[s], Sent) for s in layer.inputs[1:]) else 1
+        ops = [self._operand(layer, lt, src, per_seq, past, H // KV) for src in layer.inputs[1:]]
+        k, v = (x.reshape(-1, KV, hd).repeat(H // KV, axis=1) for x in ops)
+        spiking = [src for src in layer.inputs[1:] if isinstance(self.out[src], Sent)]
+        steps = layer.timesteps if spiking else 1
         pairs = spec.score_pairs(layer)
-        lt.macs += round(sum(H * pairs * hd * steps for s in layer.inputs[1:] if not isinstance(self.out[s], Sent)))
+        lt.macs += round(H * pairs * hd * steps * (2 - len(spiking)))   # a real K or V: MACs, as cost.analytic
         lt.other_ops += round(H * pairs * steps * SOFTMAX_OPS_PER_SCORE)
         lt.effective_acs_per_step[:] = lt.acs_per_step
         out = np.empty((n, H, hd), np.float32)
-        causal = np.tril(np.ones((per_seq, per_seq), bool))
+        keys = past + per_seq                         # per sequence: the cached keys, then the new ones
+        causal = np.arange(keys)[None] <= past + np.arange(per_seq)[:, None]
         root = np.float32(math.sqrt(hd))
-        for s0 in range(0, n, per_seq):
-            rows = slice(s0, s0 + per_seq)
-            qs, ks, vs = (a[rows].transpose(1, 0, 2) for a in (q, k, v))      # (heads, tokens, head_dim)
+        for s in range(spec.sequences):
+            rows, cols = slice(s * per_seq, (s + 1) * per_seq), slice(s * keys, (s + 1) * keys)
+            qs, ks, vs = q[rows].transpose(1, 0, 2), k[cols].transpose(1, 0, 2), v[cols].transpose(1, 0, 2)
             scores = np.where(causal, qs @ ks.transpose(0, 2, 1) / root, np.float32(-np.inf))
             p = np.exp(scores - scores.max(-1, keepdims=True))
             p /= p.sum(-1, keepdims=True)
             out[rows] = (p @ vs).transpose(1, 0, 2)
         return out.reshape(n, H * hd)
 
-    def _operand(self, layer: Layer, lt: LayerTrace, src: str, per_seq: int, share: int) -> np.ndarray:
-        """K or V as values; where it arrives as spikes, count its events: key j reaches `share` query heads
-        and the per_seq - j queries at or after it in its sequence."""
-        x = self.out[src]
+    def _past(self, layer: Layer) -> int:
+        """Keys cached per sequence; a decode step needs them (`kv_cache` of the phase before)."""
+        spec, past = layer.spec, layer.spec.past_tokens
+        missing = [src for src in layer.inputs[1:] if src not in self.cache]
+        if past and (past != int(past) or missing):
+            raise NeurosimError(f"layer '{layer.name}'", "spec.past_tokens", f"{past} cached keys per sequence, "
+                                f"and {'a fraction' if past != int(past) else f'no cache of {missing[0]!r}'}",
+                                "run the phase before and pass its trace's kv_cache (run(..., kv_cache=...)), "
+                                "with a whole number of past tokens")
+        for src in layer.inputs[1:] if past else ():
+            cached = self.cache[src]
+            rows = (cached.raster.shape[1] if isinstance(cached, Sent) else cached.shape[0])
+            if rows != spec.sequences * past:
+                raise NeurosimError(f"layer '{layer.name}'", "kv_cache", f"holds {rows} keys of '{src}', expected "
+                                    f"{spec.sequences} x {int(past)}", "pass the kv_cache of the phase just before")
+        return int(past)
+
+    def _operand(self, layer: Layer, lt: LayerTrace, src: str, per_seq: int, past: int, share: int) -> np.ndarray:
+        """K or V of every key, cached and new, as values; where it arrives as spikes, count its events: key j
+        of a sequence reaches `share` query heads and every query at or after it (a cached key: every query)."""
+        x = joined(self.cache.get(src) if past else None, self.out[src], layer.spec.sequences)
+        self.kv[src] = x
         if not isinstance(x, Sent):
             return x
-        n = x.raster.shape[1]
-        reach = (per_seq - np.arange(n) % per_seq) * share
-        events = np.count_nonzero(x.raster.reshape(x.raster.shape[0], n, -1), axis=2)   # (T, n)
+        keys = past + per_seq
+        position = np.arange(x.raster.shape[1]) % keys
+        reach = (per_seq - np.maximum(position - past, 0)) * share
+        events = np.count_nonzero(x.raster.reshape(x.raster.shape[0], len(position), -1), axis=2)   # (T, keys)
         acs = events @ reach
         lt.acs_per_step += acs
         lt.acs_by_source[src] = int(acs.sum())
@@ -306,8 +326,27 @@ class _Phase:
         return x.values()
 
 
-def run_decoder(net: Network, inputs: np.ndarray | None, handoff: str, seed: int, record_rasters: bool) -> SpikeTrace:
-    """spikes.run on a decoder phase: `inputs` is its input current (seq_len, input_size), the embedding rows."""
+def joined(past: Sent | np.ndarray | None, new: Sent | np.ndarray, sequences: int) -> Sent | np.ndarray:
+    """A KV cache extended by a phase's new keys, sequence by sequence (rows are sequence-major)."""
+    if past is None:
+        return new
+
+    def cat(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+        shape = lambda x: x.shape[:axis] + (sequences, -1) + x.shape[axis + 1:]   # noqa: E731
+        both = np.concatenate([a.reshape(shape(a)), b.reshape(shape(b))], axis=axis + 1)
+        return both.reshape(a.shape[:axis] + (-1,) + a.shape[axis + 1:])
+    if not isinstance(new, Sent):
+        return cat(past, new, 0)
+    codes = lambda a, b: None if a is None else Codes(*(cat(x, y, 0) for x, y in (   # noqa: E731
+        (a.ints, b.ints), (a.scale, b.scale), (a.zero_point, b.zero_point))))
+    return Sent(cat(past.raster, new.raster, 1), codes(past.high, new.high), codes(past.low, new.low), new.multi,
+                new.group)
+
+
+def run_decoder(net: Network, inputs: np.ndarray | None, handoff: str, seed: int, record_rasters: bool,
+                kv_cache: dict | None = None) -> SpikeTrace:
+    """spikes.run on a decoder phase: `inputs` is its input current (seq_len, input_size), the embedding rows;
+    a decode step (past_tokens > 0) also needs `kv_cache`, the trace.kv_cache of the phase before."""
     where = f"network '{net.name}'"
     if handoff == "stochastic":
         raise NeurosimError(where, "handoff", "a decoder phase sends its GIF trains as they are",
@@ -318,10 +357,10 @@ def run_decoder(net: Network, inputs: np.ndarray | None, handoff: str, seed: int
         raise NeurosimError(where, "inputs", f"a decoder phase needs its input, ({n}, {net.input_size}) finite "
                             f"values, got {None if x is None else x.shape}",
                             "give the embedding rows of its tokens (frontend.decoder_ir.engine_network returns them)")
-    phase = _Phase(net, np.ascontiguousarray(x, dtype=np.float32), record_rasters)
+    phase = _Phase(net, np.ascontiguousarray(x, dtype=np.float32), record_rasters, kv_cache)
     phase.run()
     note = ("decoder: each GIF input's zero-point and scale products (two per output and token) are computed "
             "and not priced, as in the closed form")
     return SpikeTrace(network=net.name, handoff=handoff, seed=seed, seq_len=n, input_size=net.input_size,
                       layers=phase.traces, input_events_per_step=np.zeros(0, np.int64), input_kind="current",
-                      notes=[note], output=phase.out[net.layers[-1].name])
+                      notes=[note], output=phase.out[net.layers[-1].name], kv_cache=phase.kv)

@@ -343,7 +343,7 @@ def _csr_cache(arrays: list[np.ndarray]):
 
 
 def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "lockstep", seed: int = 0,
-        record_rasters: bool = False, device: str | None = None) -> SpikeTrace:
+        record_rasters: bool = False, device: str | None = None, kv_cache: dict | None = None) -> SpikeTrace:
     """Propagate `inputs` through `net` and count every spike, AC and MAC.
 
     inputs: (T, seq_len, input_size) spikes, (seq_len, input_size) firing
@@ -353,7 +353,8 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     "stochastic" (sequential carrying rates, own t^l, Bernoulli regeneration
     with `seed`). Same network, input and seed -> the same trace. device: None runs
     this (Numba, CPU) engine; a torch device ("cuda", "cuda:1", "cpu") runs the same
-    network multi-step on torch (torch_engine.py), with the same counts.
+    network multi-step on torch (torch_engine.py), with the same counts. kv_cache: a decoder's decode
+    step reads the keys and values of the phases before (their trace.kv_cache).
     """
     if handoff not in HANDOFFS:
         raise NeurosimError("spikes.run", "handoff", f"unknown handoff {handoff!r}", f"use one of {', '.join(HANDOFFS)}")
@@ -361,7 +362,7 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
         if device is not None:
             raise NeurosimError("spikes.run", "device", "decoder phases run on the CPU engine", "drop device")
         kernels.announce_compiling()
-        return decoder.run_decoder(net, inputs, handoff, seed, record_rasters)
+        return decoder.run_decoder(net, inputs, handoff, seed, record_rasters, kv_cache)
     if device is not None:
         from .torch_engine import check_device
         check_device(net, handoff, device)

@@ -113,10 +113,9 @@ def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None,
     and decode priced (neurosim.llm, simulator) at the measured rates.
 
     The engine runs the checkpoint's held-out sample, `batch` windows of prompt + generate characters,
-    teacher-forced (the generated tokens are the sample's own): once over the prompt (the prefill phase,
-    exactly) and once over the whole sequence, whose work minus the prefill's is the decode steps' (exactly:
-    each key is quantized per token, so a decode step is the last query of a longer prefill). The rates of
-    every GIF input over all those tokens, per block, replace the card's."""
+    teacher-forced (each generated token is the sample's own next one): the prefill of the prompt, then one
+    decode step per generated token against the KV cache of spikes before it. The rates of every GIF input
+    over all those phases, per block, replace the card's."""
     from ..cards import DecoderCard
     from ..frontend import decoder_ir
     from ..llm.workload import Request, run_workload
@@ -129,34 +128,34 @@ def decoder_engine_report(card, arch: ArchConfig, *, mapping: str | None = None,
         raise NeurosimError(f"model '{card.name}'", "--batch", f"the checkpoint ships {sample.shape[0]} sample "
                             f"windows, {req.batch} asked for", f"give --batch {sample.shape[0]} or fewer")
     tokens = sample[:req.batch, :req.prompt + req.generate]
-    traces = {}
-    for phase, toks in (("whole", tokens), ("prefill", tokens[:, :req.prompt])):
-        net, current = decoder_ir.engine_network(model, spiking, toks)
-        traces[phase] = (net, run(net, current, seed=seed))
-    net, whole = traces["whole"]
-    rates = decoder_ir.engine_rates(net, whole, card.layers)
-    mean = {role: sum(r) / len(r) for role, r in rates.items()}
+    runs, cache = [], None
+    for start, stop in [(0, req.prompt)] + [(i, i + 1) for i in range(req.prompt, req.prompt + req.generate)]:
+        net, current = decoder_ir.engine_network(model, spiking, tokens[:, start:stop], past=start)
+        trace = run(net, current, seed=seed, kv_cache=cache)
+        runs.append((net, trace))
+        cache = trace.kv_cache
+    rates = decoder_ir.engine_rates(runs, card.layers)
     source = (f"measured by the spike engine: {path.name} on {req.batch} held-out sample window(s) of "
               f"{req.prompt + req.generate} characters")
     data = card.model_dump()
-    data["spiking"]["rates"].update(mean)
+    data["spiking"]["rates"].update({role: sum(r) / len(r) for role, r in rates.items()})
     data["spiking"]["block_rates"] = rates           # each block priced at its own measured rates
     data["rates_source"] = source
     report = run_workload(DecoderCard.model_validate(data), arch, req.prompt, req.generate, req.batch,
                           mapping=mapping, carry=carry, engine="sim")
     report.engine = "spikes"
-    report.notes = engine_notes(traces, rates, report, req) + report.notes
+    report.notes = engine_notes([trace for _, trace in runs], rates, report, req) + report.notes
     return report
 
 
-def engine_notes(traces: dict, rates: dict[str, list[float]], report, req) -> list[str]:
+def engine_notes(traces: list, rates: dict[str, list[float]], report, req) -> list[str]:
     """What the engine counted, beside what the workload's cost model priced at the rates it measured."""
-    prefill, whole = traces["prefill"][1], traces["whole"][1]
-    decode_acs = whole.acs - prefill.acs
+    prefill, steps = traces[0], traces[1:]
+    decode_acs = sum(t.acs for t in steps)
     spikes = sum(lt.spikes for lt in prefill.layers.values())
     notes = [f"spike engine (CPU), exact counts: prefill {prefill.acs:,} ACs, {prefill.macs:,} MACs, {spikes:,} "
              f"multi-level spike events ({req.batch} x {req.prompt} tokens); decode {decode_acs:,} ACs "
-             f"({req.generate} steps, the whole sequence's count minus the prefill's)"]
+             f"({req.generate} steps, each against the KV cache of spikes before it)"]
     if report.feasible:
         notes.append(f"the cost model at the measured rates per block: prefill {report.prefill.acs:,.0f} ACs "
                      f"({report.prefill.acs / prefill.acs - 1:+.2%} vs the engine), decode "

@@ -81,6 +81,7 @@ class SpikeTrace:
     input_raster: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     output: np.ndarray | None = None   # the last layer's real output, where the run keeps it (a decoder's logits)
+    kv_cache: dict | None = None       # a decoder phase: every attention's keys and values so far, for the next step
 
     def __getitem__(self, name: str) -> LayerTrace:
         return self.layers[name]
