@@ -144,3 +144,32 @@ def test_shipped_student_encodes_text_with_its_own_tokenizer():
     ids = distill.encode_for_student(ckpt, ["a gripping , funny film"], 8)[0].tolist()
     words = [ckpt["vocab"][i] for i in ids]
     assert words == ["[CLS]", "a", "gripping", ",", "funny", "film", "[SEP]", "[PAD]"]
+
+
+@pytest.mark.parametrize("mode", ["spike", "stochastic"])
+def test_spike_driven_logits_carry_the_time_stepped_values_and_the_rate_models_gradient(mode):
+    torch.manual_seed(0)
+    student = SpikingEncoder(vocab_size=20, hidden=8, heads=2, intermediate=16, layers=2, seq_len=6, classes=2,
+                             timesteps=5)
+    ids = torch.randint(0, 20, (3, 6))
+    with torch.no_grad():
+        want = student(ids, mode=mode, seed=4)
+    logits, outputs = distill.spike_driven_logits(student, ids, mode, seed=4)
+    assert torch.allclose(logits, want, atol=1e-5)
+    assert len(outputs) == 2 and all(((o * 5).round() - o * 5).abs().max() < 1e-4 for o in outputs)  # counts / T
+    logits.sum().backward()
+    grad = student.blocks[0].k.weight.grad
+    assert grad is not None and grad.abs().sum() > 0       # reaches the first block through the rate model
+    assert student.keep_token_asr is False and student.token_asr == {}
+
+
+def test_token_asr_is_the_per_token_rate_that_last_asr_averages():
+    torch.manual_seed(1)
+    student = SpikingEncoder(vocab_size=20, hidden=8, heads=2, intermediate=16, layers=1, seq_len=6, classes=2,
+                             timesteps=7)
+    student.keep_token_asr = True
+    with torch.no_grad():
+        student(torch.randint(0, 20, (2, 6)), mode="spike")
+    for name, per_token in student.token_asr.items():
+        assert per_token.shape[:2] == (2, 6)
+        assert torch.allclose(per_token.mean(dim=(0, 1)), student.last_asr[name])

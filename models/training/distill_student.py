@@ -56,7 +56,8 @@ T_CONV = 85             # the seed paper's Table I, SST-2
 SAMPLES = 8             # sample sentences in the checkpoint: `neurosim compare` runs them at T = 85 on a CPU
 SETTINGS = dict(head_epochs=60, head_lr=3e-3, finetune_epochs=3, finetune_lr=3e-5, ikd_epochs=10, ikd_lr=2e-4,
                 pred_epochs=6, pred_lr=5e-5, batch=32, soft_weight=0.5, temperature=1.0,
-                spike_epochs=3, spike_lr=5e-5, spike_batch=64, spike_t=16)  # ours
+                spike_epochs=4, spike_lr=2e-4, spike_batch=64, spike_t=16, spike_layer_weight=1.0,
+                spike_modes=("spike", "stochastic"))  # ours
 
 
 def batches(n: int, size: int, device, shuffle: bool = True):
@@ -190,40 +191,57 @@ def distil_prediction(student, clf, data, student_ids, s) -> float:
     return best[0]
 
 
-def spike_finetune(student, xs: dict, ys: dict, s: dict) -> list[float]:
-    """Stage 3 (ours): train the time-stepped network itself, through its spikes.
+def spike_driven(student, xs: dict, ys: dict, s: dict) -> list[dict]:
+    """Stage 3: train on the spiking network's own values (distill.spike_driven_logits), the rate model as teacher.
 
-    The equilibrium (rate) model does not see that LayerNorm and softmax act on each step's spikes, and over six
-    layers the spiking network drifts from it. Here spike mode runs at T = spike_t with the LIF's surrogate
-    gradient (backpropagation through time); the loss is the task's labels plus the rate model's own logits
-    (frozen, computed first) as soft labels. Keeps the best epoch by validation accuracy in spike mode at T = 32
-    (epoch 0: the model as it came). Returns the validation accuracies.
+    The rate model of stage 2 is frozen and is the target: its logits as soft labels (with the task's labels)
+    and each block's output rates per token (MSE, weight spike_layer_weight), so every block is told where its
+    spiking output should be and no gradient has to cross the blocks that have collapsed. Batches alternate
+    between the `spike_modes` (spike: the spatial dataflow; stochastic: Bernoulli inputs at the carried rates),
+    at spike_t steps. Keeps the best epoch by validation accuracy in spike mode at spike_t and stochastic mode at
+    spike_t (their mean; epoch 0: the model of stage 2). Returns each epoch's validation accuracies.
     """
-    t_conv = list(student.timesteps)
-    with torch.no_grad():
-        student.eval()
-        soft = torch.cat([student(xs["train"][i:i + 256], mode="rate") for i in range(0, len(xs["train"]), 256)])
-    opt = torch.optim.AdamW(student.parameters(), lr=s["spike_lr"], weight_decay=0.01)
+    import copy
 
-    def val_acc():
-        student.timesteps = 32
-        return accuracy(student, xs["val"], ys["val"], "spike")
-    history = [val_acc()]
-    best = (history[0], {k: v.clone() for k, v in student.state_dict().items()})
-    for epoch in range(s["spike_epochs"]):
-        student.train()
+    t_conv = list(student.timesteps)
+    frozen = copy.deepcopy(student).eval()
+    opt = torch.optim.AdamW(student.parameters(), lr=s["spike_lr"], weight_decay=0.01)
+    n_batches = len(batches(len(xs["train"]), s["spike_batch"], xs["train"].device))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / (s["spike_epochs"] * n_batches))
+
+    def val_acc(epoch):
         student.timesteps = s["spike_t"]
+        acc = {m: round(accuracy(student, xs["val"], ys["val"], m, seed=1), 4) for m in ("spike", "stochastic")}
+        acc["rate"] = round(accuracy(student, xs["val"], ys["val"], "rate"), 4)
+        return dict(epoch=epoch, **acc)
+    history = [val_acc(0)]
+    score = lambda h: (h["spike"] + h["stochastic"]) / 2  # noqa: E731
+    best = (score(history[0]), {k: v.clone() for k, v in student.state_dict().items()})
+    step = 0
+    for epoch in range(1, s["spike_epochs"] + 1):
+        student.train()
         for idx in batches(len(xs["train"]), s["spike_batch"], xs["train"].device):
-            loss = distill.prediction_loss(student(xs["train"][idx], mode="spike"), ys["train"][idx], soft[idx],
-                                           s["temperature"], s["soft_weight"])
+            x = xs["train"][idx]
+            with torch.no_grad():
+                frozen.keep_rates = True
+                soft = frozen(x, mode="rate")
+                targets = [frozen.last_rates[f"block{b}.output"] for b in range(len(frozen.blocks))]
+                frozen.keep_rates = False
+            student.timesteps = s["spike_t"]
+            mode = s["spike_modes"][step % len(s["spike_modes"])]
+            logits, outputs = distill.spike_driven_logits(student, x, mode, seed=step)
+            task = distill.prediction_loss(logits, ys["train"][idx], soft, s["temperature"], s["soft_weight"])
+            layers = sum(F.mse_loss(o, t) for o, t in zip(outputs, targets))
             opt.zero_grad()
-            loss.backward()
+            (task + s["spike_layer_weight"] * layers).backward()
             opt.step()
-        history.append(val_acc())
-        print(f"  spike-mode fine-tuning epoch {epoch + 1}: loss {float(loss):.4f}, validation (spike, T = 32) "
-              f"{history[-1]:.4f}", flush=True)
-        if history[-1] > best[0]:
-            best = (history[-1], {k: v.clone() for k, v in student.state_dict().items()})
+            sched.step()
+            step += 1
+        history.append(val_acc(epoch))
+        print(f"  spike-driven epoch {epoch}: loss {task.item():.4f} + {layers.item():.4f} (last batch, {mode}), "
+              f"validation {history[-1]}", flush=True)
+        if score(history[-1]) > best[0]:
+            best = (score(history[-1]), {k: v.clone() for k, v in student.state_dict().items()})
     student.load_state_dict(best[1])
     student.timesteps = t_conv
     return history
@@ -308,9 +326,9 @@ def checkpoint(keep, tokenizer, student_ids, data, task, config) -> dict:
 def finish(student, xs: dict, ys: dict, ckpt: dict, args, s: dict, rec: dict, start: float) -> None:
     """Stage 3, the test accuracies and rates, then the fp16 checkpoint and the results file."""
     if s["spike_epochs"]:
-        rec["test_accuracy_before_spike_finetune"] = evaluate(student, xs["test"], ys["test"], args.timesteps)
-        print("before spike-mode fine-tuning:", json.dumps(rec["test_accuracy_before_spike_finetune"]), flush=True)
-        rec["spike_finetune_validation"] = [round(v, 4) for v in spike_finetune(student, xs, ys, s)]
+        rec["test_accuracy_before_spike_driven"] = evaluate(student, xs["test"], ys["test"], args.timesteps)
+        print("before spike-driven training:", json.dumps(rec["test_accuracy_before_spike_driven"]), flush=True)
+        rec["spike_driven_validation"] = spike_driven(student, xs, ys, s)
     rec["settings"] = s
     rec["test_accuracy"] = evaluate(student, xs["test"], ys["test"], args.timesteps)
     print("student test accuracy:", json.dumps(rec["test_accuracy"]), flush=True)
@@ -334,6 +352,8 @@ def resume(args, s: dict, start: float) -> None:
     student, ckpt = load_encoder(args.resume)
     student = student.to(args.device)
     rec = json.loads(args.resume.with_suffix(".results.json").read_text())
+    for stale in ("spike_finetune_validation", "test_accuracy_before_spike_finetune"):   # the earlier stage 3's
+        rec.pop(stale, None)
     xs, ys = {}, {}
     for name, (texts, labels) in zip(("train", "val", "test"), distill_data.splits(ckpt["task"])):
         xs[name] = distill.encode_for_student(ckpt, texts, student.seq_len).to(args.device)
@@ -360,6 +380,8 @@ def main() -> None:
                         help=f"epochs of the three stages (default {SETTINGS['ikd_epochs']} "
                              f"{SETTINGS['pred_epochs']} {SETTINGS['spike_epochs']})")
     parser.add_argument("--timesteps", type=int, default=T_CONV, help="T of the student (default: Table I's 85)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override SETTINGS (VALUE read as JSON), e.g. spike_lr=6e-4 spike_t=32")
     parser.add_argument("--smoke", action="store_true", help="64 sentences a split, one epoch a stage, T = 4")
     args = parser.parse_args()
     args.name = args.name or f"spikingbert-minilm-{args.task}"
@@ -369,6 +391,11 @@ def main() -> None:
                           else {}))
     s.update(dict(head_epochs=2, finetune_epochs=1, ikd_epochs=1, pred_epochs=1, spike_epochs=1, spike_t=2)
              if args.smoke else {})
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in SETTINGS:
+            parser.error(f"--set {item}: {key!r} is not one of {', '.join(SETTINGS)}")
+        s[key] = json.loads(value)
     start = time.time()
     if args.resume is not None:
         return resume(args, s, start)

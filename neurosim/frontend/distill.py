@@ -31,6 +31,19 @@ common factor of its input. GELU becomes the IF rate clamp(u / s, 0, 1). The
 teacher's embedding LayerNorm has no counterpart in SpikingEncoder (a token
 and a position embedding, summed): we normalise each word's embedding with the
 mean position added and scale the position table by the median norm.
+
+Spike-driven training (`spike_driven_logits`). A student distilled in rate
+mode alone drifts from its rates once it runs in time steps: LayerNorm and
+softmax act on each step's binary inputs, whose noise widens LayerNorm's
+per-step spread and so shrinks its output (measured slope 0.4-0.8 per block on
+the teacher-folded student), and six blocks compound the shrinkage until the
+last layer no longer depends on the sentence. SpikingBERT trains on the
+*simulated* network's ASR with the equilibrium model's gradient (implicit
+differentiation at the spiking equilibrium; Meng et al.'s DSR, CVPR 2022, is
+the same idea for feed-forward SNNs): the forward values are what the spiking
+network computes, the backward pass the rate model's Jacobian at those values.
+On the shipped student it did not help (models/spikingbert-minilm-polarity.md:
+rate mode collapsed within an epoch, spike mode stayed at one class).
 """
 
 from __future__ import annotations
@@ -232,3 +245,29 @@ def prediction_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: 
     """(1 - w) x cross-entropy on the labels + w x soft cross-entropy on the teacher's logits / temperature."""
     soft = -(F.softmax(teacher_logits / temperature, -1) * F.log_softmax(logits / temperature, -1)).sum(-1).mean()
     return (1 - soft_weight) * F.cross_entropy(logits, labels) + soft_weight * soft
+
+
+def spike_driven_logits(student: SpikingEncoder, tokens: torch.Tensor, mode: str = "spike",
+                        seed: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(logits, each block's output) whose values are a time-stepped pass's and whose gradient is the rate model's.
+
+    One `mode` pass ("spike" or "stochastic", at the student's timesteps) without gradient gives every
+    sublayer's per-token ASR; then one rate pass where each sublayer outputs its rate with the ASR's value
+    (straight through: rate + (ASR - rate).detach()), so its inputs are the spiking network's values too.
+    """
+    student.keep_token_asr = True
+    try:
+        with torch.no_grad():
+            student(tokens, mode=mode, seed=seed)
+        asr = dict(student.token_asr)
+    finally:
+        student.keep_token_asr = False
+        student.token_asr = {}
+    x, outputs = student.embedding(tokens), []
+    for b, blk in enumerate(student.blocks):
+        def fire(role, current, b=b, blk=blk):
+            r = blk.lif[role].rate(current)
+            return r + (asr[f"block{b}.{role}"] - r).detach()
+        x, _ = blk(x, fire)
+        outputs.append(x)
+    return student.classifier(x.mean(dim=1)), outputs

@@ -68,6 +68,9 @@ Hooks for pruning (neurosim.pruning), all off by default:
   pruning).
 * `SpikingEncoder.keep_rates = True`: `rate` and `rate_t` modes also keep `last_rates[name]`,
   the (batch, tokens, neurons) rates with their graph, for an activity loss.
+* `SpikingEncoder.keep_token_asr = True`: every mode also keeps `token_asr[name]`, the
+  (batch, tokens, neurons) ASR (or rates) before the mean `last_asr` takes, without graph: what
+  spike-driven training (neurosim.frontend.distill.spike_driven_logits) uses as its forward values.
 
 Spike mode differs from the equilibrium beyond the 1/T discretization: the
 per-step softmax and LayerNorm are nonlinear, so the mean of a per-step
@@ -221,6 +224,8 @@ class SpikingEncoder(nn.Module):
         self.step_asr: dict[str, torch.Tensor] = {}
         self.keep_rates = False
         self.last_rates: dict[str, torch.Tensor] = {}
+        self.keep_token_asr = False
+        self.token_asr: dict[str, torch.Tensor] = {}
 
     # -- timesteps: one count per spiking sublayer -------------------------------------
     @property
@@ -277,6 +282,8 @@ class SpikingEncoder(nn.Module):
     def _record(self, b: int, per_token: dict[str, torch.Tensor]) -> None:
         for role, r in per_token.items():
             self.last_asr[f"block{b}.{role}"] = r.detach().mean(dim=(0, 1))
+            if self.keep_token_asr:
+                self.token_asr[f"block{b}.{role}"] = r.detach()
 
     # -- rate: the equilibrium model --------------------------------------------
     def _rate(self, tokens: torch.Tensor) -> torch.Tensor:
