@@ -60,12 +60,14 @@ def one_case(net, arch, objective: str, tables) -> dict:
     except NeurosimError as exc:
         return {**row, "found": False, "why": exc.problem}
     best_today = min((f for f in fixed if f["feasible"]), default=None,
-                     key=lambda f: value(objective, f["energy_j"], f["latency_s"]))
+                     key=lambda f: (value(objective, f["energy_j"], f["latency_s"]), f["latency_s"], f["energy_j"]))
     one = min((s for s in result.found if len(s.shape) == 1), key=lambda s: s.score, default=None)
     top = result.found[0]
     confirmed = result.table.iloc[0]
     return {**row, "found": True, "method": result.method, "space": result.space_size, "priced": result.priced,
             "seconds": result.seconds, "plan": result.best.label(), "segments": len(result.best.segments),
+            "plan_file": result.best.model_dump(exclude_none=True),
+            "why": why(net, arch, result.best, best_today),
             "energy_j": top.energy_j, "latency_s": top.latency_s, "peak_bytes": top.peak_bytes,
             "sim_energy_j": float(confirmed.get("sim_energy_j", float("nan"))),
             "sim_latency_s": float(confirmed.get("sim_latency_s", float("nan"))),
@@ -74,6 +76,22 @@ def one_case(net, arch, objective: str, tables) -> dict:
                                                          latency_s=one.latency_s),
             "shapes": [dict(energy_j=s.energy_j, latency_s=s.latency_s, segments=len(s.shape))
                        for s in result.found]}
+
+
+def why(net, arch, plan, best_today: dict | None) -> str:
+    """Where the best plan's energy differs from today's best mapping's, by kind (closed form), largest first."""
+    import neurosim
+    from neurosim.mapping import plan_report
+    from neurosim.report import format_si
+
+    if best_today is None:
+        return "today's mappings do not fit"
+    kind, _, carry = best_today["mapping"].partition("/")
+    old = neurosim.estimate(net, arch, kind, carry or "spikes").energy_breakdown_pj
+    new = plan_report(plan, net, arch).energy_breakdown_pj
+    diffs = sorted((((new[k] - old[k]) * 1e-12, k) for k in new), key=lambda d: -abs(d[0]))
+    return ", ".join(f"{k} {'+' if d >= 0 else '-'}{format_si(abs(d), 'J')}" for d, k in diffs[:3] if d != 0) or \
+        "the same energy by kind"
 
 
 def _shape_label(net, shape) -> str:
@@ -100,12 +118,13 @@ def markdown(cases: list[dict]) -> str:
              "three mappings with those choices made for the row's objective. Saving: of the row's objective, "
              "by the best plan found over each.", "",
              "| model | chip | objective | today (best) | one segment | best plan | closed form: energy, latency "
-             "| simulator: energy, latency | saving vs today | vs one segment | search |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| simulator: energy, latency | saving vs today | vs one segment | energy against today's, by kind "
+             "| search |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
         head = f"| {c['model']} | {c['chip']} | {c['objective']} |"
         if not c["found"]:
-            lines.append(f"{head} no mapping fits | - | - | - | - | - | - | {c['why']} |")
+            lines.append(f"{head} no mapping fits | - | - | - | - | - | - | - | {c['why']} |")
             continue
         t, one = c["best_today"], c["one_segment"]
         s_today, s_one = saving(c["objective"], c, t), saving(c["objective"], c, one)
@@ -114,7 +133,8 @@ def markdown(cases: list[dict]) -> str:
             f"{head} {t['mapping'] if t else 'none fits'} | {one['label'] if one else '-'} | {c['plan']} | "
             f"{format_si(c['energy_j'], 'J')}, {format_si(c['latency_s'], 's')} | "
             f"{format_si(c['sim_energy_j'], 'J')}, {format_si(c['sim_latency_s'], 's')} | {fmt(s_today)} | "
-            f"{fmt(s_one)} | {c['method']}, {c['priced']:,} of {c['space']:,} plans, {c['seconds']:.0f} s |")
+            f"{fmt(s_one)} | {c['why']} | {c['method']}, {c['priced']:,} of {c['space']:,} plans, "
+            f"{c['seconds']:.0f} s |")
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +143,9 @@ def figure(cases: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from neurosim.report import format_si
 
     models = sorted({c["model"] for c in cases}, key=MODELS.index)
     chips = [ch for ch in CHIPS if any(c["chip"] == ch for c in cases)]
@@ -134,7 +157,10 @@ def figure(cases: list[dict], path: Path) -> None:
             ax, here = axes[i][j], [c for c in cases if c["model"] == model and c["chip"] == chip]
             ax.set_title(f"{model} on {chip}", fontsize=9)
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_si(v, "s")))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_si(v, "J")))
             ax.set_xlabel("latency per inference (s)")
             ax.set_ylabel("energy per inference (J)")
             shapes = [s for c in here if c["found"] for s in c["shapes"]]
@@ -144,7 +170,7 @@ def figure(cases: list[dict], path: Path) -> None:
             for f in here[0]["today"] if here else []:
                 if f["feasible"]:
                     ax.scatter(f["latency_s"], f["energy_j"], marker=today_marks[f["mapping"]], facecolors="none",
-                               edgecolors="k", s=70, label=f"today: {f['mapping']}", zorder=3)
+                               edgecolors="k", s=110, label=f"today: {f['mapping']}", zorder=5)
             for c in here:
                 if c["found"]:
                     m, col = marks[c["objective"]]
@@ -153,6 +179,9 @@ def figure(cases: list[dict], path: Path) -> None:
             if not shapes:
                 ax.text(0.5, 0.5, "no mapping fits\n(weights exceed the SRAM,\nno DRAM)", ha="center",
                         va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
             ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -161,7 +190,13 @@ def figure(cases: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the shipped encoder only")
+    parser.add_argument("--from-json", action="store_true", help="redraw the table and figure from mapping_search.json")
     args = parser.parse_args()
+    if args.from_json:
+        cases = json.loads((HERE / "mapping_search.json").read_text())
+        (HERE / "mapping_search.md").write_text(markdown(cases))
+        figure(cases, HERE / "mapping_search.png")
+        return
     import neurosim
     from neurosim.mapping.space import SegmentTables
 
