@@ -191,9 +191,11 @@ def test_a_plan_that_does_not_fit_is_infeasible_with_its_shortfall():
                           Segment(kind="sequential", first="c", last="c", cores=2)])
     r = plan_report(plan, net, arch)
     assert not r.feasible and any("short by 1" in note for note in r.notes)
-    tiny = with_core_count(neurosim.load_arch("loihi"), 1)
-    r = plan_report(Plan(segments=[Segment(kind="spatial", first="a", last="c")]), mlp(), tiny)
-    assert r.feasible or "short by" in " ".join(r.notes)
+    # a segment that does not fit its cores: three spatial layers need a core each at least
+    plan = Plan(segments=[Segment(kind="sequential", first="a", last="a", cores=2),
+                          Segment(kind="spatial", first="b", last="c", cores=1)])
+    r = plan_report(plan, net, arch)
+    assert not r.feasible and any("segment spatial b..c on 1" in note and "short by 1" in note for note in r.notes)
 
 
 @pytest.mark.parametrize("segments, field, fix", [
