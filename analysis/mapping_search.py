@@ -74,8 +74,8 @@ def one_case(net, arch, objective: str, tables) -> dict:
             "best_today": best_today,
             "one_segment": None if one is None else dict(label=_shape_label(net, one.shape), energy_j=one.energy_j,
                                                          latency_s=one.latency_s),
-            "shapes": [dict(energy_j=s.energy_j, latency_s=s.latency_s, segments=len(s.shape))
-                       for s in result.found]}
+            # every shape priced, by its best split: [energy (J), latency (s), segments], 5 digits
+            "shapes": [[float(f"{s.energy_j:.5g}"), float(f"{s.latency_s:.5g}"), len(s.shape)] for s in result.found]}
 
 
 def why(net, arch, plan, best_today: dict | None) -> str:
@@ -98,6 +98,11 @@ def _shape_label(net, shape) -> str:
     names = [layer.name for layer in net.layers]
     return " | ".join(f"{k if k == 'spatial' else k + '/' + c} {names[a]}..{names[b]}" for a, b, k, c in shape)
 
+
+
+def dumps(cases: list[dict]) -> str:
+    """The cases as JSON, one line each (the shapes' figures make them long)."""
+    return "[\n" + ",\n".join(json.dumps(c) for c in cases) + "\n]\n"
 
 
 def saving(objective: str, new: dict, old: dict | None) -> float | None:
@@ -165,7 +170,7 @@ def figure(cases: list[dict], path: Path) -> None:
             ax.set_ylabel("energy per inference (J)")
             shapes = [s for c in here if c["found"] for s in c["shapes"]]
             if shapes:
-                ax.scatter([s["latency_s"] for s in shapes], [s["energy_j"] for s in shapes], s=6, c="0.8",
+                ax.scatter([s[1] for s in shapes], [s[0] for s in shapes], s=6, c="0.8",
                            label="plan shapes priced", zorder=1)
             for f in here[0]["today"] if here else []:
                 if f["feasible"]:
@@ -210,8 +215,8 @@ def main() -> None:
                 cases.append(one_case(net, arch, objective, tables))
                 c = cases[-1]
                 print(f"{model} on {chip}, {objective}: {c.get('plan', c.get('why'))}", flush=True)
-            (HERE / "mapping_search.json").write_text(json.dumps(cases, indent=1))
-    (HERE / "mapping_search.json").write_text(json.dumps(cases, indent=1))
+            (HERE / "mapping_search.json").write_text(dumps(cases))
+    (HERE / "mapping_search.json").write_text(dumps(cases))
     (HERE / "mapping_search.md").write_text(markdown(cases))
     figure(cases, HERE / "mapping_search.png")
 
