@@ -54,43 +54,57 @@ def arch_at(point: dict):
     return validate(data, ArchConfig, str(path)).loaded_from(str(path), shipped.energy.model_copy())
 
 
-def price(card, point: dict, mac_based: bool, mapping: str):
-    """One variant at one point; the spatial mapping on as many chips as it needs."""
+PRICED = {}   # (model, point, mac_based, mapping) -> report: the closed form at each point once
+
+
+def price(card, point: dict, mac_based: bool, mapping: str, split: int | None = None, engine: str = "analytic"):
+    """One variant at one point, rows split over `split` chips a stage (None: searched); the spatial mapping
+    on as many chips as it needs. Closed-form reports are kept in PRICED."""
+    key = (card.name, tuple(point.items()), mac_based, mapping)
+    if engine == "analytic" and key in PRICED:
+        return PRICED[key]
     from neurosim.llm import run_workload
     from neurosim.llm.workload import with_chip_count
 
     arch = arch_at(point)
     kw = dict(prompt=PROMPT, generate=GENERATE, batch=point["batch"], mapping=mapping, mac_based=mac_based,
-              decode_groups=4)
-    report = run_workload(card, arch, **kw)
+              decode_groups=4, tensor_split=split)
+    report = run_workload(card, arch, **kw, engine=engine)
     if not report.feasible and mapping == "spatial" and report.chips_needed:
-        report = run_workload(card, with_chip_count(arch, report.chips_needed), **kw)
+        report = run_workload(card, with_chip_count(arch, report.chips_needed), **kw, engine=engine)
+    if engine == "analytic":
+        PRICED[key] = report
     return report
 
 
-def rows() -> list[dict]:
+def rows(models=MODELS) -> list[dict]:
+    """Every point of every axis. The split of rows over chips is searched at the shipped point (BASE) for
+    each model and variant and kept along the axes (a search at every point would triple the run)."""
     from neurosim.cards import load_decoder_card
 
     out = []
-    for model in MODELS:
+    for model in models:
         card = load_decoder_card(REPO / "models" / f"{model}.yaml")
+        splits = {(mac, m): price(card, BASE, mac, m).tensor_split for mac, m in VARIANTS}
         for axis, values in AXES.items():
             for value in values:
                 point = {**BASE, axis: value}
                 for mac_based, mapping in VARIANTS:
-                    r = price(card, point, mac_based, mapping)
+                    r = price(card, point, mac_based, mapping, splits[mac_based, mapping])
                     row = dict(model=model, axis=axis, value=value, variant=r.label, feasible=r.feasible,
-                               chips=r.chips, chips_needed=r.chips_needed)
+                               chips=r.chips, chips_needed=r.chips_needed, split=r.tensor_split)
                     if r.feasible:
                         e = r.decode.energy_pj
                         row.update(tpot_ms=r.tpot_mean_s * 1e3, tpot_last_ms=r.tpot_last_s * 1e3, ttft_ms=r.ttft_s * 1e3,
                                    tokens_per_s=r.tokens_per_s, mj_per_token=r.energy_per_token_decode_j * 1e3,
                                    prefill_mj_per_token=r.energy_per_token_prefill_j * 1e3,
                                    dram_share=e["dram"] / sum(e.values()), compute_share=e["compute"] / sum(e.values()),
+                                   leakage_share=e["leakage"] / sum(e.values()),
                                    kv_on_chip=r.kv_on_chip_bytes / r.kv_peak_bytes,
                                    weights_mib_per_token=r.weight_bytes_per_token / 2**20)
                     out.append(row)
-                    print(model, axis, value, r.label, "ok" if r.feasible else "infeasible", file=sys.stderr)
+                    print(model, axis, value, r.label, "ok" if r.feasible else "infeasible", file=sys.stderr,
+                          flush=True)
     return out
 
 
@@ -145,7 +159,7 @@ def saving(df, model: str, axis: str, value, mapping: str = "sequential") -> flo
 
 
 def table(df) -> str:
-    cols = ["model", "axis", "value", "variant", "chips", "ttft_ms", "tpot_ms", "tpot_last_ms", "tokens_per_s",
+    cols = ["model", "axis", "value", "variant", "chips", "split", "ttft_ms", "tpot_ms", "tpot_last_ms", "tokens_per_s",
             "mj_per_token", "prefill_mj_per_token", "compute_share", "dram_share", "kv_on_chip",
             "weights_mib_per_token"]
     out = df[cols].copy()
@@ -157,43 +171,64 @@ def table(df) -> str:
     return "\n".join(lines)
 
 
+def less(saved: float) -> str:
+    return f"spends {100 * saved:.0f}% less" if saved >= 0 else f"spends {-100 * saved:.0f}% more"
+
+
 def findings(df, checks: list[dict]) -> str:
     sim = {(c["model"], c["variant"]): c for c in checks}
     lines = []
-    for model in MODELS:
+    for model in [m for m in MODELS if m in set(df.model)]:
         b1, b64 = saving(df, model, "batch", 1), saving(df, model, "batch", 64)
         base = df[(df.model == model) & (df.axis == "batch") & (df.value == 1)].set_index("variant")
         seq = base.loc["spiking, sequential"]
+        spk, mac_t = base.loc["spiking, sequential", "tpot_ms"], base.loc["MAC-based, sequential", "tpot_ms"]
         lines.append(
-            f"* **{model}, sequential mapping**: the spiking model spends {100 * b1:.0f}% less energy per decoded "
-            f"token than the same model MAC-based at batch 1 and {100 * b64:.0f}% less at batch 64. At batch 1 "
-            f"HBM traffic is {100 * seq.dram_share:.0f}% of the spiking model's decode energy "
-            f"({seq.weights_mib_per_token:.0f} MiB of weights per token) and compute only "
-            f"{100 * seq.compute_share:.0f}%: spiking changes only the compute, so memory traffic erases most of "
-            f"its advantage; a larger batch shares every weight read and the advantage grows toward the compute "
-            f"ratio. Time per token is the same for both within "
-            f"{100 * abs(1 - base.loc['spiking, sequential', 'tpot_ms'] / base.loc['MAC-based, sequential', 'tpot_ms']):.0f}%.")
+            f"* **{model}, sequential mapping**: the spiking model {less(b1)} energy per decoded token than the "
+            f"same model MAC-based at batch 1 and {less(b64)} at batch 64. At batch 1 HBM traffic is "
+            f"{100 * seq.dram_share:.0f}% of the spiking model's decode energy ({seq.weights_mib_per_token:.0f} MiB "
+            f"of weights per token) and compute only {100 * seq.compute_share:.0f}%: spiking changes only the "
+            "compute, so memory traffic erases most of its advantage; a larger batch shares every weight read and "
+            f"the advantage grows toward the compute ratio. Time per token: {spk:.3g} ms spiking against "
+            f"{mac_t:.3g} ms MAC-based ({spk / mac_t:.1f}x): an AC lane adds into one accumulator a cycle, so a "
+            "layer does at most as many ACs a cycle as it has outputs in a step, and a batch-1 decode step has "
+            "one token (the MAC cores sum through adder trees).")
+        lines.append(f"* **{model}, the split of rows** (searched at this point by the arch's objective, edp): "
+                     + "; ".join(f"{v} on {int(base.loc[v, 'chips'])} chips, rows split over "
+                                 f"{int(base.loc[v, 'split'])} a stage" for v in base.index if base.loc[v, "feasible"])
+                     + ". Splitting a stage's rows over chips runs them in parallel, so the sequential mapping on "
+                     "four chips is fastest as one stage of four.")
         sp, mac = sim.get((model, "spiking, spatial")), sim.get((model, "MAC-based, spatial"))
         if sp and mac:
+            spatial = base.loc["spiking, spatial"]
             lines.append(
                 f"* **{model}, spatial mapping** (every weight on chip: {sp['chips']} chips at 256 KiB a core, "
-                f"no weight traffic): simulated, {sp['mj_sim']:.3g} mJ and {sp['tpot_sim']:.3g} ms per token "
-                f"spiking against {mac['mj_sim']:.3g} mJ and {mac['tpot_sim']:.3g} ms MAC-based; the closed form's "
-                f"pipeline bound doubles both ({sp['mj_cf']:.3g} and {mac['mj_cf']:.3g} mJ). Spiking wins here "
-                f"by {100 * (1 - sp['mj_sim'] / mac['mj_sim']):.0f}%, but the sequential mapping on four chips "
-                f"spends {seq.mj_per_token:.3g} mJ and {seq.tpot_ms:.3g} ms: a decode step is one token per "
-                "sequence through a deep pipeline whose layers each hold a few cores, and the extra chips leak "
-                "over it (leakage is most of the spatial energy).")
+                f"rows split over {sp['split']} a stage, no weight traffic): simulated, {sp['mj_sim']:.3g} mJ and "
+                f"{sp['tpot_sim']:.3g} ms per token spiking against {mac['mj_sim']:.3g} mJ and {mac['tpot_sim']:.3g} ms "
+                f"MAC-based; the closed form's pipeline bound gives {sp['mj_cf']:.3g} and {mac['mj_cf']:.3g} mJ "
+                f"({sp['tpot_cf']:.3g} and {mac['tpot_cf']:.3g} ms). Spiking wins here by "
+                f"{100 * (1 - sp['mj_sim'] / mac['mj_sim']):.0f}% (simulated), but the sequential mapping on four "
+                f"chips spends {seq.mj_per_token:.3g} mJ and {seq.tpot_ms:.3g} ms: a decode step is one token per "
+                "sequence through a deep pipeline whose layers each hold a few cores, and the extra chips leak over "
+                f"it (leakage is {100 * spatial.leakage_share:.0f}% of the spatial decode energy in the closed form).")
+        elif base.loc["spiking, spatial", "feasible"] and base.loc["MAC-based, spatial", "feasible"]:
+            sp, mac = base.loc["spiking, spatial"], base.loc["MAC-based, spatial"]
+            lines.append(
+                f"* **{model}, spatial mapping** (every weight on chip: {int(sp.chips)} chips at 256 KiB a core, "
+                f"rows split over {int(sp.split)} a stage, no weight traffic; closed form only, the simulator's "
+                f"cross-check was not run): {sp.mj_per_token:.3g} mJ and {sp.tpot_ms:.3g} ms per token spiking "
+                f"against {mac.mj_per_token:.3g} mJ and {mac.tpot_ms:.3g} ms MAC-based; leakage is "
+                f"{100 * sp.leakage_share:.0f}% of the spiking decode energy. The sequential mapping on four chips "
+                f"spends {seq.mj_per_token:.3g} mJ and {seq.tpot_ms:.3g} ms.")
         else:
-            lines.append(f"* **{model}, spatial mapping**: does not map at 256 KiB a core: one block's weights do "
-                         "not fit one chip (splitting a layer's rows over chips is not modelled); with 1 MiB a core "
-                         "and more it maps on more chips (table), and leakage over the slow pipeline makes it the "
-                         "dearest variant.")
+            lines.append(f"* **{model}, spatial mapping**: does not map on any number of chips at 256 KiB a core, "
+                         "whatever the split of its rows (table).")
         hbm = df[(df.model == model) & (df.axis == "hbm.bytes_per_s_per_stack") & (df.variant == "spiking, sequential")]
         sram = df[(df.model == model) & (df.axis == "cores.sram_bytes") & (df.variant == "spiking, sequential")]
         lines.append(f"* HBM bandwidth {shown('hbm', hbm.value.min()):g} to {shown('hbm', hbm.value.max()):g} TB/s a "
                      f"stack moves the spiking sequential time per token from {hbm.tpot_ms.iloc[0]:.3g} to "
-                     f"{hbm.tpot_ms.iloc[-1]:.3g} ms and barely moves energy (the bits are the same). SRAM per core "
+                     f"{hbm.tpot_ms.iloc[-1]:.3g} ms (the step is bound by its ACs, not by HBM, once the rows are "
+                     "split over four chips) and barely moves energy (the bits are the same). SRAM per core "
                      f"from 64 KiB to 4 MiB: {', '.join(f'{v:.3g}' for v in sram.mj_per_token)} mJ per token; "
                      "larger arrays cost more per access, and energy falls only once the weights stop streaming "
                      "from HBM.")
@@ -212,14 +247,14 @@ CROSS_CHECK_NOTE = (
     "previous layer's compute where the SRAM has no room for both. Leakage follows the time.")
 
 
-def cross_check() -> list[dict]:
+def cross_check(models=MODELS) -> list[dict]:
     """Closed form against the simulator at the shipped point (batch 1), every variant that maps."""
     from neurosim.cards import load_decoder_card
     from neurosim.llm import run_workload
     from neurosim.llm.workload import with_chip_count
 
     out = []
-    for model in MODELS:
+    for model in models:
         card = load_decoder_card(REPO / "models" / f"{model}.yaml")
         for mac_based, mapping in VARIANTS:
             cf = price(card, BASE, mac_based, mapping)
@@ -227,8 +262,9 @@ def cross_check() -> list[dict]:
                 continue
             arch = with_chip_count(arch_at(BASE), cf.chips)
             sim = run_workload(card, arch, prompt=PROMPT, generate=GENERATE, batch=1, mapping=mapping,
-                               mac_based=mac_based, decode_groups=4, engine="sim")
-            out.append(dict(model=model, variant=cf.label, chips=cf.chips, tpot_cf=cf.tpot_mean_s * 1e3,
+                               mac_based=mac_based, decode_groups=4, engine="sim", tensor_split=cf.tensor_split)
+            out.append(dict(model=model, variant=cf.label, chips=cf.chips, split=cf.tensor_split,
+                            tpot_cf=cf.tpot_mean_s * 1e3,
                             tpot_sim=sim.tpot_mean_s * 1e3, mj_cf=cf.energy_per_token_decode_j * 1e3,
                             mj_sim=sim.energy_per_token_decode_j * 1e3))
     return out
@@ -243,14 +279,31 @@ def cross_table(checks: list[dict]) -> str:
 
 
 def main() -> None:
+    """`--rows MODEL` / `--check MODEL`: one model's rows / cross-check into a part file (run them side by side);
+    `--merge`: the parts into llm_decode.json and the outputs; `--from-json`: redraw from llm_decode.json;
+    no option: everything in one process."""
     import json
 
     import pandas as pd
 
     sys.path.insert(0, str(REPO))
-    data = HERE / "llm_decode.json"
-    if "--from-json" in sys.argv:       # redraw and rewrite from the last run's numbers
+    data, args = HERE / "llm_decode.json", sys.argv[1:]
+    part = lambda kind, model: HERE / f"llm_decode.{kind}-{model}.part.json"   # noqa: E731
+    for kind, run in (("--rows", rows), ("--check", cross_check)):
+        if kind in args:
+            model = args[args.index(kind) + 1]
+            part(kind[2:], model).write_text(json.dumps(run((model,)), indent=1))
+            return
+    if "--from-json" in args:       # redraw and rewrite from the last run's numbers
         saved = json.loads(data.read_text())
+    elif "--merge" in args:
+        checked = [m for m in MODELS if part("check", m).is_file()]   # a cross-check may not have finished
+        ran = [m for m in MODELS if part("rows", m).is_file()]        # a model's rows may not have finished
+        saved = {"rows": [r for m in ran for r in json.loads(part("rows", m).read_text())],
+                 "cross_check": [c for m in checked for c in json.loads(part("check", m).read_text())]}
+        data.write_text(json.dumps(saved, indent=1))
+        for p in HERE.glob("llm_decode.*.part.json"):
+            p.unlink()
     else:
         saved = {"rows": rows(), "cross_check": cross_check()}
         data.write_text(json.dumps(saved, indent=1))
@@ -258,10 +311,18 @@ def main() -> None:
     figure(df, HERE / "llm_decode.png")
     text = ["# Decode per token: spiking vs MAC-based (`python analysis/llm_decode.py`)", "",
             f"Prompt {PROMPT}, {GENERATE} generated tokens, closed form, arch_configs/llm-45nm-hbm3-x4.yaml; one axis "
-            "varied at a time from batch 1, 819.2 GB/s per HBM stack, 256 KiB of SRAM per core. Figure: "
+            "varied at a time from batch 1, 819.2 GB/s per HBM stack, 256 KiB of SRAM per core; each layer's rows "
+            "split over the chips the search finds best at that point (kept along the axes). Figure: "
             "llm_decode.png; numbers: llm_decode.json (`--from-json` redraws from them).", "", "## What it says", "",
             findings(df, checks), "", "## Closed form against the simulator (batch 1)", "", CROSS_CHECK_NOTE, "",
-            cross_table(checks), "", "## Numbers", "", table(df), ""]
+            cross_table(checks), ""]
+    missing = [m for m in MODELS if not any(c["model"] == m for c in checks)]
+    if missing:
+        text += [f"Not run for {', '.join(missing)}: the simulator's run did not finish in the session's time.", ""]
+    if set(df.model) != set(MODELS):
+        text += [f"**Not rerun on this cost model: {', '.join(m for m in MODELS if m not in set(df.model))}** (its "
+                 "rows did not finish in the session's time; the README's example gives its shipped point).", ""]
+    text += ["## Numbers", "", table(df), ""]
     (HERE / "llm_decode.md").write_text("\n".join(text))
 
 
