@@ -174,6 +174,11 @@ class Cores(Strict):
     acs_per_cycle: int = Field(gt=0, le=MAX_COUNT)
     macs_per_cycle: int = Field(gt=0, le=MAX_COUNT)
     sram_bytes: int = Field(gt=0, le=MAX_BYTES)
+    # Adds one accumulator (a (token, output) pair's membrane or partial sum) takes a cycle: 1 where every AC
+    # or MAC lane owns its accumulator (output-stationary lanes), k where a k-input adder tree feeds it (a
+    # dot-product unit). A layer does at most accumulators x this AC or MAC lane-ops a cycle
+    # (`cost.layout.compute_cycles`); lanes beyond them idle.
+    adds_per_accumulator: int = Field(1, gt=0, le=MAX_COUNT)
     # Size of one SRAM bank: an access is priced at the bank's size, not the whole array's. Omitted: one
     # array of sram_bytes. (Bank-select wiring is not priced.)
     bank_bytes: int | None = Field(None, gt=0)

@@ -102,16 +102,17 @@ def test_bernoulli_regeneration_of_attentions_spiking_k_and_v_is_charged():
 
 
 def test_a_timestep_takes_whole_cycles(edge):
-    # 1 token, 1 input, 1 neuron: 0.5 AC + 1 neuron update per step = 1.5 AC-lane ops on 16 lanes: one cycle
+    # 1 token, 1 input, 1 neuron: 0.5 AC + 1 neuron update per step = 1.5 AC-lane ops into its one accumulator
+    # (16 lanes, one busy): 1.5 cycles, two whole ones
     net = Network("small", [Layer("a", "linear", 1, 1, timesteps=7, rate=0.5)], input_size=1, input_rate=0.5)
     for run in (estimate, simulate):
-        assert run(net, edge, "sequential", "rates").latency_cycles == 7
-    assert estimate(net, edge, "spatial").latency_cycles == 7
+        assert run(net, edge, "sequential", "rates").latency_cycles == 7 * 2
+    assert estimate(net, edge, "spatial").latency_cycles == 7 * 2
     # the simulated pipeline first waits for step 0 of the input (one 32-bit packet at rate 0.5 over the one
     # hop from the I/O port, on a one-core mesh's capacity of 2 links' width) and ends when the last step's
     # spike (the same size) has left
     packet = 0.5 * 32 / (2 * edge.interconnect.link_bits_per_cycle)
-    assert simulate(net, edge, "spatial").latency_cycles == packet + 7 + packet
+    assert simulate(net, edge, "spatial").latency_cycles == packet + 7 * 2 + packet
     # the tiny encoder's 6 layer-kinds x 2 blocks run 42 layer-steps: at least 42 cycles (was 6.3)
     tiny = neurosim.load_model("tiny-encoder")
     steps = sum(l.timesteps for l in tiny.layers)
@@ -237,3 +238,26 @@ def test_a_multilevel_neuron_carries_its_event_count_and_its_value_sum(edge):
     # a (3 levels, 2 steps): events 0..2 in ceil(log2 3) = 2 bits and a value sum 0..6 in ceil(log2 7) = 3 bits,
     # for each of its 2 neurons and 1 token; b (binary) carries its event count alone: 2 x 2 bits
     assert costs.layer_events.buffer_write_bits[0].tolist() == [2 * (2 + 3), 2 * 2]
+
+
+def test_ac_lanes_beyond_a_layers_accumulators_idle(edge):
+    # one token into 2 neurons: 2 accumulators. Input spikes every step: 4 x 2 = 8 ACs and 2 neuron updates a
+    # step, 10 AC-path ops, which 64 lanes would do in one cycle but 2 accumulators take 5 cycles for
+    net = Network("narrow", [Layer("fc", "linear", 4, 2, timesteps=3, rate=0.5)], input_size=4, input_rate=1.0)
+    wide = _cores(edge, count=1, acs_per_cycle=64, levels=None, dataflow=None)
+    for run in (estimate, simulate):
+        r = run(net, wide, "sequential", "spikes")
+        assert r.acs == 3 * 8 and r.per_layer.set_index("layer").loc["fc", "cycles"] == 3 * 5
+
+
+def test_mac_lanes_beyond_a_layers_accumulators_idle_unless_adder_trees_feed_them(edge):
+    from neurosim.cost.chips import Chips
+    from neurosim.cost.layout import compute_cycles
+
+    # 2 tokens x 2 outputs = 4 accumulators, 16 MACs (the held input's product, once) on 64 MAC lanes: 4 MACs
+    # a cycle, 4 cycles; with 16-input adder trees in front of each accumulator, all 64 lanes: a quarter cycle
+    assert estimate(_current_fed(), edge, "sequential", "spikes").macs == 16
+    for adds, cycles in ((1, 16 / 4), (16, 16 / 64)):
+        arch = _cores(edge, count=1, macs_per_cycle=64, adds_per_accumulator=adds)
+        assert compute_cycles(np.zeros(1), np.array([16.0]), np.ones(1, np.int64), Chips.of(arch),
+                              np.array([4.0]))[0, 0] == cycles

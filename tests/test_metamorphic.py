@@ -26,10 +26,16 @@ MORE_HARDWARE = [("cores", "count"), ("cores", "acs_per_cycle"), ("cores", "macs
 # physics. For these the property is latency, which never rises.
 PRICED_BY_SIZE = {"sram_bytes", "bytes"}
 
-# (engine, mapping, knob) -> (largest relative rise allowed, why it is not a defect of the model). Empty: the
+# (engine, mapping, knob) -> (largest relative rise allowed, why it is not a defect of the model). The
 # simulator's spatial allocation used to rise up to 10 % with more cores or faster datapaths (run-ahead traffic
 # on a first-come-first-served network); with arbitration by pipeline slot no case rises.
-EXCEPTIONS: dict[tuple[str, str, str], tuple[float, str]] = {}
+EXCEPTIONS: dict[tuple[str, str, str], tuple[float, str]] = {
+    ("closed form", "spatial", "acs_per_cycle"): (
+        0.02, "the allocation's stage-time grid is cut from each layer's time on one core, which more AC lanes "
+        "shorten for AC layers but not for MAC layers, and since a layer's AC lanes are capped by its "
+        "accumulators (layout.compute_cycles) the grids of the two chips differ; the search then misses the "
+        "better allocation: tiny-encoder on spatial-45nm-large, the same 156 cycles at 1.4 % more energy"),
+}
 
 
 def _scaled(arch, section, key, factor):

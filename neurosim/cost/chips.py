@@ -67,6 +67,7 @@ class Chips:
         self.cores = col(lambda a: a["cores"]["count"], np.int64)
         self.acs_per_cycle = col(lambda a: a["cores"]["acs_per_cycle"], np.int64)
         self.macs_per_cycle = col(lambda a: a["cores"]["macs_per_cycle"], np.int64)
+        self.adds_per_accumulator = col(lambda a: a["cores"]["adds_per_accumulator"])
         self.core_sram = col(lambda a: a["cores"]["sram_bytes"], np.int64)
         self.buffer_bytes = col(lambda a: a["global_buffer"]["bytes"], np.int64)
         self.buffer_bytes_per_cycle = col(lambda a: a["global_buffer"]["bytes_per_cycle"], np.int64)

@@ -97,12 +97,16 @@ def datapath_ops(acs, ac_bit_ops, neuron_updates, macs, other_ops, table: Energy
     return lane + neuron_updates, macs + other_ops
 
 
-def compute_cycles(ac_ops, mac_ops, cores: np.ndarray, chips: Chips) -> np.ndarray:
+def compute_cycles(ac_ops, mac_ops, cores: np.ndarray, chips: Chips, accumulators=np.inf) -> np.ndarray:
     """Cycles of per-layer work (length-L op arrays) on `cores` cores ((n, L) or (n,) broadcast): AC-path ops
-    at the cores' ACs per cycle plus MAC-path ops at their MACs per cycle, as fractions of a cycle."""
+    at the cores' ACs per cycle plus MAC-path ops at their MACs per cycle, as fractions of a cycle. Each
+    accumulator (`accumulators`: what a layer sums into in one step, `Workload.accumulators`)
+    takes `cores.adds_per_accumulator` adds a cycle, so a layer with fewer accumulators than lanes leaves
+    lanes idle, on either datapath."""
     cores = cores if cores.ndim == 2 else cores[:, None]
-    return (per_point(ac_ops) / (cores * chips.acs_per_cycle[:, None])
-            + per_point(mac_ops) / (cores * chips.macs_per_cycle[:, None]))
+    adds = np.maximum(np.asarray(accumulators, dtype=float) * chips.adds_per_accumulator[:, None], 1e-300)
+    return (per_point(ac_ops) / np.minimum(cores * chips.acs_per_cycle[:, None], adds)
+            + per_point(mac_ops) / np.minimum(cores * chips.macs_per_cycle[:, None], adds))
 
 
 def whole_cycles(cycles, steps):
@@ -119,7 +123,10 @@ def layer_cycles(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyT
                                    work.other_ops, table)
     per_core = cores if cores.ndim == 2 else cores[:, None]
     ports = port_cycles(work, chips)
-    return busy_cycles(compute_cycles(ac_ops, mac_ops, cores, chips), None if ports is None else ports / per_core,
+    steps = work.timesteps if steps is None else steps
+    accumulators = work.accumulators * work.timesteps / steps     # a pass holds its share of the outputs
+    compute = compute_cycles(ac_ops, mac_ops, cores, chips, accumulators)
+    return busy_cycles(compute, None if ports is None else ports / per_core,
                        work.timesteps if steps is None else steps, chips.levels.serial[:, None])
 
 
@@ -372,9 +379,14 @@ class _CoreSearch:
 
     def __init__(self, work: Workload, chips: Chips, table: EnergyTable, traffic: SpatialTraffic, ok: np.ndarray):
         self.work, self.traffic, self.ok = work, traffic, ok
-        self.one_core = compute_cycles(*datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates,
-                                                     macs(work, chips), work.other_ops, table),
-                                       np.ones(chips.n, np.int64), chips)[ok]
+        ac_ops, mac_ops = datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
+                                       work.other_ops, table)
+        one = np.ones(chips.n, np.int64)
+        self.ac_one_core = compute_cycles(ac_ops, np.zeros(work.L), one, chips)[ok]
+        self.mac_one_core = compute_cycles(np.zeros(work.L), mac_ops, one, chips)[ok]
+        self.one_core = self.ac_one_core + self.mac_one_core
+        adds = np.maximum(work.accumulators[None, :] * chips.adds_per_accumulator[:, None], 1e-300)
+        self.ac_floor, self.mac_floor = (per_point(ac_ops) / adds)[ok], (per_point(mac_ops) / adds)[ok]  # all busy
         ports = port_cycles(work, chips)          # memory ports on one core, where the arch gives them
         self.ports, self.serial = None if ports is None else ports[:, ok], chips.levels.serial[ok][:, None]
         self.load = busy_load(self.one_core, self.ports, self.serial)   # what the candidate grid divides
@@ -395,8 +407,9 @@ class _CoreSearch:
         """(objective, latency, energy) of an allocation; lower is better, in that order."""
         work = self.work
         ports = None if self.ports is None else self.ports / cores
-        compute = pipeline_cycles(work, busy_cycles(self.one_core / cores, ports, work.timesteps, self.serial)
-                                  / work.timesteps)
+        one_step = (np.maximum(self.ac_one_core / cores, self.ac_floor)
+                    + np.maximum(self.mac_one_core / cores, self.mac_floor))
+        compute = pipeline_cycles(work, busy_cycles(one_step, ports, work.timesteps, self.serial) / work.timesteps)
         latency = np.maximum(compute, self.traffic.network_cycles(cores, self.ok))
         energy = (self.fixed_pj + self.queue_pj * self.traffic.queue_bits(cores, self.ok)
                   + self.hop_pj * self.traffic.network_bits(cores, self.ok) + self.cycle_pj * latency)

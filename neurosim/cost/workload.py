@@ -155,6 +155,11 @@ class Workload:
         """Output values of one timestep: tokens x live outputs."""
         return self.seq_len * self.live
 
+    @property
+    def accumulators(self) -> np.ndarray:
+        """Values each layer sums into in one step: its outputs, or an attention's scores where they are more."""
+        return np.maximum(self.values_per_step, self.scores / self.timesteps)
+
 
 def event_rate(layer) -> float:
     """A spiking layer's events per neuron and step: its measured rate, or every step where none is given."""

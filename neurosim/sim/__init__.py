@@ -30,7 +30,7 @@ from ..ir import Network
 from ..report import Report
 from .components import Recorder
 from .engine import Context, SimOptions, SimStats, SimulationDeadlock
-from .work import from_rates, from_trace, set_ports, skip_zero_weights
+from .work import from_rates, from_trace, set_accumulators, set_ports, skip_zero_weights
 
 __all__ = ["SimOptions", "SimStats", "SimulationDeadlock", "run_simulation", "simulate"]
 
@@ -69,6 +69,7 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
         for i in map(int, work.constant_input.nonzero()[0]):
             works[work.names[i]].recompute("macs")
     set_ports(works, work, chips)               # memory ports' busy time, where the arch gives them widths
+    set_accumulators(works, work)               # lanes busy at most as many as the accumulators take adds
     ctx = Context(run_net, arch, works, work, chips, opts, Recorder(timeline), seed)
     report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
     ctx.stats.wall_s = time.perf_counter() - wall

@@ -71,6 +71,7 @@ class LayerWork:
     input_spike_bits: int
     ports: np.ndarray | None = None   # cycles each memory port of one core is busy over the run (`set_ports`)
     serial_ports: bool = False        # ports busy after the compute, not beside it
+    accumulators: float = np.inf      # what the layer sums into in one step (`Workload.accumulators`)
 
     def __post_init__(self) -> None:
         self._cum = {k: np.concatenate(([0.0], np.cumsum(v, dtype=np.float64))) for k, v in self.per_step.items()}
@@ -101,7 +102,8 @@ class LayerWork:
         ps = self.per_step
         ac_ops, mac_ops = datapath_ops(ps["acs"], ps["acs"] * self.input_spike_bits, ps["neuron_updates"],
                                        ps["macs"], ps["other_ops"], table)
-        compute = compute_cycles(ac_ops, mac_ops, np.full((1, self.timesteps), cores), chips)[0] / passes
+        compute = compute_cycles(ac_ops / passes, mac_ops / passes, np.full((1, self.timesteps), cores), chips,
+                                 self.accumulators / passes)[0]
         steps = busy_cycles(compute, self._ports_per_step(ac_ops + mac_ops, cores * passes), 1, self.serial_ports)
         if bounds is None:
             return steps.tolist()
@@ -122,6 +124,12 @@ class LayerWork:
         self.totals[key] = self.totals[key] * self.timesteps
         self.per_step[key] = self.per_step[key] * self.timesteps
         self.__post_init__()
+
+
+def set_accumulators(works: dict[str, LayerWork], work: Workload) -> None:
+    """Give each layer its accumulators, which cap its lane-ops a cycle (`cost.layout.compute_cycles`)."""
+    for i, name in enumerate(work.names):
+        works[name].accumulators = float(work.accumulators[i])
 
 
 def set_ports(works: dict[str, LayerWork], work: Workload, chips: Chips) -> None:
