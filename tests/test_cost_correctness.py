@@ -261,3 +261,11 @@ def test_mac_lanes_beyond_a_layers_accumulators_idle_unless_adder_trees_feed_the
         arch = _cores(edge, count=1, macs_per_cycle=64, adds_per_accumulator=adds)
         assert compute_cycles(np.zeros(1), np.array([16.0]), np.ones(1, np.int64), Chips.of(arch),
                               np.array([4.0]))[0, 0] == cycles
+
+
+def test_a_chip_that_cannot_hold_the_weights_says_what_its_whole_sram_holds():
+    # SpikingBERT-4L's 108 MiB on Loihi's 128 cores of 128 KiB (16 MiB), no DRAM: the pool search finds no
+    # size that fits, and the reason names the whole chip's SRAM, not the smallest pool's
+    for run in (estimate, simulate):
+        r = run(neurosim.load_model("spikingbert-4l"), load_arch("loihi"), "sequential", "spikes")
+        assert not r.feasible and "in the 16.0 MiB of core SRAM" in " ".join(r.notes)

@@ -278,7 +278,7 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         if not plan.neuron.fits[j]:
             infeasible.append(plan.neuron.shortfall(work, j, "a core's share of the SRAM left beside the pinned weights"))
         elif plan.streams[j] and not chips.has_dram[j]:
-            infeasible.append(plan.no_room(work, chips, j))
+            infeasible.append(plan.no_room(work, whole, j))   # the whole chip's SRAM, not the pool's
         elif spill_layer[j] >= 0:
             infeasible.append(layout.no_spill_room(work.names[spill_layer[j]], spill_kept[j], chips.buffer_bytes[j]))
         else:

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..cost import closed_form, layout
+from ..cost.chips import Chips
 from ..cost.estimate import infeasible
 from ..report import Report, format_bytes, format_si
 from .components import Buffer, Channel, Level, Tile
@@ -370,8 +371,8 @@ def _unmappable(ctx: Context, plan: layout.SequentialWeights, carried: np.ndarra
         return plan.neuron.shortfall(work, 0, "a core's share of the SRAM left beside the pinned weights")
     if chips.has_dram[0]:
         return None
-    if plan.streams[0]:
-        return plan.no_room(work, chips, 0)
+    if plan.streams[0]:          # no pool size held the weights: say what the whole chip holds
+        return plan.no_room(work, Chips.of(ctx.arch), 0)
     for i, sources in enumerate(work.sources):
         kept = sum(carried[s] for s in sources) + carried[i]
         if kept > chips.buffer_bytes[0] * 8:
