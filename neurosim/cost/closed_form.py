@@ -284,9 +284,10 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         else:
             infeasible.append(None)
     layer_ev, ev = ev, ev.total()
-    share = layer_cycles / np.where(total > 0, total, 1.0)[:, None]   # layers run one after another
-    per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed,
-                     spill_bytes=spills, cycles=layer_cycles, memory_bytes=layer_memory,
-                     **_price_by_layer(layer_ev, table, chips, total, share))
+    with np.errstate(invalid="ignore"):   # a point with no DRAM to stream from takes forever: infeasible
+        share = layer_cycles / np.where(total > 0, total, 1.0)[:, None]   # layers run one after another
+        per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed,
+                         spill_bytes=spills, cycles=layer_cycles, memory_bytes=layer_memory,
+                         **_price_by_layer(layer_ev, table, chips, total, share))
     return Costs(work, whole, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
                  dram_bits / 8, per_layer, notes, infeasible, refused, layer_ev).refuse_nonfinite()
