@@ -82,6 +82,7 @@ def _id_as_stored(point) -> str:
     cores = arch["cores"]
     del cores["sram_bits_per_cycle"]
     arch.pop("kernels", None)                  # issue 20's field, where the schema has it
+    cores.pop("adds_per_accumulator", None)    # issue 21's accumulator cap
     for level in cores["levels"] or []:
         del level["bits_per_cycle"]
     for key in ("tile_tokens", "tile_inputs", "tile_outputs", "ports"):

@@ -382,7 +382,7 @@ LATER_FIELDS = {("cores", "sram_bits_per_cycle"): None,
                 ("cores", "levels[]", "bits_per_cycle"): None,
                 ("cores", "dataflow", "tile_tokens"): None, ("cores", "dataflow", "tile_inputs"): None,
                 ("cores", "dataflow", "tile_outputs"): None, ("cores", "dataflow", "ports"): "overlapped",
-                ("kernels",): None}
+                ("kernels",): None, ("cores", "adds_per_accumulator"): 1}
 
 
 def canonical_arch(arch: dict) -> dict:
