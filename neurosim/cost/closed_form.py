@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..arch import EnergyTable
+from ..errors import NeurosimError, brief
 from . import layout
 from .chips import Chips
 from .energy import EventCounts, energy_breakdown_pj
@@ -130,6 +131,7 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     share = cores / np.maximum(cores.sum(axis=1, keepdims=True), 1)
     layer_memory = work.weight_bytes[None, :] + layout.state_bytes(work, chips) + 2 * steps / 8
     per_layer = dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles, memory_bytes=layer_memory,
+                     pace=layout.layer_time(work, cores, chips, table)[1],   # compute, or the port that sets it
                      **_price_by_layer(layer_ev, table, chips, cycles, share))
     return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
                  np.zeros(n), per_layer, notes, infeasible, [None] * n, layer_ev).refuse_nonfinite()
@@ -167,7 +169,22 @@ class _BufferLedger:
 def sequential(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> Costs:
     """One core pool runs layer after layer, each for its own timesteps, on as many of the chip's cores as
     the arch's objective picks (`pool_cores`)."""
-    return _sequential(work, chips, chips.with_cores(pool_cores(work, chips, table, carry)), table, carry)
+    return sequential_on_pool(work, chips, table, carry, pool_cores(work, chips, table, carry))
+
+
+def sequential_on_pool(work: Workload, chips: Chips, table: EnergyTable, carry: str, cores) -> Costs:
+    """The sequential mapping on a pool of a given size: `cores` of each point's cores (one count for every
+    point, or one per point), not searched. The cores left out stay idle and leak (static power is the
+    chip's), and the notes and an infeasible point's reason speak of the whole chip, as `sequential` does.
+    For callers that choose the pool themselves (the mapping search sizes each sequential segment's pool);
+    `sequential` is this on the size `pool_cores` picks."""
+    pool = np.asarray(cores)
+    if pool.shape not in ((), (chips.n,)) or not np.issubdtype(pool.dtype, np.integer) \
+            or ((pool < 1) | (pool > chips.cores)).any():
+        raise NeurosimError(f"network '{work.net.name}'", "cores", f"a sequential pool of {brief(cores)} cores "
+                            f"on chips of {brief(chips.cores.tolist())} cores",
+                            "give each point a whole number of cores, from 1 to its chip's core count")
+    return _sequential(work, chips, chips.with_cores(np.broadcast_to(pool, (chips.n,)).copy()), table, carry)
 
 
 # Pool sizes tried: round(2^(k / POOL_STEPS_PER_OCTAVE)) cores, k = 0, 1, ..., up to the chip's count; a grid
@@ -211,7 +228,8 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         setattr(ev, kind, np.zeros((n, L)))
     layer_memory = work.weight_bytes[None, :] + plan.states
     # each pass of a layer runs all its steps over its share of the outputs
-    pool_cycles = layout.layer_cycles(work, chips.cores, chips, table, steps=work.timesteps[None, :] * plan.passes)
+    pool_cycles, pool_pace = layout.layer_time(work, chips.cores, chips, table, steps=work.timesteps[None, :] * plan.passes)
+    bounds = np.zeros((4, n, L))     # per layer: the pool's time, DRAM's, the global buffer's, the network's
     pool, inputs = layout.PoolTraffic(chips), layout.input_bits(work, chips)
     total, dram_bits = np.zeros(n), np.zeros(n)
     peak_buffer, peak_state, peak_held = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -249,8 +267,9 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         ev.bit_mm[:, i] = hops * chips.hop_mm
         with np.errstate(divide="ignore", invalid="ignore"):
             dram_cycles = np.where(layer_dram != 0, layer_dram / chips.dram_bits_per_cycle, 0.0)
-        layer_cycles[:, i] = np.maximum.reduce([pool_cycles[:, i], dram_cycles,
-                                                buffer_bits / 8 / chips.buffer_bytes_per_cycle, hops / pool.capacity])
+        bounds[:, :, i] = [pool_cycles[:, i], dram_cycles, buffer_bits / 8 / chips.buffer_bytes_per_cycle,
+                           hops / pool.capacity]
+        layer_cycles[:, i] = bounds[:, :, i].max(axis=0)
         total = total + layer_cycles[:, i]
         dram_bits = dram_bits + layer_dram
         spills[:, i] = spill / 8
@@ -288,6 +307,7 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         share = layer_cycles / np.where(total > 0, total, 1.0)[:, None]   # layers run one after another
         per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed,
                          spill_bytes=spills, cycles=layer_cycles, memory_bytes=layer_memory,
+                         pace=layout.sequential_pace(pool_pace, bounds),
                          **_price_by_layer(layer_ev, table, chips, total, share))
     return Costs(work, whole, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
                  dram_bits / 8, per_layer, notes, infeasible, refused, layer_ev).refuse_nonfinite()
