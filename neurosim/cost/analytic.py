@@ -199,6 +199,12 @@ def needed_outputs(net: Network, layer: Layer) -> np.ndarray:
     return live
 
 
+def event_rate(layer: Layer, activity: bool = True) -> float:
+    """A spiking layer's events per neuron and step: its measured rate, or every step where none is given
+    (or where the count is not activity-weighted)."""
+    return layer.rate if activity and layer.rate is not None else 1.0
+
+
 def input_rate(net: Network, layer: Layer, activity: bool) -> float:
     """Mean spiking rate of the layer's live inputs (1.0 when not activity-weighted)."""
     if not activity:
@@ -265,11 +271,6 @@ def reads_constant_current(net: Network, layer: Layer) -> bool:
 
 
 # -- decoder kinds (ir.ElementOps, ir.CausalAttention) --------------------------------------------
-def _source_rate(net: Network, name: str, activity: bool) -> float:
-    rate = net[name].rate
-    return rate if activity and rate is not None else 1.0
-
-
 def causal_attention_counts(net: Network, layer: Layer, activity: bool, row: dict) -> None:
     """Q.K^T and P.V over every (query, key) pair of every query head (`CausalAttention.score_pairs`), at the
     layer's timesteps when an operand spikes (else once): ACs where the key (or value) operand arrives as
@@ -280,7 +281,7 @@ def causal_attention_counts(net: Network, layer: Layer, activity: bool, row: dic
     per_operand = spec.heads * spec.score_pairs(layer) * spec.head_dim * t
     for src in layer.inputs[1:]:          # K for the scores, V for the weighted sum
         if net[src].spiking:
-            row["acs"] += per_operand * _source_rate(net, src, activity)
+            row["acs"] += per_operand * event_rate(net[src], activity)
         else:
             row["macs"] += per_operand
     row["other_ops"] = attention_scores(net, layer) * SOFTMAX_OPS_PER_SCORE
@@ -316,7 +317,7 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
     if layer.kind == "attention":
         heads = int(layer.spec.live_heads().sum())
         value = net[layer.inputs[2]]
-        r_v = (value.rate if value.rate is not None else 1.0) if activity else 1.0
+        r_v = event_rate(value, activity)
         per_head = n * n * layer.spec.head_dim * t
         row["macs"] = heads * per_head                       # Q.K^T with real Q
         row["acs"] = heads * per_head * r_v                  # scores accumulated where V spiked
@@ -335,10 +336,9 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
         row["other_ops"] += n * t * out_live * LAYERNORM_OPS_PER_ELEMENT
     if layer.spiking:
         row["neuron_updates"] = n * t * out_live
-        row["spikes_out"] = n * t * out_live * (layer.rate if activity and layer.rate is not None else 1.0)
+        row["spikes_out"] = n * t * out_live * event_rate(layer, activity)
     if layer.recurrent is not None:   # its own spikes of steps 0..t-2, each to every live output
-        own_rate = layer.rate if activity and layer.rate is not None else 1.0
-        row["acs"] += n * (t - 1) * own_rate * out_live * out_live
+        row["acs"] += n * (t - 1) * event_rate(layer, activity) * out_live * out_live
     return row
 
 

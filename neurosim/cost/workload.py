@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir import PER_NEURON, Network
-from .analytic import (attention_scores, layer_counts, needed_outputs, nonzero_fraction, reads_constant_current,
-                       sparse_weight_bits, stored_weights)
+from .analytic import (attention_scores, event_rate, layer_counts, needed_outputs, nonzero_fraction,
+                       reads_constant_current, sparse_weight_bits, stored_weights)
 
 COUNT_KEYS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out")
 
@@ -159,11 +159,6 @@ class Workload:
     def accumulators(self) -> np.ndarray:
         """Values each layer sums into in one step: its outputs, or an attention's scores where they are more."""
         return np.maximum(self.values_per_step, self.scores / self.timesteps)
-
-
-def event_rate(layer) -> float:
-    """A spiking layer's events per neuron and step: its measured rate, or every step where none is given."""
-    return layer.rate if layer.rate is not None else 1.0
 
 
 def carried_count_bits(layer) -> int:
