@@ -124,7 +124,28 @@ def comparison_table(reports: list[Report]) -> str:
               + [f"  {AREA_LABELS[k]}" for k in AREA] + ["DRAM traffic / inference"]
               + ["stall (waiting on memory, network, buffers)"] + [f"utilization: {k}" for k in UTILIZATION])
     head = f"model {reports[0].model} on {reports[0].arch} (engine: {reports[0].engine})"
-    return side_by_side(head, labels, [col(r) for r in reports], [(r.mapping, r.notes) for r in reports])
+    return side_by_side(head, labels, [col(r) for r in reports],
+                        [(r.mapping, r.notes + pace_note(r.per_layer)) for r in reports])
+
+
+PACE_NAMES_SHOWN = 3   # layers named per port in the pace note; the rest are counted
+
+
+def pace_note(per_layer: pd.DataFrame | None) -> list[str]:
+    """One note naming the layers whose time a memory port inside the cores sets rather than compute (the
+    per-layer `pace` column, `cost.layout.pace`: "<level> port" or "core SRAM port"), or none."""
+    if per_layer is None or "pace" not in per_layer:
+        return []
+    bound = per_layer[per_layer["pace"].astype(str).str.endswith(" port")]
+    if bound.empty:
+        return []
+    parts = []
+    for port, rows in bound.groupby("pace", sort=False):
+        names = list(rows["layer"])
+        more = f" and {len(names) - PACE_NAMES_SHOWN} more" if len(names) > PACE_NAMES_SHOWN else ""
+        parts.append(f"{port}: {', '.join(names[:PACE_NAMES_SHOWN])}{more}")
+    return [f"paced by a memory port, not compute: {len(bound)} of {len(per_layer)} layers ({'; '.join(parts)}); "
+            "per layer: run --per-layer"]
 
 
 def side_by_side(head: str, labels: list[str], columns: list[list[str]], notes: list[tuple[str, list[str]]]) -> str:
@@ -150,13 +171,14 @@ def per_layer_table(report: Report) -> str:
     if pl is None or pl.empty:
         return "(no per-layer detail)"
     has_energy = all(f"energy_{k}_pj" in pl for k in BREAKDOWN)
-    header = ["layer", "kind", "T"]
+    header = ["layer", "kind", "T"] + (["pace"] if "pace" in pl else [])   # compute, or the port that sets it
     if has_energy:
         header += ["energy"] + [k for k in BREAKDOWN]
     header += ["cycles", "stall", "memory"]
     rows = []
     for _, r in pl.iterrows():
         cells = [str(r["layer"]), str(r["kind"]), str(int(r["timesteps"])) if "timesteps" in pl else "-"]
+        cells += [str(r["pace"])] if "pace" in pl else []
         if has_energy:
             cells += _energy_cells({k: float(r[f"energy_{k}_pj"]) for k in BREAKDOWN})
         cells.append(format_si(float(r["cycles"]), "") if "cycles" in pl else "-")
@@ -167,7 +189,7 @@ def per_layer_table(report: Report) -> str:
         rows.append(cells)
     outside = report.energy_outside_layers_pj
     if has_energy and outside and sum(outside.values()) > 0:
-        rows.append([NO_LAYER, "", "-"] + _energy_cells(outside) + ["-", "-", "-"])
+        rows.append([NO_LAYER, "", "-"] + ["-"] * ("pace" in pl) + _energy_cells(outside) + ["-", "-", "-"])
     widths = [max(len(h), *(len(c[i]) for c in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     lines += ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))

@@ -119,15 +119,21 @@ def layer_cycles(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyT
     """Whole cycles of each layer's run on `cores` cores, its work spread over `steps` steps (default: its
     timesteps) of whole cycles each; where the arch gives memory ports, each step as long as `busy_cycles`
     says."""
+    return layer_time(work, cores, chips, table, steps)[0]
+
+
+def layer_time(work: Workload, cores: np.ndarray, chips: Chips, table: EnergyTable, steps=None) -> tuple:
+    """(`layer_cycles`, `pace`): each layer's whole cycles and what sets them, compute or a memory port."""
     ac_ops, mac_ops = datapath_ops(work.acs, work.ac_bit_ops, work.neuron_updates, macs(work, chips),
                                    work.other_ops, table)
     per_core = cores if cores.ndim == 2 else cores[:, None]
     ports = port_cycles(work, chips)
+    ports = None if ports is None else ports / per_core
     steps = work.timesteps if steps is None else steps
     accumulators = work.accumulators * work.timesteps / steps     # a pass holds its share of the outputs
     compute = compute_cycles(ac_ops, mac_ops, cores, chips, accumulators)
-    return busy_cycles(compute, None if ports is None else ports / per_core,
-                       work.timesteps if steps is None else steps, chips.levels.serial[:, None])
+    serial = chips.levels.serial[:, None]
+    return busy_cycles(compute, ports, steps, serial), pace(compute, ports, chips.levels.port_names())
 
 
 # -- Memory ports (issue 22): a level moving b bits at w bits per cycle is busy b / w cycles ----------------
@@ -150,6 +156,35 @@ def busy_cycles(compute, ports, steps, serial):
         return whole_cycles(compute, steps)
     overlapped = whole_cycles(np.maximum(compute, ports.max(axis=0)), steps)
     return np.where(serial, whole_cycles(compute, steps) + whole_cycles(ports, steps).sum(axis=0), overlapped)
+
+
+COMPUTE = "compute"
+
+
+def pace(compute, ports, names: list[list[str]]) -> np.ndarray:
+    """(n, L) object array: what sets each layer's busy time, `COMPUTE`, or "<port> port" where that port is
+    busy longer than the datapath computes (`ports`: (ports, n, L) busy cycles or None; `names`: per point,
+    each port slot's name, `reuse.CoreLevels.port_names`). Overlapped ports: the one that stretches the step;
+    serial ports: the largest part of the sum, as that is the part a designer would widen first."""
+    compute = np.asarray(compute, dtype=float)
+    if ports is None:
+        return np.full(compute.shape, COMPUTE, dtype=object)
+    ports = np.broadcast_to(ports, (len(ports),) + compute.shape)
+    labels = np.array([[f"{name} port" for name in point] for point in names], dtype=object)
+    named = labels[np.arange(compute.shape[0])[:, None], ports.argmax(axis=0)]
+    return np.where(ports.max(axis=0) > compute * (1 + 1e-9), named, COMPUTE).astype(object)
+
+
+SEQUENTIAL_BOUNDS = np.array([None, "DRAM", "global buffer", "interconnect"], dtype=object)   # after the pool's
+
+
+def sequential_pace(pool_pace: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """(n, L): what sets each sequential layer's time: the pool's `pace` (compute or a core's memory port)
+    where its time is the longest of `bounds` ((4, n, L): the pool's, DRAM's, the global buffer port's and
+    the network's cycles, `SEQUENTIAL_BOUNDS`), else the transfer that takes longer."""
+    longest = np.nan_to_num(bounds, nan=np.inf).argmax(axis=0)
+    longer = np.take_along_axis(bounds, longest[None], axis=0)[0] > bounds[0] * (1 + 1e-9)
+    return np.where(longer & (longest > 0), SEQUENTIAL_BOUNDS[longest], pool_pace).astype(object)
 
 
 def busy_load(compute, ports, serial):

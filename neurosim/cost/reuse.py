@@ -309,6 +309,13 @@ class CoreLevels:
         self.ports = np.isfinite(self.sram_port) | np.any([np.isfinite(w) for w in self.port_width.values()], axis=0)
         self.serial = np.array([f.get("ports", "overlapped") == "serial" for f in flows])
 
+    def port_names(self) -> list[list[str]]:
+        """Per point, the name of each port slot of `port_cycles`: the level of each role, then the core SRAM."""
+        return [[self.name[t][j] or t for t in ROLES] + [SRAM_PORT] for j in range(self.n)]
+
+
+SRAM_PORT = "core SRAM"   # the name of the core SRAM's port in reports (`layout.pace`)
+
 
 @dataclass
 class LevelBits:
@@ -444,7 +451,8 @@ def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_incl
     partial sums, a spiking layer's go into its membranes. ACs: event-driven rows and membranes
     (`event_accesses`' rules); where the energy table's AC includes the weight read and the accumulation
     (`ac_includes_memory`), neither is counted again. Membranes: one read and write of every state word
-    per neuron update at SRAM, as without levels.
+    per neuron update at SRAM, as without levels. A decoder's causal attention: its two products
+    (`_causal_products`).
     """
     n = levels.n
     mb, ab = np.asarray(membrane_bits, float), np.asarray(activation_bits, float)
@@ -454,34 +462,57 @@ def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_incl
         layers.append(out)
         col = lambda x: _per_point(np.asarray(x, dtype=float)[..., i], n)  # noqa: E731
         macs, acs_i, updates = col(macs_done), col(acs), col(neuron_updates)
-        w_bits = ab if work.attention[i] else np.full(n, work.weight_bits[i])   # an AC's weight (a score)
-        if macs.any() and work.live[i] > 0:
+        causal = work.net.layers[i].kind == "causal_attention"
+        if causal:
+            _causal_products(out, work, i, levels, mb, ab, ac_includes_memory, acs_i, macs)
+        elif macs.any() and work.live[i] > 0:
             dims, elem_bits, sums_to_sram = _mac_gemm(work, i, ab)
-            runs = macs / (dims["m"] * dims["k"] * dims["n"])      # GEMMs run (heads x steps; 1 held input)
-            e = _gemm_elements(dims, levels, elem_bits)
-            for t in ROLES:
-                sram_r, sram_w, lv_r, lv_w = (x * runs * elem_bits[t] for x in e[t])
-                if t != "outputs" or sums_to_sram:                 # a spiking layer's sums go to membranes
-                    out.sram_read, out.sram_write = out.sram_read + sram_r, out.sram_write + sram_w
-                out.add(t, lv_r, lv_w)
+            runs = _add_gemm(out, levels, dims, elem_bits, macs, sums_to_sram)
             if work.attention[i]:   # the softmax reads each score and writes its probability back
-                scores = runs * dims["m"] * dims["n"] * elem_bits["outputs"]
-                out.sram_read, out.sram_write = out.sram_read + scores, out.sram_write + scores
+                _add_softmax(out, runs * dims["m"] * dims["n"] * elem_bits["outputs"])
         held = levels.has["outputs"] & ~levels.per_event_membranes
         state = updates * mb * work.state_words[i]
         if work.spiking[i]:
             out.sram_read, out.sram_write = out.sram_read + state, out.sram_write + state
             out.add("outputs", np.where(held, state, 0.0), np.where(held, state, 0.0))
-        if not acs_i.any() or ac_includes_memory:
+        if causal or not acs_i.any() or ac_includes_memory:
             continue
-        rmw = np.where(levels.per_event_membranes, acs_i * mb, 0.0)           # per-event membranes
-        out.sram_read, out.sram_write = out.sram_read + rmw, out.sram_write + rmw
-        out.add("outputs", np.where(held, acs_i * mb, 0.0), np.where(held, acs_i * mb, 0.0))
+        w_bits = ab if work.attention[i] else np.full(n, work.weight_bits[i])   # an AC's weight (a score)
         fetched = _ac_weight_reads(work, i, levels, acs_i, mb, w_bits)
-        out.sram_read = out.sram_read + fetched * w_bits
-        rows = levels.per_input & levels.has["weights"] & _groups_rows(work, i)   # rows kept in the level
-        out.add("weights", np.where(rows, acs_i * w_bits, 0.0), np.where(rows, fetched * w_bits, 0.0))
+        _add_events(out, levels, acs_i, fetched, w_bits, mb, _groups_rows(work, i))
     return LevelBits.stack(layers, n)
+
+
+def _add_gemm(out: LevelBits, levels: CoreLevels, dims: dict, elem_bits: dict, macs, sums_to_sram) -> np.ndarray:
+    """Add `macs` MACs of one GEMM shape, run as many times as they fill (returned), to `out`: each tensor's
+    SRAM and level bits from the point's nest; the outputs' SRAM bits only where `sums_to_sram`."""
+    runs = macs / (dims["m"] * dims["k"] * dims["n"])      # GEMMs run (heads x steps; 1 held input)
+    e = _gemm_elements(dims, levels, elem_bits)
+    for t in ROLES:
+        sram_r, sram_w, lv_r, lv_w = (x * runs * elem_bits[t] for x in e[t])
+        if t != "outputs" or sums_to_sram:                 # a spiking layer's sums go to membranes
+            out.sram_read, out.sram_write = out.sram_read + sram_r, out.sram_write + sram_w
+        out.add(t, lv_r, lv_w)
+    return runs
+
+
+def _add_softmax(out: LevelBits, score_bits) -> None:
+    """The softmax reads each score from SRAM and writes its probability back."""
+    out.sram_read, out.sram_write = out.sram_read + score_bits, out.sram_write + score_bits
+
+
+def _add_events(out: LevelBits, levels: CoreLevels, acs, fetched, w_bits, sum_bits, grouped) -> None:
+    """Add an event-driven product to `out` (`event_accesses`' rules): `fetched` weights (or scores, or Q
+    values) of `w_bits` read from SRAM, through the weights' level where rows are `grouped` per input there;
+    each of the `acs` accumulations of `sum_bits` read-modify-written in SRAM (per-event membranes) or in
+    the outputs' level (held)."""
+    held = levels.has["outputs"] & ~levels.per_event_membranes
+    rmw = np.where(levels.per_event_membranes, acs * sum_bits, 0.0)
+    out.sram_read, out.sram_write = out.sram_read + rmw, out.sram_write + rmw
+    out.add("outputs", np.where(held, acs * sum_bits, 0.0), np.where(held, acs * sum_bits, 0.0))
+    out.sram_read = out.sram_read + fetched * w_bits
+    rows = levels.per_input & levels.has["weights"] & grouped   # rows kept in the level
+    out.add("weights", np.where(rows, acs * w_bits, 0.0), np.where(rows, fetched * w_bits, 0.0))
 
 
 def with_levels(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool, acs,
@@ -546,15 +577,78 @@ def _ac_weight_reads(work, i: int, levels: CoreLevels, acs, membrane_bits, weigh
     if not _groups_rows(work, i):
         return acs
     layer, copies = _event_layer(work, i)
+    return _row_fetches(layer, copies, acs, levels, membrane_bits, weight_bits)
+
+
+def _row_fetches(layer: EventLayer, copies, acs, levels: CoreLevels, sum_bits, weight_bits) -> np.ndarray:
+    """Elements read from SRAM by `acs` ACs of `copies` event layers of one shape (heads; a fraction where a
+    causal mask leaves part of the shape out): one per AC, or, where rows are grouped per input (and the
+    weights have a level), a row of the outputs per (input, step, token tile) with a spike, in expectation
+    at the rate the ACs imply. Token tiles: as many tokens' sums (`sum_bits` each) as the outputs' level holds."""
     tokens, inputs, outputs, steps = layer.tokens, layer.inputs, layer.outputs, layer.steps
     rate = np.clip(acs / (copies * tokens * steps * inputs * outputs), 0.0, 1.0)
     has_w, has_o = levels.has["weights"], levels.has["outputs"] & ~levels.per_event_membranes
     weight_elems = np.where(has_w, levels.bits["weights"] / weight_bits, outputs)
-    membrane_elems = np.where(has_o, levels.bits["outputs"] / membrane_bits, np.inf)
+    membrane_elems = np.where(has_o, levels.bits["outputs"] / sum_bits, np.inf)
     _, token_tile = event_tiles(layer, weight_elems, np.where(np.isinf(membrane_elems), 1e30, membrane_elems),
                                 levels.caps["n"], levels.caps["m"])
     active = active_inputs_expected(rate, tokens, token_tile, inputs, steps, "per_input")
     return np.where(levels.per_input & has_w, copies * active * outputs, acs)
+
+
+def _causal_operands(work, i: int, acs, macs) -> tuple[tuple, tuple]:
+    """((ACs, MACs) of Q.K^T, (ACs, MACs) of the scores x V) of causal attention layer i: each product's
+    work is ACs where its operand (K, V) spikes, MACs where it is real (`analytic.causal_attention_counts`);
+    where both spike, the layer's ACs split in proportion to their rates."""
+    net = work.net
+    sources = [net[s] for s in net.layers[i].inputs[1:]]
+    rates = [(s.rate if s.rate is not None else 1.0) if s.spiking else 0.0 for s in sources]
+    real = [not s.spiking for s in sources]
+    spiking_rate = sum(rates)
+    return tuple((acs * (r / spiking_rate if spiking_rate > 0 else 0.0), macs * (m / max(sum(real), 1)))
+                 for r, m in zip(rates, real))
+
+
+def _causal_products(out: LevelBits, work, i: int, levels: CoreLevels, mb, ab, ac_includes_memory: bool, acs,
+                     macs) -> None:
+    """A decoder's causal attention as its two products, as encoder attention's (`level_bits`), per query
+    head and sequence: Q.K^T over queries x head dim x keys (the cached ones and the new ones), then the
+    scores x V over queries x keys x head dim. A product is a GEMM through the nest where its operand (K or
+    V) is real; event-driven where it spikes: a K spike at (key j, feature d) adds Q's feature d of the
+    queries that see key j into their scores for j (the row: Q's feature d over the queries), a V spike
+    at (key j, feature d) adds key j's scores into those queries' feature d. The scores are written to
+    SRAM once (Q.K^T's sums; in place where each AC read-modify-writes them there) and passed once through
+    the softmax; the weighted sum reads them. The causal mask: query i sees keys up to its own position, so
+    a head's live (query, key) pairs (`CausalAttention.score_pairs`, triangular in a prefill) are a share of
+    the queries x keys rectangle, and each product is priced as that share of the rectangle's accesses: exact
+    for every count made per score or per AC, an expectation for tiles and rows that straddle the diagonal."""
+    layer = work.net.layers[i]
+    spec = layer.spec
+    queries, head_dim = spec.queries_per_sequence(layer), spec.head_dim
+    keys = max(1, round(spec.past_tokens + queries))
+    scores = float(work.scores[i])                       # live pairs of every head, at every step
+    spikes = any(work.net[s].spiking for s in layer.inputs[1:])
+    steps = int(work.timesteps[i]) if spikes else 1      # an operand spikes: every step; both real: once
+    copies = scores / (steps * queries * keys)           # rectangles of one head and sequence, their live share
+    (k_acs, k_macs), (v_acs, v_macs) = _causal_operands(work, i, acs, macs)
+    keys_bits, values_bits = (_operand_bits(work, s, ab) for s in layer.inputs[1:])
+    if k_macs.any():
+        _add_gemm(out, levels, dict(m=queries, k=head_dim, n=keys), dict(weights=keys_bits, inputs=ab, outputs=ab),
+                  k_macs, True)
+    if k_acs.any():
+        if not ac_includes_memory:
+            fetched = _row_fetches(EventLayer(keys, head_dim, queries, steps), copies, k_acs, levels, ab, ab)
+            _add_events(out, levels, k_acs, fetched, ab, ab, True)
+        in_place = levels.per_event_membranes & (not ac_includes_memory)   # each AC left its score in SRAM
+        out.sram_write = out.sram_write + np.where(in_place, 0.0, scores * ab)
+    _add_softmax(out, scores * ab)
+    if v_macs.any():
+        _add_gemm(out, levels, dict(m=queries, k=keys, n=head_dim), dict(weights=values_bits, inputs=ab, outputs=ab),
+                  v_macs, not work.spiking[i])
+    if v_acs.any() and not ac_includes_memory:
+        event = EventLayer(head_dim, keys, queries, steps, int(work.state_words[i]))
+        fetched = _row_fetches(event, copies, v_acs, levels, mb, ab)
+        _add_events(out, levels, v_acs, fetched, ab, mb, True)
 
 
 def level_note(work, chips, ac_includes_memory: bool, macs_done, j: int) -> list[str]:

@@ -226,7 +226,9 @@ class CorePool:
                               cycles=env.now - start, busy_cycles=tile.busy - before[0],
                               stall_memory_cycles=tile.stall_memory - before[1],
                               stall_weight_cycles=tile.stall_weights - before[2],
-                              stall_output_cycles=tile.stall_output - before[3], peak_buffer_bytes=peak))
+                              stall_output_cycles=tile.stall_output - before[3], peak_buffer_bytes=peak,
+                              pace=self.ctx.works[self.names[i]].pace(self.ctx.chips, self.ctx.arch.energy,
+                                                                      tile.cores, self.passes[i])))
         tile.passes_done, tile.steps_done = 0, 0
 
     def _inputs(self, sources: list[int]) -> tuple[np.ndarray, np.ndarray]:

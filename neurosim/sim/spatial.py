@@ -244,7 +244,9 @@ def _report(ctx: Context, stages: list[Stage], noc: Network, buffers: Level) -> 
                                 cycles=st.tile.end - st.tile.start, busy_cycles=st.tile.busy,
                                 stall_output_cycles=st.tile.stall_output, idle_input_cycles=st.tile.idle_input,
                                 buffer_bytes=st.buf.capacity, peak_buffer_bytes=st.buf.peak,
-                                utilization=safe_div(st.tile.busy, cycles)) for st in stages])
+                                utilization=safe_div(st.tile.busy, cycles),
+                                pace=ctx.works[st.name].pace(ctx.chips, ctx.arch.energy, st.tile.cores))
+                           for st in stages])
     per_layer = pd.concat([counts_frame(ctx, counted), timing], axis=1)
     utilization = dict(cores=safe_div(sum(st.tile.busy * st.tile.cores for st in stages),
                                       ctx.chip("cores") * cycles),

@@ -35,7 +35,7 @@ import numpy as np
 from ..cost.analytic import input_spike_bits, layer_counts, nonzero_fraction
 from ..cost.chips import Chips
 from ..arch import EnergyTable
-from ..cost.layout import busy_cycles, compute_cycles, datapath_ops, port_cycles
+from ..cost.layout import busy_cycles, compute_cycles, datapath_ops, pace, port_cycles
 from ..cost.workload import Workload
 from ..errors import NeurosimError
 from ..ir import Network
@@ -99,16 +99,28 @@ class LayerWork:
         """Compute cycles on `cores` cores of each step of one pass (its share 1/passes of the outputs), each
         step taking whole cycles (`layout.whole_cycles`, as the closed form); or, with `bounds`, of each
         span of steps bounds[j]..bounds[j+1]-1."""
+        compute, ports = self._step_parts(chips, table, cores, passes)
+        steps = busy_cycles(compute, ports, 1, self.serial_ports)
+        if bounds is None:
+            return steps.tolist()
+        cum = np.concatenate(([0.0], np.cumsum(steps)))
+        return (cum[bounds[1:]] - cum[bounds[:-1]]).tolist()
+
+    def pace(self, chips: Chips, table: EnergyTable, cores: int, passes: int = 1) -> str:
+        """What sets the layer's busy time on `cores` cores over its run: compute, or a memory port
+        (`layout.pace`, the closed form's rule, on the run's compute and port cycles)."""
+        compute, ports = self._step_parts(chips, table, cores, passes)
+        ports = None if ports is None else ports.sum(axis=1)[:, None, None]
+        return str(pace(np.array([[compute.sum()]]), ports, chips.levels.port_names()[:1])[0, 0])
+
+    def _step_parts(self, chips: Chips, table: EnergyTable, cores: int, passes: int) -> tuple:
+        """(compute cycles of each step of one pass, (ports, steps) busy cycles of each port or None)."""
         ps = self.per_step
         ac_ops, mac_ops = datapath_ops(ps["acs"], ps["acs"] * self.input_spike_bits, ps["neuron_updates"],
                                        ps["macs"], ps["other_ops"], table)
         compute = compute_cycles(ac_ops / passes, mac_ops / passes, np.full((1, self.timesteps), cores), chips,
                                  self.accumulators / passes)[0]
-        steps = busy_cycles(compute, self._ports_per_step(ac_ops + mac_ops, cores * passes), 1, self.serial_ports)
-        if bounds is None:
-            return steps.tolist()
-        cum = np.concatenate(([0.0], np.cumsum(steps)))
-        return (cum[bounds[1:]] - cum[bounds[:-1]]).tolist()
+        return compute, self._ports_per_step(ac_ops + mac_ops, cores * passes)
 
     def _ports_per_step(self, ops: np.ndarray, cores: float) -> np.ndarray | None:
         """(ports, steps): each port's busy cycles on `cores` cores, spread over the steps as the ops are
