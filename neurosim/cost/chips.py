@@ -105,7 +105,33 @@ class Chips:
         pool._count_cores()
         return pool
 
+    def take(self, rows) -> "Chips":
+        """Points `rows` of these, in that order (repeats allowed): a search prices several choices for one
+        point side by side, as rows of the point axis."""
+        return take_points(self, np.asarray(rows, dtype=np.int64))
+
     @classmethod
     def of(cls, arch: ArchConfig) -> "Chips":
         """One design point."""
         return cls([arch.model_dump()])
+
+
+def take_points(points: Any, rows: np.ndarray) -> Any:
+    """A copy of `points` (a `Chips`, or its `reuse.CoreLevels`) with every per-point field indexed by
+    `rows`: each array or list field has one entry per point, dict fields hold such arrays or lists, and an
+    object field with its own `n` is taken alike; a scalar is shared by every point and kept."""
+    def pick(value):
+        if isinstance(value, dict):
+            return {k: pick(v) for k, v in value.items()}
+        if hasattr(value, "n"):
+            return take_points(value, rows)
+        if np.ndim(value) == 0 or isinstance(value, str):
+            return value
+        if len(value) != points.n:
+            raise ValueError(f"take_points: a field of {type(points).__name__} is not one entry per point")
+        return value[rows] if isinstance(value, np.ndarray) else [value[i] for i in rows]
+
+    out = copy.copy(points)
+    for name, value in vars(points).items():
+        setattr(out, name, len(rows) if name == "n" else pick(value))
+    return out

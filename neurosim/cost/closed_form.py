@@ -198,23 +198,45 @@ def pool_sizes(most: int) -> np.ndarray:
     return np.unique(np.round(2 ** (k / POOL_STEPS_PER_OCTAVE)).astype(np.int64))
 
 
+# The most rows x layers one evaluation of the pool search holds: a sweep's many points are searched in chunks.
+POOL_SEARCH_CELLS = 1 << 20
+
+
 def pool_cores(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> np.ndarray:
     """Per point, the pool size of the grid (`pool_sizes`, up to the chip's core count) that ranks best on
     the arch's objective (`layout.ranking`): a chip with more cores has every size of a smaller one, so it
     never ranks worse; the price is that a chip whose count is not on the grid leaves up to 16 % of its
     cores out of the pool. A pool broadcasts each input to its every core, so a smaller one can be both
-    cheaper and faster; the cores left out stay idle (and leak: static power is the chip's)."""
-    best_size, best = np.ones(chips.n, np.int64), None
-    for size in pool_sizes(int(chips.cores.max())):
-        fits = size <= chips.cores
-        costs = _sequential(work, chips, chips.with_cores(np.minimum(size, chips.cores)), table, carry)
-        ok = fits & np.array([a is None and b is None for a, b in zip(costs.infeasible, costs.refused)])
-        score = tuple(np.where(ok, x, np.inf) for x in
-                      layout.ranking(np.array(chips.objective), costs.cycles, costs.total_energy_pj))
-        better = np.ones(chips.n, bool) if best is None else layout.lower(score, best)
-        best_size = np.where(better, size, best_size)
-        best = score if best is None else tuple(np.where(better, new, old) for new, old in zip(score, best))
+    cheaper and faster; the cores left out stay idle (and leak: static power is the chip's).
+
+    Every size of every point is priced in one evaluation (`pool_scores`); the sizes are then ranked in
+    increasing order, a larger one replacing the best so far only where `layout.lower` ranks it lower (so
+    a tie within its tolerance keeps the smaller pool)."""
+    sizes = pool_sizes(int(chips.cores.max()))
+    score = pool_scores(work, chips, table, carry, sizes)
+    best_size, best = np.full(chips.n, sizes[0]), tuple(score[:, :, 0])
+    for k in range(1, len(sizes)):
+        better = layout.lower(tuple(score[:, :, k]), best)
+        best_size = np.where(better, sizes[k], best_size)
+        best = tuple(np.where(better, new, old) for new, old in zip(score[:, :, k], best))
     return best_size
+
+
+def pool_scores(work: Workload, chips: Chips, table: EnergyTable, carry: str, sizes: np.ndarray) -> np.ndarray:
+    """(3, n, sizes): the `layout.ranking` of each point's sequential mapping on each pool size; inf where
+    the size exceeds the chip's cores or the point is infeasible or refused on it. The (point, size) pairs
+    are rows of one point axis (`Chips.take`), priced together, in chunks of `POOL_SEARCH_CELLS`."""
+    score = np.full((3, chips.n, len(sizes)), np.inf)
+    point, k = np.nonzero(sizes[None, :] <= chips.cores[:, None])
+    rows = max(1, POOL_SEARCH_CELLS // max(work.L, 1))
+    for lo in range(0, len(point), rows):
+        p, s = point[lo:lo + rows], k[lo:lo + rows]
+        tried = chips.take(p)
+        costs = _sequential(work, tried, tried.with_cores(sizes[s]), table, carry)
+        ok = np.array([a is None and b is None for a, b in zip(costs.infeasible, costs.refused)])
+        ranked = layout.ranking(np.array(tried.objective), costs.cycles, costs.total_energy_pj)
+        score[:, p, s] = [np.where(ok, x, np.inf) for x in ranked]
+    return score
 
 
 def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, carry: str) -> Costs:
