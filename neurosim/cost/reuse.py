@@ -269,7 +269,8 @@ def event_tiles(layer: EventLayer, weight_elems, membrane_elems, max_outputs=np.
     if membrane_elems is None:
         return out_tile, np.clip(np.minimum(layer.tokens, max_tokens), 1, layer.tokens)
     per_token = out_tile * layer.state_words
-    return out_tile, np.clip(np.minimum(np.asarray(membrane_elems) // per_token, max_tokens), 1, layer.tokens)
+    with np.errstate(divide="ignore"):   # a layer without state words (a real output): no level bounds its tokens
+        return out_tile, np.clip(np.minimum(np.asarray(membrane_elems) // per_token, max_tokens), 1, layer.tokens)
 
 
 # -- A network on n design points (the closed form's view) -------------------------------------------------
@@ -646,7 +647,7 @@ def _causal_products(out: LevelBits, work, i: int, levels: CoreLevels, mb, ab, a
         _add_gemm(out, levels, dict(m=queries, k=keys, n=head_dim), dict(weights=values_bits, inputs=ab, outputs=ab),
                   v_macs, not work.spiking[i])
     if v_acs.any() and not ac_includes_memory:
-        event = EventLayer(head_dim, keys, queries, steps, int(work.state_words[i]))
+        event = EventLayer(head_dim, keys, queries, steps, max(1, int(work.state_words[i])))
         fetched = _row_fetches(event, copies, v_acs, levels, mb, ab)
         _add_events(out, levels, v_acs, fetched, ab, mb, True)
 
