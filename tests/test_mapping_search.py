@@ -15,7 +15,7 @@ from neurosim.mapping import Plan, Segment, load_plan, plan_report, search
 from neurosim.mapping.cut import cut_points
 from neurosim.mapping.price import compose, plan_segments
 from neurosim.mapping.segments import with_core_count, with_objective
-from neurosim.mapping.space import KINDS, LAST_KINDS, Space, budget_grid
+from neurosim.mapping.space import KINDS, LAST_KINDS, Space
 from neurosim.sim import simulate
 
 TODAY = [("spatial", "spikes"), ("sequential", "spikes"), ("sequential", "rates")]
@@ -92,25 +92,42 @@ def test_segments_together_count_what_the_whole_network_counts_in_all_three_engi
     assert simulated.energy_pj == pytest.approx(closed.energy_pj, rel=0.05)
 
 
+def every_allocation(names, most):
+    """Every spatial allocation of these layers on at most `most` cores, a core or more each."""
+    for cores in itertools.product(range(1, most + 1), repeat=len(names)):
+        if sum(cores) <= most:
+            yield dict(zip(names, cores))
+
+
 def brute_force(net, arch, objective, max_segments):
-    """Every plan of the space, each priced alone through a plan file's path (`plan_report`)."""
-    names = [layer.name for layer in net.layers]
-    grid, best = budget_grid(arch.cores.count), None
+    """Every plan, each priced alone through a plan file's path (`plan_report`): today's mappings, and every
+    cut, kind and carry with every resource a segment could be given: any cores per layer of a spatial
+    segment (not only the allocation rule's candidates) and any pool size, on at most the chip's cores.
+    Returns the best (objective, latency, energy) of each shape ({shape: score})."""
+    names, most = [layer.name for layer in net.layers], arch.cores.count
+    best = {}
     for segments in range(1, max_segments + 1):
         for cuts in itertools.combinations(cut_points(net), segments - 1):
             firsts, lasts = (0,) + tuple(c + 1 for c in cuts), cuts + (len(names) - 1,)
             for kinds in itertools.product(*([KINDS] * (segments - 1) + [LAST_KINDS])):
-                splits = [(None,)] if segments == 1 else [s for s in itertools.product(grid, repeat=segments)
-                                                           if sum(s) <= arch.cores.count]
-                for cores in splits:
+                if segments == 1:
+                    choices = [[{}]]
+                else:
+                    choices = [list(every_allocation(names[a:b + 1], most)) if k == "spatial" else
+                               [dict(pool=p) for p in range(1, most + 1)] for (k, _), a, b in zip(kinds, firsts, lasts)]
+                for given in itertools.product(*choices):
+                    if sum(sum(g.values()) for g in given) > most:
+                        continue
                     plan = Plan(objective=objective, segments=[
-                        Segment(kind=k, carry=c, first=names[a], last=names[b], cores=None if n is None else int(n))
-                        for (k, c), a, b, n in zip(kinds, firsts, lasts, cores)])
+                        Segment(kind=k, carry=c, first=names[a], last=names[b],
+                                **({} if not g else dict(pool=g["pool"]) if k == "sequential" else dict(layer_cores=g)))
+                        for (k, c), a, b, g in zip(kinds, firsts, lasts, given)])
                     r = plan_report(plan, net, arch)
                     if r.feasible:
                         value = {"energy": r.energy_pj, "latency": r.latency_s,
                                  "edp": r.energy_pj * r.latency_s}[objective]
-                        best = min(best or (np.inf,), (value, r.latency_s, r.energy_pj))
+                        shape = tuple((a, b, k, c) for (k, c), a, b in zip(kinds, firsts, lasts))
+                        best[shape] = min(best.get(shape, (np.inf,)), (value, r.latency_s, r.energy_pj))
     return best
 
 
@@ -122,7 +139,13 @@ def test_the_search_returns_the_brute_force_optimum(objective):
     found = plan_report(result.best, net, arch)
     value = {"energy": found.energy_pj, "latency": found.latency_s, "edp": found.energy_pj * found.latency_s}
     best = brute_force(net, arch, objective, 3)
-    assert value[objective] == pytest.approx(best[0], rel=1e-12)
+    assert value[objective] == pytest.approx(min(best.values())[0], rel=1e-12)
+    # and shape by shape: the allocation rule's candidates and the pool grid hold the best of every cores per
+    # layer and every pool size (the spatial candidates are few: 2 of the 4 allocations of a..c on 4 cores)
+    found = {s.shape: s.score for s in result.found}
+    assert found.keys() == best.keys()
+    for shape, score in best.items():
+        assert found[shape][0] == pytest.approx(score[0], rel=1e-12), shape
 
 
 def test_the_evolution_is_seeded_and_never_worse_than_todays_mappings():
@@ -150,12 +173,83 @@ def test_caps_are_kept():
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_a_found_plan_rerun_from_its_file_gives_the_same_report(tmp_path, suffix):
     net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
-    result = search(net, arch, "edp", budget=2000, max_segments=2, confirm=1)
+    result = search(net, arch, "energy", max_segments=2, confirm=1)
     path = tmp_path / f"plan{suffix}"
     result.best.write(path)
     again = load_plan(path)
     assert again.model_dump() == result.best.model_dump()
     same_report(plan_report(again, net, arch, "sim"), result.report)
+
+
+def a_pinned_plan(net) -> Plan:
+    """tiny-encoder's first block pinned with cores per layer, its second block on a pool of 3."""
+    names = [layer.name for layer in net.layers]
+    first = names[:names.index("block0.output") + 1]
+    return Plan(segments=[Segment(kind="spatial", first=first[0], last=first[-1], carry="rates",
+                                  layer_cores={n: 1 + i % 2 for i, n in enumerate(first)}),
+                          Segment(kind="sequential", first="block1.q", last=names[-1], pool=3)])
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_plan_with_cores_per_layer_and_a_pool_round_trips_through_its_file(tmp_path, suffix):
+    net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
+    plan = a_pinned_plan(net)
+    path = tmp_path / f"plan{suffix}"
+    plan.write(path)
+    again = load_plan(path)
+    assert again.model_dump() == plan.model_dump() and again.cores(16) == ([sum(plan.segments[0].layer_cores.values()),
+                                                                            3], None)
+    for engine in ("analytic", "sim"):
+        same_report(plan_report(again, net, arch, engine), plan_report(plan, net, arch, engine))
+    # both engines ran what the plan gives: each layer's cores, and the pool
+    for engine in ("analytic", "sim"):
+        r = plan_report(plan, net, arch, engine)
+        cores = r.per_layer.set_index("layer")["cores"]
+        assert all(cores[n] == c for n, c in plan.segments[0].layer_cores.items())
+        assert any("pool of 3 of 3 cores" in note for note in r.notes)
+
+
+@pytest.mark.parametrize("engine", ["analytic", "sim"])
+def test_given_cores_per_layer_equal_to_the_rules_give_todays_spatial_numbers(engine):
+    net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
+    today = neurosim.estimate(net, arch, "spatial") if engine == "analytic" else simulate(net, arch, "spatial")
+    rule = neurosim.estimate(net, arch, "spatial").per_layer.set_index("layer")["cores"]
+    names = [layer.name for layer in net.layers]
+    plan = Plan(segments=[Segment(kind="spatial", first=names[0], last=names[-1], cores=arch.cores.count,
+                                  layer_cores={n: int(rule[n]) for n in names})])
+    given = plan_report(plan, net, arch, engine)     # composed from its one segment, not today's path
+    assert given.mapping == "plan" and given.feasible
+    for key in ("energy_pj", "latency_s", "acs", "macs"):
+        assert getattr(given, key) == pytest.approx(getattr(today, key), rel=1e-12), key
+
+
+def test_a_given_pool_is_run_at_its_size_not_the_rules():
+    from neurosim.cost.closed_form import sequential_on_pool
+    from neurosim.cost.workload import workload
+
+    net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
+    rule = neurosim.estimate(net, arch, "sequential", "rates")
+    names = [layer.name for layer in net.layers]
+    for pool in (2, 5):
+        assert f"pool of {pool} of" not in rule.notes[0]
+        plan = Plan(segments=[Segment(kind="sequential", first=names[0], last=names[-1], carry="rates",
+                                      cores=16, pool=pool)])
+        r = plan_report(plan, net, arch)
+        direct = sequential_on_pool(workload(net, False), Chips.of(arch), arch.energy, "rates", pool)
+        assert r.energy_pj == pytest.approx(direct.total_energy_pj[0], rel=1e-12)
+        assert r.latency_s == pytest.approx(direct.latency_s[0], rel=1e-12)
+        assert any(f"pool of {pool} of 16 cores" in note for note in plan_report(plan, net, arch, "sim").notes)
+
+
+def test_a_layer_given_fewer_cores_than_its_sram_needs_is_infeasible_with_its_shortfall():
+    net = mlp()
+    arch = small_chip(4).model_copy(update={"cores": small_chip(4).cores.model_copy(update={"sram_bytes": 4096})})
+    plan = Plan(segments=[Segment(kind="spatial", first="a", last="c", layer_cores={"a": 1, "b": 1, "c": 1})])
+    for engine in ("analytic", "sim"):
+        r = plan_report(plan, net, arch, engine)
+        assert not r.feasible and any("layer 'b' is given 1 cores" in n and "need 2" in n for n in r.notes), r.notes
+    plan.segments[0].layer_cores["b"] = 2
+    assert plan_report(plan, net, arch).feasible
 
 
 def test_map_and_run_plan_on_the_command_line(tmp_path, capsys):
@@ -205,6 +299,14 @@ def test_a_plan_that_does_not_fit_is_infeasible_with_its_shortfall():
     ([dict(kind="spatial", first="a", last="a"), dict(kind="spatial", first="c", last="c")], "segments[1].first",
      "start this segment at 'b'"),
     ([dict(kind="spatial", first="b", last="a")], "segments[0].first", "start this segment at 'a'"),
+    ([dict(kind="sequential", first="a", last="c", layer_cores=dict(a=1, b=1, c=1))], "segments[0].layer_cores",
+     "give pool"),
+    ([dict(kind="spatial", first="a", last="c", pool=2)], "segments[0].pool", "give layer_cores"),
+    ([dict(kind="spatial", first="a", last="c", layer_cores=dict(a=1, c=1))], "segments[0].layer_cores",
+     "give every layer of the segment, in order"),
+    ([dict(kind="spatial", first="a", last="c", layer_cores=dict(a=1, b=1, c=1, d=1))], "segments[0].layer_cores",
+     "give every layer of the segment, in order"),
+    ([dict(kind="sequential", first="a", last="c", cores=2, pool=3)], "segments[0].cores", "give it cores: 3"),
 ])
 def test_a_plan_naming_unknown_layers_out_of_order_or_not_covering_is_refused(segments, field, fix):
     plan = Plan(segments=[Segment(**s) for s in segments])

@@ -90,6 +90,9 @@ class Chips:
         self.dram_bits_per_cycle = self.dram_bytes_per_s / self.clock_hz * 8
         # Memory levels inside the cores and their dataflow (cost.reuse); a point without levels: no reuse.
         self.levels = CoreLevels(archs)
+        # The spatial mapping's cores per layer where a point gives them ({layer: cores}; None: the rule of
+        # `layout.SpatialCores` picks them): a mapping plan's spatial segment (`with_layer_cores`).
+        self.layer_cores: list[dict[str, int] | None] = [None] * self.n
 
     def _count_cores(self) -> None:
         """What follows from the core count: the SRAM of all cores and the mesh they fill (the sequential
@@ -109,6 +112,24 @@ class Chips:
         """Points `rows` of these, in that order (repeats allowed): a search prices several choices for one
         point side by side, as rows of the point axis."""
         return take_points(self, np.asarray(rows, dtype=np.int64))
+
+    def with_layer_cores(self, layer_cores: list[dict[str, int] | None]) -> "Chips":
+        """The same points with the spatial mapping's cores per layer given, per point ({layer: cores}, or
+        None for the allocation rule)."""
+        given = copy.copy(self)
+        given.layer_cores = list(layer_cores)
+        return given
+
+    def given_layer_cores(self, names: list[str]) -> np.ndarray:
+        """(n, L) the given cores per layer of `names` (0 where a point gives none)."""
+        out = np.zeros((self.n, len(names)), np.int64)
+        for j, given in enumerate(self.layer_cores):
+            if given is not None:
+                if set(given) != set(names):
+                    raise ValueError(f"cores per layer name {sorted(set(given) ^ set(names))[:3]}: give every "
+                                     "layer of the network, and no other")
+                out[j] = [given[name] for name in names]
+        return out
 
     @classmethod
     def of(cls, arch: ArchConfig) -> "Chips":

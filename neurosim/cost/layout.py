@@ -389,14 +389,18 @@ class SpatialCores:
     """
 
     def __init__(self, work: Workload, chips: Chips, table: EnergyTable):
-        self.need_bytes = work.weight_bytes[None, :] + state_bytes(work, chips) + 2 * step_bits(work, chips) / 8
+        self.need_bytes, min_cores = least_cores(work, chips)
         self.neuron = NeuronFit(work, chips, np.ones((chips.n, work.L), bool), chips.core_sram.astype(float), True)
-        min_cores = np.maximum(1, np.ceil(self.need_bytes / chips.core_sram[:, None])).astype(np.int64)
         self.min_total = min_cores.sum(axis=1)
         self.fits = (self.min_total <= chips.cores) & self.neuron.fits
         self.traffic = SpatialTraffic(work, chips)
         self.cores = min_cores.copy()
-        ok = np.flatnonzero(self.fits)
+        # cores per layer given by the point (a plan's spatial segment, `Chips.with_layer_cores`): not searched
+        self.given = chips.given_layer_cores(work.names)
+        given = self.given.any(axis=1)
+        self.cores = np.where(given[:, None], self.given, self.cores)
+        self.fits &= ~given | ((self.given >= min_cores).all(axis=1) & (self.given.sum(axis=1) <= chips.cores))
+        ok = np.flatnonzero(self.fits & ~given)
         if len(ok):
             self.cores[ok] = _CoreSearch(work, chips, table, self.traffic, ok).best(min_cores[ok])
 
@@ -404,6 +408,15 @@ class SpatialCores:
         """Why point j's chip cannot hold the spatial mapping (the first shortfall)."""
         if not self.neuron.fits[j]:
             return self.neuron.shortfall(work, j, "a core's SRAM")
+        if self.given[j].any():
+            need = np.ceil(self.need_bytes[j] / chips.core_sram[j])
+            if (short := np.flatnonzero(self.given[j] < need)).size:
+                i = short[0]
+                return (f"layer '{work.names[i]}' is given {self.given[j, i]} cores; its weights, membranes and "
+                        f"spike buffers ({self.need_bytes[j, i] / 2**10:.1f} KiB) need {need[i]:.0f} of "
+                        f"{chips.core_sram[j]} B SRAM (short by {need[i] - self.given[j, i]:.0f})")
+            return (f"its layers are given {self.given[j].sum()} cores; the chip has {chips.cores[j]} (short by "
+                    f"{self.given[j].sum() - chips.cores[j]})")
         return (f"spatial mapping needs {self.min_total[j]} cores of {chips.core_sram[j]} B SRAM to hold every "
                 f"layer's weights, membranes and spike buffers ({self.need_bytes[j].sum() / 2**20:.1f} MiB); the "
                 f"chip has {chips.cores[j]} (short by {self.min_total[j] - chips.cores[j]})")
@@ -454,9 +467,7 @@ class _CoreSearch:
         """The best-scoring candidate that fits, per point (the minimum allocation is the first)."""
         chosen = least.astype(float)
         best = self.score(chosen)
-        slowest = self.load.max(axis=1, initial=0)
-        for shrink in STAGE_SHRINK ** np.arange(STAGE_CANDIDATES):
-            cores = np.maximum(least, np.ceil(self.load / (slowest * shrink)[:, None] * (1 - 1e-12)))
+        for cores in stage_candidates(least, self.load):
             fits = cores.sum(axis=1) <= self.budget
             if not fits.any():
                 break
@@ -465,6 +476,31 @@ class _CoreSearch:
             chosen = np.where(better[:, None], cores, chosen)
             best = tuple(np.where(better, new, old) for new, old in zip(score, best))
         return chosen.astype(np.int64)
+
+
+def least_cores(work: Workload, chips: Chips) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, cores) each layer needs in the spatial mapping: its weights, membranes and a double-buffered
+    output step, and the cores of SRAM that holds them (at least one)."""
+    need_bytes = work.weight_bytes[None, :] + state_bytes(work, chips) + 2 * step_bits(work, chips) / 8
+    return need_bytes, np.maximum(1, np.ceil(need_bytes / chips.core_sram[:, None])).astype(np.int64)
+
+
+def stage_candidates(least: np.ndarray, load: np.ndarray):
+    """The spatial allocation rule's candidates after the least allocation, fewest cores first: for each
+    stage time on the grid (the slowest layer's one-core `load` per step, shrinking by STAGE_SHRINK), every
+    layer gets the cores that bring its load under it ((n, L) cores, float)."""
+    slowest = load.max(axis=1, initial=0)
+    for shrink in STAGE_SHRINK ** np.arange(STAGE_CANDIDATES):
+        yield np.maximum(least, np.ceil(load / (slowest * shrink)[:, None] * (1 - 1e-12)))
+
+
+def allocation_candidates(work: Workload, chips: Chips, table: EnergyTable) -> np.ndarray:
+    """Every candidate of the spatial allocation rule (`SpatialCores`) for each point, whether its chip has
+    the cores or not: ((1 + STAGE_CANDIDATES), n, L) cores, the least allocation first. The mapping search
+    prices them one by one (`Chips.with_layer_cores`) instead of letting the rule pick one."""
+    _, least = least_cores(work, chips)
+    load = _CoreSearch(work, chips, table, SpatialTraffic(work, chips), np.arange(chips.n)).load
+    return np.stack([least] + list(stage_candidates(least, load))).astype(np.int64)
 
 
 def ranking(objective: np.ndarray, latency: np.ndarray, energy: np.ndarray) -> tuple:

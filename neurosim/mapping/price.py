@@ -38,7 +38,7 @@ from ..ir import Network
 from ..report import BREAKDOWN, Report
 from .cut import segment_network
 from .plan import Plan
-from .segments import COUNTS, SegmentCosts, closed_form_segment, simulated_segment, with_objective
+from .segments import COUNTS, Given, SegmentCosts, closed_form_segment, simulated_segment, with_objective
 
 
 @dataclass
@@ -128,8 +128,10 @@ def plan_segments(plan: Plan, net: Network, arch: ArchConfig, engine: str = "ana
     segs = []
     for seg, (first, last), c in zip(plan.segments, bounds, cores):
         sub = segment_network(net, first, last)
+        given = Given(None if seg.layer_cores is None else [seg.layer_cores],
+                      None if seg.pool is None else np.array([seg.pool]))
         price = closed_form_segment if engine == "analytic" else simulated_segment
-        segs.append(price(sub, arch, [c] if engine == "analytic" else c, seg.kind, seg.carry))
+        segs.append(price(sub, arch, [c] if engine == "analytic" else c, seg.kind, seg.carry, given))
     return segs, None
 
 
@@ -148,7 +150,8 @@ def why_not(plan: Plan, net: Network, segs: list[SegmentCosts], costs: PlanCosts
 def plan_report(plan: Plan, net: Network, arch: ArchConfig, engine: str = "analytic") -> Report:
     """The report of a plan, as `neurosim run` prints it: a plan of one segment is today's mapping and gives
     exactly today's report (`estimate` or `simulate`); more segments are composed (see the module's doc)."""
-    if len(plan.segments) == 1 and plan.segments[0].cores in (None, arch.cores.count):
+    one = plan.segments[0]
+    if len(plan.segments) == 1 and one.cores in (None, arch.cores.count) and one.layer_cores is one.pool is None:
         plan.bounds(net)
         seg, run_arch = plan.segments[0], with_objective(arch, plan.objective)
         if engine == "analytic":

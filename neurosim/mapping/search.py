@@ -60,11 +60,12 @@ def exhaustive(space: Space, bar=None) -> list[Scored]:
     found = []
     for segments in range(1, space.max_segments + 1):
         for shape in space.shapes(segments):
+            before = space.priced
             scored = space.best(shape)
             if scored is not None:
                 found.append(scored)
             if bar is not None:
-                bar.update(len(space.splits(segments)))
+                bar.update(space.priced - before)
     return found
 
 

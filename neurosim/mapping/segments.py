@@ -1,9 +1,10 @@
 """One segment of a plan on one or many core budgets: its costs, and what its handoffs need.
 
 A segment is its own network (`cut.segment_network`) run with today's mapping of its kind on the cores
-the plan gives it (`Chips.with_cores`): `closed_form_segment` runs the closed form over an array of core
-budgets at once (the search's inner loop, the same code `cost.estimate` runs on one point);
-`simulated_segment` runs the simulator on one budget. Beside the segment's own costs, each records what
+the plan gives it (`Chips.with_cores`), with its resources given (a spatial segment's cores per layer,
+`Chips.with_layer_cores`; a sequential one's pool, `closed_form.sequential_on_pool`) or picked by the
+mapping's rule: `closed_form_segment` runs the closed form over an array of points at once (the search's
+inner loop, the same code `cost.estimate` runs on one point); `simulated_segment` runs the simulator on one. Beside the segment's own costs, each records what
 its handoffs to and from the next segment need: the bits its last layer carries, what of them its own
 run already spilled to DRAM (sequential), and how often its first layers read their input (passes).
 """
@@ -15,10 +16,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..arch import ArchConfig
-from ..cost import layout
+from ..cost import closed_form, layout
 from ..cost.chips import Chips
 from ..cost.estimate import evaluate
 from ..cost.estimate import report as estimate_report
+from ..cost.workload import workload
 from ..ir import Network
 from ..report import BREAKDOWN, MEMORY, Report
 
@@ -76,13 +78,28 @@ def with_core_count(arch: ArchConfig, cores: int) -> ArchConfig:
     return arch.model_copy(update={"cores": arch.cores.model_copy(update={"count": int(cores)})})
 
 
-def closed_form_segment(sub: Network, arch: ArchConfig, cores, kind: str, carry: str) -> SegmentCosts:
-    """The closed form of segment `sub` with today's `kind` mapping on every budget of `cores` at once."""
-    return closed_form_segments(sub, arch, cores, kind, (carry,))[carry]
+@dataclass
+class Given:
+    """A segment's resources on n points, where given: a spatial segment's cores per layer ({layer: cores}
+    per point), or a sequential segment's pool size per point; None: the mapping's rule picks them."""
+
+    layer_cores: list[dict[str, int]] | None = None
+    pools: np.ndarray | None = None
+
+    def tiled(self, times: int) -> "Given":
+        return Given(None if self.layer_cores is None else self.layer_cores * times,
+                     None if self.pools is None else np.tile(self.pools, times))
+
+
+def closed_form_segment(sub: Network, arch: ArchConfig, cores, kind: str, carry: str,
+                        given: Given | None = None) -> SegmentCosts:
+    """The closed form of segment `sub` with today's `kind` mapping on every budget of `cores` at once
+    (its resources given on each, or picked by the rule)."""
+    return closed_form_segments(sub, arch, cores, kind, (carry,), given=given)[carry]
 
 
 def closed_form_segments(sub: Network, arch: ArchConfig, cores, kind: str, carries: tuple[str, ...],
-                         objectives: tuple[str, ...] | None = None) -> dict:
+                         objectives: tuple[str, ...] | None = None, given: Given | None = None) -> dict:
     """`closed_form_segment` for each carry ({carry: SegmentCosts}); a spatial segment, whose run does not
     depend on what it carries out, is priced once. With `objectives`, one call prices the budgets for each
     objective of the free choices ({objective: {carry: SegmentCosts}}): a point per (objective, budget)."""
@@ -90,16 +107,18 @@ def closed_form_segments(sub: Network, arch: ArchConfig, cores, kind: str, carri
     goals = objectives or (arch.mapping.objective,)
     dumps = [with_objective(arch, goal).model_dump() for goal in goals for _ in cores]
     tiled = np.tile(cores, len(goals))
+    given = (given or Given()).tiled(len(goals))
     out = {}
     if kind == "spatial":     # one run; only the exit's carried bits differ
-        costs = _priced(sub, arch, dumps, tiled, kind, carries[0])
+        costs = _priced(sub, arch, dumps, tiled, kind, carries[0], given)
         first = _segment_costs(costs, sub, arch, kind, carries[0])
         for carry in carries:
             out[carry] = replace(first, carry=carry,
                                  exit_bits=layout.carry_bits(costs.work, costs.chips, carry)[:, -1])
     else:
         for carry in carries:
-            out[carry] = _segment_costs(_priced(sub, arch, dumps, tiled, kind, carry), sub, arch, kind, carry)
+            out[carry] = _segment_costs(_priced(sub, arch, dumps, tiled, kind, carry, given), sub, arch, kind,
+                                        carry)
     if objectives is None:
         return out
     n = len(cores)
@@ -107,9 +126,17 @@ def closed_form_segments(sub: Network, arch: ArchConfig, cores, kind: str, carri
             for k, goal in enumerate(goals)}
 
 
-def _priced(sub: Network, arch: ArchConfig, dumps: list[dict], cores: np.ndarray, kind: str, carry: str):
+def _priced(sub: Network, arch: ArchConfig, dumps: list[dict], cores: np.ndarray, kind: str, carry: str,
+            given: Given):
+    chips = Chips(dumps).with_cores(cores)
     with np.errstate(divide="ignore", invalid="ignore"):   # a budget too small to run on is infeasible, not NaN
-        costs = evaluate(sub, Chips(dumps).with_cores(cores), arch.energy, kind, carry)
+        if given.layer_cores is not None:
+            costs = evaluate(sub, chips.with_layer_cores(given.layer_cores), arch.energy, kind, carry)
+        elif given.pools is not None:
+            work = workload(sub, False, bool(chips.zero_skipping[0]))
+            costs = closed_form.sequential_on_pool(work, chips, arch.energy, carry, given.pools)
+        else:
+            costs = evaluate(sub, chips, arch.energy, kind, carry)
     refused = next((r for r in costs.refused if r is not None), None)
     if refused is not None:
         raise arch.refuse(*refused)
@@ -143,13 +170,18 @@ def _segment_costs(costs, sub: Network, arch: ArchConfig, kind: str, carry: str)
         is None else None)
 
 
-def simulated_segment(sub: Network, arch: ArchConfig, cores: int, kind: str, carry: str) -> SegmentCosts:
-    """The simulator's run of segment `sub` on `cores` cores; its handoff needs (exit bits, spills, passes) are
-    the mapping decisions the simulator shares with the closed form (`cost.layout`), taken from it."""
+def simulated_segment(sub: Network, arch: ArchConfig, cores: int, kind: str, carry: str,
+                      given: Given | None = None) -> SegmentCosts:
+    """The simulator's run of segment `sub` on `cores` cores (its resources given on one point, or picked by
+    the rule); its handoff needs (exit bits, spills, passes) are the mapping decisions the simulator shares
+    with the closed form (`cost.layout`), taken from it."""
     from ..sim import simulate
 
-    decided = closed_form_segment(sub, arch, [cores], kind, carry)
-    report = simulate(sub, with_core_count(arch, cores), kind, carry)
+    given = given or Given()
+    decided = closed_form_segment(sub, arch, [cores], kind, carry, given)
+    report = simulate(sub, with_core_count(arch, cores), kind, carry,
+                      layer_cores=given.layer_cores[0] if given.layer_cores is not None else None,
+                      pool=int(given.pools[0]) if given.pools is not None else None)
     if not report.feasible:
         return replace(decided, feasible=np.array([False]), infeasible=[report.notes[0] if report.notes else
                                                                          "does not fit"], report=report)

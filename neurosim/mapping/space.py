@@ -1,15 +1,24 @@
-"""The space of plans a search explores, and the closed form over all core splits of one plan shape at once.
+"""The space of plans a search explores, and the closed form over all resource choices of one plan shape at once.
 
-A plan's *shape* is its segments without cores: where the network is cut (`cut.cut_points`), and each
-segment's kind and carry (spatial or sequential; spikes or rates; the last segment's carry is moot when
-it is spatial). Its *core splits* give each segment a budget from a grid, round(2^(k/2)) cores and the
-chip's count, summing to at most the chip's cores; a plan of one segment gets the whole chip, so today's
-three mappings are in the space with exactly today's numbers. Inside its budget a segment makes its own
-free choices for the search's objective (spare spatial cores, the pool size on a finer grid).
+A plan's *shape* is its segments without resources: where the network is cut (`cut.cut_points`), and each
+segment's kind and carry (spatial or sequential; spikes or rates; the last segment's carry is moot when it
+is spatial). Its *resources* give each segment exactly what it runs on, the segments' cores together at
+most the chip's:
 
-`Space.price_shape` prices every core split of a shape in one call: each segment's closed form was run
-once over the whole grid of budgets (`segments.closed_form_segments`, cached per segment), and the
-splits are gathered from it and composed (`price.compose`) as arrays.
+* a spatial segment, one of the allocation rule's candidates (cores per layer: the least allocation that
+  holds every layer, or, for a stage time on the rule's grid, the cores that bring every layer's time per
+  step under it; `layout.allocation_candidates`), each taking the sum of its cores;
+* a sequential segment, a pool size on the pool grid (`closed_form.pool_sizes`, round(2^(k/4)) cores).
+
+Those are the candidates the mappings' own rules rank (`layout.SpatialCores`, `closed_form.pool_cores`); the
+search ranks them by the whole plan's figures instead of each segment's. A plan of one segment is today's
+mapping on the whole chip, the rule picking its resources for the objective from the same candidates by the
+same ranking, so today's three mappings are in the space with exactly today's numbers.
+
+`Space.price_shape` prices every resource choice of a shape in one call: each segment's closed form was run
+once over all of its options (`SegmentTables`, cached per segment; given resources leave the objective no
+choice, so one table serves every objective), and the choices are gathered from it and composed
+(`price.compose`) as arrays.
 """
 
 from __future__ import annotations
@@ -23,50 +32,93 @@ import numpy as np
 from ..arch import ArchConfig
 from ..cost import layout
 from ..cost.chips import Chips
+from ..cost.closed_form import pool_sizes
+from ..cost.workload import workload
 from ..ir import Network
 from .cut import cut_points, segment_network
 from .plan import Plan, Segment
 from .price import PlanCosts, compose
-from .segments import SegmentCosts, closed_form_segments, with_objective
+from .segments import Given, SegmentCosts, closed_form_segments, with_objective
 
-STEPS_PER_OCTAVE = 2     # core budgets of a segment: round(2^(k/2)): 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, ...
 KINDS = (("spatial", "spikes"), ("spatial", "rates"), ("sequential", "spikes"), ("sequential", "rates"))
 LAST_KINDS = (("spatial", "spikes"), ("sequential", "spikes"), ("sequential", "rates"))
+CARRIES = ("spikes", "rates")
 
 Shape = tuple[tuple[int, int, str, str], ...]    # per segment: (first, last, kind, carry)
 
 
-def budget_grid(cores: int) -> np.ndarray:
-    k = np.arange(int(math.floor(math.log2(max(cores, 1)) * STEPS_PER_OCTAVE)) + 1)
-    return np.union1d(np.round(2 ** (k / STEPS_PER_OCTAVE)).astype(np.int64), [cores])
+@dataclass
+class Options:
+    """A segment's options: the cores each takes, the resources each gives, and (once priced) its figures on
+    each, per carry."""
+
+    cores: np.ndarray
+    given: Given
+    costs: dict[str, SegmentCosts] | None = None
+
+    def resources(self, k: int) -> dict:
+        """Option k as a plan segment's fields."""
+        if self.given.layer_cores is not None:
+            return dict(layer_cores=self.given.layer_cores[k])
+        return dict(pool=int(self.given.pools[k]))
+
+
+def spatial_options(sub: Network, arch: ArchConfig) -> Options:
+    """The allocation rule's distinct candidates for the segment network `sub` that fit the chip, fewest
+    cores first."""
+    chips = Chips.of(arch)
+    work = workload(sub, True, bool(chips.zero_skipping[0]))
+    rows = np.unique(layout.allocation_candidates(work, chips, arch.energy)[:, 0, :], axis=0)
+    rows = rows[rows.sum(axis=1) <= arch.cores.count]
+    rows = rows[np.lexsort((*rows.T[::-1], rows.sum(axis=1)))]
+    names = [layer.name for layer in sub.layers]
+    return Options(rows.sum(axis=1), Given(layer_cores=[dict(zip(names, map(int, r))) for r in rows]))
+
+
+def sequential_options(arch: ArchConfig) -> Options:
+    pools = pool_sizes(arch.cores.count)
+    return Options(pools, Given(pools=pools))
 
 
 class SegmentTables:
-    """Each segment's closed form (first layer, last layer, kind) over every core budget of the grid, for each
-    objective at once (one vectorised call), run once and kept: searches of one network and chip for several
-    objectives share them."""
+    """Each segment's options (first layer, last layer, kind) priced by the closed form in one vectorised
+    call, and the whole network on the whole chip as today's mapping for each objective; run once and kept:
+    searches of one network and chip for several objectives share them."""
 
     def __init__(self, net: Network, arch: ArchConfig, objectives: tuple[str, ...]):
         self.net, self.arch, self.objectives = net, arch, tuple(objectives)
-        self._tables: dict[tuple, dict] = {}
+        self._whole: dict[str, dict] = {}
+        self._options: dict[tuple, Options] = {}
 
-    def get(self, first: int, last: int, kind: str, whole: bool, grid: np.ndarray) -> dict:
-        """{objective: {carry: SegmentCosts}} on the grid's budgets, or on the whole chip (`whole`)."""
-        key = (first, last, kind, whole)
-        if key not in self._tables:
-            points = np.array([self.arch.cores.count]) if whole else grid
-            self._tables[key] = closed_form_segments(segment_network(self.net, first, last), self.arch, points,
-                                                     kind, ("spikes", "rates"), self.objectives)
-        return self._tables[key]
+    def whole(self, kind: str) -> dict:
+        """{objective: {carry: SegmentCosts}}: today's `kind` mapping of the network on the whole chip."""
+        if kind not in self._whole:
+            self._whole[kind] = closed_form_segments(self.net, self.arch, [self.arch.cores.count], kind, CARRIES,
+                                                     self.objectives)
+        return self._whole[kind]
+
+    def options(self, first: int, last: int, kind: str, priced: bool = True) -> Options:
+        """The segment's options (`priced`: with their figures)."""
+        key = (first, last, kind)
+        if key not in self._options:
+            sub = segment_network(self.net, first, last)
+            self._options[key] = spatial_options(sub, self.arch) if kind == "spatial" else \
+                sequential_options(self.arch)
+        opts = self._options[key]
+        if priced and opts.costs is None and len(opts.cores):
+            sub = segment_network(self.net, first, last)
+            opts.costs = closed_form_segments(sub, self.arch, opts.cores, kind, CARRIES, given=opts.given)
+        return opts
 
 
 @dataclass
 class Scored:
-    """The best core split of one shape: its score (objective, latency, energy), cores and figures."""
+    """The best resource choice of one shape: its score (objective, latency, energy), cores, choice and figures."""
 
     score: tuple[float, float, float]
     shape: Shape
     cores: tuple[int, ...]
+    choice: tuple[int, ...]          # each segment's option (empty: one segment, today's mapping)
     energy_j: float
     latency_s: float
     peak_bytes: float
@@ -82,56 +134,85 @@ class Space:
         self.chips = Chips.of(self.arch)
         self.cuts = cut_points(net)
         self.max_segments = max(1, min(max_segments, len(self.cuts) + 1))
-        self.grid = budget_grid(arch.cores.count)
         self.caps = {k: v for k, v in (caps or {}).items() if v is not None}
         self.tables = tables if tables is not None else SegmentTables(net, arch, (objective,))
-        self._splits: dict[int, np.ndarray] = {}
-        self.priced = 0                               # plans (shape x core split) priced so far
+        self.priced = 0                               # plans (shape x resource choice) priced so far
 
     # -- the space -------------------------------------------------------------------------------------------
     def shapes(self, segments: int):
         """Every shape of `segments` segments."""
-        L = len(self.net.layers)
-        for cuts in itertools.combinations(self.cuts, segments - 1):
-            bounds = list(zip((0,) + tuple(c + 1 for c in cuts), cuts + (L - 1,)))
+        for bounds in self.bounds(segments):
             for kinds in itertools.product(*([KINDS] * (segments - 1) + [LAST_KINDS])):
                 yield tuple((a, b, kind, carry) for (a, b), (kind, carry) in zip(bounds, kinds))
 
+    def bounds(self, segments: int):
+        """Every (first, last) layer list of `segments` segments."""
+        L = len(self.net.layers)
+        for cuts in itertools.combinations(self.cuts, segments - 1):
+            yield list(zip((0,) + tuple(c + 1 for c in cuts), cuts + (L - 1,)))
+
+    def options(self, shape: Shape, priced: bool = True) -> list[Options]:
+        return [self.tables.options(a, b, kind, priced) for a, b, kind, _ in shape]
+
+    def choices(self, opts: list[Options]) -> np.ndarray:
+        """(m, segments) option indices whose cores add up to at most the chip's, built segment by segment."""
+        most = self.arch.cores.count
+        idx, total = np.zeros((1, 0), np.int64), np.zeros(1, np.int64)
+        for o in opts:
+            k = len(o.cores)
+            idx = np.concatenate([np.repeat(idx, k, axis=0), np.tile(np.arange(k), len(idx))[:, None]], axis=1)
+            total = np.repeat(total, k) + np.tile(o.cores, len(total))
+            idx, total = idx[total <= most], total[total <= most]
+        return idx
+
+    def count(self, opts: list[Options]) -> int:
+        """How many choices `choices` makes, by convolving the options' core counts (nothing enumerated)."""
+        most = self.arch.cores.count
+        ways = np.zeros(most + 1)
+        ways[0] = 1
+        for o in opts:
+            ways = np.convolve(ways, np.bincount(o.cores, minlength=most + 1)[:most + 1])[:most + 1]
+        return int(round(ways.sum()))
+
     def shape_count(self, segments: int) -> int:
+        if segments == 1:
+            return len(LAST_KINDS)
         return math.comb(len(self.cuts), segments - 1) * len(KINDS) ** (segments - 1) * len(LAST_KINDS)
 
-    def splits(self, segments: int) -> np.ndarray:
-        """(m, segments) core budgets: the whole chip for one segment, else grid budgets within the chip."""
-        if segments not in self._splits:
-            if segments == 1:
-                self._splits[1] = np.array([[self.arch.cores.count]])
-            else:
-                grids = np.meshgrid(*([self.grid] * segments), indexing="ij")
-                combos = np.stack([g.ravel() for g in grids], axis=1)
-                self._splits[segments] = combos[combos.sum(axis=1) <= self.arch.cores.count]
-        return self._splits[segments]
-
     def size(self) -> int:
-        """Plans in the space."""
-        return sum(self.shape_count(s) * len(self.splits(s)) for s in range(1, self.max_segments + 1))
+        """Plans in the space (the options of every segment are made, not priced)."""
+        total = self.shape_count(1)
+        for segments in range(2, self.max_segments + 1):
+            for bounds in self.bounds(segments):
+                for kinds in itertools.product(("spatial", "sequential"), repeat=segments):
+                    opts = [self.tables.options(a, b, kind, priced=False) for (a, b), kind in zip(bounds, kinds)]
+                    # carries: 2 per segment but the last (whose 2 are spatial's 1 and sequential's 2)
+                    carries = 2 ** (segments - 1) * (1 if kinds[-1] == "spatial" else 2)
+                    total += carries * self.count(opts)
+        return total
 
     # -- pricing ---------------------------------------------------------------------------------------------
-    def segment(self, first: int, last: int, kind: str, carry: str, budgets: np.ndarray) -> SegmentCosts:
-        """A segment on budgets (all from the grid, or the whole chip), from its table."""
-        whole = len(budgets) == 1 and budgets[0] == self.arch.cores.count and first == 0
-        table = self.tables.get(first, last, kind, whole, self.grid)[self.objective][carry]
-        return table if whole else table.point(np.searchsorted(self.grid, budgets))
-
-    def price_shape(self, shape: Shape) -> tuple[PlanCosts, np.ndarray]:
-        """Every core split of a shape: its figures and the splits ((m, segments) cores)."""
-        splits = self.splits(len(shape))
-        segs = [self.segment(a, b, kind, carry, splits[:, k]) for k, (a, b, kind, carry) in enumerate(shape)]
-        self.priced += len(splits)
-        return compose(segs, self.chips, self.arch.energy), splits
+    def price_shape(self, shape: Shape) -> tuple[PlanCosts, np.ndarray, np.ndarray]:
+        """Every resource choice of a shape: its figures, the choices ((m, segments) option indices; (1, 0) for
+        a plan of one segment) and the cores each segment takes ((m, segments))."""
+        if len(shape) == 1:
+            (_, _, kind, carry), = shape
+            whole = self.tables.whole(kind)[self.objective][carry]
+            self.priced += 1
+            return compose([whole], self.chips, self.arch.energy), np.zeros((1, 0), np.int64), \
+                np.array([[self.arch.cores.count]])
+        opts = self.options(shape)
+        idx = self.choices(opts)
+        segs = [o.costs[carry].point(idx[:, k]) for k, (o, (_, _, _, carry)) in enumerate(zip(opts, shape))]
+        self.priced += len(idx)
+        cores = np.stack([o.cores[idx[:, k]] for k, o in enumerate(opts)], axis=1)
+        return compose(segs, self.chips, self.arch.energy), idx, cores
 
     def best(self, shape: Shape) -> Scored | None:
-        """The best core split of a shape under the caps (None: no split fits)."""
-        costs, splits = self.price_shape(shape)
+        """The best resource choice of a shape under the caps (None: no choice fits)."""
+        if len(shape) > 1 and not all(len(o.cores) for o in self.options(shape, priced=False)):
+            return None                               # a segment that fits no allocation of the chip
+        costs, idx, cores = self.price_shape(shape)
         ok = costs.feasible.copy()
         for key, figure in (("latency_s", costs.latency_s), ("energy_j", costs.total_energy_pj * 1e-12),
                             ("memory_bytes", costs.memory_bytes["peak_on_chip"])):
@@ -141,15 +222,19 @@ class Space:
             return None
         value, latency, energy = layout.ranking(np.full(len(ok), self.objective), costs.latency_s,
                                                 costs.total_energy_pj)
-        order = np.lexsort((energy, latency, np.where(ok, value, np.inf)))
-        j = order[0]
-        return Scored((float(value[j]), float(latency[j]), float(energy[j])), shape, tuple(int(c) for c in splits[j]),
-                      float(energy[j]) * 1e-12, float(latency[j]), float(costs.memory_bytes["peak_on_chip"][j]))
+        j = np.lexsort((energy, latency, np.where(ok, value, np.inf)))[0]
+        return Scored((float(value[j]), float(latency[j]), float(energy[j])), shape, tuple(map(int, cores[j])),
+                      tuple(map(int, idx[j])), float(energy[j]) * 1e-12, float(latency[j]),
+                      float(costs.memory_bytes["peak_on_chip"][j]))
 
     def plan(self, scored: Scored) -> Plan:
-        """A scored shape and split as a plan file's plan."""
+        """A scored shape and choice as a plan file's plan: each segment's resources given exactly."""
         names = [layer.name for layer in self.net.layers]
-        whole = len(scored.shape) == 1
-        segments = [Segment(kind=kind, first=names[a], last=names[b], carry=carry, cores=None if whole else int(c))
-                    for (a, b, kind, carry), c in zip(scored.shape, scored.cores)]
+        if not scored.choice:
+            (a, b, kind, carry), = scored.shape
+            segments = [Segment(kind=kind, first=names[a], last=names[b], carry=carry)]
+        else:
+            opts = self.options(scored.shape, priced=False)
+            segments = [Segment(kind=kind, first=names[a], last=names[b], carry=carry, **o.resources(k))
+                        for (a, b, kind, carry), o, k in zip(scored.shape, opts, scored.choice)]
         return Plan(segments=segments, objective=self.objective, model=self.net.name, arch=self.arch.name)

@@ -37,7 +37,8 @@ __all__ = ["SimOptions", "SimStats", "SimulationDeadlock", "run_simulation", "si
 
 def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, carry: str | None = None,
                    trace: Any = None, seed: int = 0, timeline: bool = False,
-                   options: SimOptions | None = None) -> tuple[Report, SimStats]:
+                   options: SimOptions | None = None, layer_cores: dict[str, int] | None = None,
+                   pool: int | None = None) -> tuple[Report, SimStats]:
     """`simulate`, also returning how the run went (simpy events, tasks, wall time)."""
     from .sequential import simulate_sequential
     from .spatial import simulate_spatial
@@ -62,6 +63,8 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
                                 "handoff='lockstep'))")
         source = f"trace ({getattr(trace, 'handoff', 'given')} handoff, exact counts per step)"
     chips = Chips.of(arch)
+    if layer_cores is not None:                 # a plan's spatial segment gives its cores per layer
+        chips = chips.with_layer_cores([layer_cores])
     if chips.zero_skipping[0]:                  # the cores skip zero weights: effective ACs only
         rows = skip_zero_weights(run_net, works, rows, trace)
     work = Workload(run_net, count_rows=rows, zero_skipping=bool(chips.zero_skipping[0]))
@@ -70,7 +73,7 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
             works[work.names[i]].recompute("macs")
     set_ports(works, work, chips)               # memory ports' busy time, where the arch gives them widths
     set_accumulators(works, work)               # lanes busy at most as many as the accumulators take adds
-    ctx = Context(run_net, arch, works, work, chips, opts, Recorder(timeline), seed)
+    ctx = Context(run_net, arch, works, work, chips, opts, Recorder(timeline), seed, pool=pool)
     report = simulate_spatial(ctx) if spatial else simulate_sequential(ctx)
     ctx.stats.wall_s = time.perf_counter() - wall
     if report.feasible:
@@ -80,17 +83,21 @@ def run_simulation(net: Network, arch: ArchConfig, mapping: str | None = None, c
 
 def simulate(net: Network, arch: ArchConfig, mapping: str | None = None, carry: str | None = None,
              trace: Any = None, seed: int = 0, timeline: bool = False,
-             options: SimOptions | None = None) -> Report:
+             options: SimOptions | None = None, layer_cores: dict[str, int] | None = None,
+             pool: int | None = None) -> Report:
     """Simulate one network on one arch (the arch's mapping unless overridden) and report.
 
     `trace`: a spike trace (see `sim.work` for the interface), or None to take
     each layer's per-step work from its rate. `timeline`: keep every busy
     interval in `report.timeline`. `options`: `SimOptions` (buffer depth,
-    task granularity). Raises `SimulationDeadlock` (a NeurosimError) naming the
+    task granularity). `layer_cores`: the spatial mapping's cores per layer
+    ({layer: cores}, every layer), instead of the allocation rule's; `pool`: the
+    sequential pool's size (at most the chip's cores), instead of the best size
+    for the arch's objective (the mapping search's plans give both). Raises `SimulationDeadlock` (a NeurosimError) naming the
     blocked components if the run cannot finish; returns an infeasible report
     (with the shortfall) where the mapping does not fit the chip.
 
     The seed is recorded: work from rates is expected counts and the
     simulation itself draws nothing, so the same inputs give the same report.
     """
-    return run_simulation(net, arch, mapping, carry, trace, seed, timeline, options)[0]
+    return run_simulation(net, arch, mapping, carry, trace, seed, timeline, options, layer_cores, pool)[0]

@@ -110,6 +110,7 @@ class Context:
     limit: float = math.inf  # simulated-time limit, set by the mapping (which knows the work)
     stats: SimStats = field(default_factory=SimStats)
     layers: LayerEvents | None = None   # each layer's events, for its energy (made with the context)
+    pool: int | None = None             # the sequential pool's size where given (a plan's segment), else searched
 
     def __post_init__(self) -> None:
         self.layers = LayerEvents(len(self.net.layers))

@@ -334,9 +334,10 @@ class CorePool:
 
 
 def simulate_sequential(ctx: Context) -> Report:
-    # the pool the closed form picks for the arch's objective; the other cores stay idle
-    ctx.chips = ctx.chips.with_cores(closed_form.pool_cores(ctx.work, ctx.chips, ctx.arch.energy,
-                                                            ctx.arch.mapping.carry))
+    # the pool the closed form picks for the arch's objective, or the size a plan gives; the other cores stay idle
+    pool = np.array([ctx.pool]) if ctx.pool is not None else closed_form.pool_cores(
+        ctx.work, ctx.chips, ctx.arch.energy, ctx.arch.mapping.carry)
+    ctx.chips = ctx.chips.with_cores(pool)
     work, chips = ctx.work, ctx.chips
     widest, bits = layout.widest_step(work, chips)
     if bits[0] > chips.buffer_bytes[0] * 8:
