@@ -271,9 +271,20 @@ class ChipLinks(Strict):
 class Kernels(Strict):
     """A machine that runs a network as kernels launched one after another (a GPU): besides its work, each
     kernel takes a fixed time (launch, ramp-up, drain) in which no work is done. `neurosim.llm` adds it per
-    kernel of a phase; how many kernels each layer launches is the workload's (the software's) count."""
+    kernel of a phase; how many kernels each layer launches is the workload's (the software's) count.
+    Or `profile`: a CSV of each operator's time measured alone on the machine (benchmarks/llm_gpu_ops.py),
+    read from the config's folder; `neurosim.llm.operators` then sets each layer's time (launches included)."""
 
-    fixed_s: float = Field(ge=0, le=1.0)
+    fixed_s: float | None = Field(None, ge=0, le=1.0)
+    profile: str | None = Field(None, min_length=1, max_length=255)
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.fixed_s is None) == (self.profile is None):
+            raise ValueError(f"give fixed_s (a time per kernel) or profile (measured operator times), not "
+                             f"{'both' if self.profile else 'neither'}{FIX_MARK}keep one: a profile's times "
+                             "already hold each kernel's fixed time")
+        return self
 
 
 class Precision(Strict):
@@ -307,6 +318,7 @@ class ArchConfig(Strict):
     # Set by the loader, not by the YAML: where this config came from, and its energy table.
     _path: str = PrivateAttr("(in memory)")
     _energy: EnergyTable | None = PrivateAttr(None)
+    _operators: object = PrivateAttr(None)   # kernels.profile's table, read by load_arch
 
     @model_validator(mode="before")
     @classmethod
@@ -334,6 +346,16 @@ class ArchConfig(Strict):
     @property
     def energy(self) -> EnergyTable | None:
         return self._energy
+
+    @property
+    def operators(self):
+        """The measured operator times of `kernels.profile` (neurosim.llm.operators.OperatorTable), or None."""
+        if self.kernels is None or self.kernels.profile is None:
+            return None
+        if self._operators is None:
+            raise self.refuse("kernels.profile", "the profile was not read (a config made in memory)",
+                              "load the config from its file with neurosim.arch.load_arch")
+        return self._operators
 
     def loaded_from(self, path: str, energy: EnergyTable) -> "ArchConfig":
         """Record where this config came from (named in its errors) and its energy table; returns it."""
@@ -369,4 +391,9 @@ def load_arch(name_or_path: str | Path) -> ArchConfig:
         if exc.field == "energy table":
             raise NeurosimError(str(path), "energy_table", exc.problem, exc.fix) from None
         raise
-    return arch.loaded_from(str(path), energy)
+    arch.loaded_from(str(path), energy)
+    if arch.kernels is not None and arch.kernels.profile is not None:   # refused at load, not mid-run
+        from .llm.operators import load_operator_table
+
+        arch._operators = load_operator_table(path.parent / arch.kernels.profile, str(path))
+    return arch

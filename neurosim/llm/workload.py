@@ -41,6 +41,7 @@ from ..ir import Network
 from ..report import Report
 from ..schema import validate
 from .memory import KVAccess, kv_access, kv_bits_per_token
+from .operators import network_seconds
 from .pipeline import link_traffic, split_blocks, stage_network
 from .plan import DECODE_GROUPS, PhaseRun, decode_runs, last_step, prefill_runs
 from .report import LLMReport, PhaseTotals
@@ -148,7 +149,7 @@ def kernel_seconds(net: Network, arch: ArchConfig, kernels: Mapping[str, float])
     """The fixed time of the kernels one stage's network launches, on an arch that has one (`arch.kernels`):
     each layer launches `kernels[role]` kernels, its role being its name within its block ('q', 'attn_norm',
     'lm_head'...), one where the workload does not say (an implementation that fuses each layer)."""
-    if arch.kernels is None:
+    if arch.kernels is None or arch.kernels.fixed_s is None:
         return 0.0
     return arch.kernels.fixed_s * sum(kernels.get(layer.name.rsplit(".", 1)[-1], 1) for layer in net.layers)
 
@@ -193,8 +194,11 @@ class Priced:
         arch, phase, t, k = self.arch, run.phase, PhaseTotals(), self.shards
         for net, report, room in zip(self.nets[run], self.reports[run], rooms):
             kv = kv_access(kv_bits_per_token(net), phase.batch, phase.past_tokens, phase.query_tokens, room)
-            t.seconds += report.latency_s + kv_seconds(kv, attention_cycles(report), arch)   # its chips in parallel
-            t.seconds += kernel_seconds(net, arch, self.kernels.get(run.kind, {}))
+            if arch.operators is not None:   # measured operator times (kernels.profile): the layers' sum
+                t.seconds += network_seconds(arch.operators, net)
+            else:
+                t.seconds += report.latency_s + kv_seconds(kv, attention_cycles(report), arch)   # chips in parallel
+                t.seconds += kernel_seconds(net, arch, self.kernels.get(run.kind, {}))
             for kind in ("compute", "sram", "dram", "interconnect"):
                 t.energy_pj[kind] += k * report.energy_breakdown_pj[kind]
             for kind, v in kv_energy(kv, arch).items():
@@ -209,7 +213,7 @@ class Priced:
             rows = phase.batch * phase.query_tokens * self.card.hidden * self.card.weight_bits
             t.weight_bytes, t.dram_bytes = t.weight_bytes + rows / 8, t.dram_bytes + rows / 8
             t.energy_pj["dram"] += rows * arch.energy.dram_read_pj_per_bit
-            t.seconds += rows / 8 / arch.dram.bytes_per_s
+            t.seconds += rows / 8 / arch.dram.bytes_per_s if arch.operators is None else 0.0   # profiled: 'input'
         link = link_traffic(self.card, phase, len(self.stages), arch, k, run.head)
         t.seconds += link.seconds
         t.energy_pj["link"] += link.energy_pj
