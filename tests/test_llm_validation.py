@@ -13,6 +13,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "analysis")]
 
 import break_even  # noqa: E402
 import llm_gpu  # noqa: E402
+import llm_gpu_ops  # noqa: E402
 import validation_gpu  # noqa: E402
 
 torch = pytest.importorskip("torch")
@@ -110,6 +111,49 @@ def test_the_hand_counted_kernels_of_a_block_are_the_profiled_ones():
     block = [k for k in counts if k not in ("input", "final_norm", "last_token", "lm_head")]
     assert sum(counts[k] for k in block) == pytest.approx(42)
     assert counts["input"] + counts["final_norm"] + counts["lm_head"] == point["outside_blocks"] == 10
+
+
+def test_the_operator_benchmark_runs_on_a_cpu_and_writes_a_profile_the_model_reads(tmp_path):
+    from neurosim.llm.operators import load_operator_table
+
+    out = tmp_path / "toy_ops.csv"
+    llm_gpu_ops.main(["--models", "toy", "--device", "cpu", "--tokens", "1", "--element-tokens", "1", "--batches", "1",
+                      "--lengths", "2", "--out", str(out)])
+    ops = load_operator_table(out, "test")
+    toy = llm_gpu.SHAPES["toy"]
+    h, d = toy["hidden"], toy["hidden"] // toy["heads"]
+    kv, ff = toy["kv_heads"] * d, toy["intermediate"]
+    linear = {("linear", k, n, "any") for k, n in ((h, h), (h, kv), (h, ff), (ff, h), (h, toy["vocab"]))}
+    element = {("rmsnorm", h, "any"), ("add", h, "any"), ("silu_product", ff, "any"), ("input", h, "any"),
+               ("rotary", h, "any"), ("rotary", kv, "any")}
+    attention = {("attention", toy["heads"], toy["kv_heads"], d, phase) for phase in ("decode", "prefill")}
+    assert set(ops.curves) == linear | element | attention           # one curve per shape, one point each
+    assert all(len(c) == 1 and c[0][2] > 0 for c in ops.curves.values())
+    assert "# GPU: no GPU" in out.read_text()
+
+
+def test_the_shipped_h200_profile_times_every_operator_shape_of_both_cards_without_scaling():
+    from neurosim.arch import load_arch
+    from neurosim.cards import DecoderPhase, decoder_network
+
+    curves = load_arch(validation_gpu.PROFILED).operators.curves
+    for model in ("tinyllama-1.1b", "llama2-7b"):
+        card = validation_gpu.bf16_card(model, 2049)
+        for phase in (DecoderPhase(32, 1, 2048.0), DecoderPhase(8, 512)):
+            for layer in decoder_network(card, phase, range(1), mac_based=True).layers:
+                op, size = getattr(layer.spec, "op", None), layer.seq_len
+                if op == "last_token":     # a view in the measured code: no operator
+                    continue
+                if layer.kind == "linear":
+                    key = ("linear", layer.in_features, layer.out_features, "any")
+                elif layer.kind == "causal_attention":
+                    a = layer.spec
+                    key = ("attention", a.heads, a.kv_heads, a.head_dim, "decode" if a.past_tokens else "prefill")
+                    size = a.past_tokens or layer.seq_len / a.sequences
+                else:
+                    key = (op, layer.in_features, "any")
+                assert key in curves, (model, layer.name)
+                assert size <= max(x for x, _, _ in curves[key]), (model, layer.name)   # inside the grid
 
 
 def test_mean_absolute_error_is_taken_over_the_named_phase():
