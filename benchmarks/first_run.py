@@ -1,17 +1,24 @@
-"""First run and warm start of `neurosim run --engine spikes`, from an empty Numba cache.
+"""First run and warm start of the spike engine from a fresh install (a new virtual environment).
 
-    python benchmarks/first_run.py                       # the working tree's neurosim/spikes on HEAD
-    python benchmarks/first_run.py --commit a1ecf7f      # the package as it was at a commit
-    python benchmarks/first_run.py --against a1ecf7f     # both, alternating first runs
+    python benchmarks/first_run.py                  # HEAD with the working tree's neurosim/spikes on top
+    python benchmarks/first_run.py --commit a1ecf7f # the package as it was at a commit
 
-The package is exported (git archive) to a temporary folder, so other work in
-the tree does not leak in; with no --commit, HEAD with the working tree's
-neurosim/spikes on top. Each run is a fresh process with NUMBA_CACHE_DIR set to
-a new empty folder (an install that has never run the engine): the first run
-compiles every kernel it calls and writes the cache, the next ones load it.
-Prints one line per run: wall seconds, CPU seconds of the process (user +
-system: on a busy machine the steadier of the two), and what it printed to
-stderr.
+The package is exported (git archive) to a temporary folder, built into a wheel with this
+environment's pip (no network), and installed without its dependencies into a new virtual
+environment, which reaches the dependencies (numpy, numba, torch, ...) through a .pth file naming
+this environment's site-packages. The shipped models and hardware configs are not in the wheel
+(neurosim/paths.py looks for them beside the package folder), so they are linked there. So the install is fresh: its neurosim/spikes/__pycache__ holds no
+compiled kernels, and Numba writes them there (the installed package's folder is writable; where it
+is not, Numba falls back to its user-wide cache, or NUMBA_CACHE_DIR). NUMBA_CACHE_DIR is unset for
+the runs. Measured, each a fresh process:
+
+* `neurosim run --engine spikes` (the default model: loads its checkpoint, runs the engine on a sample,
+  simulates): the first run compiles what it calls and writes the cache; a warm start loads it;
+* the engine alone, `neurosim.spikes.warm_up()` (every kernel, threaded and serial): first from an
+  emptied cache, then warm.
+
+Prints one line per run: wall seconds, CPU seconds of the process (user + system: on a busy machine
+the steadier of the two), what it printed to stderr; and the load average before and after.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ import resource
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = ["run", "--engine", "spikes"]
+CLI = ["run", "--engine", "spikes"]
+ENGINE_ONLY = "from neurosim.spikes import warm_up; warm_up()"
+SHIPPED = ("models", "arch_configs")   # data folders beside the package (neurosim/paths.py)
 
 
 def export(commit: str | None, into: Path) -> None:
@@ -39,43 +49,66 @@ def export(commit: str | None, into: Path) -> None:
                         ignore=shutil.ignore_patterns("__pycache__"))
 
 
+def fresh_install(tree: Path, where: Path) -> Path:
+    """A new venv with the tree's package installed from a wheel; returns its python."""
+    wheels = where / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheels), str(tree)], check=True, capture_output=True)
+    venv = where / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")   # numpy, numba, torch, ...
+    wheel = next(wheels.glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True)
+    for data in SHIPPED:   # neurosim.paths finds them beside the package; the wheel does not carry them
+        (site / data).symlink_to(tree / data)
+    return python
+
+
 def _cpu() -> float:
     use = resource.getrusage(resource.RUSAGE_CHILDREN)
     return use.ru_utime + use.ru_stime
 
 
-def timed_run(tree: Path, cache: Path) -> tuple[float, float, str]:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
-    code = f"import sys; from neurosim.cli import main; sys.argv = ['neurosim'] + {COMMAND!r}; main()"
+def timed(python: Path, code: str, cwd: Path) -> tuple[float, float, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
     t0, c0 = time.perf_counter(), _cpu()
-    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True)
+    out = subprocess.run([str(python), "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     if out.returncode:
-        sys.exit(f"neurosim {' '.join(COMMAND)} failed:\n{out.stderr[-2000:]}")
+        sys.exit(f"{code} failed:\n{out.stderr[-2000:]}")
     return wall, cpu, out.stderr.strip().replace("\n", " | ")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--commit", help="measure the package at this commit (default: HEAD + working neurosim/spikes)")
-    p.add_argument("--against", help="also measure this commit, its runs alternating with the first's")
-    p.add_argument("--warm", type=int, default=2, help="warm starts after the first run")
+    p.add_argument("--warm", type=int, default=2, help="warm starts after each first run")
     args = p.parse_args()
-    versions = [args.commit] + ([args.against] if args.against else [])
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        trees = []
-        for i, commit in enumerate(versions):
-            tree, cache = Path(tmp) / f"tree{i}", Path(tmp) / f"numba-cache{i}"
-            tree.mkdir()
-            cache.mkdir()
-            export(commit, tree)
-            trees.append((commit or "working tree", tree, cache))
-        for i in range(1 + args.warm):
-            for name, tree, cache in trees:
-                wall, cpu, err = timed_run(tree, cache)
+        tree, work = Path(tmp) / "tree", Path(tmp) / "install"
+        tree.mkdir()
+        work.mkdir()
+        export(args.commit, tree)
+        python = fresh_install(tree, work)
+        cli = f"import sys; from neurosim.cli import main; sys.argv = ['neurosim'] + {CLI!r}; main()"
+        where = subprocess.run([str(python), "-c", "import neurosim.spikes.kernels as k; "
+                                "print(k.fire.serial._cache._cache_file._index_path)"],
+                               capture_output=True, text=True, cwd=work).stdout.strip()
+        print(f"installed in {python.parent.parent}; numba's cache index: {where}", flush=True)
+        cache = Path(where).parent
+        for name, code in ((f"neurosim {' '.join(CLI)}", cli), ("engine alone (warm_up)", ENGINE_ONLY)):
+            for f in cache.glob("*.nb[ic]"):    # an empty cache: the first run compiles
+                f.unlink()
+            for i in range(1 + args.warm):
+                wall, cpu, err = timed(python, code, work)
                 print(f"{name}: {'first run' if i == 0 else 'warm start'}: {wall:.1f} s wall, {cpu:.1f} s CPU"
                       + (f"  (stderr: {err})" if err else ""), flush=True)
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f}")
+    print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

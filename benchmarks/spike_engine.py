@@ -320,7 +320,8 @@ def write_results(rows: list[dict], bw: dict, info: dict, args, loads: tuple) ->
         "variant. The int8 and 1-bit variants run the same weights rounded to 8-bit codes (1 bit: signs) x a "
         "power-of-two scale per output row (`low_bit` in the script), with the layers' weight_bits set.",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores visible, {info['memory']}; {info['system']}; Python "
+        f"Machine: {info['cpu']}, {info['cores']} cores visible ({len(os.sched_getaffinity(0))} in this run's CPU "
+        f"affinity), {info['memory']}; {info['system']}; Python "
         f"{info['python']}, numpy {info['numpy']}, numba {info['numba']}, torch {info['torch']}; neurosim at "
         f"{info['commit']}. Threads: {args.threads} for numba and for torch; OMP_WAIT_POLICY=PASSIVE for all. "
         f"Load average (1 min) before / after: {loads[0]:.2f} / {loads[1]:.2f}.",

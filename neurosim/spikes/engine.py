@@ -150,6 +150,7 @@ class LayerState:
         if layer.recurrent is not None:
             w = np.asarray(layer.recurrent.weights)[np.ix_(self.live_idx, self.live_idx)]
             self.rec_wt = np.ascontiguousarray(w.T, dtype=np.float32)
+            self.rec_tiles = kernels.tiles_of(self.rec_wt, kernels.TILE_FP32)
             self.rec_nonzero = np.count_nonzero(self.rec_wt, axis=1).astype(np.int64)
 
     def _recurrent_step(self, t: int) -> None:
@@ -157,7 +158,7 @@ class LayerState:
         n, L = self.shape
         ptr, idx, val = kernels.events_csr(self.spk)
         rec = self.scratch.get("recurrent", self.shape)
-        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_wt, kernels.NO_PACKED, lowbit.SIGN_TABLE, rec)
+        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_tiles, rec)
         self.cur += rec
         self.acs_per_step[t] += len(idx) * L
         self.effective_acs_per_step[t] += self.rec_nonzero[idx].sum()
@@ -168,12 +169,14 @@ class LayerState:
         w = np.asarray(layer.weights)
         all_live = len(self.live_idx) == layer.out_features
         wt = w.T if all_live else w.T[:, self.live_idx]
-        self.packed = kernels.NO_PACKED
+        self.packed = None
         if layer.weight_bits <= lowbit.LOW_BITS:
             low = lowbit.prepared(layer.weights, self.live_idx, layer.weight_bits)
             self.wt, self.scale = low.codes, low.scale
-            self.packed = low.packed if lowbit.PACK_SIGNS and low.packed is not None else kernels.NO_PACKED
-            self.nonzero_fan_out = low.nonzero_fan_out          # per input: effective ACs
+            self.packed = low.packed if lowbit.PACK_SIGNS else None
+            self.signs = layer.weight_bits == 1
+            self.tiles = self._kept(layer, ("code tiles",), lambda: kernels.tiles_of(low.codes, kernels.TILE_CODES))
+            self.nonzero_fan_out = self._kept(layer, ("code fan-out",), lambda: low.nonzero_fan_out)  # effective ACs
             if not low.exact:
                 how = "sign(w) x mean|w| per row (the front end's BinaryLinear)" if layer.weight_bits == 1 else \
                     f"the nearest of {2 ** layer.weight_bits - 1} codes x max|w| per row"
@@ -182,11 +185,30 @@ class LayerState:
         else:
             self.wt = np.ascontiguousarray(wt, dtype=np.float32)  # no copy when stored that way already
             self.scale = np.ones(len(self.live_idx), np.float32)
-            fan_out = lambda: np.count_nonzero(wt, axis=1).astype(np.int64)  # noqa: E731
-            self.nonzero_fan_out = lowbit.once_per_array(layer.weights, ("fan-out",), fan_out) if all_live \
-                else fan_out()
+            self.tiles = self._kept(layer, ("tiles",), lambda: kernels.tiles_of(self.wt, kernels.TILE_FP32))
+            self.nonzero_fan_out = self._kept(layer, ("fan-out",),
+                                              lambda: np.count_nonzero(wt, axis=1).astype(np.int64))
         b = np.zeros(layer.out_features) if layer.bias is None else np.asarray(layer.bias)
         self.bias = np.ascontiguousarray(b[self.live_idx], dtype=np.float32)
+        # no zero weight among the live outputs: every AC is effective, without a gather over the events
+        self.dense_fan_out = bool((self.nonzero_fan_out == len(self.live_idx)).all())
+
+    def _kept(self, layer: Layer, key: tuple, make):
+        """make(), kept with the IR's weights array while it lives when every output is live (a model
+        loaded once and run again), made afresh otherwise (the live outputs depend on the network)."""
+        if len(self.live_idx) != layer.out_features:
+            return make()
+        return lowbit.once_per_array(layer.weights, key + (layer.weight_bits,), make)
+
+    def _accumulate(self, ptr, idx, val) -> None:
+        """cur = W^T (events): the kernel for the layer's weights (fp32, int8 codes, packed signs)."""
+        work = len(idx) * self.shape[1]
+        if self.packed is not None:
+            kernels.accumulate_packed(work, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
+        elif self.tiles.dtype == np.int8:
+            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, self.cur)
+        else:
+            kernels.accumulate(work, ptr, idx, val, self.tiles, self.cur)
 
     # -- one step ---------------------------------------------------------------------
     def step(self, t: int, inputs: list[np.ndarray], events) -> None:
@@ -201,11 +223,12 @@ class LayerState:
             x = inputs[0]
             if x.dtype == np.uint8:
                 ptr, idx, val = events(0)
-                kernels.accumulate(len(idx) * L, ptr, idx, val, self.wt, self.packed, lowbit.SIGN_TABLE, self.cur)
+                self._accumulate(ptr, idx, val)
                 self.input_events[self.sources[0]] += len(idx)
                 if self.compute == "ac":
                     self.acs_per_step[t] = len(idx) * L
-                    self.effective_acs_per_step[t] = self.nonzero_fan_out[idx].sum()
+                    self.effective_acs_per_step[t] = len(idx) * L if self.dense_fan_out else \
+                        self.nonzero_fan_out[idx].sum()
                 else:   # spikes on a MAC datapath: a dense product every step
                     self.macs += n * self.live_in * L
             elif self.sources[0] == INPUT:  # the input current is the same every step: one product, held

@@ -54,7 +54,7 @@ class Kernel:
         return (self.threaded if fast else self.serial)(*args)
 
 def cache_is_cold() -> bool:
-    """No compiled `fire` in Numba's on-disk cache yet: the kernels will be compiled on this run (~30-60 s)."""
+    """No compiled `fire` in Numba's on-disk cache yet: the kernels will be compiled on this run."""
     try:
         paths = [k._cache._cache_file._index_path for k in (fire.serial, fire.threaded)]   # numba's cache index
     except AttributeError:   # another numba's layout: say nothing rather than guess
@@ -70,8 +70,8 @@ def announce_compiling() -> None:
     if not _ANNOUNCED:
         _ANNOUNCED.append(True)
         if cache_is_cold():
-            print("neurosim: compiling the spike engine's kernels, once (about a minute on 2 cores; cached for "
-                  "later runs)", file=sys.stderr, flush=True)
+            print("neurosim: compiling the spike engine's kernels, once (5-30 s of CPU; cached for later runs)",
+                  file=sys.stderr, flush=True)
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -211,73 +211,166 @@ def events_csr(spk, counts=None):
     return ptr, idx, val
 
 
-@njit(cache=True, inline="always")
-def _add_rows(c, w0, w1, w2, w3, v0, v1, v2, v3):
-    for o in range(c.shape[0]):
-        c[o] += (v0 * np.float32(w0[o]) + v1 * np.float32(w1[o])) + (v2 * np.float32(w2[o]) + v3 * np.float32(w3[o]))
+# -- event-driven accumulation --------------------------------------------------------------------
+# A linear layer's weights are kept tile-major (weights.tiles): (tiles, in, TILE) with TILE live outputs per
+# tile, zero-padded. A work item is one tile for a block of tokens: the tile (TILE x in weights, contiguous)
+# stays in the core's L2 cache while every token of the block adds the rows of its events into its own
+# TILE outputs; with whole rows the matrix streamed from L3 for every token, and rows at a stride of a
+# few KiB map onto few L2 sets. Items run over threads (prange), each writing its own part of `cur`.
+TOKEN_BLOCK = 32
+
+
+def tiles_of(wt: np.ndarray, width: int) -> np.ndarray:
+    """(in, L) weights -> (ceil(L / width), in, width) tile-major, zero-padded: what `accumulate` reads."""
+    n_in, L = wt.shape
+    width = max(1, min(width, L))
+    count = -(-L // width)
+    if count == 1:
+        return np.ascontiguousarray(wt)[None]   # one tile: the matrix itself
+    out = np.zeros((count, n_in, width), wt.dtype)
+    for t in range(count):
+        part = wt[:, t * width:(t + 1) * width]
+        out[t, :, :part.shape[1]] = part
+    return out
+
+
+# Outputs per tile. Narrow tiles stay in L2 but pay loop overhead per event and row; on the 2-core Xeon of
+# benchmarks/results/spike_engine.md 256-512 wide fp32 tiles were no faster than 1024 (SpikingBERT's layers
+# of 768 and 3072 inputs), and int8 codes ran fastest in whole rows.
+TILE_FP32, TILE_CODES = 1024, 4096
 
 
 @njit(cache=True, inline="always")
-def _add_sign_rows(c, r0, r1, r2, r3, v0, v1, v2, v3, table):
-    """_add_rows on +-1 rows packed 8 outputs to a byte, each byte decoded through `table`."""
-    L = c.shape[0]
-    for base in range(0, L, 8):
-        j = base >> 3
-        t0, t1, t2, t3 = table[r0[j]], table[r1[j]], table[r2[j]], table[r3[j]]
-        for k in range(min(8, L - base)):
-            c[base + k] += (v0 * t0[k] + v1 * t1[k]) + (v2 * t2[k] + v3 * t3[k])
+def _item(k, n, L, tile):
+    """Work item k -> (first token, last token, first output, outputs in the tile)."""
+    tiles = (L + tile - 1) // tile
+    b, t = k // tiles, k % tiles
+    i0 = b * TOKEN_BLOCK
+    o0 = t * tile
+    return i0, min(i0 + TOKEN_BLOCK, n), t, o0, min(tile, L - o0)
 
 
-@njit(cache=True, inline="always")
-def _add_row(c, w, v):
-    for o in range(c.shape[0]):
-        c[o] += v * np.float32(w[o])
-
-
-@njit(cache=True, inline="always")
-def _add_sign_row(c, r, v, table):
-    L = c.shape[0]
-    for base in range(0, L, 8):
-        t = table[r[base >> 3]]
-        for k in range(min(8, L - base)):
-            c[base + k] += v * t[k]
+@njit(cache=True)
+def work_items(n, L, tile):
+    return ((n + TOKEN_BLOCK - 1) // TOKEN_BLOCK) * ((L + tile - 1) // tile)
 
 
 @Kernel
-def accumulate(ptr, idx, val, wt, packed, table, cur):
-    """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * wt[idx[e]].
+def accumulate(ptr, idx, val, tiles, cur):
+    """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * W[idx[e]], fp32.
 
-    Only rows of inputs that spiked are read; each event costs one add per
-    live output (an AC each). Events are added four at a time, which saves
-    loads and stores of `cur` (the adds of one output are then grouped,
-    (a + b) + (c + d): exact for integer weights, a rounding change otherwise).
-    wt is (in, L) fp32 or int8 codes. With a non-empty `packed` (in, ceil(L / 8)) uint8 the weights
-    are +-1 signs instead, bit k of byte j = output 8j + k (1: +1), decoded through table (256, 8)
-    (lowbit.SIGN_TABLE): 1/32 of fp32's bytes, the same sums as +-1 codes in wt, bit for bit.
+    Only rows of inputs that spiked are read; each event costs one add per live output (an AC each).
+    tiles: (tiles, in, TILE) float32 (weights.tiles). Events are added four at a time, which saves loads
+    and stores of `cur`: each output gets ((a + b) + (c + d)), with a = w when the event's value is 1 (binary
+    spikes: adds only) and v * w otherwise. Exact for integer weights; otherwise a rounding change against
+    adding one event at a time.
     """
-    n = ptr.shape[0] - 1
-    signs = packed.shape[0] > 0
+    n, L = cur.shape
+    tile = tiles.shape[2]
+    for k in prange(work_items(n, L, tile)):
+        i0, i1, t, o0, m = _item(k, n, L, tile)
+        w = tiles[t]
+        for i in range(i0, i1):
+            c = cur[i, o0:o0 + m]
+            c[:] = 0.0
+            e, end = ptr[i], ptr[i + 1]
+            while e + 4 <= end:
+                w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
+                v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
+                if v0 == 1 and v1 == 1 and v2 == 1 and v3 == 1:
+                    for o in range(m):
+                        c[o] += (w0[o] + w1[o]) + (w2[o] + w3[o])
+                else:
+                    for o in range(m):
+                        c[o] += (v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])
+                e += 4
+            while e < end:
+                w0, v0 = w[idx[e], :m], val[e]
+                for o in range(m):
+                    c[o] += v0 * w0[o]
+                e += 1
+
+
+# Codes of binary events (value 1) are summed in narrow integers first, then widened into the int32 sum:
+# +-1 codes in int8 for at most 127 events, codes up to +-127 in int16 for at most 258 (32767 // 127):
+# 32 or 16 adds per AVX2 instruction instead of 8.
+SIGN_RUN, CODE_RUN = 127, 258
+
+
+@njit(cache=True, inline="always")
+def _add_binary_run(w, idx, val, e, stop, run, m):
+    """run[:m] = sum of the code rows of the events from e on while their value is 1, up to `stop`;
+    returns the next event. The narrow sums are exact while the run is short enough (SIGN_RUN, CODE_RUN)."""
+    run[:m] = 0
+    while e + 4 <= stop and val[e] == 1 and val[e + 1] == 1 and val[e + 2] == 1 and val[e + 3] == 1:
+        w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
+        for o in range(m):
+            run[o] = run[o] + w0[o] + w1[o] + w2[o] + w3[o]
+        e += 4
+    while e < stop and val[e] == 1:
+        w0 = w[idx[e], :m]
+        for o in range(m):
+            run[o] = run[o] + w0[o]
+        e += 1
+    return e
+
+
+@Kernel
+def accumulate_codes(ptr, idx, val, tiles, signs, cur):
+    """accumulate() on int8 weight codes (lowbit.py): cur[i] = float32(sum of val[e] * code[idx[e]]).
+
+    The sums are integers, exact (the scale is applied by `fire`): runs of events of value 1 add their
+    codes without a multiply, in int8 (`signs`: every code -1, 0 or +1) or int16 partial sums, widened
+    into int32; other events add value x code in int32. The float32 of an exact sum is what the fp32
+    kernel computes on the same codes whenever its own sum is exact (below 2^24): the same spikes.
+    """
+    n, L = cur.shape
+    tile = tiles.shape[2]
+    limit = SIGN_RUN if signs else CODE_RUN
+    for k in prange(work_items(n, L, tile)):
+        i0, i1, t, o0, m = _item(k, n, L, tile)
+        w = tiles[t]
+        acc = np.empty(m, np.int32)
+        run8, run16 = np.empty(m, np.int8), np.empty(m, np.int16)
+        for i in range(i0, i1):
+            acc[:] = 0
+            e, end = ptr[i], ptr[i + 1]
+            while e < end:
+                if val[e] == 1:
+                    if signs:
+                        e = _add_binary_run(w, idx, val, e, min(end, e + limit), run8, m)
+                        for o in range(m):
+                            acc[o] += run8[o]
+                    else:
+                        e = _add_binary_run(w, idx, val, e, min(end, e + limit), run16, m)
+                        for o in range(m):
+                            acc[o] += run16[o]
+                else:
+                    w0, v0 = w[idx[e], :m], np.int32(val[e])
+                    for o in range(m):
+                        acc[o] += v0 * np.int32(w0[o])
+                    e += 1
+            c = cur[i, o0:o0 + m]
+            for o in range(m):
+                c[o] = np.float32(acc[o])
+
+
+@Kernel
+def accumulate_packed(ptr, idx, val, packed, table, cur):
+    """accumulate() on +-1 weights packed 8 outputs to a byte (lowbit.PACK_SIGNS): packed (in, ceil(L / 8))
+    uint8, bit k of byte j = output 8j + k (1: +1), each byte decoded through table (256, 8)
+    (lowbit.SIGN_TABLE): 1/32 of fp32's bytes, the same sums as +-1 codes, bit for bit; slower than the
+    codes (each byte decoded through the table), so off by default."""
+    n, L = cur.shape
     for i in prange(n):
         c = cur[i]
         c[:] = 0.0
-        e, end = ptr[i], ptr[i + 1]
-        while e + 4 <= end:
-            i0, i1, i2, i3 = idx[e], idx[e + 1], idx[e + 2], idx[e + 3]
-            v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
-            if signs:
-                _add_sign_rows(c, packed[i0], packed[i1], packed[i2], packed[i3], v0, v1, v2, v3, table)
-            else:
-                _add_rows(c, wt[i0], wt[i1], wt[i2], wt[i3], v0, v1, v2, v3)
-            e += 4
-        while e < end:
-            if signs:
-                _add_sign_row(c, packed[idx[e]], val[e], table)
-            else:
-                _add_row(c, wt[idx[e]], val[e])
-            e += 1
-
-
-NO_PACKED = np.zeros((0, 1), np.uint8)   # `accumulate` without packed signs
+        for e in range(ptr[i], ptr[i + 1]):
+            r, v = packed[idx[e]], val[e]
+            for base in range(0, L, 8):
+                bits = table[r[base >> 3]]
+                for k in range(min(8, L - base)):
+                    c[base + k] += v * bits[k]
 
 
 # Neuron conventions (ir.Neuron), as bits of `fire`'s `flags`:
@@ -285,6 +378,29 @@ HARD_RESET = 1      # u <- v_reset on a spike (else subtract s * vth)
 RESET_FIRST = 2     # the spike's reset lands before the next step's leak (else after it, with the input)
 STRICT = 4          # fire on u > vth (else u >= vth)
 SYNAPTIC = 8        # a synaptic current i <- decay * i + I feeds the membrane (CubaLIF)
+
+
+@njit(cache=True, inline="always")
+def _fire_row(x, u, spk, totals, leak, vth, v_reset, hard, first, strict):
+    """One token's live outputs: u = leak*u + I then the reset of s_prev, or (first) the reset before the leak,
+    u = leak*(u - s*vth, or v_reset) + I. Both orders are written as selects on loop-invariant flags, so
+    the loop runs on vectors. Returns the spikes."""
+    fired = 0
+    for o in range(u.shape[0]):
+        s = spk[o]
+        fs, th = np.float32(s), vth[o]
+        v = u[o]
+        if first and s != 0:
+            v = v_reset if hard else v - fs * th
+        v = leak[o] * v + x[o]
+        if not first and s != 0:
+            v = v_reset if hard else v - fs * th
+        u[o] = v
+        b = np.int32(1) if ((v > th) if strict else (v >= th)) else np.int32(0)
+        spk[o] = b
+        totals[o] += b
+        fired += b
+    return fired
 
 
 @Kernel
@@ -304,28 +420,16 @@ def fire(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels
     strict, synaptic = (flags & STRICT) != 0, (flags & SYNAPTIC) != 0
     events = 0
     for i in prange(n):
-        fired = 0
+        x = np.empty(L, np.float32)   # I, computed first: the neuron's loop then reads 6 arrays, few enough
+        c = cur[i]                    # for the compiler's aliasing checks, so it runs on vectors
         for o in range(L):
-            x = cur[i, o] * scale[o] + bias[o]
-            if synaptic:
-                x = decay[o] * syn[i, o] + x
-                syn[i, o] = x
-            s = spk[i, o]
-            v = u[i, o]
-            if first:
-                if s != 0:
-                    v = v_reset if hard else v - np.float32(s) * vth[o]
-                v = leak[o] * v + x
-            else:
-                v = leak[o] * v + x
-                if s != 0:
-                    v = v_reset if hard else v - np.float32(s) * vth[o]
-            u[i, o] = v
-            up = v > vth[o] if strict else v >= vth[o]
-            s = np.uint8(1) if up else np.uint8(0)
-            spk[i, o] = s
-            totals[i, o] += s
-            fired += s
+            x[o] = c[o] * scale[o] + bias[o]
+        if synaptic:
+            sy = syn[i]
+            for o in range(L):
+                sy[o] = decay[o] * sy[o] + x[o]
+                x[o] = sy[o]
+        fired = _fire_row(x, u[i], spk[i], totals[i], leak, vth, v_reset, hard, first, strict)
         if levels > 1 and fired:
             for o in range(L):
                 if spk[i, o]:

@@ -168,12 +168,25 @@ class _Backend:
         self.pending.append((target, tensor))
 
     def read_back(self) -> None:
+        """Every pending value in one copy per dtype (each copy from the GPU waits for it: one wait, not
+        one per layer and counter)."""
+        torch = self.torch
+        by_dtype: dict = {}
         for target, tensor in self.pending:
-            value = tensor.cpu().numpy()
-            if callable(target):
-                target(value)
-            else:
-                target[:] = value
+            by_dtype.setdefault(tensor.dtype, []).append((target, tensor))
+        for items in by_dtype.values():
+            flat = torch.cat([t.reshape(-1) for _, t in items])
+            if flat.is_cuda:   # into page-locked memory: a copy at the bus's speed (pageable: 11 ms on an H200)
+                flat = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True).copy_(flat)
+            flat = flat.cpu().numpy()
+            start = 0
+            for target, tensor in items:
+                value = flat[start:start + tensor.numel()].reshape(tuple(tensor.shape))
+                start += tensor.numel()
+                if callable(target):
+                    target(value)
+                else:
+                    target[:] = value
 
     def source(self, name: str, steps: int):
         """A source's outputs for the reader's `steps` steps: its first ones, silence after its last."""
@@ -336,11 +349,14 @@ def run_multistep(states: list, inp, in_steps: int, device: str, record: bool):
     if inp.current is not None:
         b.outputs[INPUT] = b.tensor(inp.current, torch.float32)
     else:
-        x = np.stack([inp.step(t).copy() for t in range(in_steps)]) if in_steps else \
-            np.zeros((0, inp.n, inp.size), np.uint8)
-        input_events[:] = np.count_nonzero(x.reshape(in_steps, -1), axis=1)
-        raster = x if record else None
+        if inp.spikes is not None:   # given spikes: as they are (no copy of each step)
+            x = inp.spikes[:in_steps]
+        else:
+            x = np.stack([inp.step(t).copy() for t in range(in_steps)]) if in_steps else \
+                np.zeros((0, inp.n, inp.size), np.uint8)
+        raster = x.copy() if record else None
         b.outputs[INPUT] = b.tensor(x)
+        b.later(input_events, (b.outputs[INPUT] != 0).sum(dim=(1, 2)))
     last_reader = {src: i for i, s in enumerate(states) for src in s.sources}
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
              torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction)
