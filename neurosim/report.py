@@ -195,18 +195,14 @@ def per_layer_table(report: Report) -> str:
     lines += ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
               for cells in rows]
     if has_energy:
-        lines.append(LEAKAGE_BY_LAYER["simulator" if outside is not None else "closed form"])
+        lines.append(LEAKAGE_BY_LAYER)
     return "\n".join(lines)
 
 
 NO_LAYER = "(no layer)"
-# How each engine splits the chip's leakage over the layers (cost.closed_form._price_by_layer, sim.engine.layer_energy)
-LEAKAGE_BY_LAYER = {
-    "closed form": "leakage: the chip's static power over the run, split over the layers by the cores they use "
-                   "(spatial) or by their share of the time (sequential)",
-    "simulator": f"leakage: a layer is charged the static power of the cores it holds (the chip's, split evenly "
-                 f"per core) while it holds them; {NO_LAYER}: the cores no layer holds",
-}
+# How both engines split the chip's leakage over the layers (cost.closed_form._price_by_layer, sim.engine.layer_energy)
+LEAKAGE_BY_LAYER = (f"leakage: a layer is charged the static power of the cores it holds (the chip's, split evenly "
+                    f"per core) while it holds them; {NO_LAYER}: the cores no layer holds")
 
 
 def _energy_cells(joules_pj: dict[str, float]) -> list[str]:

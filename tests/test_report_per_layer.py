@@ -20,9 +20,10 @@ def tiny():
 @pytest.mark.parametrize("mapping,carry", MAPPINGS)
 def test_layers_add_up_to_the_totals(tiny, arch, mapping, carry):
     report = neurosim.estimate(tiny, neurosim.load_arch(arch), mapping=mapping, carry=carry)
-    pl = report.per_layer
+    pl, outside = report.per_layer, report.energy_outside_layers_pj   # outside: the idle cores' leakage
     for kind in BREAKDOWN:
-        assert pl[f"energy_{kind}_pj"].sum() == pytest.approx(report.energy_breakdown_pj[kind], rel=1e-12, abs=1e-9)
+        assert pl[f"energy_{kind}_pj"].sum() + outside[kind] == pytest.approx(report.energy_breakdown_pj[kind],
+                                                                              rel=1e-12, abs=1e-9)
     if mapping == "sequential":   # layers run one after another
         assert pl["cycles"].sum() == pytest.approx(report.latency_cycles, rel=1e-12)
 
@@ -52,10 +53,25 @@ def test_block0_k_by_hand(tiny):
 
 
 def test_spatial_leakage_is_split_by_cores_held(tiny):
+    # each layer is charged its cores' share of the chip's 16 for the whole run; the idle cores' leakage is
+    # the energy of no layer, and the rows and it add up to the chip's leakage
     report = neurosim.estimate(tiny, neurosim.load_arch("edge-45nm"), mapping="spatial")
-    pl = report.per_layer
-    share = pl["cores"] / pl["cores"].sum()
-    assert np.allclose(pl["energy_leakage_pj"], report.energy_breakdown_pj["leakage"] * share, rtol=1e-12)
+    pl, leakage = report.per_layer, report.energy_breakdown_pj["leakage"]
+    assert np.allclose(pl["energy_leakage_pj"], leakage * pl["cores"] / 16, rtol=1e-12)
+    idle = report.energy_outside_layers_pj["leakage"]
+    assert idle == pytest.approx(leakage * (16 - pl["cores"].sum()) / 16, rel=1e-12)
+    assert pl["energy_leakage_pj"].sum() + idle == pytest.approx(leakage, rel=1e-12)
+
+
+def test_sequential_leakage_is_the_pools_while_each_layer_runs(tiny):
+    report = neurosim.estimate(tiny, neurosim.load_arch("spatial-45nm-large"), mapping="sequential", carry="rates")
+    pl, leakage = report.per_layer, report.energy_breakdown_pj["leakage"]
+    pool = int(report.notes[0].split(" on a pool of ")[1].split()[0])
+    chip = neurosim.load_arch("spatial-45nm-large").cores.count
+    assert pool < chip      # the pool search leaves cores idle here, so the split is not the time share alone
+    share = pool / chip * pl["cycles"] / report.latency_cycles
+    assert np.allclose(pl["energy_leakage_pj"], leakage * share, rtol=1e-12)
+    assert report.energy_outside_layers_pj["leakage"] == pytest.approx(leakage * (1 - pool / chip), rel=1e-12)
 
 
 def test_run_per_layer_prints_the_table_and_json_rows(capsys):

@@ -56,6 +56,7 @@ class Costs:
     infeasible: list[str | None] = field(default_factory=list)           # why a design does not fit
     refused: list[tuple[str, str, str] | None] = field(default_factory=list)  # (field, problem, fix): bad input
     layer_events: EventCounts | None = None   # the events of each layer ((n, L)); `events` is their sum
+    idle_leakage_pj: np.ndarray | None = None  # the leakage of the cores no layer holds (`idle_leakage_pj`)
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -80,15 +81,23 @@ class Costs:
         return self
 
 
-def _price_by_layer(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray,
-                    leak_share: np.ndarray) -> dict[str, np.ndarray]:
+def _price_by_layer(ev: EventCounts, table: EnergyTable, chips: Chips, held: np.ndarray) -> dict[str, np.ndarray]:
     """Each layer's energy by kind ((n, L) arrays, as `energy_<kind>_pj` per-layer columns): its events priced
-    like the totals; the chip's leakage over the run split by `leak_share` (each row sums to 1)."""
+    like the totals; its leakage, the chip's static power split evenly over the chip's cores, charged for the
+    core-cycles the layer holds (`held`, (n, L)), as the simulator charges it (`sim.engine.layer_energy`)."""
     col = lambda x: np.asarray(x)[:, None]  # noqa: E731
     energy = energy_breakdown_pj(ev, table, core_array_bytes=col(chips.core_array),
                                  buffer_array_bytes=col(chips.buffer_array), static_power_w=col(chips.static_power_w),
-                                 latency_s=col(cycles / chips.clock_hz) * leak_share)
-    return {f"energy_{k}_pj": np.broadcast_to(v, leak_share.shape).astype(float) for k, v in energy.items()}
+                                 latency_s=held / col(chips.cores) / col(chips.clock_hz))
+    return {f"energy_{k}_pj": np.broadcast_to(v, held.shape).astype(float) for k, v in energy.items()}
+
+
+def idle_leakage_pj(chips: Chips, cycles: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The leakage of the core-cycles of the run that no layer holds (the cores neither the pipeline's stages
+    nor the pool use), per point: the energy of no layer, beside `_price_by_layer`'s rows."""
+    with np.errstate(invalid="ignore"):   # a run that takes forever (no DRAM to stream from) is infeasible
+        idle = np.maximum(0.0, chips.cores * cycles - held.sum(axis=1))
+    return chips.static_power_w * idle / chips.cores / chips.clock_hz * 1e12
 
 
 def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray) -> dict[str, np.ndarray]:
@@ -127,14 +136,14 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
             note.append("latency bound by the on-chip network")
         notes.append(note)
     infeasible = [None if alloc.fits[j] else alloc.shortfall(work, chips, j) for j in range(n)]
-    # a layer holds its cores for the whole run: the chip's leakage is split by cores used
-    share = cores / np.maximum(cores.sum(axis=1, keepdims=True), 1)
+    held = cores * cycles[:, None]     # a layer holds its cores for the whole run
     layer_memory = work.weight_bytes[None, :] + layout.state_bytes(work, chips) + 2 * steps / 8
     per_layer = dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles, memory_bytes=layer_memory,
                      pace=layout.layer_time(work, cores, chips, table)[1],   # compute, or the port that sets it
-                     **_price_by_layer(layer_ev, table, chips, cycles, share))
+                     **_price_by_layer(layer_ev, table, chips, held))
     return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
-                 np.zeros(n), per_layer, notes, infeasible, [None] * n, layer_ev).refuse_nonfinite()
+                 np.zeros(n), per_layer, notes, infeasible, [None] * n, layer_ev,
+                 idle_leakage_pj(chips, cycles, held)).refuse_nonfinite()
 
 
 class _BufferLedger:
@@ -325,11 +334,12 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
         else:
             infeasible.append(None)
     layer_ev, ev = ev, ev.total()
+    held = chips.cores[:, None] * layer_cycles     # the pool, while each layer runs
     with np.errstate(invalid="ignore"):   # a point with no DRAM to stream from takes forever: infeasible
-        share = layer_cycles / np.where(total > 0, total, 1.0)[:, None]   # layers run one after another
         per_layer = dict(macs=layout.macs(work, chips), passes=plan.passes, streamed_weight_bytes=plan.streamed,
                          spill_bytes=spills, cycles=layer_cycles, memory_bytes=layer_memory,
                          pace=layout.sequential_pace(pool_pace, bounds),
-                         **_price_by_layer(layer_ev, table, chips, total, share))
+                         **_price_by_layer(layer_ev, table, whole, held))
     return Costs(work, whole, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
-                 dram_bits / 8, per_layer, notes, infeasible, refused, layer_ev).refuse_nonfinite()
+                 dram_bits / 8, per_layer, notes, infeasible, refused, layer_ev,
+                 idle_leakage_pj(whole, total, held)).refuse_nonfinite()

@@ -65,7 +65,9 @@ def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> 
                   energy_breakdown_pj={k: float(v[j]) for k, v in costs.energy_pj.items()},
                   latency_cycles=float(costs.cycles[j]), latency_s=float(costs.latency_s[j]),
                   memory_bytes={k: float(v[j]) for k, v in costs.memory_bytes.items()},
-                  dram_traffic_bytes=float(costs.dram_bytes[j]), per_layer=per_layer)
+                  dram_traffic_bytes=float(costs.dram_bytes[j]), per_layer=per_layer,
+                  energy_outside_layers_pj=dict.fromkeys(costs.energy_pj, 0.0) | {
+                      "leakage": float(costs.idle_leakage_pj[j])})
 
 
 def estimate(net: Network, arch: ArchConfig, mapping: str | None = None, carry: str | None = None) -> Report:
