@@ -84,7 +84,7 @@ def check_input_file(path: str) -> None:
 def cmd_run(args) -> None:
     if args.engine == "spikes" and decoder_cli.decoder_card(args.model) is not None:
         return run_decoder_engine(args)
-    if decoder_cli.handles(args, "run"):   # a decoder card: prefill and decode (neurosim.llm)
+    if args.plan is None and decoder_cli.handles(args, "run"):   # a decoder card: prefill and decode (neurosim.llm)
         return
     if args.input is not None:
         check_input_file(args.input)   # before the model is built: a bad file is refused at once
@@ -95,7 +95,7 @@ def cmd_run(args) -> None:
     if args.plan:   # a mapping plan (`neurosim map --out`): its segments one after another
         from .mapping.cli import plan_run_report
 
-        report = plan_run_report(net, arch, args.plan, args.engine, args.mapping, args.carry)
+        report = plan_run_report(net, arch, args.plan, args.engine, args.mapping, args.carry, args)
     elif args.engine == "spikes":
         from .spikes.measure import engine_report  # numba, only when asked for
 

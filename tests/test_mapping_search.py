@@ -335,3 +335,42 @@ def test_a_cut_where_more_than_one_layer_crosses_is_refused():
     with pytest.raises(NeurosimError) as err:
         plan_report(plan, net, neurosim.load_arch("edge-45nm"))
     assert err.value.field == "segments" and "cannot cut after 'block0.q'" in err.value.problem
+
+
+def test_a_decoder_step_is_cut_at_its_residuals_and_its_segments_count_the_whole_step():
+    from neurosim.mapping.cli import map_network
+
+    net = map_network("spikellm-decoder-2l", None)             # one decode step of the trained 2-block decoder
+    assert net.metadata["phase"]["query_tokens"] == 1
+    cuts = [net.layers[i].name for i in cut_points(net)]
+    assert cuts == ["input", "block0.attn_residual", "block0.mlp_residual", "block1.attn_residual",
+                    "block1.mlp_residual", "final_norm"]
+    names = [layer.name for layer in net.layers]
+    plan = Plan(segments=[Segment(kind="sequential", first="input", last="block0.attn_residual", pool=4),
+                          Segment(kind="sequential", first="block0.mlp_norm", last="block1.mlp_residual", pool=8,
+                                  carry="rates"),
+                          Segment(kind="sequential", first="final_norm", last=names[-1], pool=2)])
+    arch = neurosim.load_arch("llm-45nm-hbm3-x4")
+    whole, split = neurosim.estimate(net, arch), plan_report(plan, net, arch)
+    assert split.feasible
+    for key in ("acs", "macs", "other_ops", "neuron_updates"):
+        assert getattr(split, key) == pytest.approx(getattr(whole, key), rel=1e-12), key
+
+
+def test_map_searches_a_decoder_step_and_run_reruns_its_plan(tmp_path, capsys):
+    path = tmp_path / "plan.yaml"
+    argv = ["--model", "spikellm-decoder-2l", "--arch", "llm-45nm-hbm3-x4"]
+    assert main(["map", *argv, "--objective", "energy", "--max-segments", "2", "--confirm", "0", "--no-progress",
+                 "--out", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "the decode step at a cache of 47.5 tokens" in out and "on one chip of 4" in out
+    plan = load_plan(path)
+    assert plan.phase == "decode" and len(plan.segments) == 2
+    assert main(["run", *argv, "--plan", str(path), "--engine", "analytic", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    from neurosim.mapping.cli import map_network
+
+    expected = plan_report(plan, map_network("spikellm-decoder-2l", "decode"), neurosim.load_arch("llm-45nm-hbm3-x4"))
+    assert report["energy_pj"] == expected.energy_pj and report["mapping"] == "plan"
+    assert main(["map", "--model", "tiny-encoder", "--phase", "decode", "--no-progress"]) != 0
+    assert "'tiny-encoder' is not a decoder card, so it has no decode phase" in capsys.readouterr().err

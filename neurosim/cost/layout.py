@@ -500,7 +500,9 @@ def allocation_candidates(work: Workload, chips: Chips, table: EnergyTable) -> n
     prices them one by one (`Chips.with_layer_cores`) instead of letting the rule pick one."""
     _, least = least_cores(work, chips)
     load = _CoreSearch(work, chips, table, SpatialTraffic(work, chips), np.arange(chips.n)).load
-    return np.stack([least] + list(stage_candidates(least, load))).astype(np.int64)
+    with np.errstate(invalid="ignore"):     # layers without work: every stage time gives the least allocation
+        candidates = np.stack([least] + list(stage_candidates(least, load)))
+    return np.where(np.isfinite(candidates), candidates, least[None]).astype(np.int64)
 
 
 def ranking(objective: np.ndarray, latency: np.ndarray, energy: np.ndarray) -> tuple:

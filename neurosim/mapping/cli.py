@@ -9,18 +9,51 @@ from ..errors import NeurosimError
 from ..paths import DEFAULT_ARCH, DEFAULT_MODEL, check_output_file
 
 
-def plan_run_report(net, arch, path: str, engine: str, mapping: str | None, carry: str | None):
-    """`neurosim run --plan PLAN`: the plan's report (the closed form or the simulator, segment by segment)."""
+def decoder_phase_network(card, phase: str, prompt: int | None = None, generate: int | None = None,
+                          batch: int | None = None):
+    """The network a plan maps for a decoder card: its prefill of the prompt, or one decode step at the
+    workload's mean cache length, prompt + (generate - 1) / 2 tokens (the card's workload unless given)."""
+    from ..cards import DecoderPhase, decoder_network
+
+    w = card.workload
+    prompt, generate, batch = prompt or w.prompt, generate or w.generate, batch or w.batch
+    if phase == "prefill":
+        return decoder_network(card, DecoderPhase(batch, prompt))
+    return decoder_network(card, DecoderPhase(batch, 1, prompt + (generate - 1) / 2))
+
+
+def map_network(model: str, phase: str | None, args=None):
+    """The network `neurosim map` or `run --plan` maps: a decoder card's phase (default: a decode step), or
+    any other model as `load_model` reads it (no phase)."""
+    from ..cards import load_model
+    from ..llm.cli import decoder_card
+
+    card = decoder_card(model)
+    if card is None:
+        if phase is not None:
+            raise NeurosimError("--phase", "phase", f"model '{model}' is not a decoder card, so it has no "
+                                f"{phase} phase", "drop --phase (it is for decoder cards such as tinyllama-1.1b)")
+        return load_model(model)
+    flags = {k: getattr(args, k, None) for k in ("prompt", "generate", "batch")}
+    return decoder_phase_network(card, phase or "decode", **flags)
+
+
+def plan_run_report(net, arch, path: str, engine: str, mapping: str | None, carry: str | None, args=None):
+    """`neurosim run --plan PLAN`: the plan's report (the closed form or the simulator, segment by segment);
+    for a decoder card, of the phase the plan maps."""
     from .plan import load_plan
     from .price import plan_report
 
+    plan = load_plan(path)
+    if net.metadata.get("decoder") and args is not None:
+        net = map_network(args.model, plan.phase, args)
     if mapping is not None or carry is not None:
         raise NeurosimError("--plan", "--mapping", "a plan names each segment's mapping and carry itself",
                             "drop --mapping and --carry, or drop --plan")
     if engine == "spikes":
         raise NeurosimError("--plan", "--engine", "the spike engine does not run plans",
                             "use --engine sim (default) or --engine analytic")
-    return plan_report(load_plan(path), net, arch, engine)
+    return plan_report(plan, net, arch, engine)
 
 
 def _positive(text: str) -> float:
@@ -46,13 +79,14 @@ def _count(text: str) -> int:
 
 def cmd_map(args) -> None:
     from ..arch import load_arch
-    from ..cards import load_model
     from .search import search
+    from .space import decoder_phase
 
     for flag, path in (("--out", args.out), ("--csv", args.csv)):
         if path:
             check_output_file(path, flag)
-    net, arch = load_model(args.model), load_arch(args.arch)
+    net, arch = map_network(args.model, args.phase), load_arch(args.arch)
+    phase = decoder_phase(net)
     result = search(net, arch, args.objective, budget=args.budget, seed=args.seed, max_segments=args.max_segments,
                     max_latency_s=args.max_latency, max_energy_j=args.max_energy, max_memory_bytes=args.max_memory,
                     confirm=args.confirm, progress=not args.no_progress and not args.json)
@@ -65,6 +99,11 @@ def cmd_map(args) -> None:
                           "space": result.space_size, "priced": result.priced, "seconds": result.seconds,
                           "table": json.loads(result.table.to_json(orient="records"))}, indent=2))
         return
+    if phase is not None:
+        past = net.metadata["phase"]["past_tokens"]
+        print(f"{net.name}: the {phase} " + ("of the prompt" if phase == "prefill" else f"step at a cache of "
+              f"{past:g} tokens (the workload's mean)") + (f", on one chip of {arch.chips.count} (splitting a "
+              "decoder over chips is neurosim.llm's)" if arch.chips is not None and arch.chips.count > 1 else ""))
     print(f"{net.name} on {arch.name}, objective {args.objective}: {result.method} search, {result.priced:,} of "
           f"{result.space_size:,} plans priced by the closed form in {result.search_seconds:.1f} s; the best "
           f"{min(args.confirm, len(result.table))} confirmed by the simulator ({result.seconds:.1f} s in all)")
@@ -86,6 +125,8 @@ def register(sub) -> None:
                        "simulator confirms the best few. See docs/mapping-search.md.")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model name or a file (default {DEFAULT_MODEL})")
     p.add_argument("--arch", default=DEFAULT_ARCH, help=f"a shipped arch name or a config (default {DEFAULT_ARCH})")
+    p.add_argument("--phase", choices=["prefill", "decode"], help="a decoder card's phase to map (default: one "
+                   "decode step at the workload's mean cache length; the search maps it on one chip)")
     p.add_argument("--objective", choices=["energy", "latency", "edp"], default="edp",
                    help="what the plan minimises (default edp: energy x latency)")
     p.add_argument("--budget", type=_count, default=DEFAULT_BUDGET, help=f"plans the closed form may price (default "

@@ -6,7 +6,10 @@ the network input. Then a segment is a network whose input is the previous segme
 readers read that input at that layer's rate (spikes) with their own sizes, so every layer of a segment
 costs exactly what it costs in the whole network (`segment_network` checks this, count by count).
 A residual add whose source lies outside the segment is dropped from it: the cost model does not price
-moving a residual's data (docs/design.md), and LayerNorm is still counted.
+moving a residual's data (docs/design.md), and LayerNorm is still counted. A decoder's residual is a layer
+of its own, an element-wise add of the stream and a block's output; where the stream crosses the cut it
+keeps only the block's output (`residual_add`): its work is the same, and the stream's read across the
+cut (one vector per token) is left out like the encoder's residual data.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from ..ir import NETWORK_INPUT, Network
 COUNT_FIELDS = ("acs", "macs", "other_ops", "neuron_updates", "spikes_out", "input_spike_bits")
 
 
+def residual_add(layer) -> bool:
+    """An element-wise add (a decoder's residual): it may read the cut's layer beside its own segment's."""
+    return layer.kind == "elementwise" and getattr(layer.spec, "op", None) == "add"
+
+
 def crossing_problem(net: Network, i: int) -> str | None:
     """Why the network cannot be cut after layer i (None: it can)."""
     before = {layer.name for layer in net.layers[: i + 1]}
@@ -30,7 +38,7 @@ def crossing_problem(net: Network, i: int) -> str | None:
         outside = [s for s in layer.inputs if s in before]
         if any(s != last for s in outside):
             return f"layer '{layer.name}' reads '{outside[0]}', an earlier layer than '{last}'"
-        if outside and len(outside) != len(layer.inputs):
+        if outside and len(outside) != len(layer.inputs) and not residual_add(layer):
             return f"layer '{layer.name}' reads '{last}' beside layers after it"
     return None
 
@@ -48,6 +56,8 @@ def segment_network(net: Network, first: int, last: int) -> Network:
     layers = []
     for layer in net.layers[first:last + 1]:
         inputs = [s for s in layer.inputs if s in names]
+        if residual_add(layer) and 0 < len(inputs) < len(layer.inputs):
+            inputs = inputs * len(layer.inputs)     # the stream crossed the cut: see the module's doc
         norm = layer.norm
         if norm is not None and norm.residual is not None and (norm.residual not in names or first > 0
                                                                and norm.residual == NETWORK_INPUT):

@@ -70,6 +70,8 @@ class Plan(Strict):
     objective: Literal["latency", "energy", "edp"] | None = None
     model: str | None = None        # what the plan was made for (a record; `run --plan` takes --model)
     arch: str | None = None
+    # A decoder card's phase the plan maps (`mapping.cli.decoder_phase_network`); None: not a decoder
+    phase: Literal["prefill", "decode"] | None = None
     _path: str = PrivateAttr("(plan in memory)")
 
     @property

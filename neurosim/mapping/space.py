@@ -89,6 +89,11 @@ class SegmentTables:
         self.net, self.arch, self.objectives = net, arch, tuple(objectives)
         self._whole: dict[str, dict] = {}
         self._options: dict[tuple, Options] = {}
+        # each layer's least spatial cores (what it holds does not depend on the segment): a segment whose
+        # layers need more than the chip has no spatial option, found without building it
+        chips = Chips.of(arch)
+        least = layout.least_cores(workload(net, True, bool(chips.zero_skipping[0])), chips)[1][0]
+        self._least_before = np.concatenate([[0], np.cumsum(least)])
 
     def whole(self, kind: str) -> dict:
         """{objective: {carry: SegmentCosts}}: today's `kind` mapping of the network on the whole chip."""
@@ -101,9 +106,12 @@ class SegmentTables:
         """The segment's options (`priced`: with their figures)."""
         key = (first, last, kind)
         if key not in self._options:
-            sub = segment_network(self.net, first, last)
-            self._options[key] = spatial_options(sub, self.arch) if kind == "spatial" else \
-                sequential_options(self.arch)
+            if kind == "sequential":
+                self._options[key] = sequential_options(self.arch)
+            elif self._least_before[last + 1] - self._least_before[first] > self.arch.cores.count:
+                self._options[key] = Options(np.zeros(0, np.int64), Given(layer_cores=[]))
+            else:
+                self._options[key] = spatial_options(segment_network(self.net, first, last), self.arch)
         opts = self._options[key]
         if priced and opts.costs is None and len(opts.cores):
             sub = segment_network(self.net, first, last)
@@ -237,4 +245,11 @@ class Space:
             opts = self.options(scored.shape, priced=False)
             segments = [Segment(kind=kind, first=names[a], last=names[b], carry=carry, **o.resources(k))
                         for (a, b, kind, carry), o, k in zip(scored.shape, opts, scored.choice)]
-        return Plan(segments=segments, objective=self.objective, model=self.net.name, arch=self.arch.name)
+        return Plan(segments=segments, objective=self.objective, model=self.net.name, arch=self.arch.name,
+                    phase=decoder_phase(self.net))
+
+
+def decoder_phase(net: Network) -> str | None:
+    """'prefill' or 'decode' for a decoder card's phase (`mapping.cli.decoder_phase_network`), else None."""
+    phase = net.metadata.get("phase") if net.metadata.get("decoder") else None
+    return None if phase is None else "prefill" if phase["query_tokens"] > 1 else "decode"
