@@ -152,3 +152,6 @@ def test_a_profiled_decoder_costs_the_sum_of_its_operators_counted_by_hand(tmp_p
     with pytest.raises(NeurosimError) as err:                        # the profile timed bf16 operators only
         run_workload(card, arch, prompt=3, generate=1, batch=2)
     assert err.value.field == "kernels.profile" and "spiking" in err.value.problem
+    with pytest.raises(NeurosimError) as err:                        # nor other weights than bf16's
+        run_workload(card.model_copy(update={"weight_bits": 4}), arch, prompt=3, generate=1, batch=2, mac_based=True)
+    assert err.value.field == "kernels.profile" and "4-bit weights" in err.value.problem

@@ -34,6 +34,7 @@ from ..ir import Network
 COLUMNS = ("op", "tokens", "in_features", "out_features", "sequences", "heads", "kv_heads", "head_dim",
            "query_tokens", "past_tokens", "us", "calls")
 ELEMENTWISE = ("input", "rmsnorm", "rotary", "add", "silu_product")
+PROFILED_BITS = 16            # benchmarks/llm_gpu_ops.py times bf16 weights and activations
 NO_KERNEL = ("last_token",)   # each sequence's last token: a view in the profiled code (x[:, -1]), no kernel
 OPS = ("linear", "attention") + ELEMENTWISE
 FIELD = "kernels.profile"
@@ -115,6 +116,10 @@ def layer_us(table: OperatorTable, layer) -> float:
     """One IR layer of a MAC-based decoder network, priced as its profiled operator."""
     tokens = layer.seq_len
     if layer.kind == "linear":
+        if layer.weight_bits != PROFILED_BITS:
+            raise NeurosimError(table.path, FIELD, f"layer '{layer.name}' has {layer.weight_bits}-bit weights; the "
+                                f"profile timed {PROFILED_BITS}-bit (bf16) GEMMs",
+                                f"give the card weight_bits: {PROFILED_BITS}, or use a config without a profile")
         return linear_us(table, tokens, layer.in_features, layer.out_features)
     if layer.kind == "causal_attention":
         a = layer.spec
@@ -133,7 +138,7 @@ def network_seconds(table: OperatorTable, net: Network) -> float:
     if not net.metadata.get("mac_based", False):
         raise NeurosimError(table.path, FIELD, f"'{net.name}' is a spiking network; the profile times the "
                             "GPU's bf16 operators on real-valued activations",
-                            "price the MAC-based model (mac_based=True), or use a config without a profile")
+                            "price the MAC-based model (mac_based=True, --mac-based), or use a config without a profile")
     return sum(layer_us(table, layer) for layer in net.layers) * 1e-6
 
 
