@@ -64,3 +64,14 @@ def test_without_port_widths_every_layer_is_paced_by_compute_or_a_transfer(edge)
         paces = set(estimate(net, plain, mapping, carry).per_layer.pace)
         assert paces <= {"compute", "DRAM", "global buffer", "interconnect"}, paces
         assert "paced by" not in str(estimate(net, plain, mapping, carry))
+
+
+def test_a_chip_without_levels_names_its_core_sram_port(edge):
+    """No levels: every AC reads its fp32 weight from SRAM and each update reads and writes a membrane, per
+    step 4 x 32 + 2 x 32 + 2 x 32 = 256 bits; at 16 bits a cycle that is 16 cycles against 6 of compute."""
+    c = edge.cores.model_copy(update={"levels": None, "dataflow": None, "sram_bits_per_cycle": 16, "count": 1,
+                                      "acs_per_cycle": 1})
+    arch = edge.model_copy(update={"cores": c}).loaded_from(edge.path, edge.energy)
+    for run in (estimate, simulate):
+        report = run(one_layer(), arch, "sequential", "spikes")
+        assert list(report.per_layer.pace) == ["core SRAM port"] and report.latency_cycles == 10 * 16

@@ -311,8 +311,10 @@ class CoreLevels:
         self.serial = np.array([f.get("ports", "overlapped") == "serial" for f in flows])
 
     def port_names(self) -> list[list[str]]:
-        """Per point, the name of each port slot of `port_cycles`: the level of each role, then the core SRAM."""
-        return [[self.name[t][j] or t for t in ROLES] + [SRAM_PORT] for j in range(self.n)]
+        """Per point, the name of each port slot of `port_cycles`: the level of each role (slots that exist only
+        where some point has levels), then the core SRAM."""
+        roles = ROLES if self.any.any() else ()
+        return [[self.name[t][j] or t for t in roles] + [SRAM_PORT] for j in range(self.n)]
 
 
 SRAM_PORT = "core SRAM"   # the name of the core SRAM's port in reports (`layout.pace`)
