@@ -128,14 +128,28 @@ def timeline_rows(report: Report, busy, max_rows: int) -> list[str]:
 
 def _label_running_layers(ax, busy, row: int, component: str, us: float, span: float) -> None:
     """On a row whose cores run layer after layer (the sequential pool), each layer's name over its run."""
+    axes_pt = ax.figure.get_size_inches()[0] * ax.get_position().width * 72
+    for x, text in running_layer_labels(busy, component, us, LABEL_CHAR_PT / axes_pt * span):
+        ax.text(x, row, text, ha="center", va="center", fontsize=6, color="white", clip_on=True)
+
+
+def running_layer_labels(busy, component: str, us: float, char: float) -> list[tuple[float, str]]:
+    """(centre, text) of each layer's label on a row whose cores run layer after layer: its whole name where
+    it fits inside the layer's run (`char`: one character's width in the axis's units), else its name within
+    its block, else none; none on a row that is not a core pool's (channels, or a single layer)."""
     work = busy[(busy["component"] == component) & busy["layer"].notna()]
-    if "compute" not in set(work["kind"]) or work["layer"].nunique() < 2:   # cores only, not channels
-        return
+    if "compute" not in set(work["kind"]) or work["layer"].nunique() < 2:
+        return []
+    labels = []
     for layer, g in work.groupby("layer", sort=False):
         start, end = g["start"].min() / us, g["end"].max() / us
-        if end - start > 0.03 * span:
-            ax.text((start + end) / 2, row, str(layer).split(".")[-1] if end - start < 0.08 * span else str(layer),
-                    ha="center", va="center", fontsize=6, color="white", clip_on=True)
+        fits = [text for text in (str(layer), str(layer).split(".")[-1]) if len(text) * char < end - start]
+        if fits:
+            labels.append(((start + end) / 2, fits[0]))
+    return labels
+
+
+LABEL_CHAR_PT = 0.6 * 6    # a 6-point label's mean character width (about 0.6 em)
 
 
 def timeline_plot(report: Report, path: str | Path, max_rows: int = 40,
