@@ -103,7 +103,7 @@ def scatter_front(df: pd.DataFrame, path: str | Path, by=("model", "engine"), fr
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle("energy vs latency (lower left is better)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))   # a third of an inch for the title
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
