@@ -1,11 +1,13 @@
 """`search`: the best plan of a network on a chip for an objective, under caps; the simulator confirms it.
 
-Where the space (`space.Space`: shapes x core splits) holds no more plans than the budget, every plan is
+Where the space (`space.Space`: shapes x resource choices) holds no more plans than the budget, every plan is
 priced (exhaustive). Where it holds more, a (mu + lambda) evolution strategy (Beyer and Schwefel, "Evolution
 strategies: a comprehensive introduction", Natural Computing 2002) searches the shapes: a shape is a
 genome (its cut points, each segment's kind and carry), mutated by adding, removing or moving a cut or by
 changing a segment's kind or carry; mu parents and lambda children compete and the best mu survive
-(elitist, so the best plan found is never lost). Why this and not the random or pruned search of
+(elitist, so the best plan found is never lost). A shape is scored by its best resource choice on a coarse
+look (at most 12 options of each segment, `space.COARSE_OPTIONS`), so that the budget buys many shapes; the
+best 24 shapes found are then priced on every choice. Why this and not the random or pruned search of
 Timeloop's mapper: the shapes are few and discrete, neighbouring shapes cost alike (moving a cut shifts a
 few layers), and each shape's every core split is priced in one vectorised call, so the search spends its
 budget on shapes, where the structure is. The start population holds today's three mappings, so the
@@ -33,6 +35,7 @@ from .space import KINDS, LAST_KINDS, Scored, SegmentTables, Shape, Space
 OBJECTIVES = ("energy", "latency", "edp")
 MU, LAMBDA = 8, 16          # parents kept, children made per generation
 STALL_GENERATIONS = 30      # the evolution stops after this many generations without a better plan
+FINE_SHAPES = 24            # the evolution's best shapes, priced at last on every resource choice
 # Plans the closed form may price before the search turns from exhaustive to evolution. Composing a plan from
 # its segments' arrays costs microseconds; the time goes into each segment's closed form (run once per segment
 # over every budget), so the budget is set by how many plans a few minutes compose.
@@ -102,14 +105,16 @@ def mutate(shape: Shape, cuts: list[int], L: int, rng: np.random.Generator, max_
 
 
 def evolve(space: Space, budget: int, seed: int, bar=None) -> list[Scored]:
-    """(mu + lambda) evolution of shapes, each scored by its best core split, until the budget is spent."""
+    """(mu + lambda) evolution of shapes, each scored by its best resource choice on a coarse look
+    (`Space.choices`), until the budget is spent; the best FINE_SHAPES shapes are then priced on every
+    resource choice."""
     rng = np.random.default_rng(seed)
     L, seen = len(space.net.layers), {}
 
-    def score(shape: Shape) -> Scored | None:
-        if shape not in seen:
+    def score(shape: Shape, coarse: bool = True) -> Scored | None:
+        if shape not in seen or not coarse:
             before = space.priced
-            seen[shape] = space.best(shape)
+            seen[shape] = space.best(shape, coarse)
             if bar is not None:
                 bar.update(space.priced - before)
         return seen[shape]
@@ -126,6 +131,8 @@ def evolve(space: Space, budget: int, seed: int, bar=None) -> list[Scored]:
         top = rank(population[0])
         stall = 0 if best is None or top < best else stall + 1
         best = top if best is None or top < best else best
+    for shape in sorted((s for s in seen if seen[s] is not None), key=rank)[:FINE_SHAPES]:
+        score(shape, coarse=False)
     return [s for s in seen.values() if s is not None]
 
 

@@ -43,6 +43,9 @@ from .segments import Given, SegmentCosts, closed_form_segments, with_objective
 KINDS = (("spatial", "spikes"), ("spatial", "rates"), ("sequential", "spikes"), ("sequential", "rates"))
 LAST_KINDS = (("spatial", "spikes"), ("sequential", "spikes"), ("sequential", "rates"))
 CARRIES = ("spikes", "rates")
+# A coarse look at a shape (the evolution's, `Space.best(shape, coarse=True)`): at most this many of each
+# segment's options, spread evenly from the fewest cores to the most, the first and last kept.
+COARSE_OPTIONS = 12
 
 Shape = tuple[tuple[int, int, str, str], ...]    # per segment: (first, last, kind, carry)
 
@@ -162,14 +165,18 @@ class Space:
     def options(self, shape: Shape, priced: bool = True) -> list[Options]:
         return [self.tables.options(a, b, kind, priced) for a, b, kind, _ in shape]
 
-    def choices(self, opts: list[Options]) -> np.ndarray:
-        """(m, segments) option indices whose cores add up to at most the chip's, built segment by segment."""
+    def choices(self, opts: list[Options], coarse: bool = False) -> np.ndarray:
+        """(m, segments) option indices whose cores add up to at most the chip's, built segment by segment
+        (`coarse`: of at most COARSE_OPTIONS options of each segment)."""
         most = self.arch.cores.count
         idx, total = np.zeros((1, 0), np.int64), np.zeros(1, np.int64)
         for o in opts:
-            k = len(o.cores)
-            idx = np.concatenate([np.repeat(idx, k, axis=0), np.tile(np.arange(k), len(idx))[:, None]], axis=1)
-            total = np.repeat(total, k) + np.tile(o.cores, len(total))
+            pick = np.arange(len(o.cores))
+            if coarse and len(pick) > COARSE_OPTIONS:
+                pick = np.unique(np.round(np.linspace(0, len(pick) - 1, COARSE_OPTIONS)).astype(np.int64))
+            k = len(pick)
+            idx = np.concatenate([np.repeat(idx, k, axis=0), np.tile(pick, len(idx))[:, None]], axis=1)
+            total = np.repeat(total, k) + np.tile(o.cores[pick], len(total))
             idx, total = idx[total <= most], total[total <= most]
         return idx
 
@@ -200,9 +207,9 @@ class Space:
         return total
 
     # -- pricing ---------------------------------------------------------------------------------------------
-    def price_shape(self, shape: Shape) -> tuple[PlanCosts, np.ndarray, np.ndarray]:
-        """Every resource choice of a shape: its figures, the choices ((m, segments) option indices; (1, 0) for
-        a plan of one segment) and the cores each segment takes ((m, segments))."""
+    def price_shape(self, shape: Shape, coarse: bool = False) -> tuple[PlanCosts, np.ndarray, np.ndarray]:
+        """Every resource choice of a shape (`coarse`: see `choices`): its figures, the choices ((m, segments)
+        option indices; (1, 0) for a plan of one segment) and the cores each segment takes ((m, segments))."""
         if len(shape) == 1:
             (_, _, kind, carry), = shape
             whole = self.tables.whole(kind)[self.objective][carry]
@@ -210,17 +217,17 @@ class Space:
             return compose([whole], self.chips, self.arch.energy), np.zeros((1, 0), np.int64), \
                 np.array([[self.arch.cores.count]])
         opts = self.options(shape)
-        idx = self.choices(opts)
+        idx = self.choices(opts, coarse)
         segs = [o.costs[carry].point(idx[:, k]) for k, (o, (_, _, _, carry)) in enumerate(zip(opts, shape))]
         self.priced += len(idx)
         cores = np.stack([o.cores[idx[:, k]] for k, o in enumerate(opts)], axis=1)
         return compose(segs, self.chips, self.arch.energy), idx, cores
 
-    def best(self, shape: Shape) -> Scored | None:
+    def best(self, shape: Shape, coarse: bool = False) -> Scored | None:
         """The best resource choice of a shape under the caps (None: no choice fits)."""
         if len(shape) > 1 and not all(len(o.cores) for o in self.options(shape, priced=False)):
             return None                               # a segment that fits no allocation of the chip
-        costs, idx, cores = self.price_shape(shape)
+        costs, idx, cores = self.price_shape(shape, coarse)
         ok = costs.feasible.copy()
         for key, figure in (("latency_s", costs.latency_s), ("energy_j", costs.total_energy_pj * 1e-12),
                             ("memory_bytes", costs.memory_bytes["peak_on_chip"])):
