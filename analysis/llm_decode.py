@@ -117,7 +117,7 @@ def figure(df, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     fig, axes = plt.subplots(4, 3, figsize=(13, 13), sharex="col")
     styles = {"spiking, sequential": ("C0", "-", "o"), "spiking, spatial": ("C0", "--", "s"),
@@ -139,6 +139,9 @@ def figure(df, path: Path) -> None:
                 ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
                 ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+                lo, hi = ax.get_ylim()
+                if hi / lo > 10:   # over a decade, a label at every minor tick crowds: label 2x, 3x and 5x only
+                    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2, 3, 5)))
                 ax.tick_params(axis="y", which="minor", labelsize=7)
                 ax.grid(True, which="both", alpha=0.3)
                 if c == 0:
