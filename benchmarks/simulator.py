@@ -14,6 +14,7 @@ and how far the two are apart. Writes benchmarks/results/simulator.md.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -45,24 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     from neurosim.sim import run_simulation
 
     base = load_model("spikingbert-4l")
-    rows = []
+    rows, args.load = [], [os.getloadavg()[0]]
     for T in args.timesteps:
         net = with_timesteps(base, T)
         for arch_name in ARCHS:
             arch = load_arch(arch_name)
             for mapping, carry in MAPPINGS:
-                times, stats, report = [], None, None
+                times, cpu, stats, report = [], [], None, None
                 for _ in range(args.repeats):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     report, stats = run_simulation(net, arch, mapping, carry)
                     times.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
+                    cpu.append(time.process_time() - c0)
+                t0, c0 = time.perf_counter(), time.process_time()
                 closed = estimate(net, arch, mapping, carry)
-                t_closed = time.perf_counter() - t0
+                t_closed, c_closed = time.perf_counter() - t0, time.process_time() - c0
                 label = mapping + (f" ({carry})" if carry else "")
                 row = dict(T=T, arch=arch_name, mapping=label, feasible=report.feasible, first=times[0],
                            best=min(times), median=statistics.median(times), events=stats.events,
-                           tasks=stats.tasks, closed_s=t_closed)
+                           tasks=stats.tasks, closed_s=t_closed, cpu=min(cpu), closed_cpu=c_closed)
                 if report.feasible:
                     row.update(latency_ms=report.latency_s * 1e3, energy_mj=report.energy_pj * 1e-9,
                                d_latency=report.latency_cycles / closed.latency_cycles - 1,
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 ev = f"{row['events'] / row['best']:,.0f} ev/s" if row["events"] else "-"
                 print(f"T={T:4d} {arch_name:20s} {label:21s} best {row['best'] * 1e3:8.1f} ms  "
                       f"{row['events']:7d} events  {ev}", flush=True)
+    args.load.append(os.getloadavg()[0])
     write(rows, args)
     return 0
 
@@ -84,38 +87,46 @@ def write(rows: list[dict], args) -> None:
         "# Simulator speed: SpikingBERT-4L design points",
         "",
         "Written by `python benchmarks/simulator.py"
-        + (f" --repeats {args.repeats}" if args.repeats != 5 else "") + "`. Machine: " + machine() + ".",
+        + (f" --repeats {args.repeats}" if args.repeats != 5 else "") + "`. Machine: " + machine() + ". "
+        f"Load average (1 min) {args.load[0]:.1f} before, {args.load[1]:.1f} after.",
         "",
         "Each design point is one `neurosim.sim.run_simulation` call (building the per-step work from the",
         "model card's assumed rates, the core allocation, the simpy run, energy and the report; no timeline).",
         f"Wall time: best and median of {args.repeats} calls, and the first call of each point (imports and",
-        "model loading are done before any timing).",
+        "model loading are done before any timing); CPU: the best call's process time (what the point costs",
+        "on a shared, loaded machine, where wall time also counts waiting for a core).",
         "Events: simpy events processed in the run (timeouts, deliveries, buffer puts that had to wait);",
         "transfers on the DRAM channel, the global-buffer port and the network are booked on FIFO calendars",
         "and cost no event of their own. Events/s: those events over the whole call's best wall time (so it",
         "includes the Python work around the event loop). Tasks: (layer tile, timestep) units simulated;",
         "every point here runs at one timestep per task (no coarsening was needed for the 2 s target).",
         "",
-        "| T | arch | mapping | wall best (ms) | median (ms) | first (ms) | simpy events | events/s | tasks |"
-        " closed form (ms) | latency | energy | sim vs closed form: latency, energy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| T | arch | mapping | wall best (ms) | median (ms) | first (ms) | CPU best (ms) | simpy events | events/s |"
+        " tasks | closed form (ms) | closed form CPU (ms) | latency | energy | sim vs closed form: latency, energy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if not r["feasible"]:
             lines.append(f"| {r['T']} | {r['arch']} | {r['mapping']} | {r['best'] * 1e3:.1f} | "
-                         f"{r['median'] * 1e3:.1f} | {r['first'] * 1e3:.1f} | - | - | - | {r['closed_s'] * 1e3:.1f} |"
+                         f"{r['median'] * 1e3:.1f} | {r['first'] * 1e3:.1f} | {r['cpu'] * 1e3:.1f} | - | - | - | "
+                         f"{r['closed_s'] * 1e3:.1f} | {r['closed_cpu'] * 1e3:.1f} |"
                          f" infeasible | | {r['why']} |")
             continue
         lines.append(
             f"| {r['T']} | {r['arch']} | {r['mapping']} | {r['best'] * 1e3:.1f} | {r['median'] * 1e3:.1f} | "
-            f"{r['first'] * 1e3:.1f} | {r['events']:,} | {r['events'] / r['best']:,.0f} | {r['tasks']:,} | "
-            f"{r['closed_s'] * 1e3:.1f} | {r['latency_ms']:.3g} ms | {r['energy_mj']:.4g} mJ | "
-            f"{100 * r['d_latency']:+.2f}%, {100 * r['d_energy']:+.2f}% |")
+            f"{r['first'] * 1e3:.1f} | {r['cpu'] * 1e3:.1f} | {r['events']:,} | {r['events'] / r['best']:,.0f} | "
+            f"{r['tasks']:,} | {r['closed_s'] * 1e3:.1f} | {r['closed_cpu'] * 1e3:.1f} | {r['latency_ms']:.3g} ms | "
+            f"{r['energy_mj']:.4g} mJ | {100 * r['d_latency']:+.2f}%, {100 * r['d_energy']:+.2f}% |")
     worst = max(feasible, key=lambda r: r["median"])
     lines += [
         "",
-        f"Slowest feasible point: {worst['median'] * 1e3:.0f} ms median ({worst['arch']}, {worst['mapping']}, "
-        f"T = {worst['T']}); target: under 2 s per design point.",
+        f"Slowest feasible point: {worst['median'] * 1e3:.0f} ms median, {worst['cpu'] * 1e3:.0f} ms CPU "
+        f"({worst['arch']}, {worst['mapping']}, T = {worst['T']}); target: under 2 s per design point.",
+        "",
+        "Sequential points: both engines size the pool with the closed form's search, which prices every pool",
+        "size in one vectorised call (`closed_form.pool_scores`, since 69db01e). Before, one call a size made",
+        "that search most of a sequential point: the closed form alone took 785 / 838 ms CPU against 95 / 124",
+        "ms now (spikes / rates, T = 85, spatial-45nm-large; `estimate` at 9637c92 and 69db01e, back to back).",
         "",
         "Why the simulator and the closed form differ on these points (see `neurosim/sim/spatial.py`,",
         "`sequential.py` and tests/test_sim.py, which checks each cause): compute, SRAM, DRAM and network",
@@ -131,7 +142,7 @@ def write(rows: list[dict], args) -> None:
         "  overflow to DRAM, once, so their spill, DRAM traffic and energy agree; latency differs only where",
         "  the simulator's step-by-step port and DRAM bookings leave the cores waiting.",
         "* sequential (rates) on spatial-45nm-large: counts are read when a pass starts and written when it",
-        "  ends; where that takes longer than the first / last step's compute the cores wait (+0.4%).",
+        "  ends; where that takes longer than the first / last step's compute the cores wait (+0.2 to +0.3%).",
         "* sequential on edge-45nm: every layer streams its weights from DRAM and a pass fills more than half",
         "  of the free core SRAM, so the next pass cannot be prefetched: compute waits for each load, which",
         "  the closed form hides behind compute (+0.3% latency). Carrying spikes also spills (see above).",
