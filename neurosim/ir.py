@@ -42,6 +42,7 @@ RESET_ORDERS = ("leak_first", "reset_first")  # when the reset of a spike lands:
 FIRE_RULES = (">=", ">")                     # the comparison of u with vth
 COMPUTE_KINDS = ("ac", "mac")
 ENCODER_ROLES = ("q", "k", "v", "attention", "attn_out", "intermediate", "output")
+NORM_STATISTICS = ("step", "running_mean", "frozen")   # what a LayerNorm normalizes by (Norm.statistics)
 NETWORK_INPUT = "<input>"   # the network input's name where a layer names its source (Norm.residual, traces)
 FORMAT = 2                  # the JSON format to_dict writes; 1: every kind's fields flat on each layer, no "format"
 
@@ -643,6 +644,12 @@ class Norm:
     outputs; `layernorm` False is the residual add alone. The spike engine
     applies both; without weight and bias the LayerNorm is counted by the cost
     model but not applied. The residual's data movement is not priced.
+    `statistics` is what the LayerNorm normalizes by (frontend.encoder's
+    `layernorm`): "step" each step's own input, "running_mean" the running mean
+    of its input over the steps so far, "frozen" a mean and variance fixed at
+    calibration (a per-feature affine); the cost model prices each
+    (cost.analytic.LAYERNORM_OPS_BY_STATISTICS); the spike engine normalizes
+    each step's input whatever it says.
     """
 
     layernorm: bool = True
@@ -650,10 +657,17 @@ class Norm:
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
     eps: float = 1e-5
+    statistics: str = "step"
 
     def validate(self, layer: Layer, where: str) -> None:
         if not self.layernorm and self.residual is None:
             _fail(where, "norm", "neither a LayerNorm nor a residual add: the norm does nothing", "drop it")
+        if self.statistics not in NORM_STATISTICS:
+            _fail(where, "norm.statistics", f"expected one of {', '.join(NORM_STATISTICS)}, got {self.statistics!r}",
+                  "use the SpikingEncoder's layernorm")
+        if self.statistics != "step" and not self.layernorm:
+            _fail(where, "norm.statistics", f"{self.statistics!r} statistics on a layer without LayerNorm",
+                  "set norm.layernorm to true, or statistics to 'step'")
         for name in ("weight", "bias"):
             value = getattr(self, name)
             if value is None:

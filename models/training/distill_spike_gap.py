@@ -19,6 +19,21 @@ deviation falls short of the equilibrium's (1 = no shrinkage). Block by block,
 each LayerNorm's gain is divided by its kappa before the next is measured;
 then the test accuracy of the rescaled model in rate and spike modes (T =
 --timesteps) on the first --sentences test sentences.
+
+    python models/training/distill_spike_gap.py --accuracy --layernorm-mode running_mean --sentences 256
+
+--accuracy prints the test accuracy of the first --sentences test sentences
+in rate mode, spike mode at T = 32 and 85 and stochastic mode at T = 85
+(seed 1, as distill_student.py's table), the embedding floor on the same
+sentences (distill_student.py's linear head on the teacher's mean-pooled
+embedding layer, retrained here on the CPU; needs the teacher package), with the time-stepped LayerNorm
+given by --layernorm-mode (frontend/encoder.py: `step`, `running_mean`, or
+`frozen` with statistics from rate mode on the first --calibration training
+sentences, default 1,024, unless the checkpoint holds its own), and the
+majority share of those sentences; with
+--timesteps T, spike and stochastic mode at T only; --modes runs a subset
+(the floor comes with rate mode). --layernorm-mode also
+applies to the sublayer comparison (without --accuracy).
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ import distill_data  # noqa: E402
 
 from neurosim.frontend.checkpoint import load_encoder  # noqa: E402
 from neurosim.frontend.distill import encode_for_student  # noqa: E402
+from neurosim.frontend.encoder import LAYERNORMS  # noqa: E402
 
 MODEL = Path(__file__).resolve().parent.parent / "spikingbert-minilm-polarity.pt"
 
@@ -71,6 +87,40 @@ def layernorm_shrinkage(model, tokens, steps: int) -> list[float]:
     return kappas
 
 
+def embedding_floor(task: str, n: int) -> tuple[float, float]:
+    """distill_student.py's embedding floor: test accuracy on all test sentences and on the first n."""
+    import distill_student as ds
+    from neurosim.frontend import distill
+
+    tmodel, tokenizer = ds.teacher_mod.load_teacher(None)
+    keep = distill.student_vocabulary(tokenizer, distill_data.rated_sentences()[0])
+    data, _ = ds.encode_task(task, tokenizer, keep, "cpu")
+    feats = {k: ds.teacher_features(tmodel, v[0], v[1], embedding_only=True) for k, v in data.items()}
+    ys = {k: v[2] for k, v in data.items()}
+    head, _, full = ds.train_head(feats, ys, distill_data.CLASSES[task], ds.SETTINGS, seed=0)
+    with torch.no_grad():
+        first = float((head(feats["test"][:n]).argmax(1) == ys["test"][:n]).float().mean())
+    return full, first
+
+
+def accuracies(model, x, y, steps: list[int], modes: list[str]) -> None:
+    """Print each mode's accuracy on (x, y) as it is measured (the slow modes take minutes a sentence batch)."""
+    import time
+
+    from neurosim.pruning.evaluate import accuracy
+
+    print(f"{len(y)} test sentences, layernorm {model.layernorm}: majority "
+          f"{float(torch.bincount(y).max()) / len(y):.4f}", flush=True)
+    runs = [("rate", None)] + [("spike", t) for t in steps] + [("stochastic", max(steps))]
+    for mode, t in [(mode, t) for mode, t in runs if mode in modes]:
+        start = time.time()
+        if t is not None:
+            model.timesteps = t
+        acc = accuracy(model, x, y, mode, seed=1)
+        label = mode if t is None else f"{mode} T = {t}"
+        print(f"{label}: {acc:.4f} ({time.time() - start:.0f} s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=MODEL)
@@ -79,11 +129,31 @@ def main() -> None:
     parser.add_argument("--layernorm", type=int, default=0, metavar="N",
                         help="measure LayerNorm shrinkage on N training sentences (see above)")
     parser.add_argument("--calibration-t", type=int, default=16)
+    parser.add_argument("--accuracy", action="store_true", help="test accuracy of every mode (see above)")
+    parser.add_argument("--layernorm-mode", choices=LAYERNORMS, default=None,
+                        help="the time-stepped LayerNorm (default: the checkpoint's)")
+    parser.add_argument("--calibration", type=int, default=1024, help="training sentences for frozen statistics")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", choices=("rate", "spike", "stochastic"),
+                        default=["rate", "spike", "stochastic"], help="with --accuracy: the modes to measure")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model, ckpt = load_encoder(args.model)
+    if args.layernorm_mode and args.layernorm_mode != model.layernorm:
+        model.set_layernorm(args.layernorm_mode)
+        if args.layernorm_mode == "frozen":
+            train = distill_data.splits(ckpt["task"])[0][0][: args.calibration]
+            model.calibrate_layernorm(encode_for_student(ckpt, train, model.seq_len))
     texts, labels = distill_data.splits(ckpt["task"])[2]
     x = encode_for_student(ckpt, texts[: args.sentences], model.seq_len)
+    if args.accuracy:
+        if "rate" in args.modes:
+            full, first = embedding_floor(ckpt["task"], args.sentences)
+            print(f"embedding floor: {first:.4f} on these sentences, {full:.4f} on the whole test set", flush=True)
+        given = "--timesteps" in sys.argv
+        accuracies(model, x, torch.from_numpy(labels[: args.sentences]), [args.timesteps] if given else [32, 85],
+                   args.modes)
+        return
     if args.layernorm:
         from neurosim.pruning.evaluate import accuracy
 

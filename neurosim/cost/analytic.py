@@ -39,6 +39,11 @@ from ..ir import ELEMENT_OPS, Layer, Network
 # Elementwise real-valued work, ops per element (a first-order convention):
 SOFTMAX_OPS_PER_SCORE = 3     # exp, running sum, divide
 LAYERNORM_OPS_PER_ELEMENT = 6  # residual add, mean, centre, square/variance, normalize, affine
+# By what the LayerNorm normalizes (ir.Norm.statistics; frontend.encoder's layernorm): the running mean adds one
+# add per element and step into the accumulator it normalizes (LayerNorm ignores the 1/t scale); frozen statistics
+# leave the residual add and one affine map (centre and normalize fold into it, as a folded BatchNorm's do).
+LAYERNORM_OPS_BY_STATISTICS = {"step": LAYERNORM_OPS_PER_ELEMENT, "running_mean": LAYERNORM_OPS_PER_ELEMENT + 1,
+                               "frozen": 2}
 
 
 # -- Paper form (Appendix B) ------------------------------------------------------
@@ -333,7 +338,7 @@ def layer_counts(net: Network, layer: Layer, activity: bool = True) -> dict:
         else:
             row["macs"] = n * t * synapses  # dense: every input, every step
     if layer.norm is not None and layer.norm.layernorm:
-        row["other_ops"] += n * t * out_live * LAYERNORM_OPS_PER_ELEMENT
+        row["other_ops"] += n * t * out_live * LAYERNORM_OPS_BY_STATISTICS[layer.norm.statistics]
     if layer.spiking:
         row["neuron_updates"] = n * t * out_live
         row["spikes_out"] = n * t * out_live * event_rate(layer, activity)

@@ -24,7 +24,7 @@ import torch
 from ..errors import NeurosimError, brief, clip
 from ..ir import Network
 from ..limits import MAX_TIMESTEPS
-from .encoder import ROLES, SpikingEncoder
+from .encoder import LAYERNORMS, ROLES, SpikingEncoder
 from .extract import from_torch
 
 REQUIRED = ("config", "state_dict", "sample_tokens")
@@ -76,6 +76,9 @@ def _check_config(config: Any, where: str) -> None:
         if key in config and not _is_count(config[key]):
             raise NeurosimError(where, f"config.{key}", f"expected a positive integer, got {brief(config[key])}",
                                 "save the config of the model whose state_dict this is")
+    if config.get("layernorm", "step") not in LAYERNORMS:   # absent: a checkpoint saved before the option
+        raise NeurosimError(where, "config.layernorm", f"expected one of {', '.join(LAYERNORMS)}, got "
+                            f"{brief(config['layernorm'])}", "save the model's layernorm (see frontend/encoder.py)")
     steps = config.get("timesteps", 16)
     steps = list(steps) if isinstance(steps, (list, tuple)) else [steps]
     # one per layer, or one per spiking sublayer of each layer (a list of 6, encoder.ROLES order)

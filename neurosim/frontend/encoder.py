@@ -76,6 +76,32 @@ Spike mode differs from the equilibrium beyond the 1/T discretization: the
 per-step softmax and LayerNorm are nonlinear, so the mean of a per-step
 output is not the output of the means. tests/test_frontend.py measures how
 close the two come.
+
+LayerNorm in the time-stepped modes (`layernorm=`, stored in a checkpoint's config):
+
+* `"step"` (the default, and every checkpoint saved before the option): each step's
+  LayerNorm normalizes that step's input (W s_t + b + residual s_t), as SpikingBERT's
+  code does. The binary spikes' noise widens the spread it divides by, so the
+  time-mean of its output is a shrunk copy of the equilibrium's.
+* `"running_mean"`: step t normalizes the running mean of its input over the steps
+  so far, (1/t) sum_{u<=t} (W s_u + b + residual s_u): an accumulator per element,
+  like a membrane, that converges to the equilibrium's input (the rates), so its
+  output converges to `rate` mode's LayerNorm output. LayerNorm ignores a common
+  scale, so hardware can normalize the sum itself (with eps x t^2): one add per
+  element and step more than `"step"` (cost.analytic.LAYERNORM_OPS_BY_STATISTICS).
+  In `stochastic` mode the mean runs over the sublayer's own t^l steps.
+  Measured on the distilled student it is not enough (docs/pruning.md).
+* `"frozen"`: every LayerNorm, in every mode, uses one mean and one variance held
+  fixed, measured once by `calibrate_layernorm` (rate mode with per-token
+  LayerNorm, averaged over a calibration set's tokens) and saved in the state_dict
+  (`layernorm_stats`). LayerNorm becomes a per-feature affine map, as a folded
+  BatchNorm is at inference, so the time-mean of its output is exactly its output
+  of the mean input: the time-stepped modes estimate `rate` mode without bias. It
+  changes the rate model (by how much each token's statistics differ from the
+  calibration's), and costs 2 ops per element instead of 6
+  (cost.analytic.LAYERNORM_OPS_BY_STATISTICS). An uncalibrated model refuses to run.
+
+`step` and `running_mean` leave `rate` and `rate_t` (one pass over rates) as they are.
 """
 
 from __future__ import annotations
@@ -87,10 +113,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ir import NORM_STATISTICS
 from .neurons import LIF
 
 ROLES = ("k", "v", "attention", "attn_out", "intermediate", "output")  # the spiking sublayers
 MODES = ("rate", "rate_t", "spike", "stochastic")
+LAYERNORMS = NORM_STATISTICS   # what LayerNorm normalizes by (module docstring): step, running_mean, frozen
 
 
 class BinaryLinear(nn.Linear):
@@ -160,21 +188,54 @@ class EncoderBlock(nn.Module):
         return out.transpose(1, 2).reshape(b, n, d)
 
     def forward(self, x: torch.Tensor, fire: Callable[[str, torch.Tensor], torch.Tensor],
-                see: Callable[[str, str, torch.Tensor], torch.Tensor] | None = None):
+                see: Callable[[str, str, torch.Tensor], torch.Tensor] | None = None,
+                norm: Callable[[nn.LayerNorm, torch.Tensor], torch.Tensor] | None = None):
         """One pass of the block; `fire(role, current)` is the neuron (a rate, or one LIF step).
 
         `see(reader, source, value)` is what sublayer `reader` receives of `source`'s output ("input" for
         the block input); by default the value itself (`rate_t` mode samples it at the reader's t^l).
+        `norm(ln, z)` applies LayerNorm `ln` to `z`; by default ln(z) (SpikingEncoder.norm gives the others).
         """
         see = see or (lambda reader, source, value: value)
+        norm = norm or (lambda ln, z: ln(z))
         q = self.q(see("attention", "input", x))   # Q runs inside the attention sublayer (t_Q = t_Attn)
         k = fire("k", self.k(see("k", "input", x)))
         v = fire("v", self.v(see("v", "input", x)))
         a = fire("attention", self.attend(q, see("attention", "k", k), see("attention", "v", v)))
-        h = fire("attn_out", self.ln1(self.attn_out(see("attn_out", "attention", a)) + see("attn_out", "input", x)))
+        h = fire("attn_out", norm(self.ln1, self.attn_out(see("attn_out", "attention", a))
+                                  + see("attn_out", "input", x)))
         i = fire("intermediate", self.intermediate(see("intermediate", "attn_out", h)) * self.neuron_scale())
-        o = fire("output", self.ln2(self.output(see("output", "intermediate", i)) + see("output", "attn_out", h)))
+        o = fire("output", norm(self.ln2, self.output(see("output", "intermediate", i)) + see("output", "attn_out", h)))
         return o, dict(k=k, v=v, attention=a, attn_out=h, intermediate=i, output=o)
+
+
+class RunningMeanNorm:
+    """`layernorm="running_mean"`: each LayerNorm normalizes the mean of the inputs it has been given so far.
+
+    One instance per time-stepped run: a LayerNorm's k-th call sees the mean of its k inputs (its steps so far).
+    """
+
+    def __init__(self):
+        self._sums: dict[int, tuple[torch.Tensor, int]] = {}
+
+    def __call__(self, ln: nn.LayerNorm, z: torch.Tensor) -> torch.Tensor:
+        total, count = self._sums.get(id(ln), (0, 0))
+        total, count = total + z, count + 1
+        self._sums[id(ln)] = (total, count)
+        return ln(total / count)
+
+
+class FrozenNorm:
+    """`layernorm="frozen"`: LayerNorm with a mean and variance held fixed: (z - mean) / sqrt(var + eps) w + b."""
+
+    def __init__(self, blocks, stats: torch.Tensor):
+        if torch.isnan(stats).any():
+            raise ValueError("layernorm='frozen' needs statistics: call calibrate_layernorm(tokens) first")
+        self._stats = {id(ln): stats[b, i] for b, blk in enumerate(blocks) for i, ln in enumerate((blk.ln1, blk.ln2))}
+
+    def __call__(self, ln: nn.LayerNorm, z: torch.Tensor) -> torch.Tensor:
+        mean, var = self._stats[id(ln)]
+        return (z - mean) * torch.rsqrt(var + ln.eps) * ln.weight + ln.bias
 
 
 def steps_table(timesteps, layers: int) -> list[list[int]]:
@@ -208,7 +269,8 @@ def steps_table(timesteps, layers: int) -> list[list[int]]:
 class SpikingEncoder(nn.Module):
     def __init__(self, vocab_size: int, hidden: int, heads: int, intermediate: int, layers: int,
                  seq_len: int, classes: int, timesteps: int | list[int] = 16, binary_weights: bool = False,
-                 threshold: float = 1.0, leak: float = 1.0, learn_threshold: bool = False):
+                 threshold: float = 1.0, leak: float = 1.0, learn_threshold: bool = False,
+                 layernorm: str = "step"):
         super().__init__()
         self._steps = steps_table(timesteps, layers)
         self.hidden, self.heads, self.intermediate_size = hidden, heads, intermediate
@@ -226,6 +288,18 @@ class SpikingEncoder(nn.Module):
         self.last_rates: dict[str, torch.Tensor] = {}
         self.keep_token_asr = False
         self.token_asr: dict[str, torch.Tensor] = {}
+        self.set_layernorm(layernorm)
+
+    def set_layernorm(self, layernorm: str) -> None:
+        """Choose what LayerNorm normalizes by (module docstring); `frozen` starts uncalibrated."""
+        if layernorm not in LAYERNORMS:
+            raise ValueError(f"layernorm must be one of {', '.join(LAYERNORMS)}, got {layernorm!r}")
+        self.layernorm = layernorm
+        if layernorm == "frozen":   # (block, ln1/ln2, mean/variance); NaN until calibrate_layernorm
+            self.register_buffer("layernorm_stats", torch.full((len(self.blocks), 2, 2), float("nan"),
+                                                               device=self.embed.weight.device))
+        elif hasattr(self, "layernorm_stats"):
+            del self.layernorm_stats
 
     # -- timesteps: one count per spiking sublayer -------------------------------------
     @property
@@ -261,6 +335,33 @@ class SpikingEncoder(nn.Module):
         """Where the weights live (CPU or a GPU); callers move their token batches here."""
         return self.embed.weight.device
 
+    def norm(self, time_stepped: bool) -> Callable[[nn.LayerNorm, torch.Tensor], torch.Tensor] | None:
+        """The `norm` a run hands its blocks: None (LayerNorm of the input it is given), a fresh running mean
+        (time-stepped runs of `running_mean`) or the frozen statistics."""
+        if self.layernorm == "frozen":
+            return FrozenNorm(self.blocks, self.layernorm_stats)
+        return RunningMeanNorm() if self.layernorm == "running_mean" and time_stepped else None
+
+    @torch.no_grad()
+    def calibrate_layernorm(self, tokens: torch.Tensor, batch: int = 256) -> None:
+        """`frozen`: each LayerNorm's mean and variance, from `rate` mode with per-token LayerNorm: the means over
+        all sentences and tokens of each token's mean and variance over the features."""
+        if self.layernorm != "frozen":
+            raise ValueError(f"calibrate_layernorm is for layernorm='frozen', this model's is {self.layernorm!r}")
+        sums = torch.zeros_like(self.layernorm_stats, dtype=torch.float64)
+        index = {id(ln): (b, i) for b, blk in enumerate(self.blocks) for i, ln in enumerate((blk.ln1, blk.ln2))}
+
+        def per_token(ln, z):
+            b, i = index[id(ln)]
+            sums[b, i, 0] += z.mean(-1).sum().double()
+            sums[b, i, 1] += z.var(-1, unbiased=False).sum().double()
+            return ln(z)
+        for start in range(0, len(tokens), batch):
+            x = self.embedding(tokens[start:start + batch].to(self.device))
+            for blk in self.blocks:
+                x, _ = blk(x, lambda role, current, blk=blk: blk.lif[role].rate(current), norm=per_token)
+        self.layernorm_stats.copy_((sums / tokens.numel()).to(self.layernorm_stats.dtype))
+
     def embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.embed(tokens) + self.pos[: tokens.shape[1]]
 
@@ -290,8 +391,9 @@ class SpikingEncoder(nn.Module):
         self.last_asr = {}
         self.last_rates = {}
         x = self.embedding(tokens)
+        norm = self.norm(time_stepped=False)
         for b, blk in enumerate(self.blocks):
-            x, rates = blk(x, lambda role, current: blk.lif[role].rate(current))
+            x, rates = blk(x, lambda role, current: blk.lif[role].rate(current), norm=norm)
             self._record(b, rates)
             if self.keep_rates:
                 self.last_rates.update({f"block{b}.{role}": r for role, r in rates.items()})
@@ -302,6 +404,7 @@ class SpikingEncoder(nn.Module):
         gen = _generator(tokens.device, seed)
         self.last_asr = {}
         self.last_rates = {}
+        norm = self.norm(time_stepped=False)
         x = self.embedding(tokens)
         for b, blk in enumerate(self.blocks):
             def fire(role, current, b=b, blk=blk):
@@ -320,7 +423,7 @@ class SpikingEncoder(nn.Module):
                 k = torch.round(t * p + torch.sqrt(t * p * (1 - p)) * noise).clamp(0, t)   # ~ Binomial(t, p)
                 return r + (k / t - r).detach()
 
-            x, rates = blk(x, fire, see)
+            x, rates = blk(x, fire, see, norm=norm)
             self._record(b, rates)
             if self.keep_rates:
                 self.last_rates.update({f"block{b}.{role}": r for role, r in rates.items()})
@@ -334,13 +437,14 @@ class SpikingEncoder(nn.Module):
         counts: list[dict[str, torch.Tensor]] = [{} for _ in self.blocks]
         out_sum = torch.zeros_like(emb)
         per_step: dict[str, list[torch.Tensor]] = {}
+        norm = self.norm(time_stepped=True)
         for _ in range(steps):
             x = emb  # constant input current every step
             for b, blk in enumerate(self.blocks):
                 def fire(role, current, b=b, blk=blk):
                     spk, mem[b][role] = blk.lif[role](current, mem[b].get(role))
                     return spk
-                x, spikes = blk(x, fire)
+                x, spikes = blk(x, fire, norm=norm)
                 for role, s in spikes.items():
                     counts[b][role] = counts[b].get(role, 0) + s
                     if self.record_steps:
@@ -356,6 +460,7 @@ class SpikingEncoder(nn.Module):
     def _stochastic(self, tokens: torch.Tensor, seed: int | None) -> torch.Tensor:
         gen = _generator(tokens.device, seed)
         bern = lambda r: torch.bernoulli(r.clamp(0, 1), generator=gen)
+        norm = self.norm(time_stepped=True) or (lambda ln, z: ln(z))
         self.last_asr = {}
         x_rate = None
         for b, blk in enumerate(self.blocks):
@@ -381,9 +486,10 @@ class SpikingEncoder(nn.Module):
             r["k"] = run("k", lambda: blk.k(x_in()))
             r["v"] = run("v", lambda: blk.v(x_in()))
             r["attention"] = run("attention", lambda: blk.attend(q, bern(r["k"]), bern(r["v"])))
-            r["attn_out"] = run("attn_out", lambda: blk.ln1(blk.attn_out(bern(r["attention"])) + x_in()))
+            r["attn_out"] = run("attn_out", lambda: norm(blk.ln1, blk.attn_out(bern(r["attention"])) + x_in()))
             r["intermediate"] = run("intermediate", lambda: blk.intermediate(bern(r["attn_out"])) * blk.neuron_scale())
-            r["output"] = run("output", lambda: blk.ln2(blk.output(bern(r["intermediate"])) + bern(r["attn_out"])))
+            r["output"] = run("output", lambda: norm(blk.ln2, blk.output(bern(r["intermediate"]))
+                                                     + bern(r["attn_out"])))
             self._record(b, r)
             x_rate = r["output"]
         return x_rate

@@ -281,11 +281,11 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
                   spec=Attention(blk.heads, blk.head_dim, _numpy(blk.head_mask)), neuron=neuron["attention"],
                   tag=EncoderTag(b, "attention"), timesteps=model.steps(b, "attention"), **common),
             linear("attn_out", blk.attn_out, [p + "attention"], neuron=neuron["attn_out"],
-                   norm=_norm(blk.ln1, residual=prev[0] if prev else NETWORK_INPUT)),
+                   norm=_norm(blk.ln1, prev[0] if prev else NETWORK_INPUT, model.layernorm)),
             linear("intermediate", blk.intermediate, [p + "attn_out"], neuron=neuron["intermediate"],
                    neuron_mask=_numpy(blk.neuron_mask)),
             linear("output", blk.output, [p + "intermediate"], neuron=neuron["output"],
-                   norm=_norm(blk.ln2, residual=p + "attn_out")),
+                   norm=_norm(blk.ln2, p + "attn_out", model.layernorm)),
         ]
         prev = [p + "output"]
     meta = {"source": "neurosim.frontend.from_torch(SpikingEncoder)", "hidden": d, "heads": model.heads,
@@ -306,8 +306,9 @@ def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> 
     return Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)
 
 
-def _norm(ln: nn.LayerNorm, residual: str) -> Norm:
-    return Norm(residual=residual, weight=_numpy(ln.weight), bias=_numpy(ln.bias), eps=float(ln.eps))
+def _norm(ln: nn.LayerNorm, residual: str, layernorm: str = "step") -> Norm:
+    return Norm(residual=residual, weight=_numpy(ln.weight), bias=_numpy(ln.bias), eps=float(ln.eps),
+                statistics=layernorm)
 
 
 def live_neurons(net: Network, layer: Layer) -> np.ndarray:

@@ -100,7 +100,7 @@ def encoder_config(model: SpikingEncoder, **overrides) -> dict:
                intermediate=model.intermediate_size, layers=len(model.blocks), seq_len=model.seq_len,
                classes=model.classifier.out_features, timesteps=model.timesteps_config(),
                binary_weights=model.binary_weights, leak=lif.leak,
-               learn_threshold=isinstance(lif.threshold, nn.Parameter))
+               learn_threshold=isinstance(lif.threshold, nn.Parameter), layernorm=model.layernorm)
     cfg.update(overrides)
     return cfg
 
