@@ -4,9 +4,11 @@
     python analysis/mapping_search.py --quick      # the shipped encoder only
 
 For the shipped encoder (spiking-sentiment-2l) and SpikingBERT-4L on the shipped neuromorphic chips
-(edge-45nm, spatial-45nm-large, loihi), `neurosim.mapping.search` finds the best plan for energy, latency
-and energy x delay (default budget, seed 0, up to 3 segments; the simulator confirms the best 2); the three
-searches of a model and chip share its segments' closed forms (`space.SegmentTables`).
+(edge-45nm, spatial-45nm-large, loihi), and for a decoder card (TinyLlama-1.1B: one decode step at its
+workload's mean cache length, on one chip of llm-45nm-hbm3-x4), `neurosim.mapping.search` finds the best
+plan for energy, latency and energy x delay (default budget, seed 0, up to 3 segments; the simulator
+confirms the best 2, the decoder's best 1); the three searches of a model and chip share its segments'
+closed forms (`space.SegmentTables`).
 Writes next to this script:
 
 * mapping_search.md: per model, chip and objective, the best of today's three mappings as the arch runs
@@ -25,8 +27,9 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("spiking-sentiment-2l", "spikingbert-4l")
-CHIPS = ("edge-45nm", "spatial-45nm-large", "loihi")
+MODELS = ("spiking-sentiment-2l", "spikingbert-4l", "tinyllama-1.1b")
+CHIPS = ("edge-45nm", "spatial-45nm-large", "loihi", "llm-45nm-hbm3-x4")
+DECODER_CHIPS = ("llm-45nm-hbm3-x4",)      # a decoder on the chip made for it; encoders on the others
 OBJECTIVES = ("energy", "latency", "edp")
 TODAY = (("spatial", "spikes"), ("sequential", "spikes"), ("sequential", "rates"))
 
@@ -55,8 +58,9 @@ def one_case(net, arch, objective: str, tables) -> dict:
 
     fixed = today(net, arch)
     row = dict(model=net.name, chip=arch.name, objective=objective, today=fixed)
-    try:
-        result = search(net, arch, objective, seed=0, confirm=2, tables=tables)
+    try:   # the decoder's 333-layer step: one simulator confirmation (about a minute each)
+        result = search(net, arch, objective, seed=0, confirm=1 if net.metadata.get("decoder") else 2,
+                        tables=tables)
     except NeurosimError as exc:
         return {**row, "found": False, "why": exc.problem}
     best_today = min((f for f in fixed if f["feasible"]), default=None,
@@ -121,7 +125,11 @@ def markdown(cases: list[dict]) -> str:
              "carrying spikes or rates) as the arch config runs them, its free choices (spare cores, pool size) "
              "made for the arch's own objective (edp on every shipped chip). One segment: the best of the same "
              "three mappings with those choices made for the row's objective. Saving: of the row's objective, "
-             "by the best plan found over each.", "",
+             "by the best plan found over each. The decoder (tinyllama-1.1b) is one decode step at its "
+             "workload's mean cache length (prompt 512, 128 tokens: 575.5 cached tokens, batch 1) on one "
+             "chip of llm-45nm-hbm3-x4 (its 256 cores and HBM; splitting a decoder over the four chips is "
+             "neurosim.llm's), against today's three mappings on the same chip. What the plans do and why: "
+             "docs/mapping-search.md, \"What it finds\".", "",
              "| model | chip | objective | today (best) | one segment | best plan | closed form: energy, latency "
              "| simulator: energy, latency | saving vs today | vs one segment | energy against today's, by kind "
              "| search |",
@@ -153,21 +161,26 @@ def figure(cases: list[dict], path: Path) -> None:
     from neurosim.report import format_si
 
     models = sorted({c["model"] for c in cases}, key=MODELS.index)
-    chips = [ch for ch in CHIPS if any(c["chip"] == ch for c in cases)]
-    fig, axes = plt.subplots(len(models), len(chips), figsize=(4.6 * len(chips), 4.0 * len(models)), squeeze=False)
+    rows = [[ch for ch in CHIPS if any(c["chip"] == ch and c["model"] == m for c in cases)] for m in models]
+    width = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(models), width, figsize=(4.6 * width, 4.0 * len(models)), squeeze=False)
     marks = {"energy": ("*", "tab:green"), "latency": ("P", "tab:blue"), "edp": ("X", "tab:red")}
     today_marks = {"spatial": "s", "sequential/spikes": "^", "sequential/rates": "o"}
     for i, model in enumerate(models):
-        for j, chip in enumerate(chips):
+        for j in range(len(rows[i]), width):
+            axes[i][j].set_visible(False)
+        for j, chip in enumerate(rows[i]):
             ax, here = axes[i][j], [c for c in cases if c["model"] == model and c["chip"] == chip]
-            ax.set_title(f"{model} on {chip}", fontsize=9)
+            step = " (a decode step, one chip)" if chip in DECODER_CHIPS else ""
+            ax.set_title(f"{model} on {chip}{step}", fontsize=9)
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_si(v, "s")))
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_si(v, "J")))
-            ax.set_xlabel("latency per inference (s)")
-            ax.set_ylabel("energy per inference (J)")
+            per = "decode step" if chip in DECODER_CHIPS else "inference"
+            ax.set_xlabel(f"latency per {per} (s)")
+            ax.set_ylabel(f"energy per {per} (J)")
             shapes = [s for c in here if c["found"] for s in c["shapes"]]
             if shapes:
                 ax.scatter([s[1] for s in shapes], [s[0] for s in shapes], s=6, c="0.8",
@@ -205,11 +218,14 @@ def main() -> None:
     import neurosim
     from neurosim.mapping.space import SegmentTables
 
+    from neurosim.mapping.cli import map_network
+
     models = MODELS[:1] if args.quick else MODELS
     cases = []
     for model in models:
-        for chip in CHIPS:
-            net, arch = neurosim.load_model(model), neurosim.load_arch(chip)
+        decoder = map_network(model, None).metadata.get("decoder", False)
+        for chip in (c for c in CHIPS if (c in DECODER_CHIPS) == decoder):
+            net, arch = map_network(model, None), neurosim.load_arch(chip)   # a decoder: one decode step
             tables = SegmentTables(net, arch, OBJECTIVES)     # each segment priced once for the three searches
             for objective in OBJECTIVES:
                 cases.append(one_case(net, arch, objective, tables))

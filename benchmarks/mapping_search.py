@@ -72,10 +72,12 @@ def one_at_a_time(net, arch, space, n: int = 30, seed: int = 0) -> tuple[float, 
     rng = np.random.default_rng(seed)
     shapes = [s for k in (2, 3) for s in space.shapes(k)]
     plans = []
-    for _ in range(n):
+    while len(plans) < n:
         shape = shapes[rng.integers(len(shapes))]
-        splits = space.splits(len(shape))
-        plans.append(space.plan(Scored((0, 0, 0), shape, tuple(splits[rng.integers(len(splits))]), 0, 0, 0)))
+        choices = space.choices(space.options(shape, priced=False))
+        if len(choices):
+            choice = tuple(map(int, choices[rng.integers(len(choices))]))
+            plans.append(space.plan(Scored((0, 0, 0), shape, (), choice, 0, 0, 0)))
     t0 = time.perf_counter()
     for p in plans:
         plan_report(p, net, arch)
@@ -115,8 +117,9 @@ def main() -> None:
              f"{machine_line(('numpy', 'pandas', 'simpy'))}. Load average (1, 5, 15 min) before the run "
              f"{', '.join(f'{x:.2f}' for x in load_before)}, after {', '.join(f'{x:.2f}' for x in load_after)} "
              "(other sessions share these CPUs: wall-clock times swing by tens of percent).", "",
-             f"{MODEL} on {CHIP}. A plan is a shape (cuts, each segment's kind and carry) and a core split; the "
-             "space (up to 3 segments, budgets on a half-octave grid) holds "
+             f"{MODEL} on {CHIP}. A plan is a shape (cuts, each segment's kind and carry) and each segment's "
+             "resources (a spatial segment's cores per layer, one of the allocation rule's candidates; a "
+             "sequential segment's pool size on the pool grid); the space (up to 3 segments) holds "
              f"{rates['cold'][1]:,} plans.", "",
              "| what | count | seconds | per second | vs the sweep |", "|---|---|---|---|---|",
              f"| sweep's vectorised closed form (baseline, best of two measurements in this run) | {sweep[1]} "
@@ -138,8 +141,8 @@ def main() -> None:
                      f"{c['seconds'] - c['search_s']:.1f}) | {c['method']} | {c['priced']:,} | {c['plan']} | "
                      f"{c['value'] / c['optimum']:.4f} |")
     lines += ["", "Why the cold search is slower per plan than the warm one: each segment (first layer, last layer, "
-              "kind) runs the closed form once over every core budget of the grid, which for a sequential segment "
-              "tries every pool size (`closed_form.pool_cores`); plans are then composed from those arrays. "
+              "kind) runs the closed form once over all of its options (every candidate allocation, or every "
+              "pool size: `closed_form.sequential_on_pool`); plans are then composed from those arrays. "
               "The target of the issue (plans per second at least the sweep's points per second) is met where "
               "the ratio above is at least 1.", ""]
     RESULTS.write_text("\n".join(lines))

@@ -92,6 +92,7 @@ class SegmentTables:
         self.net, self.arch, self.objectives = net, arch, tuple(objectives)
         self._whole: dict[str, dict] = {}
         self._options: dict[tuple, Options] = {}
+        self._subs: dict[tuple, Network] = {}
         # each layer's least spatial cores (what it holds does not depend on the segment): a segment whose
         # layers need more than the chip has no spatial option, found without building it
         chips = Chips.of(arch)
@@ -114,12 +115,18 @@ class SegmentTables:
             elif self._least_before[last + 1] - self._least_before[first] > self.arch.cores.count:
                 self._options[key] = Options(np.zeros(0, np.int64), Given(layer_cores=[]))
             else:
-                self._options[key] = spatial_options(segment_network(self.net, first, last), self.arch)
+                self._options[key] = spatial_options(self.segment(first, last), self.arch)
         opts = self._options[key]
         if priced and opts.costs is None and len(opts.cores):
-            sub = segment_network(self.net, first, last)
-            opts.costs = closed_form_segments(sub, self.arch, opts.cores, kind, CARRIES, given=opts.given)
+            opts.costs = closed_form_segments(self.segment(first, last), self.arch, opts.cores, kind, CARRIES,
+                                              given=opts.given)
         return opts
+
+    def segment(self, first: int, last: int) -> Network:
+        """Layers first..last as a network of their own (`cut.segment_network`), built once."""
+        if (first, last) not in self._subs:
+            self._subs[first, last] = segment_network(self.net, first, last)
+        return self._subs[first, last]
 
 
 @dataclass
