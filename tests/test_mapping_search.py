@@ -82,7 +82,7 @@ def test_segments_together_count_what_the_whole_network_counts_in_all_three_engi
     measured = trace.measured_network(net)
     names = [layer.name for layer in net.layers]
     plan = Plan(segments=[Segment(kind="sequential", first=names[0], last="block0.output", cores=8, carry="spikes"),
-                          Segment(kind="sequential", first="block1.q", last=names[-1], cores=8, carry="rates")])
+                          Segment(kind="sequential", first="block1.q", last=names[-1], pool=5, carry="rates")])
     arch = neurosim.load_arch("edge-45nm")
     closed, simulated = plan_report(plan, measured, arch), plan_report(plan, measured, arch, "sim")
     assert closed.feasible and simulated.feasible

@@ -33,9 +33,10 @@ class Segment(Strict):
     kind: Literal["spatial", "sequential"]
     first: str                      # the segment's first layer
     last: str                       # and its last: it runs every layer between them, in network order
-    # Cores of the chip this segment may use (spatial: spread over its layers by `cost.layout.SpatialCores`;
-    # sequential: the pool is the best size up to this, `cost.closed_form.pool_cores`). None: the cores the
-    # other segments leave, shared equally by the segments that give none.
+    # Cores of the chip this segment may use (where `layer_cores` or `pool` below are not given: spatial,
+    # spread over its layers by `cost.layout.SpatialCores`; sequential, the pool is the best size up to this,
+    # `cost.closed_form.pool_cores`). None: what its given resources take, else the cores the other segments
+    # leave, shared equally by the segments that give none.
     cores: int | None = Field(None, ge=1, le=MAX_COUNT)
     carry: Literal["spikes", "rates"] = "spikes"   # its outputs: inside a sequential segment, and at its end
     # Given exactly (a found plan gives them), instead of picked by the rule inside `cores`; left out, `cores`

@@ -43,7 +43,7 @@ from .segments import COUNTS, Given, SegmentCosts, closed_form_segment, simulate
 
 @dataclass
 class PlanCosts:
-    """A plan's figures on n points (arrays of length n): n core splits of one plan structure."""
+    """A plan's figures on n points (arrays of length n): n resource choices of one plan shape."""
 
     energy_pj: dict[str, np.ndarray]
     total_energy_pj: np.ndarray

@@ -9,7 +9,7 @@ changing a segment's kind or carry; mu parents and lambda children compete and t
 look (at most 12 options of each segment, `space.COARSE_OPTIONS`), so that the budget buys many shapes; the
 best 24 shapes found are then priced on every choice. Why this and not the random or pruned search of
 Timeloop's mapper: the shapes are few and discrete, neighbouring shapes cost alike (moving a cut shifts a
-few layers), and each shape's every core split is priced in one vectorised call, so the search spends its
+few layers), and each shape's resource choices are priced in one vectorised call, so the search spends its
 budget on shapes, where the structure is. The start population holds today's three mappings, so the
 result is never worse than the best of them. The best few plans by the closed form are then run through
 the simulator (segment by segment, `price.plan_report`); the plan chosen is the best of those by the
@@ -52,7 +52,7 @@ class SearchResult:
     priced: int                      # plans priced by the closed form
     seconds: float
     search_seconds: float            # of which the closed-form search (the rest: confirming)
-    found: list[Scored]              # every shape priced, by its best core split, best first
+    found: list[Scored]              # every shape priced, by its best resource choice, best first
 
 
 def objective_value(objective: str, energy_j: float, latency_s: float) -> float:
