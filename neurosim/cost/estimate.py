@@ -44,11 +44,12 @@ def zero_skipping_note(work) -> list[str]:
             "dense; linear weights held as compressed sparse columns"]
 
 
-def point_notes(costs: closed_form.Costs, j: int, table) -> list[str]:
-    """Point j's notes, as a report and a sweep row give them: the mapping's, then what skipping zero weights
-    saved and the accesses and energy per memory level inside the cores (`cost.reuse`)."""
-    return (costs.notes[j] + zero_skipping_note(costs.work)
-            + reuse.level_note(costs.work, costs.chips, table.ac_includes_memory, costs.per_layer["macs"], j))
+def point_notes(costs: closed_form.Costs, table) -> list[list[str]]:
+    """Each point's notes, as a report and a sweep row give them: the mapping's, then what skipping zero
+    weights saved and the accesses and energy per memory level inside the cores (`cost.reuse`, counted once
+    for all the points)."""
+    levels = reuse.level_notes(costs.work, costs.chips, table.ac_includes_memory, costs.per_layer["macs"])
+    return [notes + zero_skipping_note(costs.work) + level for notes, level in zip(costs.notes, levels)]
 
 
 def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> Report:
@@ -57,7 +58,7 @@ def report(costs: closed_form.Costs, j: int, net: Network, arch: ArchConfig) -> 
     per_layer = pd.DataFrame(costs.work.count_rows).assign(**{k: v[j] for k, v in costs.per_layer.items()})
     return Report(model=net.name, arch=arch.name, mapping=costs.mapping, carry=arch.mapping.carry,
                   engine="analytic", feasible=True,
-                  notes=point_notes(costs, j, arch.energy),
+                  notes=point_notes(costs, arch.energy)[j],
                   acs=float(ev.acs[j]),
                   macs=float(ev.macs[j]), other_ops=float(ev.other_ops[j]),
                   neuron_updates=float(ev.neuron_updates[j]),

@@ -654,12 +654,12 @@ def _causal_products(out: LevelBits, work, i: int, levels: CoreLevels, mb, ab, a
         _add_events(out, levels, v_acs, fetched, ab, mb, True)
 
 
-def level_note(work, chips, ac_includes_memory: bool, macs_done, j: int) -> list[str]:
-    """A report note with point j's accesses at each memory level inside the cores and at the core SRAM
-    (none for a point without levels)."""
+def level_notes(work, chips, ac_includes_memory: bool, macs_done) -> list[list[str]]:
+    """Per point, a report note with its accesses at each memory level inside the cores and at the core SRAM
+    (none for a point without levels); the levels' bits are counted once for all the points."""
     levels = chips.levels
-    if not levels.any[j]:
-        return []
+    if not np.any(levels.any):
+        return [[] for _ in range(chips.n)]
     bits = level_bits(work, levels, chips.membrane_bits, chips.activation_bits, ac_includes_memory, work.acs,
                       macs_done, work.neuron_updates)
-    return [bits.note(levels, j)]
+    return [[bits.note(levels, j)] if levels.any[j] else [] for j in range(chips.n)]

@@ -119,6 +119,7 @@ def closed_form_rows(net: Network, points: list[Point], table: EnergyTable) -> l
     archs = [p.arch for p in points]
     sram = provided_sram_bytes(archs)
     areas = chip_area_mm2(archs, area_table(table.name)) if area_table(table.name) is not None else None
+    notes = point_notes(costs, table)
     rows = []
     for j, p in enumerate(points):
         row = dict.fromkeys(RESULT_COLUMNS)
@@ -134,7 +135,7 @@ def closed_form_rows(net: Network, points: list[Point], table: EnergyTable) -> l
         else:
             row.update(status="ok", feasible=True, energy_pj=float(total[j]), latency_cycles=float(costs.cycles[j]),
                        latency_s=float(latency[j]), dram_traffic_bytes=float(costs.dram_bytes[j]),
-                       notes=" | ".join(point_notes(costs, j, table)), **{k: float(v[j]) for k, v in ops.items()})
+                       notes=" | ".join(notes[j]), **{k: float(v[j]) for k, v in ops.items()})
             row.update({f"energy_{k}_pj": float(costs.energy_pj[k][j]) for k in BREAKDOWN})
             row.update({f"memory_{k}_bytes": float(costs.memory_bytes[k][j]) for k in MEMORY})
         rows.append(row)
