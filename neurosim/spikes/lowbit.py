@@ -5,10 +5,11 @@ says how many bits each one has. The engine stores them as integer codes and
 one scale per live output (a row of W), w = code x scale:
 
 * weight_bits 2-8: int8 codes in [-(2^(b-1) - 1), 2^(b-1) - 1] (symmetric, as
-  SpikeLLM's and the front end's quantizers make them), read by the same
-  event-driven `kernels.accumulate` as fp32 weights, a quarter of the bytes;
-* weight_bits 1: signs (w >= 0 -> +1) as int8 codes, or (PACK_SIGNS) packed
-  8 to a byte and read by `kernels.accumulate` (its packed branch), 1/32 of the bytes.
+  SpikeLLM's and the front end's quantizers make them), summed exactly in
+  integers by the event-driven `kernels.accumulate_codes`, a quarter of fp32's bytes;
+* weight_bits 1: signs (w >= 0 -> +1) as int8 codes (the same kernel, with byte
+  partial sums), or (PACK_SIGNS) packed 8 to a byte and read by
+  `kernels.accumulate_packed`, 1/32 of the bytes.
 
 The engine sums the codes of the input events and multiplies the sum by the
 scale once per output and step (in `fire`, where the fp32 path multiplies by 1).
@@ -34,9 +35,9 @@ import numpy as np
 
 LOW_BITS = 8   # weight_bits at or below this run on integer codes
 
-# 1-bit layers run on their +-1 codes as int8 (kernels.accumulate) unless this is set: the packed-sign
+# 1-bit layers run on their +-1 codes as int8 (kernels.accumulate_codes) unless this is set: the packed-sign
 # kernel reads 1/8 of the bytes but decodes each byte through a table, and on the 2-core AVX-512 Xeon
-# of benchmarks/results/spike_engine.md the int8 kernel was the faster of the two (see there).
+# of benchmarks/results/spike_engine.md (an earlier version of it) the int8 kernel was the faster of the two.
 PACK_SIGNS = False
 
 
