@@ -8,11 +8,12 @@ from neurosim.arch import load_arch
 from neurosim.cost.estimate import estimate
 from neurosim.ir import Layer, Network, Neuron
 from neurosim.sim import simulate
+from test_reuse_ports import without_ports
 
 
 @pytest.fixture(scope="module")
 def edge():
-    return load_arch("edge-45nm")
+    return without_ports(load_arch("edge-45nm"))   # the hand counts here are of compute; ports: test_reuse_ports.py
 
 
 def _cores(arch, **update):
