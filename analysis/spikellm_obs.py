@@ -114,6 +114,7 @@ def main() -> None:
 
 
 def write(rows, real, ckpt, args, seconds):
+    import os
     import platform
 
     import matplotlib
@@ -141,7 +142,7 @@ def write(rows, real, ckpt, args, seconds):
     fig.savefig(args.out.with_suffix(".png"), dpi=120)
     lines = ["# SpikeLLM's GIF steps and Optimal Brain Spiking on the shipped decoder", "",
              "`python analysis/spikellm_obs.py` (this file and spikellm_obs.png; "
-             f"{seconds / 60:.1f} min on {platform.machine()}, torch {torch.__version__}, a shared 2-core machine).",
+             f"{seconds / 60:.1f} min on {platform.machine()} with {os.cpu_count()} CPUs, torch {torch.__version__}).",
              "", f"Model: `{args.checkpoint.relative_to(REPO) if args.checkpoint.is_relative_to(REPO) else args.checkpoint}`"
              f" ({ckpt['config']['layers']} blocks, hidden {ckpt['config']['hidden']}), the real-valued twin's weights "
              "run spiking post-training (4-bit weights, 4-bit spikes), Optimal Brain Spiking calibrated on 64 training "
