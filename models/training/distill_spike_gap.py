@@ -32,7 +32,13 @@ given by --layernorm-mode (frontend/encoder.py: `step`, `running_mean`, or
 sentences, default 1,024, unless the checkpoint holds its own), and the
 majority share of those sentences; with
 --timesteps T, spike and stochastic mode at T only; --modes runs a subset
-(the floor comes with rate mode). --layernorm-mode also
+(the floor comes with rate mode, unless --no-floor); --device cuda runs
+on a GPU.
+
+    python models/training/distill_spike_gap.py --layernorm-mode frozen --write OUT.pt
+
+--write saves the checkpoint with that LayerNorm (config `layernorm`, and
+for `frozen` the calibrated statistics beside the unchanged fp16 weights). --layernorm-mode also
 applies to the sublayer comparison (without --accuracy).
 """
 
@@ -134,20 +140,32 @@ def main() -> None:
                         help="the time-stepped LayerNorm (default: the checkpoint's)")
     parser.add_argument("--calibration", type=int, default=1024, help="training sentences for frozen statistics")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-floor", action="store_true", help="with --accuracy: skip the embedding floor")
+    parser.add_argument("--write", type=Path, default=None, metavar="OUT.pt",
+                        help="save the checkpoint with --layernorm-mode (see above)")
     parser.add_argument("--modes", nargs="+", choices=("rate", "spike", "stochastic"),
                         default=["rate", "spike", "stochastic"], help="with --accuracy: the modes to measure")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, ckpt = load_encoder(args.model)
+    model = model.to(args.device)
     if args.layernorm_mode and args.layernorm_mode != model.layernorm:
         model.set_layernorm(args.layernorm_mode)
         if args.layernorm_mode == "frozen":
             train = distill_data.splits(ckpt["task"])[0][0][: args.calibration]
             model.calibrate_layernorm(encode_for_student(ckpt, train, model.seq_len))
+    if args.write:
+        extra = {"layernorm_stats": model.layernorm_stats.cpu()} if model.layernorm == "frozen" else {}
+        state = {k: v for k, v in ckpt["state_dict"].items() if k != "layernorm_stats"}
+        torch.save(dict(ckpt, config=dict(ckpt["config"], layernorm=model.layernorm), state_dict={**state, **extra}),
+                   args.write)
+        print(f"wrote {args.write} (layernorm {model.layernorm})")
+        return
     texts, labels = distill_data.splits(ckpt["task"])[2]
     x = encode_for_student(ckpt, texts[: args.sentences], model.seq_len)
     if args.accuracy:
-        if "rate" in args.modes:
+        if "rate" in args.modes and not args.no_floor:
             full, first = embedding_floor(ckpt["task"], args.sentences)
             print(f"embedding floor: {first:.4f} on these sentences, {full:.4f} on the whole test set", flush=True)
         given = "--timesteps" in sys.argv
