@@ -208,3 +208,15 @@ def test_frozen_statistics_travel_with_the_checkpoint_and_pruning_copies(tmp_pat
     with torch.no_grad():
         assert torch.equal(loaded(tokens(), mode="spike"), model(tokens(), mode="spike"))
     assert torch.equal(clone_encoder(loaded).layernorm_stats, model.layernorm_stats)
+
+
+def test_the_spike_engine_refuses_a_layernorm_it_does_not_apply():
+    from neurosim.spikes import run
+
+    import numpy as np
+
+    net = from_torch(calibrated(timesteps=3), tokens(2))
+    current = np.full((8, net.input_size), 0.5, dtype=np.float32)   # 8 tokens of a constant input current
+    with pytest.raises(NeurosimError, match="norm.statistics.*'frozen'.*each step's input alone"):
+        run(net, current)
+    assert run(from_torch(encoder(timesteps=3), tokens(2)), current).acs > 0   # per-step LayerNorm runs

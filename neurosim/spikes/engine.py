@@ -75,6 +75,11 @@ class LayerState:
         norm = layer.norm
         self.residual = norm is not None and norm.residual is not None
         self.layernorm = norm is not None and norm.layernorm
+        if self.layernorm and norm.statistics != "step":   # the kernels normalise each step by its own statistics
+            raise NeurosimError(where, "norm.statistics", f"its LayerNorm normalizes by {norm.statistics!r} "
+                                "statistics, and the spike engine applies LayerNorm to each step's input alone",
+                                "run it with --engine analytic or sim (their counts price that LayerNorm), or "
+                                "in torch (SpikingEncoder's spike mode), or give it per-step ('step') LayerNorm")
         # a residual is read like a source, at the same steps, but added, not accumulated: last in `sources`
         self.sources = main + [norm.residual] if self.residual else main
         self.compute = net.compute_of(layer)
