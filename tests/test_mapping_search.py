@@ -374,3 +374,19 @@ def test_map_searches_a_decoder_step_and_run_reruns_its_plan(tmp_path, capsys):
     assert report["energy_pj"] == expected.energy_pj and report["mapping"] == "plan"
     assert main(["map", "--model", "tiny-encoder", "--phase", "decode", "--no-progress"]) != 0
     assert "'tiny-encoder' is not a decoder card, so it has no decode phase" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["analytic", "sim"])
+def test_a_plans_layers_and_the_energy_of_no_layer_add_up_to_its_totals(engine):
+    net, arch = neurosim.load_model("tiny-encoder"), neurosim.load_arch("edge-45nm")
+    names = [layer.name for layer in net.layers]
+    plan = Plan(segments=[Segment(kind="sequential", first=names[0], last="block0.output", cores=8, carry="spikes"),
+                          Segment(kind="sequential", first="block1.q", last=names[-1], pool=5, carry="rates")])
+    report = plan_report(plan, net, arch, engine)
+    outside = report.energy_outside_layers_pj
+    for kind, total in report.energy_breakdown_pj.items():
+        rows = report.per_layer[f"energy_{kind}_pj"].sum()
+        assert rows + outside[kind] == pytest.approx(total, rel=1e-12)
+        assert outside[kind] >= -1e-9 * total     # rows never hold more than the plan's energy
+    # the second segment's pool leaves 11 of 16 cores idle while it runs: their leakage is no layer's
+    assert outside["leakage"] > 0

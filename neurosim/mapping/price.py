@@ -185,6 +185,7 @@ def composed_report(plan: Plan, net: Network, arch: ArchConfig, engine: str, seg
                      + (f", {spill[0] / 8:,.0f} B of it spilled to DRAM" if spill[0] > 0 else ""))
     rows = [s.report.per_layer.assign(segment=k) for k, s in enumerate(segs)
             if s.report is not None and s.report.per_layer is not None]
+    per_layer = pd.concat(rows, ignore_index=True) if len(rows) == len(segs) else None
     return Report(model=net.name, arch=arch.name, mapping="plan", carry="-", engine=engine, feasible=True,
                   notes=notes, **{k: float(costs.counts[k][0]) for k in COUNTS},
                   energy_pj=float(costs.total_energy_pj[0]),
@@ -192,4 +193,12 @@ def composed_report(plan: Plan, net: Network, arch: ArchConfig, engine: str, seg
                   latency_cycles=float(costs.cycles[0]), latency_s=float(costs.latency_s[0]),
                   memory_bytes={k: float(v[0]) for k, v in costs.memory_bytes.items()},
                   dram_traffic_bytes=float(costs.dram_bytes[0]),
-                  per_layer=pd.concat(rows, ignore_index=True) if len(rows) == len(segs) else None)
+                  per_layer=per_layer, energy_outside_layers_pj=outside_layers(costs, per_layer))
+
+
+def outside_layers(costs: PlanCosts, per_layer) -> dict[str, float] | None:
+    """The plan's energy that no layer's row holds, by kind: the handoffs between segments, and the leakage
+    of the cores no layer holds over the whole run (the chip leaks while any segment runs)."""
+    if per_layer is None or any(f"energy_{k}_pj" not in per_layer for k in BREAKDOWN):
+        return None
+    return {k: float(costs.energy_pj[k][0]) - float(per_layer[f"energy_{k}_pj"].sum()) for k in BREAKDOWN}
