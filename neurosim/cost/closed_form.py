@@ -34,7 +34,7 @@ from ..arch import EnergyTable
 from ..errors import NeurosimError, brief
 from . import layout
 from .chips import Chips
-from .energy import EventCounts, energy_breakdown_pj
+from .energy import EventCounts, energy_breakdown_pj, idle_leakage_pj
 from .workload import Workload
 
 
@@ -56,7 +56,7 @@ class Costs:
     infeasible: list[str | None] = field(default_factory=list)           # why a design does not fit
     refused: list[tuple[str, str, str] | None] = field(default_factory=list)  # (field, problem, fix): bad input
     layer_events: EventCounts | None = None   # the events of each layer ((n, L)); `events` is their sum
-    idle_leakage_pj: np.ndarray | None = None  # the leakage of the cores no layer holds (`idle_leakage_pj`)
+    idle_leakage_pj: np.ndarray | None = None  # the leakage of the cores no layer holds (`energy.idle_leakage_pj`)
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -92,12 +92,10 @@ def _price_by_layer(ev: EventCounts, table: EnergyTable, chips: Chips, held: np.
     return {f"energy_{k}_pj": np.broadcast_to(v, held.shape).astype(float) for k, v in energy.items()}
 
 
-def idle_leakage_pj(chips: Chips, cycles: np.ndarray, held: np.ndarray) -> np.ndarray:
-    """The leakage of the core-cycles of the run that no layer holds (the cores neither the pipeline's stages
-    nor the pool use), per point: the energy of no layer, beside `_price_by_layer`'s rows."""
-    with np.errstate(invalid="ignore"):   # a run that takes forever (no DRAM to stream from) is infeasible
-        idle = np.maximum(0.0, chips.cores * cycles - held.sum(axis=1))
-    return chips.static_power_w * idle / chips.cores / chips.clock_hz * 1e12
+def _idle_leakage_pj(chips: Chips, cycles: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Per point, the leakage of the cores neither the pipeline's stages nor the pool hold (`held`: (n, L)
+    core-cycles per layer), beside `_price_by_layer`'s rows."""
+    return idle_leakage_pj(chips.static_power_w, chips.cores, chips.clock_hz, cycles, held.sum(axis=1))
 
 
 def _price(ev: EventCounts, table: EnergyTable, chips: Chips, cycles: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,7 +110,8 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     n, T = chips.n, work.T
     alloc = layout.SpatialCores(work, chips, table)
     cores = alloc.cores
-    compute_cycles, noc_cycles, layer_cycles = layout.spatial_latency(work, chips, table, cores, alloc.traffic)
+    compute_cycles, noc_cycles, layer_cycles, layer_pace = layout.spatial_latency(work, chips, table, cores,
+                                                                                  alloc.traffic)
     cycles = np.maximum(compute_cycles, noc_cycles)
 
     layer_ev = layout.op_events_by_layer(work, chips, table)
@@ -139,11 +138,11 @@ def spatial(work: Workload, chips: Chips, table: EnergyTable) -> Costs:
     held = cores * cycles[:, None]     # a layer holds its cores for the whole run
     layer_memory = work.weight_bytes[None, :] + layout.state_bytes(work, chips) + 2 * steps / 8
     per_layer = dict(macs=layout.macs(work, chips), cores=cores, cycles=layer_cycles, memory_bytes=layer_memory,
-                     pace=layout.layer_time(work, cores, chips, table)[1],   # compute, or the port that sets it
+                     pace=layer_pace,   # compute, or the port that sets it
                      **_price_by_layer(layer_ev, table, chips, held))
     return Costs(work, chips, "spatial", "spikes", ev, cycles, _price(ev, table, chips, cycles), memory,
                  np.zeros(n), per_layer, notes, infeasible, [None] * n, layer_ev,
-                 idle_leakage_pj(chips, cycles, held)).refuse_nonfinite()
+                 _idle_leakage_pj(chips, cycles, held)).refuse_nonfinite()
 
 
 class _BufferLedger:
@@ -342,4 +341,4 @@ def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, 
                          **_price_by_layer(layer_ev, table, whole, held))
     return Costs(work, whole, "sequential", carry, ev, total, _price(ev, table, chips, total), memory,
                  dram_bits / 8, per_layer, notes, infeasible, refused, layer_ev,
-                 idle_leakage_pj(whole, total, held)).refuse_nonfinite()
+                 _idle_leakage_pj(whole, total, held)).refuse_nonfinite()

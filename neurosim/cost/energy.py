@@ -67,3 +67,12 @@ def energy_breakdown_pj(ev: EventCounts, table: EnergyTable, *, core_array_bytes
         "interconnect": ev.bit_mm * table.interconnect_pj_per_bit_mm,
         "leakage": static_power_w * latency_s * 1e12,
     }
+
+
+def idle_leakage_pj(static_power_w, cores, clock_hz, cycles, held_core_cycles):
+    """The leakage of a run's core-cycles that no layer holds: a run of `cycles` on `cores` cores, of which
+    the layers hold `held_core_cycles`, the chip's static power split evenly over its cores. The energy of
+    no layer, beside each layer's own (the closed form's and the simulator's per-layer rows)."""
+    with np.errstate(invalid="ignore"):   # a run that takes forever (no DRAM to stream from) is infeasible
+        idle = np.maximum(0.0, cores * cycles - held_core_cycles)
+    return static_power_w * idle / cores / clock_hz * 1e12

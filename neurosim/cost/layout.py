@@ -359,10 +359,10 @@ class SpatialTraffic:
 
 def spatial_latency(work: Workload, chips: Chips, table: EnergyTable, cores: np.ndarray,
                     traffic: SpatialTraffic) -> tuple:
-    """(pipeline compute cycles, network cycles, per-layer cycles) of a spatial allocation: latency =
-    (T + depth - 1) x the slowest stage's whole cycles per step, or the network time if longer."""
-    per_layer = layer_cycles(work, cores, chips, table)
-    return pipeline_cycles(work, per_layer / work.T), traffic.network_cycles(cores), per_layer
+    """(pipeline compute cycles, network cycles, per-layer cycles, per-layer pace) of a spatial allocation:
+    latency = (T + depth - 1) x the slowest stage's whole cycles per step, or the network time if longer."""
+    per_layer, paced_by = layer_time(work, cores, chips, table)
+    return pipeline_cycles(work, per_layer / work.T), traffic.network_cycles(cores), per_layer, paced_by
 
 
 def pipeline_cycles(work: Workload, step_cycles: np.ndarray) -> np.ndarray:

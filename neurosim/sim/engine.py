@@ -18,7 +18,7 @@ import simpy
 
 from ..arch import ArchConfig
 from ..cost.chips import Chips
-from ..cost.energy import BREAKDOWN_KEYS, EventCounts, energy_breakdown_pj
+from ..cost.energy import BREAKDOWN_KEYS, EventCounts, energy_breakdown_pj, idle_leakage_pj
 from ..cost.layout import core_accesses_by_layer, state_accesses
 from ..cost.workload import Workload
 from ..errors import NeurosimError
@@ -229,9 +229,8 @@ def layer_energy(ctx: Context, held: np.ndarray, cycles: float) -> tuple[dict[st
                                  buffer_array_bytes=ctx.chip("buffer_array"), static_power_w=static_w,
                                  latency_s=held[None, :] / chip_cores / clock)
     columns = {f"energy_{k}_pj": np.broadcast_to(v, (1, len(held)))[0].astype(float) for k, v in energy.items()}
-    idle = max(0.0, chip_cores * cycles - float(held.sum()))
     outside = {k: 0.0 for k in BREAKDOWN_KEYS}
-    outside["leakage"] = float(static_w * idle / chip_cores / clock * 1e12)
+    outside["leakage"] = float(idle_leakage_pj(static_w, chip_cores, clock, cycles, float(held.sum())))
     return columns, outside
 
 
