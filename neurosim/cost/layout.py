@@ -104,9 +104,15 @@ def compute_cycles(ac_ops, mac_ops, cores: np.ndarray, chips: Chips, accumulator
     takes `cores.adds_per_accumulator` adds a cycle, so a layer with fewer accumulators than lanes leaves
     lanes idle, on either datapath."""
     cores = cores if cores.ndim == 2 else cores[:, None]
-    adds = np.maximum(np.asarray(accumulators, dtype=float) * chips.adds_per_accumulator[:, None], 1e-300)
+    adds = accumulator_adds(accumulators, chips)
     return (per_point(ac_ops) / np.minimum(cores * chips.acs_per_cycle[:, None], adds)
             + per_point(mac_ops) / np.minimum(cores * chips.macs_per_cycle[:, None], adds))
+
+
+def accumulator_adds(accumulators, chips: Chips) -> np.ndarray:
+    """(n, L) adds a cycle a layer's accumulators take, on either datapath (never 0: a layer without
+    outputs has no work to divide)."""
+    return np.maximum(np.asarray(accumulators, dtype=float) * chips.adds_per_accumulator[:, None], 1e-300)
 
 
 def whole_cycles(cycles, steps):
@@ -433,7 +439,7 @@ class _CoreSearch:
         self.ac_one_core = compute_cycles(ac_ops, np.zeros(work.L), one, chips)[ok]
         self.mac_one_core = compute_cycles(np.zeros(work.L), mac_ops, one, chips)[ok]
         self.one_core = self.ac_one_core + self.mac_one_core
-        adds = np.maximum(work.accumulators[None, :] * chips.adds_per_accumulator[:, None], 1e-300)
+        adds = accumulator_adds(work.accumulators, chips)
         self.ac_floor, self.mac_floor = (per_point(ac_ops) / adds)[ok], (per_point(mac_ops) / adds)[ok]  # all busy
         ports = port_cycles(work, chips)          # memory ports on one core, where the arch gives them
         self.ports, self.serial = None if ports is None else ports[:, ok], chips.levels.serial[ok][:, None]
