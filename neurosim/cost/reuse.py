@@ -34,6 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .analytic import event_rate
+
 DIMS = ("m", "k", "n")   # tokens, inputs (the reduction), outputs
 RELEVANT = {"weights": "kn", "inputs": "mk", "outputs": "mn"}
 DATAPATH = "datapath"
@@ -605,7 +607,7 @@ def _causal_operands(work, i: int, acs, macs) -> tuple[tuple, tuple]:
     where both spike, the layer's ACs split in proportion to their rates."""
     net = work.net
     sources = [net[s] for s in net.layers[i].inputs[1:]]
-    rates = [(s.rate if s.rate is not None else 1.0) if s.spiking else 0.0 for s in sources]
+    rates = [event_rate(s) if s.spiking else 0.0 for s in sources]
     real = [not s.spiking for s in sources]
     spiking_rate = sum(rates)
     return tuple((acs * (r / spiking_rate if spiking_rate > 0 else 0.0), macs * (m / max(sum(real), 1)))

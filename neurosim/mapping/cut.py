@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..cost.analytic import layer_counts, stored_weights
+from ..cost.analytic import event_rate, layer_counts, stored_weights
 from ..errors import NeurosimError
 from ..ir import NETWORK_INPUT, Network
 
@@ -67,9 +67,8 @@ def segment_network(net: Network, first: int, last: int) -> Network:
         sub = Network(f"{net.name}[{first}:{last + 1}]", layers, net.input_size, net.input_rate, net.input_spiking,
                       dict(net.metadata))
     else:
-        rate = source.rate if source.rate is not None else 1.0
-        sub = Network(f"{net.name}[{first}:{last + 1}]", layers, source.out_features, rate, source.spiking,
-                      dict(net.metadata))
+        sub = Network(f"{net.name}[{first}:{last + 1}]", layers, source.out_features, event_rate(source),
+                      source.spiking, dict(net.metadata))
     _check_same_work(net, sub)
     return sub
 
