@@ -1,4 +1,10 @@
-"""Where the shipped model cards and hardware configs live, and name lookup."""
+"""Where the shipped model cards and hardware configs live, name lookup, and the user's cache folder.
+
+The shipped files (models/, arch_configs/, sweeps/) sit at the top of a source checkout, beside the
+package folder (an editable install runs from there). A wheel carries the ones the defaults need inside
+the package, as neurosim/shipped/ (setup.py copies them at build time); that folder is used where the
+checkout's is absent.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,16 @@ from pathlib import Path
 
 from .errors import NeurosimError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+WHEEL_DATA = PACKAGE_DIR / "shipped"   # setup.py's SHIPPED files, in a built wheel
+
+
+def _data_root() -> Path:
+    checkout = PACKAGE_DIR.parent
+    return checkout if (checkout / "arch_configs").is_dir() or not WHEEL_DATA.is_dir() else WHEEL_DATA
+
+
+REPO_ROOT = _data_root()
 ARCH_DIR = REPO_ROOT / "arch_configs"
 ENERGY_DIR = ARCH_DIR / "energy"
 MODELS_DIR = REPO_ROOT / "models"
@@ -44,3 +59,13 @@ def check_output_file(path: str | Path, flag: str) -> None:
                             "an existing folder")
     if not os.access(folder, os.W_OK):
         raise NeurosimError(str(path), flag, f"the folder {folder} cannot be written", "give a path you can write to")
+
+
+def user_cache_dir(kind: str) -> Path:
+    """A folder for what neurosim caches between runs (`kind`: e.g. 'rates'): $NEUROSIM_CACHE_DIR/kind, else
+    $XDG_CACHE_HOME/neurosim/kind, else ~/.cache/neurosim/kind. Not created here: a writer creates it, and a
+    cache that cannot be written is only slower."""
+    root = os.environ.get("NEUROSIM_CACHE_DIR")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurosim"
+    return Path(root) / kind

@@ -9,11 +9,15 @@ Everything is checked before the model is built: the config's sizes (the
 model they describe must be no larger than the weights the file holds, so a
 config cannot make torch allocate terabytes), and the sample tokens
 (integers, one row per sentence, each a word of the vocabulary).
+
+Measuring the rates runs the sample through the model in spike mode, once per checkpoint content:
+frontend.rate_cache keeps them, keyed by the file's bytes and the measuring code.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import warnings
 from numbers import Integral
 from pathlib import Path
@@ -25,7 +29,8 @@ from ..errors import NeurosimError, brief, clip
 from ..ir import Network
 from ..limits import MAX_TIMESTEPS
 from .encoder import LAYERNORMS, ROLES, SpikingEncoder
-from .extract import from_torch
+from . import rate_cache
+from .extract import encoder_network
 
 REQUIRED = ("config", "state_dict", "sample_tokens")
 SIZES = ("vocab_size", "hidden", "heads", "intermediate", "layers", "seq_len", "classes")
@@ -37,25 +42,26 @@ def _first_line(exc: BaseException) -> str:
     return clip(lines[0] if lines else type(exc).__name__, 200)
 
 
-def _read(path: str | Path) -> dict:
+def _read(path: str | Path) -> tuple[dict, bytes]:
+    """The checkpoint, and the bytes it was read from (read once: the rate cache's key is their hash)."""
     where = str(path)
     try:
-        empty = Path(path).stat().st_size == 0
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise NeurosimError(where, "(file)", f"cannot be read: {exc.strerror or exc}", "check the path") from None
-    if empty:
+    if not data:
         raise NeurosimError(where, "(file)", "the file is empty (0 bytes)", "give a .pt file saved with torch.save")
     try:
         with warnings.catch_warnings():   # torch warns about what it then refuses: the refusal is the one line
             warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
         raise NeurosimError(where, "(file)", f"not a readable torch checkpoint ({type(exc).__name__}: "
                             f"{_first_line(exc)})", "give a .pt file saved with torch.save") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
         raise NeurosimError(where, missing[0], "missing from the checkpoint", FIX)
-    return ckpt
+    return ckpt, data
 
 
 def _is_count(value: Any) -> bool:
@@ -127,9 +133,9 @@ def _check_tokens(tokens: Any, model: SpikingEncoder, where: str) -> None:
                             f"(0..{vocab - 1})", "encode the samples with the checkpoint's own vocabulary")
 
 
-def load_encoder(path: str | Path) -> tuple[SpikingEncoder, dict]:
+def _load(path: str | Path) -> tuple[SpikingEncoder, dict, bytes]:
     where = str(path)
-    ckpt = _read(path)
+    ckpt, data = _read(path)
     _check_config(ckpt["config"], where)
     _check_state_dict(ckpt["state_dict"], ckpt["config"], where)
     try:
@@ -142,9 +148,22 @@ def load_encoder(path: str | Path) -> tuple[SpikingEncoder, dict]:
                             "save the state_dict and config of the same model") from None
     _check_tokens(ckpt["sample_tokens"], model, where)
     model.eval()
+    return model, ckpt, data
+
+
+def load_encoder(path: str | Path) -> tuple[SpikingEncoder, dict]:
+    model, ckpt, _ = _load(path)
     return model, ckpt
 
 
 def load_checkpoint(path: str | Path) -> Network:
-    model, ckpt = load_encoder(path)
-    return from_torch(model, ckpt["sample_tokens"], name=Path(path).stem)
+    """The checkpoint's IR, its rates measured on its sample sentences: once per checkpoint content (and
+    version of the measuring code), then read from frontend.rate_cache."""
+    model, ckpt, data = _load(path)
+    key = rate_cache.key(data)
+    cached = rate_cache.read(key)
+    net = encoder_network(model, ckpt["sample_tokens"], Path(path).stem, rates=cached)
+    rates = {layer.name: layer.rate for layer in net.layers if layer.spiking}
+    if rates != cached:   # measured just now
+        rate_cache.write(key, rates)
+    return net
