@@ -250,7 +250,7 @@ class LayerState:
         elif self.kind in WINDOW_KINDS:
             self._window_step(t, inputs[0], events)
         else:
-            self._attention_step(t, inputs)
+            self._attention_block(t, [x[None] for x in inputs])
         scale, bias = self.scale, self.bias
         if self.unit is not None:
             scale, bias = self._residual_and_norm(inputs[-1] if self.residual else None)
@@ -312,22 +312,96 @@ class LayerState:
             cur += b
         return self.unit
 
-    def _attention_step(self, t: int, inputs: list[np.ndarray]) -> None:
+    def _attention_block(self, t0: int, inputs: list[np.ndarray]) -> None:
+        """Attention of steps t0, t0 + 1, ... (inputs (steps, n, features)), each step on its own: its softmax
+        over its own scores; one kernel call for the block (a (step, head) per work item)."""
         q, k, v = inputs
-        n, H, hd = self.n, len(self.heads), self.head_dim
+        a, n, H, hd = len(q), self.n, len(self.heads), self.head_dim
         if H == 0:
             return
-        qt = np.ascontiguousarray(q.T, dtype=np.float32)
-        st = self.scratch.get("scores", (H, n, n))
-        kernels.attention_scores(H * n * n, qt, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
+        qt = np.ascontiguousarray(q.transpose(0, 2, 1), dtype=np.float32)
+        st = self.scratch.get("scores", (a, H, n, n))
+        kernels.attention_scores(a * H * n * n, qt, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
         np.exp(st, out=st)
-        v_events = kernels.attention_sum(H * n * n, st, v, self.heads, hd, self.cur)
+        v_events = np.zeros((a, H), np.int64)
+        kernels.attention_sum(a * H * n * n, st, v, self.heads, hd, self.cur.reshape(a, n, -1), v_events)
         cols = self.k_cols
-        self.input_events[self.sources[1]] += int(np.count_nonzero(k if cols is None else k[:, cols]))
-        self.input_events[self.sources[2]] += v_events
-        self.acs_per_step[t] = self.effective_acs_per_step[t] = v_events * n   # softmax weights are never 0
-        self.macs += H * n * n * hd
-        self.other_ops += H * n * n * SOFTMAX_OPS_PER_SCORE
+        self.input_events[self.sources[1]] += int(np.count_nonzero(k if cols is None else k[..., cols]))
+        per_step = v_events.sum(axis=1)
+        self.input_events[self.sources[2]] += int(per_step.sum())
+        self.acs_per_step[t0:t0 + a] = self.effective_acs_per_step[t0:t0 + a] = per_step * n  # softmax weights > 0
+        self.macs += a * H * n * n * hd
+        self.other_ops += a * H * n * n * SOFTMAX_OPS_PER_SCORE
+
+    # -- a block of steps, layer-major ----------------------------------------------------
+    def runs_in_blocks(self, inputs: list[np.ndarray]) -> bool:
+        """Whether `run_block` takes this layer for inputs of these types: a feed-forward linear layer on
+        spikes (its steps' currents do not depend on its own spikes), or an attention; others run step by step."""
+        if self.kind == "attention":
+            return True
+        return self.kind == "linear" and self.rec_wt is None and inputs[0].dtype == np.uint8
+
+    def run_block(self, t0: int, inputs: list[np.ndarray], events, out: np.ndarray, counts: np.ndarray) -> None:
+        """Steps t0 .. t0 + a - 1 at once, a = len(inputs[0]): the same result as `step` for each in turn.
+
+        inputs: each source's outputs of those steps (a, n, features); events(i): source i's CSR over its
+        a * n (step, token) rows. One accumulation over all rows (a weight row or tile is read once for
+        every (step, token) that needs it), then the neuron recurrence over the a steps (`fire_steps`).
+        Writes the layer's outputs to out[:a] (a, n, m) and, spiking, its events per token to counts[:a].
+        """
+        n, L = self.shape
+        a = len(inputs[0])
+        self.cur = self.scratch.get("cur", (a * n, L))
+        if self.seen is not None:
+            for src, x in zip(self.sources, inputs):
+                if x.dtype == np.uint8:
+                    self.seen.setdefault(src, np.zeros((self.steps,) + x.shape[1:], np.uint8))[t0:t0 + a] = x
+        if self.kind == "attention":
+            self._attention_block(t0, inputs)
+        else:
+            self._linear_block(t0, a, events(0))
+        scale, bias = self.scale, self.bias
+        if self.unit is not None:
+            res = inputs[-1].reshape(a * n, -1) if self.residual else None
+            scale, bias = self._residual_and_norm(res)
+        if self.layernorm:
+            self.other_ops += a * n * L * LAYERNORM_OPS_PER_ELEMENT
+        all_live = L == out.shape[2]
+        if self.spiking:
+            nr = self.neuron
+            spikes = out[:a] if all_live else np.zeros((a, n, L), np.uint8)
+            kernels.fire_steps(a * n * L, self.cur.reshape(a, n, L), scale, bias, self.u, self.spk, nr.syn, nr.leak,
+                               nr.vth, nr.decay, nr.v_reset, nr.flags, self.levels, self.totals, self.values, spikes,
+                               counts[:a])
+            if not all_live:
+                out[:a, :, self.live_idx] = spikes
+            self.spikes_per_step[t0:t0 + a] = counts[:a].sum(axis=1)
+            self.neuron_updates += a * n * L
+            if self.raster is not None:
+                self.raster[t0:t0 + a] = out[:a]
+        else:
+            live_out = out[:a] if all_live else self.scratch.get("block out", (a, n, L))
+            np.multiply(self.cur.reshape(a, n, L), scale, out=live_out)
+            live_out += bias
+            if not all_live:
+                out[:a, :, self.live_idx] = live_out
+
+    def _linear_block(self, t0: int, a: int, csr: tuple) -> None:
+        """cur (a * n, L) = W^T events of the block's rows; counters per step from the rows' event counts."""
+        n, L = self.shape
+        ptr, idx, val = csr
+        self._accumulate(ptr, idx, val)
+        self.input_events[self.sources[0]] += len(idx)
+        bounds = ptr[::n]                                   # the first event of each step
+        if self.compute == "ac":
+            self.acs_per_step[t0:t0 + a] = np.diff(bounds) * L
+            if self.dense_fan_out:
+                self.effective_acs_per_step[t0:t0 + a] = np.diff(bounds) * L
+            else:
+                running = np.concatenate(([0], np.cumsum(self.nonzero_fan_out[idx])))
+                self.effective_acs_per_step[t0:t0 + a] = np.diff(running[bounds])
+        else:   # spikes on a MAC datapath: a dense product every step
+            self.macs += a * n * self.live_in * L
 
     def stop(self) -> None:
         """The layer has run all its steps: consumers that run on read silence."""
@@ -459,10 +533,11 @@ def warm_up() -> None:
 
 
 # Lockstep / history run layer-major within blocks of this many steps: each layer runs the block's
-# steps back to back, so its weights stay in cache across them (the whole network's weights do not fit
-# in L3; step-major order streams them from DRAM every step). The result is the same: a layer's step t
-# depends only on its own state and its sources' step-t outputs, and sources come first.
-TIME_BLOCK = 8
+# steps back to back (feed-forward linear layers and attentions in one kernel call each: `run_block`),
+# so its weights are read once for all of the block's (step, token) rows. The result is the same: a
+# layer's step t depends only on its own state and its sources' step-t outputs, and sources come first.
+# Memory: a block's outputs of every layer (bytes: steps x tokens x width) and one layer's currents.
+TIME_BLOCK = 32
 
 
 def _run_stepwise(states: list[LayerState], by_name: dict[str, LayerState], take_input) -> None:
@@ -473,9 +548,8 @@ def _run_stepwise(states: list[LayerState], by_name: dict[str, LayerState], take
     """
     T = max(s.steps for s in states)
     K = max(1, min(TIME_BLOCK, T))
-    read = {src for s in states for src in s.sources}
-    hist = {s.name: np.zeros((K,) + s.out.shape, s.out.dtype) for s in states if s.name in read}
-    hist_counts = {s.name: np.zeros((K, s.n), np.int64) for s in states if s.name in read and s.spiking}
+    hist = {s.name: np.zeros((K,) + s.out.shape, s.out.dtype) for s in states}
+    hist_counts = {s.name: np.zeros((K, s.n), np.int64) for s in states if s.spiking}
     last_reader = {src: i for i, s in enumerate(states) for src in s.sources}
     reads_input = [s for s in states if INPUT in s.sources]
     for t0 in range(0, T, K):
@@ -484,28 +558,40 @@ def _run_stepwise(states: list[LayerState], by_name: dict[str, LayerState], take
         for t in ts:
             x = take_input(t) if any(t < s.steps for s in reads_input) else None
             x_in.append(x.copy() if x is not None and x.dtype == np.uint8 else x)  # a reused buffer
-        csr: dict[tuple[str, int], tuple] = {}
-        for li, s in enumerate(states):
-            out_h, counts_h = hist.get(s.name), hist_counts.get(s.name)
-            for b, t in enumerate(ts):
-                if t == s.steps:
-                    s.stop()
-                if t < s.steps:
-                    arrays = [x_in[b] if src == INPUT else hist[src][b] for src in s.sources]
+        if all(x is not None and x.dtype == np.uint8 for x in x_in):
+            hist[INPUT] = np.stack(x_in)
+        csr: dict[tuple, tuple] = {}
 
-                    def events(i, s=s, arrays=arrays, b=b):
-                        key = (s.sources[i], b)
-                        if key not in csr:
-                            counts = None if key[0] == INPUT else hist_counts[key[0]][b]  # counted by `fire`
-                            csr[key] = kernels.events_csr(arrays[i], counts)
-                        return csr[key]
-                    s.step(t, arrays, events)
-                if out_h is not None:
+        def events(src: str, b: int, a: int = 1):
+            """CSR of src's outputs at block steps b .. b + a - 1 (their (step, token) rows), built once."""
+            key = (src, b, a)
+            if key not in csr:
+                x = hist[src][b:b + a] if src in hist else x_in[b][None]
+                counts = hist_counts[src][b:b + a].reshape(-1) if src in hist_counts else None  # from `fire`
+                csr[key] = kernels.events_csr(x.reshape(-1, x.shape[-1]), counts)
+            return csr[key]
+        for li, s in enumerate(states):
+            a = max(0, min(len(ts), s.steps - t0))   # the layer's steps in this block
+            out_h, counts_h = hist[s.name], hist_counts.get(s.name)
+            blocks = [hist[src][:a] if src in hist else None for src in s.sources]
+            if a and all(x is not None for x in blocks) and s.runs_in_blocks(blocks):
+                s.run_block(t0, blocks, lambda i, s=s, a=a: events(s.sources[i], 0, a), out_h,
+                            counts_h if counts_h is not None else np.zeros((a, s.n), np.int64))
+            else:
+                for b in range(a):
+                    arrays = [x_in[b] if src == INPUT else hist[src][b] for src in s.sources]
+                    s.step(t0 + b, arrays, lambda i, s=s, b=b: events(s.sources[i], b))
                     out_h[b] = s.out
                     if counts_h is not None:
                         counts_h[b] = s.counts
+            if a < len(ts):                          # its last step is behind it: it reads as silence
+                s.stop()
+                out_h[a:] = 0
+                if counts_h is not None:
+                    counts_h[a:] = 0
             for key in [k for k in csr if last_reader[k[0]] == li]:  # read by no later layer
                 del csr[key]
+        hist.pop(INPUT, None)
 
 
 def _run_stochastic(states: list[LayerState], by_name: dict[str, LayerState], take_input, seed: int) -> None:

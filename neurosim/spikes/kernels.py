@@ -403,6 +403,30 @@ def _fire_row(x, u, spk, totals, leak, vth, v_reset, hard, first, strict):
     return fired
 
 
+@njit(cache=True, inline="always")
+def _fire_token(c, x, scale, bias, u, spk, sy, leak, vth, decay, v_reset, flags, levels, totals, values):
+    """`fire` for one token's live outputs: c its input (cur row), x a scratch row; returns its events."""
+    hard, first = (flags & HARD_RESET) != 0, (flags & RESET_FIRST) != 0
+    strict, synaptic = (flags & STRICT) != 0, (flags & SYNAPTIC) != 0
+    L = u.shape[0]
+    for o in range(L):            # I, computed first: the neuron's loop then reads 6 arrays, few enough
+        x[o] = c[o] * scale[o] + bias[o]   # for the compiler's aliasing checks, so it runs on vectors
+    if synaptic:
+        for o in range(L):
+            sy[o] = decay[o] * sy[o] + x[o]
+            x[o] = sy[o]
+    fired = _fire_row(x, u, spk, totals, leak, vth, v_reset, hard, first, strict)
+    if levels > 1 and fired:
+        for o in range(L):
+            if spk[o]:
+                q = u[o] / vth[o]
+                k = np.int64(np.ceil(q)) - 1 if strict else np.int64(np.floor(q))
+                k = min(k, levels)
+                spk[o] = k
+                values[o] += k
+    return fired
+
+
 @Kernel
 def fire(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels, totals, values, counts):
     """ir.Neuron's step for every (token, live output): reset, leak, integrate, fire.
@@ -416,54 +440,59 @@ def fire(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels
     values are summed in `values`. Events per token go to `counts`; returns their total.
     """
     n, L = u.shape
-    hard, first = (flags & HARD_RESET) != 0, (flags & RESET_FIRST) != 0
-    strict, synaptic = (flags & STRICT) != 0, (flags & SYNAPTIC) != 0
+    synaptic = (flags & SYNAPTIC) != 0
     events = 0
     for i in prange(n):
-        x = np.empty(L, np.float32)   # I, computed first: the neuron's loop then reads 6 arrays, few enough
-        c = cur[i]                    # for the compiler's aliasing checks, so it runs on vectors
-        for o in range(L):
-            x[o] = c[o] * scale[o] + bias[o]
-        if synaptic:
-            sy = syn[i]
-            for o in range(L):
-                sy[o] = decay[o] * sy[o] + x[o]
-                x[o] = sy[o]
-        fired = _fire_row(x, u[i], spk[i], totals[i], leak, vth, v_reset, hard, first, strict)
-        if levels > 1 and fired:
-            for o in range(L):
-                if spk[i, o]:
-                    q = u[i, o] / vth[o]
-                    k = np.int64(np.ceil(q)) - 1 if strict else np.int64(np.floor(q))
-                    k = min(k, levels)
-                    spk[i, o] = k
-                    values[i, o] += k
+        x = np.empty(L, np.float32)
+        sy = syn[i] if synaptic else x
+        fired = _fire_token(cur[i], x, scale, bias, u[i], spk[i], sy, leak, vth, decay, v_reset, flags, levels,
+                            totals[i], values[i])
         counts[i] = fired
         events += fired
     return events
 
 
 @Kernel
-def attention_scores(qt, kspk, heads, head_dim, inv_sqrt, st):
-    """Scores of one step, shifted for the softmax: st[h, j, i] = s_ij - max_j s_ij, s_ij = Q_i.K_j / sqrt(head_dim).
+def fire_steps(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels, totals, values, out, counts):
+    """`fire` for K steps in a row (a layer run layer-major): cur (K, n, L) the steps' inputs; each step's
+    spikes go to out[t] (K, n, L) and its events per token to counts[t]. Each token's K steps run on one
+    thread, its membrane in cache; the same float32 operations as K calls of `fire`."""
+    K, n, L = cur.shape
+    synaptic = (flags & SYNAPTIC) != 0
+    for i in prange(n):
+        x = np.empty(L, np.float32)
+        sy = syn[i] if synaptic else x
+        ui, si, ti, vi = u[i], spk[i], totals[i], values[i]
+        for t in range(K):
+            counts[t, i] = _fire_token(cur[t, i], x, scale, bias, ui, si, sy, leak, vth, decay, v_reset, flags,
+                                       levels, ti, vi)
+            out[t, i, :] = si
 
-    qt (features, n) is the real Query, transposed; h counts the live heads.
+
+@Kernel
+def attention_scores(qt, kspk, heads, head_dim, inv_sqrt, st):
+    """Scores of K steps, shifted for the softmax: st[t, h, j, i] = s_ij - max_j s_ij, s_ij = Q_i.K_j / sqrt(head_dim)
+    at step t.
+
+    qt (K, features, n) is the real Query, transposed; kspk (K, n, features); h counts the live heads.
     The dot products run over K's events (with binary K that is exact and
     cheaper than the dense product; the cost model still counts the scores as
-    dense MACs). The caller exponentiates st (numpy's vectorized exp).
+    dense MACs). The caller exponentiates st (numpy's vectorized exp). One (step, head) per work item.
     """
-    n = qt.shape[1]
-    for h in prange(heads.shape[0]):
+    H = heads.shape[0]
+    n = qt.shape[2]
+    for item in prange(qt.shape[0] * H):
+        t, h = item // H, item % H
         col0 = heads[h] * head_dim
-        sh = st[h]
+        sh, q_t, k_t = st[t, h], qt[t], kspk[t]
         for j in range(n):
             row = sh[j]
             for i in range(n):
                 row[i] = 0.0
             for f in range(head_dim):
-                k = kspk[j, col0 + f]
+                k = k_t[j, col0 + f]
                 if k != 0:
-                    q, kf = qt[col0 + f], np.float32(k) * inv_sqrt
+                    q, kf = q_t[col0 + f], np.float32(k) * inv_sqrt
                     for i in range(n):
                         row[i] += kf * q[i]
         mx = np.full(n, -np.inf, np.float32)
@@ -476,38 +505,40 @@ def attention_scores(qt, kspk, heads, head_dim, inv_sqrt, st):
 
 
 @Kernel
-def attention_sum(st, vspk, heads, head_dim, cur):
-    """Softmax normalization and the weighted sum A.V by V's events, one step.
+def attention_sum(st, vspk, heads, head_dim, cur, events):
+    """Softmax normalization and the weighted sum A.V by V's events, K steps.
 
-    st[h, j, i] = exp(shifted score) of query i and key j; A[i, j] = st[h, j, i]
-    / sum_j st[h, j, i], the division done once per output. Each V event (token j, feature f, value v) adds
+    st[t, h, j, i] = exp(shifted score) of query i and key j; A[i, j] = st[t, h, j, i]
+    / sum_j st[t, h, j, i], the division done once per output. Each V event (token j, feature f, value v) adds
     v * A[:, j] into feature f of every query token: n ACs. Writes
-    cur[:, h*head_dim + f] and returns the number of V events in live heads.
+    cur[t, :, h*head_dim + f] and the number of V events of each step's live heads to events[t, h].
     """
-    n = st.shape[1]
-    events = 0
-    for h in prange(heads.shape[0]):
+    H = heads.shape[0]
+    n = st.shape[2]
+    for item in prange(st.shape[0] * H):
+        t, h = item // H, item % H
         col0 = heads[h] * head_dim
-        sh = st[h]
+        sh, v_t, c_t = st[t, h], vspk[t], cur[t]
         tot = np.zeros(n, np.float32)
         for j in range(n):
             for i in range(n):
                 tot[i] += sh[j, i]
         inv = np.float32(1.0) / tot  # A[i, j] = sh[j, i] * inv[i], applied once per output below
         out = np.zeros((head_dim, n), np.float32)
+        count = 0
         for j in range(n):
             a = sh[j]
             for f in range(head_dim):
-                v = vspk[j, col0 + f]
+                v = v_t[j, col0 + f]
                 if v != 0:
-                    events += 1
+                    count += 1
                     acc, vf = out[f], np.float32(v)
                     for i in range(n):
                         acc[i] += vf * a[i]
         for f in range(head_dim):
             for i in range(n):
-                cur[i, h * head_dim + f] = out[f, i] * inv[i]
-    return events
+                c_t[i, h * head_dim + f] = out[f, i] * inv[i]
+        events[t, h] = count
 
 
 @njit(cache=True, inline="always")
