@@ -163,6 +163,22 @@ def test_spike_driven_logits_carry_the_time_stepped_values_and_the_rate_models_g
     assert student.keep_token_asr is False and student.token_asr == {}
 
 
+def test_spike_driven_gradient_is_the_frozen_layernorm_rate_models_gradient():
+    # driven by rate mode's own values, the straight-through pass must be the rate model itself, LayerNorm
+    # included: with frozen statistics its backward pass must not normalize per token
+    torch.manual_seed(2)
+    student = SpikingEncoder(vocab_size=20, hidden=8, heads=2, intermediate=16, layers=2, seq_len=6, classes=2,
+                             timesteps=5, layernorm="frozen")
+    ids = torch.randint(0, 20, (3, 6))
+    student.calibrate_layernorm(ids[:1])   # one sentence's statistics: other sentences' tokens differ from them
+    grads = []
+    for run in (lambda: distill.spike_driven_logits(student, ids, "rate")[0], lambda: student(ids, mode="rate")):
+        student.zero_grad()
+        run().sum().backward()
+        grads.append(student.blocks[0].ln1.weight.grad.clone())
+    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
 def test_token_asr_is_the_per_token_rate_that_last_asr_averages():
     torch.manual_seed(1)
     student = SpikingEncoder(vocab_size=20, hidden=8, heads=2, intermediate=16, layers=1, seq_len=6, classes=2,

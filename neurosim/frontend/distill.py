@@ -264,10 +264,11 @@ def spike_driven_logits(student: SpikingEncoder, tokens: torch.Tensor, mode: str
         student.keep_token_asr = False
         student.token_asr = {}
     x, outputs = student.embedding(tokens), []
+    norm = student.norm(time_stepped=False)   # frozen statistics where the model has them: the rate model's LN
     for b, blk in enumerate(student.blocks):
         def fire(role, current, b=b, blk=blk):
             r = blk.lif[role].rate(current)
             return r + (asr[f"block{b}.{role}"] - r).detach()
-        x, _ = blk(x, fire)
+        x, _ = blk(x, fire, norm=norm)
         outputs.append(x)
     return student.classifier(x.mean(dim=1)), outputs
