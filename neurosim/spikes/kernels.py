@@ -213,11 +213,12 @@ def events_csr(spk, counts=None):
 
 # -- event-driven accumulation --------------------------------------------------------------------
 # A linear layer's weights are kept tile-major (weights.tiles): (tiles, in, TILE) with TILE live outputs per
-# tile, zero-padded. A work item is one tile for a block of tokens: the tile (TILE x in weights, contiguous)
-# stays in the core's L2 cache while every token of the block adds the rows of its events into its own
-# TILE outputs; with whole rows the matrix streamed from L3 for every token, and rows at a stride of a
-# few KiB map onto few L2 sets. Items run over threads (prange), each writing its own part of `cur`.
-TOKEN_BLOCK = 32
+# tile, zero-padded. A work item is one tile for a block of rows (tokens; a layer run layer-major has a row
+# per (step, token)): the tile (TILE x in weights, contiguous) stays in the core's L2 cache while every row
+# of the block adds the weight rows of its events into its own TILE outputs; items of one tile run one
+# after another, so a tile is fetched from L3 about once per row block. Items run over threads (prange),
+# each writing its own part of `cur`.
+ROW_BLOCK = 256
 
 
 def tiles_of(wt: np.ndarray, width: int) -> np.ndarray:
@@ -234,25 +235,34 @@ def tiles_of(wt: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-# Outputs per tile. Narrow tiles stay in L2 but pay loop overhead per event and row; on the 2-core Xeon of
-# benchmarks/results/spike_engine.md 256-512 wide fp32 tiles were no faster than 1024 (SpikingBERT's layers
-# of 768 and 3072 inputs), and int8 codes ran fastest in whole rows.
-TILE_FP32, TILE_CODES = 1024, 4096
+# Outputs per tile. On this project's 2-core Ice Lake VM (1.25 MiB L2 a core), one 768 x 3072 or 3072 x 768
+# fp32 layer at rate 0.1 on 4096 rows: 256-wide tiles in row blocks of 256, 9-11 / 5-6.6 G ACs/s a core,
+# against 5-6 / 3.7 for 1024-wide tiles in blocks of 32 tokens (the previous layout); 512 and 1024 were
+# slower for 3072 inputs. int8 codes ran fastest in whole rows.
+TILE_FP32, TILE_CODES = 256, 4096
+
+
+@njit(cache=True, inline="always")
+def _rows_per_item(n):
+    """Rows of a work item: ROW_BLOCK, fewer for a short call (one step's tokens) so the threads get 8 items."""
+    return max(32, min(ROW_BLOCK, n // 8))
 
 
 @njit(cache=True, inline="always")
 def _item(k, n, L, tile):
-    """Work item k -> (first token, last token, first output, outputs in the tile)."""
-    tiles = (L + tile - 1) // tile
-    b, t = k // tiles, k % tiles
-    i0 = b * TOKEN_BLOCK
+    """Work item k -> (first row, last row, tile, first output, outputs in the tile); tile-major order."""
+    rows = _rows_per_item(n)
+    blocks = (n + rows - 1) // rows
+    t, b = k // blocks, k % blocks
+    i0 = b * rows
     o0 = t * tile
-    return i0, min(i0 + TOKEN_BLOCK, n), t, o0, min(tile, L - o0)
+    return i0, min(i0 + rows, n), t, o0, min(tile, L - o0)
 
 
 @njit(cache=True)
 def work_items(n, L, tile):
-    return ((n + TOKEN_BLOCK - 1) // TOKEN_BLOCK) * ((L + tile - 1) // tile)
+    rows = _rows_per_item(n)
+    return ((n + rows - 1) // rows) * ((L + tile - 1) // tile)
 
 
 @Kernel
