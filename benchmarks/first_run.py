@@ -6,16 +6,19 @@
 The package is exported (git archive) to a temporary folder, built into a wheel with this
 environment's pip (no network), and installed without its dependencies into a new virtual
 environment, which reaches the dependencies (numpy, numba, torch, ...) through a .pth file naming
-this environment's site-packages. The shipped models and hardware configs are not in the wheel
-(neurosim/paths.py looks for them beside the package folder), so they are linked there. So the install is fresh: its neurosim/spikes/__pycache__ holds no
+this environment's site-packages. The wheel carries the shipped models and hardware configs
+(neurosim/shipped/, setup.py), and the runs use them. So the install is fresh: its neurosim/spikes/__pycache__ holds no
 compiled kernels, and Numba writes them there (the installed package's folder is writable; where it
-is not, Numba falls back to its user-wide cache, or NUMBA_CACHE_DIR). NUMBA_CACHE_DIR is unset for
-the runs. Measured, each a fresh process:
+is not, Numba falls back to its user-wide cache, or NUMBA_CACHE_DIR), and its user cache
+(NEUROSIM_CACHE_DIR, a new empty folder: the checkpoint's measured rates, frontend.rate_cache) is
+empty. NUMBA_CACHE_DIR is unset for the runs. Measured, each a fresh process:
 
 * `neurosim run --engine spikes` (the default model: loads its checkpoint, runs the engine on a sample,
-  simulates): the first run compiles what it calls and writes the cache; a warm start loads it;
+  simulates): the first run compiles what it calls, measures the checkpoint's rates and caches both;
+  a warm start loads them;
 * the engine alone, `neurosim.spikes.warm_up()` (every kernel, threaded and serial): first from an
-  emptied cache, then warm.
+  emptied cache, then warm;
+* `import torch` alone, the floor of any command that reads a checkpoint.
 
 Prints one line per run: wall seconds, CPU seconds of the process (user + system: on a busy machine
 the steadier of the two), what it printed to stderr; and the load average before and after.
@@ -37,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ["run", "--engine", "spikes"]
 ENGINE_ONLY = "from neurosim.spikes import warm_up; warm_up()"
-SHIPPED = ("models", "arch_configs")   # data folders beside the package (neurosim/paths.py)
+TORCH_ONLY = "import torch"   # the floor of any command that reads a checkpoint
 
 
 def export(commit: str | None, into: Path) -> None:
@@ -63,8 +66,6 @@ def fresh_install(tree: Path, where: Path) -> Path:
     wheel = next(wheels.glob("*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
                     str(wheel)], check=True, capture_output=True)
-    for data in SHIPPED:   # neurosim.paths finds them beside the package; the wheel does not carry them
-        (site / data).symlink_to(tree / data)
     return python
 
 
@@ -75,6 +76,7 @@ def _cpu() -> float:
 
 def timed(python: Path, code: str, cwd: Path) -> tuple[float, float, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+    env["NEUROSIM_CACHE_DIR"] = str(cwd / "user-cache")   # the install's user cache: empty before its first run
     t0, c0 = time.perf_counter(), _cpu()
     out = subprocess.run([str(python), "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
@@ -96,12 +98,14 @@ def main() -> None:
         export(args.commit, tree)
         python = fresh_install(tree, work)
         cli = f"import sys; from neurosim.cli import main; sys.argv = ['neurosim'] + {CLI!r}; main()"
-        where = subprocess.run([str(python), "-c", "import neurosim.spikes.kernels as k; "
-                                "print(k.fire.serial._cache._cache_file._index_path)"],
-                               capture_output=True, text=True, cwd=work).stdout.strip()
-        print(f"installed in {python.parent.parent}; numba's cache index: {where}", flush=True)
+        where, models = subprocess.run([str(python), "-c", "import neurosim.spikes.kernels as k, neurosim.paths as p; "
+                                        "print(k.fire.serial._cache._cache_file._index_path); print(p.MODELS_DIR)"],
+                                       capture_output=True, text=True, cwd=work).stdout.split()
+        print(f"installed in {python.parent.parent}; numba's cache index: {where}; shipped models: {models}",
+              flush=True)
         cache = Path(where).parent
-        for name, code in ((f"neurosim {' '.join(CLI)}", cli), ("engine alone (warm_up)", ENGINE_ONLY)):
+        for name, code in ((f"neurosim {' '.join(CLI)}", cli), ("engine alone (warm_up)", ENGINE_ONLY),
+                           ("import torch alone", TORCH_ONLY)):
             for f in cache.glob("*.nb[ic]"):    # an empty cache: the first run compiles
                 f.unlink()
             for i in range(1 + args.warm):

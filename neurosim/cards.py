@@ -364,10 +364,10 @@ def load_model(name_or_path: str | Path) -> Network:
     """A shipped model by name (e.g. 'spikingbert-4l'), a card file (.yaml), a network JSON,
     a NIR graph (.nir) or a SpikingEncoder checkpoint (.pt)."""
     path = resolve(name_or_path, MODELS_DIR, (".yaml", ".yml", ".json", ".pt"), "model")
-    if path.suffix == ".pt":
-        from .frontend.checkpoint import load_checkpoint  # imports torch only when needed
+    if path.suffix == ".pt":   # built once per file content and code (a warm start imports no torch)
+        from .checkpoint_cache import load
 
-        return load_checkpoint(path)
+        return load(path).network
     if path.suffix == ".nir":
         from .frontend.nir_io import from_nir  # imports nir and h5py only when needed
 

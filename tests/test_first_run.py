@@ -1,23 +1,26 @@
-"""A warm start reads a checkpoint's measured rates from the cache, never stale ones; a wheel carries the
-defaults (the speed itself is measured by benchmarks/first_run.py, not here)."""
+"""A warm start reads a checkpoint's IR and measured rates from the cache, never stale ones; a wheel carries
+the defaults (the speed itself is measured by benchmarks/first_run.py, not here)."""
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-import neurosim.frontend.extract as extract
+import neurosim.frontend.checkpoint as frontend_checkpoint
+from neurosim import checkpoint_cache
 from neurosim.cards import load_model
-from neurosim.frontend import rate_cache
-from neurosim.frontend.checkpoint import load_encoder
+from neurosim.errors import NeurosimError
 from neurosim.frontend.encoder import SpikingEncoder
 from neurosim.paths import DEFAULT_ARCH, DEFAULT_MODEL, user_cache_dir
+from neurosim.spikes.measure import default_input
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = dict(vocab_size=20, hidden=8, heads=2, intermediate=16, layers=2, seq_len=6, classes=2, timesteps=[8, 4])
@@ -26,20 +29,20 @@ CONFIG = dict(vocab_size=20, hidden=8, heads=2, intermediate=16, layers=2, seq_l
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
-    return user_cache_dir("rates")
+    return user_cache_dir("checkpoints")
 
 
 @pytest.fixture
-def forwards(monkeypatch):
-    """How many times the spiking forward that measures rates ran."""
+def builds(monkeypatch):
+    """How many times a checkpoint's IR was built (its rates measured by running its spiking forward)."""
     runs = []
-    measure = extract.measured_rates
+    build = frontend_checkpoint.from_torch
 
-    def counted(*args):
+    def counted(*args, **kwargs):
         runs.append(1)
-        return measure(*args)
+        return build(*args, **kwargs)
 
-    monkeypatch.setattr(extract, "measured_rates", counted)
+    monkeypatch.setattr(frontend_checkpoint, "from_torch", counted)
     return runs
 
 
@@ -55,62 +58,98 @@ def _rates(net):
     return {layer.name: layer.rate for layer in net.layers if layer.spiking}
 
 
-def _fresh_rates(path):
-    """Measured now, without the cache (one more forward)."""
-    model, ckpt = load_encoder(path)
-    return _rates(extract.from_torch(model, ckpt["sample_tokens"]))
+def _same_network(a, b):
+    assert a.to_dict() == b.to_dict()   # every field, weights and rates included, exactly
 
 
-def test_a_checkpoint_loaded_twice_runs_its_forward_once_and_gives_the_measured_rates(tmp_path, cache, forwards):
+def test_a_checkpoint_loaded_twice_is_built_once_and_equals_a_fresh_build(tmp_path, cache, builds):
     path = _save(tmp_path / "m.pt")
     first = load_model(path)
-    assert len(forwards) == 1 and len(list(cache.glob("*.json"))) == 1
+    assert len(builds) == 1 and len(list(cache.glob("*.pkl"))) == 1
     second = load_model(path)
-    assert len(forwards) == 1   # read from the cache
-    fresh = _fresh_rates(path)
-    assert _rates(first) == _rates(second) == fresh   # bit for bit
-    assert len(fresh) == 12 and second.metadata == first.metadata
+    assert len(builds) == 1   # read from the cache
+    fresh = frontend_checkpoint.load_checkpoint(path)   # measured now, no cache
+    _same_network(first, second)
+    _same_network(second, fresh)
+    assert len(_rates(fresh)) == 12 and all(0 < r < 1 for r in _rates(fresh).values())
 
 
-def test_a_checkpoint_with_edited_weights_is_measured_afresh(tmp_path, cache, forwards):
+def test_the_cached_sample_input_is_the_first_sentence_embedding(tmp_path, cache):
+    path = _save(tmp_path / "m.pt")
+    model, ckpt = frontend_checkpoint.load_encoder(path)
+    expected = model.embedding(ckpt["sample_tokens"][:1]).detach().numpy()[0]
+    for _ in range(2):   # built, then cached
+        emb, note = default_input(load_model(path), path, None)
+        assert emb.dtype == expected.dtype and np.array_equal(emb, expected) and "first sample" in note
+
+
+def test_a_checkpoint_with_edited_weights_is_built_afresh(tmp_path, cache, builds):
     path = tmp_path / "m.pt"
     before = _rates(load_model(_save(path)))
-    after = _rates(load_model(_save(path, scale=3.0)))   # same file name, other bytes
-    assert len(forwards) == 2 and len(list(cache.glob("*.json"))) == 2
-    assert _rates(load_model(path)) == after and len(forwards) == 2
-    assert after == _fresh_rates(path) and after != before
+    after = load_model(_save(path, scale=3.0))   # same file name, other bytes
+    assert len(builds) == 2 and len(list(cache.glob("*.pkl"))) == 2
+    assert _rates(after) != before
+    _same_network(after, frontend_checkpoint.load_checkpoint(path))
+    _same_network(load_model(path), after)
+    assert len(builds) == 3   # the fresh build above; the last load was cached
 
 
-def test_a_change_to_the_measuring_code_is_a_new_key(tmp_path, cache, monkeypatch):
+def test_the_same_bytes_under_another_name_are_their_own_entry(tmp_path, cache, builds):
+    a = _save(tmp_path / "a.pt")
+    b = tmp_path / "b.pt"
+    shutil.copy(a, b)
+    assert load_model(a).name == "a" and load_model(b).name == "b" and len(builds) == 2
+
+
+def test_a_change_to_neurosims_code_is_a_new_key(tmp_path, monkeypatch):
     data = _save(tmp_path / "m.pt").read_bytes()
-    before = rate_cache.key(data)
-    rate_cache.code_fingerprint.cache_clear()
-    monkeypatch.setattr(rate_cache, "CODE", rate_cache.CODE[:-1])   # as if ir.py had other content
-    assert rate_cache.key(data) != before
-    rate_cache.code_fingerprint.cache_clear()
+    package = tmp_path / "neurosim"
+    shutil.copytree(checkpoint_cache.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__", "shipped"))
+    monkeypatch.setattr(checkpoint_cache, "PACKAGE_DIR", package)
+    checkpoint_cache.code_fingerprint.cache_clear()
+    try:
+        before = checkpoint_cache.key(data, "m")
+        assert checkpoint_cache.key(data, "n") != before
+        checkpoint_cache.code_fingerprint.cache_clear()
+        assert checkpoint_cache.key(data, "m") == before   # the same code, hashed again
+        checkpoint_cache.code_fingerprint.cache_clear()
+        with open(package / "ir.py", "a") as f:
+            f.write("\n# an edit\n")
+        assert checkpoint_cache.key(data, "m") != before
+    finally:
+        checkpoint_cache.code_fingerprint.cache_clear()
 
 
-@pytest.mark.parametrize("entry", ["{not json", json.dumps({"block0.k": float("nan")}), json.dumps({"block0.k": 0.5}),
-                                   json.dumps([0.1, 0.2])])
-def test_a_bad_or_foreign_cache_entry_is_measured_again_and_replaced(tmp_path, cache, forwards, entry):
+@pytest.mark.parametrize("content", [b"", b"not a pickle", pickle.dumps({"network": None}),
+                                     pickle.dumps(checkpoint_cache.Entry(None, np.zeros(1)))])
+def test_a_bad_cache_entry_is_built_again_and_replaced(tmp_path, cache, builds, content):
     path = _save(tmp_path / "m.pt")
     cache.mkdir(parents=True)
-    (cache / f"{rate_cache.key(path.read_bytes())}.json").write_text(entry)
+    (cache / f"{checkpoint_cache.key(path.read_bytes(), 'm')}.pkl").write_bytes(content)
     net = load_model(path)
-    assert len(forwards) == 1
-    assert _rates(load_model(path)) == _rates(net)
-    assert len(forwards) == 1   # the entry was rewritten with the measured rates
-    assert _rates(net) == _fresh_rates(path)
+    assert len(builds) == 1
+    _same_network(load_model(path), net)
+    assert len(builds) == 1   # the entry was replaced by the built one
 
 
-def test_a_cache_folder_that_cannot_be_written_only_costs_a_measurement(tmp_path, monkeypatch, forwards):
+def test_a_cache_folder_that_cannot_be_written_only_costs_a_build(tmp_path, monkeypatch, builds):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(blocker / "under-a-file"))
     path = _save(tmp_path / "m.pt")
-    first, second = _rates(load_model(path)), _rates(load_model(path))
-    assert len(forwards) == 2 and not list(tmp_path.glob("**/*.tmp"))
-    assert first == second == _fresh_rates(path)
+    _same_network(load_model(path), load_model(path))
+    assert len(builds) == 2 and not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_a_bad_checkpoint_is_refused_by_the_front_end_and_not_cached(tmp_path, cache):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x03garbage, not a pickle")
+    for _ in range(2):
+        with pytest.raises(NeurosimError, match="not a readable torch checkpoint"):
+            load_model(bad)
+    with pytest.raises(NeurosimError, match="cannot be read"):
+        checkpoint_cache.load(tmp_path / "absent.pt")
+    assert not cache.exists() or not list(cache.iterdir())
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ model they describe must be no larger than the weights the file holds, so a
 config cannot make torch allocate terabytes), and the sample tokens
 (integers, one row per sentence, each a word of the vocabulary).
 
-Measuring the rates runs the sample through the model in spike mode, once per checkpoint content:
-frontend.rate_cache keeps them, keyed by the file's bytes and the measuring code.
+Measuring the rates runs the sample through the model in spike mode; neurosim.checkpoint_cache keeps
+the result between runs (cards.load_model reads checkpoints through it).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from ..errors import NeurosimError, brief, clip
 from ..ir import Network
 from ..limits import MAX_TIMESTEPS
 from .encoder import LAYERNORMS, ROLES, SpikingEncoder
-from . import rate_cache
-from .extract import encoder_network
+from .extract import from_torch
 
 REQUIRED = ("config", "state_dict", "sample_tokens")
 SIZES = ("vocab_size", "hidden", "heads", "intermediate", "layers", "seq_len", "classes")
@@ -42,11 +42,11 @@ def _first_line(exc: BaseException) -> str:
     return clip(lines[0] if lines else type(exc).__name__, 200)
 
 
-def _read(path: str | Path) -> tuple[dict, bytes]:
-    """The checkpoint, and the bytes it was read from (read once: the rate cache's key is their hash)."""
+def _read(path: str | Path, data: bytes | None = None) -> dict:
+    """The checkpoint in the file, or in `data` (its bytes, already read by neurosim.checkpoint_cache)."""
     where = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = Path(path).read_bytes() if data is None else data   # small models: read whole
     except OSError as exc:
         raise NeurosimError(where, "(file)", f"cannot be read: {exc.strerror or exc}", "check the path") from None
     if not data:
@@ -61,7 +61,7 @@ def _read(path: str | Path) -> tuple[dict, bytes]:
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
         raise NeurosimError(where, missing[0], "missing from the checkpoint", FIX)
-    return ckpt, data
+    return ckpt
 
 
 def _is_count(value: Any) -> bool:
@@ -133,9 +133,9 @@ def _check_tokens(tokens: Any, model: SpikingEncoder, where: str) -> None:
                             f"(0..{vocab - 1})", "encode the samples with the checkpoint's own vocabulary")
 
 
-def _load(path: str | Path) -> tuple[SpikingEncoder, dict, bytes]:
+def load_encoder(path: str | Path, data: bytes | None = None) -> tuple[SpikingEncoder, dict]:
     where = str(path)
-    ckpt, data = _read(path)
+    ckpt = _read(path, data)
     _check_config(ckpt["config"], where)
     _check_state_dict(ckpt["state_dict"], ckpt["config"], where)
     try:
@@ -148,22 +148,20 @@ def _load(path: str | Path) -> tuple[SpikingEncoder, dict, bytes]:
                             "save the state_dict and config of the same model") from None
     _check_tokens(ckpt["sample_tokens"], model, where)
     model.eval()
-    return model, ckpt, data
-
-
-def load_encoder(path: str | Path) -> tuple[SpikingEncoder, dict]:
-    model, ckpt, _ = _load(path)
     return model, ckpt
 
 
-def load_checkpoint(path: str | Path) -> Network:
-    """The checkpoint's IR, its rates measured on its sample sentences: once per checkpoint content (and
-    version of the measuring code), then read from frontend.rate_cache."""
-    model, ckpt, data = _load(path)
-    key = rate_cache.key(data)
-    cached = rate_cache.read(key)
-    net = encoder_network(model, ckpt["sample_tokens"], Path(path).stem, rates=cached)
-    rates = {layer.name: layer.rate for layer in net.layers if layer.spiking}
-    if rates != cached:   # measured just now
-        rate_cache.write(key, rates)
-    return net
+def load_checkpoint(path: str | Path, data: bytes | None = None) -> Network:
+    """The checkpoint's IR, its rates measured now on its sample sentences (uncached: see
+    neurosim.checkpoint_cache)."""
+    model, ckpt = load_encoder(path, data)
+    return from_torch(model, ckpt["sample_tokens"], name=Path(path).stem)
+
+
+def load_with_samples(path: str | Path, data: bytes | None = None) -> tuple[Network, np.ndarray]:
+    """The IR (as load_checkpoint) and each sample sentence's embedding, (sentences, words, hidden): what
+    neurosim.checkpoint_cache keeps."""
+    model, ckpt = load_encoder(path, data)
+    with torch.no_grad():
+        samples = model.embedding(ckpt["sample_tokens"]).numpy()
+    return from_torch(model, ckpt["sample_tokens"], name=Path(path).stem), samples

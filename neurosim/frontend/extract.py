@@ -57,7 +57,7 @@ def from_torch(module: nn.Module, example_input: torch.Tensor, *, timesteps: int
     nn.Sequential's all-zero weight rows and columns become neuron masks (frontend.sparsity).
     """
     if isinstance(module, SpikingEncoder):
-        return encoder_network(module, example_input, name or "spiking-encoder")
+        return _encoder_network(module, example_input, name or "spiking-encoder")
     if isinstance(module, nn.Sequential):
         return _sequential_network(module, example_input, timesteps, time_major, name or "sequential", masks)
     raise _unsupported(type(module).__name__, "the top-level module")
@@ -258,11 +258,7 @@ def _run_sequential(plan, example: torch.Tensor, steps: int, time_major: bool,
 
 
 # -- SpikingEncoder ----------------------------------------------------------------------
-def encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str,
-                    rates: dict[str, float] | None = None) -> Network:
-    """The IR of a SpikingEncoder, its rates measured by running `tokens` in spike mode; or, given `rates` for
-    exactly its spiking layers (name -> rate, measured before on this model and these tokens:
-    frontend.rate_cache), without running it."""
+def _encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str) -> Network:
     d, n = model.hidden, model.seq_len
     bits = 1 if model.binary_weights else 32
     layers: list[Layer] = []
@@ -298,27 +294,16 @@ def encoder_network(model: SpikingEncoder, tokens: torch.Tensor, name: str,
     # The embedding feeds real currents to block 0: the input does not spike.
     net = Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)  # validates
 
-    if rates is None or set(rates) != {layer.name for layer in layers if layer.spiking}:
-        rates = measured_rates(model, tokens, net)
+    with torch.no_grad():
+        model(torch.as_tensor(tokens).to(model.device), mode="spike")
     for layer in layers:
-        if layer.spiking:
-            layer.rate = rates[layer.name]
-    meta["rates_source"] = (f"measured: spike mode, T = {max(model.timesteps)}, example tokens of shape "
-                            f"{tuple(torch.as_tensor(tokens).shape)}")
-    return Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)
-
-
-@torch.no_grad()
-def measured_rates(model: SpikingEncoder, tokens: torch.Tensor, net: Network) -> dict[str, float]:
-    """Each spiking layer's mean ASR over its live neurons, running `tokens` through the model in spike mode."""
-    model(torch.as_tensor(tokens).to(model.device), mode="spike")
-    rates = {}
-    for layer in net.layers:
         if layer.spiking:
             asr = model.last_asr[layer.name].double().cpu().numpy()
             live = live_neurons(net, layer)
-            rates[layer.name] = float(asr[live].mean()) if live.any() else 0.0
-    return rates
+            layer.rate = float(asr[live].mean()) if live.any() else 0.0
+    meta["rates_source"] = (f"measured: spike mode, T = {max(model.timesteps)}, example tokens of shape "
+                            f"{tuple(torch.as_tensor(tokens).shape)}")
+    return Network(name, layers, input_size=d, input_rate=1.0, input_spiking=False, metadata=meta)
 
 
 def _norm(ln: nn.LayerNorm, residual: str, layernorm: str = "step") -> Norm:

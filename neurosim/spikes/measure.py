@@ -41,11 +41,9 @@ def default_input(net: Network, model: str | Path, input_path: str | Path | None
                                 "real array saved with numpy.save") from None
     path = resolve(model, MODELS_DIR, (".yaml", ".yml", ".json", ".pt"), "model")
     if path.suffix == ".pt":
-        from ..frontend.checkpoint import load_encoder  # torch, only for checkpoints
+        from ..checkpoint_cache import load   # torch, only when the checkpoint is not cached
 
-        encoder, ckpt = load_encoder(path)
-        tokens = ckpt["sample_tokens"][:1]
-        emb = encoder.embedding(tokens).detach().numpy()[0]
+        emb = load(path).samples[0]
         return emb, "input: the checkpoint's first sample sentence, its embedding fed as a current every step"
     if not net.input_spiking:
         raise NeurosimError(str(model), "input", "the network's input is a real current and no sample ships "
