@@ -34,6 +34,7 @@ from ..arch import EnergyTable
 from ..errors import NeurosimError, brief
 from . import layout
 from .chips import Chips
+from .distinct import distinct, point_fields
 from .energy import EventCounts, energy_breakdown_pj, idle_leakage_pj
 from .workload import Workload
 
@@ -230,21 +231,34 @@ def pool_cores(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
     return best_size
 
 
+# What follows from a chip's core count (`Chips._count_cores`): a pool of k cores replaces all of it.
+CORE_COUNT_FIELDS = ("cores", "total_core_sram", "buffer_hops", "mesh_bits_per_cycle")
+
+
 def pool_scores(work: Workload, chips: Chips, table: EnergyTable, carry: str, sizes: np.ndarray) -> np.ndarray:
     """(3, n, sizes): the `layout.ranking` of each point's sequential mapping on each pool size; inf where
-    the size exceeds the chip's cores or the point is infeasible or refused on it. The (point, size) pairs
-    are rows of one point axis (`Chips.take`), priced together, in chunks of `POOL_SEARCH_CELLS`."""
-    score = np.full((3, chips.n, len(sizes)), np.inf)
-    point, k = np.nonzero(sizes[None, :] <= chips.cores[:, None])
+    the size exceeds the chip's cores or the point is infeasible or refused on it.
+
+    A pool of k cores is priced as the chip with k cores (the whole chip's count enters only its notes and
+    idle leakage, not the ranking), so points that differ only in their core count share each size's
+    score: each size is priced once per distinct point (`distinct`), up to the most cores among its
+    copies. The (point, size) pairs are rows of one point axis (`Chips.take`), priced together, in chunks
+    of `POOL_SEARCH_CELLS`."""
+    first, inverse = distinct(point_fields(chips, skip=CORE_COUNT_FIELDS), chips.n)
+    most = np.zeros(len(first), np.int64)
+    np.maximum.at(most, inverse, chips.cores)
+    unique = chips.take(first).with_cores(most)
+    shared = np.full((3, len(first), len(sizes)), np.inf)
+    point, k = np.nonzero(sizes[None, :] <= most[:, None])
     rows = max(1, POOL_SEARCH_CELLS // max(work.L, 1))
     for lo in range(0, len(point), rows):
         p, s = point[lo:lo + rows], k[lo:lo + rows]
-        tried = chips.take(p)
+        tried = unique.take(p)
         costs = _sequential(work, tried, tried.with_cores(sizes[s]), table, carry)
         ok = np.array([a is None and b is None for a, b in zip(costs.infeasible, costs.refused)])
         ranked = layout.ranking(np.array(tried.objective), costs.cycles, costs.total_energy_pj)
-        score[:, p, s] = [np.where(ok, x, np.inf) for x in ranked]
-    return score
+        shared[:, p, s] = [np.where(ok, x, np.inf) for x in ranked]
+    return np.where(sizes[None, None, :] <= chips.cores[None, :, None], shared[:, inverse], np.inf)
 
 
 def _sequential(work: Workload, whole: Chips, chips: Chips, table: EnergyTable, carry: str) -> Costs:

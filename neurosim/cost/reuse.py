@@ -35,6 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from .analytic import event_rate
+from .distinct import distinct, point_fields
 
 DIMS = ("m", "k", "n")   # tokens, inputs (the reduction), outputs
 RELEVANT = {"weights": "kn", "inputs": "mk", "outputs": "mn"}
@@ -449,6 +450,35 @@ def _mac_gemm(work, i: int, activation_bits: np.ndarray) -> tuple:
 
 def level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool,
                acs, macs_done, neuron_updates) -> LevelBits:
+    """`counted_level_bits` on each distinct point only (`distinct_points`), copied to the others."""
+    first, inverse, args = distinct_points(work, levels, membrane_bits, activation_bits, acs, macs_done,
+                                           neuron_updates)
+    bits = counted_level_bits(work, args[0], args[1], args[2], ac_includes_memory, *args[3:])
+    if len(first) == levels.n:
+        return bits
+    out = LevelBits(bits.sram_read[inverse], bits.sram_write[inverse])
+    out.read, out.write = ({t: x[t][inverse] for t in ROLES} for x in (bits.read, bits.write))
+    return out
+
+
+def distinct_points(work, levels: CoreLevels, membrane_bits, activation_bits, acs, macs_done,
+                    neuron_updates) -> tuple:
+    """(first, inverse, the arguments of `counted_level_bits` after `work` on the first points): the points
+    that differ in something the levels' counts read (their levels, dataflow, precisions, per-layer work),
+    as `distinct.distinct` gives them. A sweep's points mostly differ in numbers the loop nests do not see
+    (core counts, SRAM sizes, the global buffer), so the counts are made once for many points."""
+    from .chips import take_points   # chips builds its CoreLevels from this module
+    n = levels.n
+    mb, ab = (np.broadcast_to(np.asarray(x, float), (n,)) for x in (membrane_bits, activation_bits))
+    work_rows = [np.broadcast_to(np.asarray(x, float), (n, work.L)) for x in (acs, macs_done, neuron_updates)]
+    first, inverse = distinct(point_fields(levels) + [mb, ab] + work_rows, n)
+    if len(first) == n:   # all distinct: the points as they are, in their order
+        return np.arange(n), np.arange(n), (levels, mb, ab, *work_rows)
+    return first, inverse, (take_points(levels, first), mb[first], ab[first], *(x[first] for x in work_rows))
+
+
+def counted_level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool,
+                       acs, macs_done, neuron_updates) -> LevelBits:
     """Core-SRAM and level bits of a network's work ((L,) or (n, L) per-layer counts) on n points, every
     point priced as if it had levels (its levels, where it has none: the datapath reads the SRAM).
 
@@ -658,10 +688,13 @@ def _causal_products(out: LevelBits, work, i: int, levels: CoreLevels, mb, ab, a
 
 def level_notes(work, chips, ac_includes_memory: bool, macs_done) -> list[list[str]]:
     """Per point, a report note with its accesses at each memory level inside the cores and at the core SRAM
-    (none for a point without levels); the levels' bits are counted once for all the points."""
-    levels = chips.levels
-    if not np.any(levels.any):
+    (none for a point without levels); the levels' bits are counted, and the note written, once for each
+    distinct point (`distinct_points`)."""
+    if not np.any(chips.levels.any):
         return [[] for _ in range(chips.n)]
-    bits = level_bits(work, levels, chips.membrane_bits, chips.activation_bits, ac_includes_memory, work.acs,
-                      macs_done, work.neuron_updates)
-    return [[bits.note(levels, j)] if levels.any[j] else [] for j in range(chips.n)]
+    first, inverse, args = distinct_points(work, chips.levels, chips.membrane_bits, chips.activation_bits,
+                                           work.acs, macs_done, work.neuron_updates)
+    levels = args[0]
+    bits = counted_level_bits(work, levels, args[1], args[2], ac_includes_memory, *args[3:])
+    notes = [[bits.note(levels, u)] if levels.any[u] else [] for u in range(levels.n)]
+    return [list(notes[u]) for u in inverse]
