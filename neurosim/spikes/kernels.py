@@ -462,21 +462,34 @@ def fire(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels
     return events
 
 
+# fire_steps runs a token's outputs in chunks of this many, each chunk through all K steps: its membranes,
+# spikes and totals stay in L1 (1.25-1.5 ns per update a core instead of 2.2-2.9 for whole 3072-wide rows,
+# on the 2-core VM of benchmarks/results/spike_engine.md; 256-1024 alike).
+FIRE_CHUNK = 512
+
+
 @Kernel
 def fire_steps(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels, totals, values, out, counts):
     """`fire` for K steps in a row (a layer run layer-major): cur (K, n, L) the steps' inputs; each step's
-    spikes go to out[t] (K, n, L) and its events per token to counts[t]. Each token's K steps run on one
-    thread, its membrane in cache; the same float32 operations as K calls of `fire`."""
+    spikes go to out[t] (K, n, L) and its events per token to counts[t]. Each token runs on one thread, in
+    chunks of FIRE_CHUNK outputs, each chunk through the K steps; the same float32 operations, output by
+    output, as K calls of `fire`."""
     K, n, L = cur.shape
     synaptic = (flags & SYNAPTIC) != 0
     for i in prange(n):
-        x = np.empty(L, np.float32)
-        sy = syn[i] if synaptic else x
-        ui, si, ti, vi = u[i], spk[i], totals[i], values[i]
+        x = np.empty(min(L, FIRE_CHUNK), np.float32)
         for t in range(K):
-            counts[t, i] = _fire_token(cur[t, i], x, scale, bias, ui, si, sy, leak, vth, decay, v_reset, flags,
-                                       levels, ti, vi)
-            out[t, i, :] = si
+            counts[t, i] = 0
+        for c0 in range(0, L, FIRE_CHUNK):
+            c1 = min(L, c0 + FIRE_CHUNK)
+            ui, si, ti, vi = u[i, c0:c1], spk[i, c0:c1], totals[i, c0:c1], values[i, c0:c1]
+            sy = syn[i, c0:c1] if synaptic else x[:c1 - c0]
+            sc, bi, le, vt = scale[c0:c1], bias[c0:c1], leak[c0:c1], vth[c0:c1]
+            dc = decay[c0:c1] if synaptic else decay
+            for t in range(K):
+                counts[t, i] += _fire_token(cur[t, i, c0:c1], x[:c1 - c0], sc, bi, ui, si, sy, le, vt, dc, v_reset,
+                                            flags, levels, ti, vi)
+                out[t, i, c0:c1] = si
 
 
 @Kernel
