@@ -41,7 +41,7 @@ from ..cost.analytic import LAYERNORM_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_SCORE, in
     needed_outputs
 from ..errors import NeurosimError
 from ..ir import Layer, Network
-from . import decoder, kernels, lowbit
+from . import decoder, kernels, kernels_bits, lowbit
 from .handoff import HANDOFFS, INPUT, NetworkInput, regenerate
 from .neuron import NeuronArrays
 from .windows import Windows
@@ -83,6 +83,8 @@ class LayerState:
         # a residual is read like a source, at the same steps, but added, not accumulated: last in `sources`
         self.sources = main + [norm.residual] if self.residual else main
         self.compute = net.compute_of(layer)
+        src = None if main[0] == INPUT else net[main[0]]   # binary spikes in: a 1-bit layer may use popcounts
+        self.binary_source = src is not None and src.spiking and src.neuron.levels == 1
         self.live = needed_outputs(net, layer)
         self.live_idx = np.flatnonzero(self.live).astype(np.int64)
         L, m = len(self.live_idx), layer.out_features
@@ -197,6 +199,10 @@ class LayerState:
         self.bias = np.ascontiguousarray(b[self.live_idx], dtype=np.float32)
         # no zero weight among the live outputs: every AC is effective, without a gather over the events
         self.dense_fan_out = bool((self.nonzero_fan_out == len(self.live_idx)).all())
+        # +-1 weights as bits, for binary input spikes (kernels_bits); the event path counts zero weights
+        self.plus = None
+        if self.packed is None and layer.weight_bits == 1 and self.dense_fan_out:
+            self.plus = self._kept(layer, ("sign bits",), lambda: kernels_bits.packed_signs(self.wt))
 
     def _kept(self, layer: Layer, key: tuple, make):
         """make(), kept with the IR's weights array while it lives when every output is live (a model
@@ -359,7 +365,7 @@ class LayerState:
         if self.kind == "attention":
             self._attention_block(t0, inputs)
         else:
-            self._linear_block(t0, a, events(0))
+            self._linear_block(t0, a, inputs[0], events)
         scale, bias = self.scale, self.bias
         if self.unit is not None:
             res = inputs[-1].reshape(a * n, -1) if self.residual else None
@@ -386,13 +392,22 @@ class LayerState:
             if not all_live:
                 out[:a, :, self.live_idx] = live_out
 
-    def _linear_block(self, t0: int, a: int, csr: tuple) -> None:
-        """cur (a * n, L) = W^T events of the block's rows; counters per step from the rows' event counts."""
+    def _linear_block(self, t0: int, a: int, x: np.ndarray, events) -> None:
+        """cur (a * n, L) = W^T x over the block's (step, token) rows, x (a, n, in) spikes: by events (CSR
+        from `events(0)`), or for +-1 weights on binary spikes by popcounts of bits (kernels_bits);
+        counters per step from the rows' event counts."""
         n, L = self.shape
-        ptr, idx, val = csr
-        self._accumulate(ptr, idx, val)
-        self.input_events[self.sources[0]] += len(idx)
-        bounds = ptr[::n]                                   # the first event of each step
+        if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
+            rows = kernels_bits.packed_rows(x.reshape(a * n, -1))
+            fired = np.empty(a * n, np.int64)
+            kernels_bits.accumulate_signs(self.cur.size * rows.shape[1], rows, self.plus, self.cur, fired)
+            per_step = fired.reshape(a, n).sum(axis=1)
+            bounds = np.concatenate(([0], np.cumsum(per_step)))
+        else:
+            ptr, idx, val = events(0)
+            self._accumulate(ptr, idx, val)
+            bounds = ptr[::n]                               # the first event of each step
+        self.input_events[self.sources[0]] += int(bounds[-1])
         if self.compute == "ac":
             self.acs_per_step[t0:t0 + a] = np.diff(bounds) * L
             if self.dense_fan_out:

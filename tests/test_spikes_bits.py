@@ -1,0 +1,82 @@
+"""The popcount path of 1-bit layers (kernels_bits) and the engine's layer-major blocks."""
+
+import numpy as np
+import pytest
+
+from neurosim.ir import Layer, Network
+from neurosim.spikes import engine, kernels_bits, run
+
+
+def _signs_sum(spikes, codes, threaded):
+    rows = kernels_bits.packed_rows(spikes)
+    plus = kernels_bits.packed_signs(codes)
+    cur = np.zeros((len(spikes), codes.shape[1]), np.float32)
+    fired = np.zeros(len(spikes), np.int64)
+    kernels_bits.accumulate_signs(10**9 if threaded else 0, rows, plus, cur, fired)
+    return cur, fired
+
+
+def test_sign_popcounts_of_a_hand_example():
+    # inputs 0 and 2 fire; output 0 has weights (+1, -1, +1), output 1 (-1, -1, -1)
+    spikes = np.array([[1, 0, 1]], np.uint8)
+    codes = np.array([[1, -1], [-1, -1], [1, -1]], np.int8)
+    cur, fired = _signs_sum(spikes, codes, threaded=False)
+    assert cur.tolist() == [[2.0, -2.0]] and fired.tolist() == [2]
+
+
+@pytest.mark.parametrize("n_in", [100, 128, 768])
+@pytest.mark.parametrize("threaded", [False, True])
+def test_sign_popcounts_equal_the_integer_sums_of_the_fired_inputs(n_in, threaded):
+    rng = np.random.default_rng(n_in)
+    spikes = (rng.random((37, n_in)) < 0.2).astype(np.uint8)
+    codes = np.where(rng.random((n_in, 45)) < 0.5, 1, -1).astype(np.int8)
+    cur, fired = _signs_sum(spikes, codes, threaded)
+    assert np.array_equal(cur, spikes.astype(np.int64) @ codes.astype(np.int64))
+    assert np.array_equal(fired, spikes.sum(axis=1))
+
+
+def test_packed_rows_put_input_k_at_bit_k():
+    spikes = np.zeros((2, 72), np.uint8)
+    spikes[0, 3] = spikes[1, 70] = 1
+    words = kernels_bits.packed_rows(spikes)
+    assert words.shape == (2, 2)
+    assert words[0].tolist() == [1 << 3, 0] and words[1].tolist() == [0, 1 << 6]
+
+
+def _two_layer_net(bits, timesteps):
+    rng = np.random.default_rng(3)
+    w1 = np.where(rng.random((48, 64)) < 0.5, 0.25, -0.25)
+    w2 = np.where(rng.random((32, 48)) < 0.5, 0.5, -0.5)
+    layers = [Layer("a", "linear", 64, 48, seq_len=5, weights=w1, weight_bits=bits, timesteps=timesteps),
+              Layer("b", "linear", 48, 32, inputs=["a"], seq_len=5, weights=w2, weight_bits=bits,
+                    timesteps=timesteps)]
+    return Network("bits", layers, input_size=64, input_rate=0.3)
+
+
+@pytest.mark.parametrize("block", [1, 3, 64])
+def test_layer_major_blocks_give_the_step_by_step_counts(block, monkeypatch):
+    """Blocks of 1 step (step-major) and of several (layer-major, popcounts for the 1-bit layers) count alike,
+    and the 1-bit layers spike as the fp32 engine on the same +-0.25 / +-0.5 weights."""
+    traces = {}
+    for bits in (32, 1):
+        monkeypatch.setattr(engine, "TIME_BLOCK", block)
+        traces[bits] = run(_two_layer_net(bits, 7), seed=4)
+    monkeypatch.setattr(engine, "TIME_BLOCK", 1)
+    ref = run(_two_layer_net(32, 7), seed=4)
+    for tr in traces.values():
+        for name in ("a", "b"):
+            assert np.array_equal(tr[name].spikes_per_step, ref[name].spikes_per_step)
+            assert np.array_equal(tr[name].acs_per_step, ref[name].acs_per_step)
+            assert np.array_equal(tr[name].neuron_totals, ref[name].neuron_totals)
+    assert ref["b"].spikes > 0 and ref["b"].acs == ref["b"].input_events["a"] * 32
+
+
+def test_a_1_bit_layer_fed_spikes_of_value_2_adds_them_by_events():
+    """A network input with values 2 is not binary (popcounts would read it wrong): the 1-bit layers still
+    spike exactly as the fp32 engine on the same weights."""
+    x = (np.random.default_rng(5).random((7, 5, 64)) < 0.3).astype(np.uint8) * 2
+    one, fp32 = run(_two_layer_net(1, 7), x), run(_two_layer_net(32, 7), x)
+    for name in ("a", "b"):
+        assert np.array_equal(one[name].neuron_totals, fp32[name].neuron_totals)
+        assert np.array_equal(one[name].acs_per_step, fp32[name].acs_per_step)
+    assert one["a"].spikes > 0
