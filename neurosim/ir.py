@@ -943,6 +943,10 @@ class Network:
             _check_sources(layer, seen, self.input_size)
             seen[layer.name] = layer
         self._by_name = seen
+        self._consumers: dict[str, list[Layer]] = {}   # built once: `consumers` is called per layer
+        for layer in self.layers:
+            for src in dict.fromkeys(layer.inputs):
+                self._consumers.setdefault(src, []).append(layer)
 
     def __getitem__(self, name: str) -> Layer:
         return self._by_name[name]
@@ -952,7 +956,8 @@ class Network:
         return [(src, layer.name) for layer in self.layers for src in layer.inputs]
 
     def consumers(self, name: str) -> list[Layer]:
-        return [layer for layer in self.layers if name in layer.inputs]
+        """The layers that read `name`, in the network's order."""
+        return list(self._consumers.get(name, ()))
 
     @property
     def max_timesteps(self) -> int:

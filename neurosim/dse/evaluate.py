@@ -148,15 +148,17 @@ def evaluate_batch(points: list[Point]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[Point]] = {}
     for p in points:
         if p.engine == "analytic" and load_point_card(p.model) is None:
+            hbm = p.arch.get("hbm") or {}   # HBM stacks price DRAM traffic in place of the table's figures
             key = (p.model.key(), p.arch["mapping"]["kind"], p.arch["mapping"]["carry"], p.energy_path,
-                   p.arch["cores"].get("zero_skipping", False))
+                   p.arch["cores"].get("zero_skipping", False), hbm.get("read_pj_per_bit"), hbm.get("write_pj_per_bit"))
             groups.setdefault(key, []).append(p)
         else:
             rows[p.id] = evaluate_point(p)
     for group in groups.values():
         t0 = time.perf_counter()
         try:
-            results = closed_form_rows(load_point_model(group[0].model), group, energy_table(group[0].energy_path))
+            # the group's energy table as `cost.estimate` gets it (`ArchConfig.loaded_from`: HBM's DRAM figures)
+            results = closed_form_rows(load_point_model(group[0].model), group, point_arch(group[0]).energy)
         except Exception:  # anything unexpected: the one-point path attributes errors to points
             for p in group:
                 rows[p.id] = evaluate_point(p)

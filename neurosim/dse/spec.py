@@ -478,17 +478,121 @@ def _walk(sweep: Sweep) -> Iterator[Point]:
     """Every distinct point in plan order, built one at a time; a point's index is its place in the plan."""
     seen: set[str] = set()
     refs: dict[str, tuple[ModelRef, dict]] = {}
+    archs = _ArchSections(sweep)
     for variant in sweep.models:
         for combo in _combinations(sweep):
-            point = _point(sweep, variant, combo, refs, len(seen))
+            point = _point(sweep, variant, combo, refs, len(seen), archs)
             if point.id not in seen:
                 seen.add(point.id)
                 yield point
 
 
-def _point(sweep: Sweep, variant: ModelVariant, combo: dict[str, Any], refs: dict, index: int) -> Point:
-    """One combination of one model as a validated point."""
+def merged_arch(sweep: Sweep, combo: dict[str, Any]) -> dict[str, Any]:
+    """The base arch with a combination's arch values set, validated by the schema as one config (the
+    reference `_ArchSections` must agree with); an impossible combination is refused with the spec file."""
     arch = plain_copy(sweep.base_arch)
+    for key, value in combo.items():
+        if key != "engine" and not key.startswith(("model.", "workload.")):
+            try:
+                set_arch(arch, key, value)
+            except KeyError as exc:   # a level named by one axis, replaced by another axis's whole list
+                raise _refuse(sweep.path, "axes", f"the combination {brief(combo, 300)}: {exc.args[0]}",
+                              "drop or change the values that cannot go together") from None
+    try:
+        return ArchConfig.model_validate(arch).model_dump()
+    except ValidationError as exc:
+        err = explain(exc, str(sweep.path), ArchConfig)
+        raise _refuse(sweep.path, "axes", f"the combination {brief(combo, 300)} is refused at '{err.field}': "
+                      f"{err.problem}", "drop or change the values that cannot go together") from None
+
+
+# The arch schema's sections, each validated on its own: a top-level field, but `dram` and `hbm` together
+# (ArchConfig derives the DRAM from the stacks). No other check of ArchConfig spans sections.
+_JOINT_SECTIONS = {"hbm": "dram"}
+_ID_DUMPS = dict(sort_keys=True, separators=(",", ":"), default=str)   # a point id's canonical JSON
+
+
+class _ArchSections:
+    """`merged_arch` for many combinations, each distinct section validated once.
+
+    The points of a grid mostly share their sections (a core-count axis changes `cores` alone), and the
+    schema checks each section on its own (`_JOINT_SECTIONS`), so a section set to the same values is
+    validated once, with the base's other sections, and its dump and its part of the point id's canonical
+    JSON are kept. A combination that any of its sections' checks refuses goes through `merged_arch`,
+    which refuses it as before."""
+
+    def __init__(self, sweep: Sweep):
+        self.sweep = sweep
+        self.fields = list(ArchConfig.model_fields)
+        self.section = {f: _JOINT_SECTIONS.get(f, f) for f in self.fields}
+        self.names = list(dict.fromkeys(self.section.values()))
+        self.sections: dict[tuple, tuple[dict, dict]] = {}   # (section, its combo values) -> (dump, id JSON)
+        self.keys: dict[str, str | None] = {}                # combo key -> its section (None: not the arch's)
+        axis_sections = {self.section_of(k) for k in sweep.axes}
+        self.axis_sections = [name for name in self.names if name in axis_sections]
+
+    def section_of(self, key: str) -> str | None:
+        if key not in self.keys:
+            arch_key = key != "engine" and not key.startswith(("model.", "workload."))
+            self.keys[key] = self.section.get(key.split(".")[0], key.split(".")[0]) if arch_key else None
+        return self.keys[key]
+
+    def arch(self, combo: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """(the merged, validated arch, its canonical JSON as `point_id` hashes it)."""
+        given: dict[str, list] = {}
+        for key, value in combo.items():
+            section = self.section_of(key)
+            if section is not None:
+                given.setdefault(section, []).append((key, type(value).__name__, repr(value)))
+        # the sections no axis sets are the base's: looked up once, on the first combination
+        untouched = self.sections.get(("(the base's)", ()))
+        if untouched is None:
+            parts, texts = {}, {}
+            for section in self.names:
+                if section not in self.axis_sections:
+                    found = self._found(section, (), combo)
+                    if found is None:
+                        return self._refused(combo)
+                    parts.update(found[0])
+                    texts.update(found[1])
+            untouched = self.sections[("(the base's)", ())] = (parts, texts)
+        parts, texts = dict(untouched[0]), dict(untouched[1])   # texts: field -> "key":value in the id's JSON
+        for section in self.axis_sections:
+            found = self._found(section, tuple(given.get(section, ())), combo)
+            if found is None:
+                return self._refused(combo)
+            parts.update(found[0])
+            texts.update(found[1])
+        arch = {f: parts[f] for f in self.fields}
+        return arch, "{" + ",".join(texts[f] for f in sorted(texts)) + "}"
+
+    def _found(self, section: str, values: tuple, combo: dict[str, Any]) -> tuple[dict, dict] | None:
+        """A section's dump and id JSON parts with the combination's `values` set; None where refused."""
+        entry = (section, values)
+        if entry not in self.sections:
+            try:
+                self.sections[entry] = self._validate(section, {k: combo[k] for k, _, _ in values})
+            except (KeyError, ValidationError, NeurosimError):
+                return None
+        return self.sections[entry]
+
+    def _validate(self, section: str, values: dict) -> tuple[dict, dict[str, str]]:
+        arch = plain_copy(self.sweep.base_arch)
+        for key, value in values.items():
+            set_arch(arch, key, value)
+        dump = ArchConfig.model_validate(arch).model_dump()
+        mine = {f: dump[f] for f in self.fields if self.section[f] == section}
+        canon = canonical_arch(mine)
+        return mine, {k: f"{json.dumps(k)}:{json.dumps(v, **_ID_DUMPS)}" for k, v in canon.items()}
+
+    def _refused(self, combo: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        arch = merged_arch(self.sweep, combo)   # refuses the combination as one config does
+        return arch, json.dumps(canonical_arch(arch), **_ID_DUMPS)
+
+
+def _point(sweep: Sweep, variant: ModelVariant, combo: dict[str, Any], refs: dict, index: int,
+           archs: _ArchSections) -> Point:
+    """One combination of one model as a validated point."""
     card_set = dict(variant.set)
     engine = sweep.spec.engine
     for key, value in combo.items():
@@ -498,25 +602,16 @@ def _point(sweep: Sweep, variant: ModelVariant, combo: dict[str, Any], refs: dic
             card_set[key.removeprefix("model.")] = value
         elif key.startswith("workload."):     # a decoder card's prompt, generate, batch
             card_set[key] = value
-        else:
-            try:
-                set_arch(arch, key, value)
-            except KeyError as exc:   # a level named by one axis, replaced by another axis's whole list
-                raise _refuse(sweep.path, "axes", f"the combination {brief(combo, 300)}: {exc.args[0]}",
-                              "drop or change the values that cannot go together") from None
-    try:
-        arch = ArchConfig.model_validate(arch).model_dump()
-    except ValidationError as exc:
-        err = explain(exc, str(sweep.path), ArchConfig)
-        raise _refuse(sweep.path, "axes", f"the combination {brief(combo, 300)} is refused at '{err.field}': "
-                      f"{err.problem}", "drop or change the values that cannot go together") from None
+    arch, arch_json = archs.arch(combo)
     ref = ModelRef(variant.name, sweep.model_paths[variant.name],
                    tuple(sorted((k, _freeze(v)) for k, v in card_set.items())), variant.rate)
     key = ref.key()
     if key not in refs:   # one ModelRef (and its canonical form) per distinct model
-        refs[key] = (ref, json.loads(key))
-    ref, canon = refs[key]
-    pid = point_id(arch, canon, engine)
+        refs[key] = (ref, json.loads(key), json.dumps(json.loads(key), **_ID_DUMPS))
+    ref, _, model_json = refs[key]
+    # `point_id`'s hash, its canonical JSON assembled from the sections' parts (sorted keys: arch, engine, model)
+    canon = f'{{"arch":{arch_json},"engine":{json.dumps(engine, **_ID_DUMPS)},"model":{model_json}}}'
+    pid = hashlib.sha256(canon.encode()).hexdigest()[:16]
     table = arch["energy_table"]
     energy = sweep.energy_paths.get(table) or _energy_path(table, sweep.base_dir)
     return Point(pid, index, ref, engine, dict(combo), arch, energy, f"{sweep.path} (point {pid})")
