@@ -10,11 +10,12 @@ heads, sequence 128) with seeded random weights scaled toward the input rate
 seeded input spikes. Every variant follows the same semantics (docs/design.md
 eq. 1-3, handoff.py's lockstep alignment, LayerNorm counted but not applied):
 
-* engine-fp32 / -int8 / -1bit / -1bit-packed: neurosim.spikes.run, event-driven
-  (Numba), on the weights as fp32, rounded to int8 codes, or to signs (run as
-  int8 codes, or packed 8 to a byte: lowbit.PACK_SIGNS), each x a power-of-two
+* engine-fp32 / -int8 / -1bit / -1bit-packed: neurosim.spikes.run (Numba), on
+  the weights as fp32, rounded to int8 codes, or to signs, each x a power-of-two
   scale per row, so the low-bit engines give the fp32 engine's spikes on the
-  same (dequantized) weights;
+  same (dequantized) weights: fp32 and int8 event-driven; 1-bit by popcounts of
+  bit-packed signs and binary spikes (kernels_bits), -1bit-packed by events on
+  signs packed 8 to a byte (lowbit.PACK_SIGNS);
 * torch-step: float32, every step every layer multiplies its whole input
   (spike matrix or real Q) by its weight matrix (snnTorch style);
 * torch-multi: float32, every layer's input current for all T steps in one
@@ -228,6 +229,15 @@ def copy_bandwidth(threads: int, size: int, seconds: float = 1.0) -> float:
 ENGINES = {"engine-fp32": 32, "engine-int8": 8, "engine-1bit": 1, "engine-1bit-packed": 1}
 VARIANTS = ("torch-step", "torch-multi", *ENGINES)
 WEIGHT_BYTES = {"engine-fp32": 4, "engine-int8": 1, "engine-1bit": 1, "engine-1bit-packed": 1 / 8}
+# engine-1bit on binary spikes reads packed signs for every (row, input, output) by popcount: 1/8 byte a pair,
+# whether the input fired or not (kernels_bits), not a byte per AC
+
+
+def weight_bytes(r: dict) -> float:
+    """Weight bytes one run of this variant reads in its linear layers."""
+    if r["variant"] == "engine-1bit":
+        return r["dense_pairs"] / 8
+    return r["linear_acs"] * WEIGHT_BYTES.get(r["variant"], 0)
 
 
 def _runner(variant: str, net, spikes, threads: int):
@@ -269,14 +279,17 @@ def worker(args) -> dict:
     once = _runner(args.variant, net, spikes, args.threads)
     setup_rss = _status("VmRSS")
     reset = _reset_peak()
-    best, result = math.inf, None
+    best, best_cpu, result = math.inf, math.inf, None
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = once()
-        best = min(best, time.perf_counter() - t0)
+        best, best_cpu = min(best, time.perf_counter() - t0), min(best_cpu, time.process_time() - c0)
     spikes_per_layer, acs, macs, linear_acs = result
     slots = {l.name: l.seq_len * args.timesteps * l.out_features for l in net.layers if l.spiking}
-    return dict(variant=args.variant, rate=args.rate, wall_s=best, acs=acs, macs=macs, linear_acs=linear_acs,
+    dense_pairs = sum(args.timesteps * l.seq_len * l.in_features * l.out_features for l in net.layers
+                      if l.kind == "linear")
+    return dict(variant=args.variant, rate=args.rate, wall_s=best, cpu_s=best_cpu, acs=acs, macs=macs, linear_acs=linear_acs,
+                dense_pairs=dense_pairs,
                 spikes=int(sum(spikes_per_layer.values())),
                 layer_rates={k: v / slots[k] for k, v in spikes_per_layer.items()},
                 setup_rss=setup_rss, peak_rss=_status("VmHWM") if reset else None,
@@ -294,11 +307,12 @@ def _mib(b) -> str:
 
 def _row(r: dict, step: dict, multi: dict, bw: dict) -> str:
     walls = ", ".join(f"{w:.2f}" for w in r["walls"])
-    bytes_s = r["linear_acs"] * WEIGHT_BYTES.get(r["variant"], 0) / r["wall_s"]
+    bytes_s = weight_bytes(r) / r["wall_s"]
     engine = r["variant"] in ENGINES
     rate = np.mean(list(r["layer_rates"].values()))
     return (f"| {r['rate']} | {r['variant']} | {r['wall_s']:.2f} ({walls}) | {step['wall_s'] / r['wall_s']:.2f}x | "
-            f"{multi['wall_s'] / r['wall_s']:.2f}x | {r['spikes']:,} | {rate:.3f} | "
+            f"{multi['wall_s'] / r['wall_s']:.2f}x | {r['cpu_s']:.2f} | {multi['cpu_s'] / r['cpu_s']:.2f}x | "
+            f"{r['spikes']:,} | {rate:.3f} | "
             + (f"{r['acs'] / r['wall_s'] / 1e9:.2f} G | {bytes_s / 1e9:.1f} GB/s | {bytes_s / bw['llc']:.0%} | "
                f"{bytes_s / bw['dram']:.0%}" if engine else f"{r['macs'] / r['wall_s'] / 1e9:.1f} G MAC/s | - | - | -")
             + f" | {_mib(r['max_rss'])} |")
@@ -331,13 +345,16 @@ def write_results(rows: list[dict], bw: dict, info: dict, args, loads: tuple) ->
         "",
         f"Wall time: the best of {args.rounds} processes x {args.repeats} runs per variant, the processes of "
         "the variants alternating (all times in brackets). Speed-ups are the torch variant's best time over this "
-        "variant's. Weight bytes/s: the engine's ACs of linear layers (one weight read each) x bytes per weight "
-        "(fp32 4, int8 and 1-bit as int8 codes 1, packed signs 1/8) / wall time, and that as a share of the "
-        "copy bandwidths above. Peak RSS: the whole process.",
+        "variant's. CPU: user + system seconds of the timed run (all its threads), the same run as the wall "
+        "time; on a machine others share it counts what the run did, not how long it waited. Weight bytes/s: the engine's ACs of linear layers (one weight read each) x bytes per weight "
+        "(fp32 4, int8 codes 1, packed signs 1/8) / wall time, for engine-1bit (popcounts of packed signs on "
+        "binary spikes) 1/8 byte per (step, token, input, output) of its linear layers, fired or not; and that "
+        "as a share of the copy bandwidths above. Peak RSS: the whole process.",
         "",
-        "| input rate | variant | wall (s) | vs per-step torch | vs multi-step torch | spikes | mean layer rate "
-        "| ACs/s (engine) or MACs/s | weight bytes/s | of LLC copy | of DRAM copy | peak RSS (MiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| input rate | variant | wall (s) | vs per-step torch | vs multi-step torch | CPU (s) | CPU vs multi-step "
+        "torch | spikes | mean layer rate | ACs/s (engine) or MACs/s | weight bytes/s | of LLC copy | of DRAM copy "
+        "| peak RSS (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for rate in args.rates:
         step, multi = by[("torch-step", rate)], by[("torch-multi", rate)]
@@ -392,7 +409,7 @@ def main() -> None:
             for variant in runs:
                 row = _subprocess(args, variant, rate, env)
                 runs[variant].append(row)
-                print(f"rate {rate} {variant:18s} {row['wall_s']:.2f} s  spikes {row['spikes']:,}  "
+                print(f"rate {rate} {variant:18s} {row['wall_s']:.2f} s  CPU {row['cpu_s']:.2f} s  spikes {row['spikes']:,}  "
                       f"peak {_mib(row['max_rss'])} MiB", flush=True)
         for variant, got in runs.items():
             row = min(got, key=lambda r: r["wall_s"])

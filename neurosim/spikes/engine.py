@@ -26,7 +26,9 @@ What is counted, by the rules of cost.analytic.layer_counts:
 Live outputs are `cost.analytic.needed_outputs`: unmasked, and (for Q, K, V)
 in a live head. Outputs that are not live are not computed and never spike.
 Linear, conv2d and pool2d layers read one source (or the network input). Low-bit layers
-(`weight_bits` <= 8) run on integer codes x a scale per output (lowbit.py). `run(..., device=...)`
+(`weight_bits` <= 8) run on integer codes x a scale per output (lowbit.py; 1-bit layers on binary
+spikes by popcounts, kernels_bits.py). Lockstep and history run layer-major in blocks of steps
+(`_run_stepwise`, `LayerState.run_block`); the stochastic handoff layer after layer, step by step. `run(..., device=...)`
 runs the same network on torch, multi-step (torch_engine.py). A decoder phase (elementwise and causal
 attention layers, SpikeLLM's GIF inputs) runs layer by layer in decoder.py.
 """

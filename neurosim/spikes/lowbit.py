@@ -7,9 +7,10 @@ one scale per live output (a row of W), w = code x scale:
 * weight_bits 2-8: int8 codes in [-(2^(b-1) - 1), 2^(b-1) - 1] (symmetric, as
   SpikeLLM's and the front end's quantizers make them), summed exactly in
   integers by the event-driven `kernels.accumulate_codes`, a quarter of fp32's bytes;
-* weight_bits 1: signs (w >= 0 -> +1) as int8 codes (the same kernel, with byte
-  partial sums), or (PACK_SIGNS) packed 8 to a byte and read by
-  `kernels.accumulate_packed`, 1/32 of the bytes.
+* weight_bits 1: signs (w >= 0 -> +1); on binary input spikes packed 64 to a
+  word and summed by popcounts (`kernels_bits`, the engine packs them), else as
+  int8 codes (the same kernel, with byte partial sums), or (PACK_SIGNS) packed 8
+  to a byte and read by `kernels.accumulate_packed`, 1/32 of the bytes.
 
 The engine sums the codes of the input events and multiplies the sum by the
 scale once per output and step (in `fire`, where the fp32 path multiplies by 1).
