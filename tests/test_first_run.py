@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import neurosim.frontend.checkpoint as frontend_checkpoint
+import neurosim.frontend.extract as extract
 from neurosim import checkpoint_cache
 from neurosim.cards import load_model
 from neurosim.errors import NeurosimError
@@ -72,6 +73,20 @@ def test_a_checkpoint_loaded_twice_is_built_once_and_equals_a_fresh_build(tmp_pa
     _same_network(first, second)
     _same_network(second, fresh)
     assert len(_rates(fresh)) == 12 and all(0 < r < 1 for r in _rates(fresh).values())
+
+
+def test_rates_measured_on_one_torch_thread_equal_those_on_two_and_the_threads_come_back(tmp_path):
+    path = _save(tmp_path / "m.pt")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model, ckpt = frontend_checkpoint.load_encoder(path)
+        two = extract.from_torch(model, ckpt["sample_tokens"], name="m")   # torch's threads, no context
+        one = frontend_checkpoint.load_checkpoint(path)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    _same_network(one, two)
 
 
 def test_the_cached_sample_input_is_the_first_sentence_embedding(tmp_path, cache):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import io
 import warnings
+from contextlib import contextmanager
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Mapping
@@ -151,11 +152,30 @@ def load_encoder(path: str | Path, data: bytes | None = None) -> tuple[SpikingEn
     return model, ckpt
 
 
+@contextmanager
+def one_torch_thread():
+    """Torch on one thread while the rates are measured. The forward is many small ops (a few sentences by
+    the hidden size, step by step), so a second thread costs more in synchronization than it gives, and on
+    a busy machine far more: the shipped default took 0.7 CPU-s on one thread against 39 on two at load 15
+    on 2 cores, with the same rates (benchmarks/results/spike_engine.md, first run)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _network(model: SpikingEncoder, ckpt: dict, path: str | Path) -> Network:
+    with one_torch_thread():
+        return from_torch(model, ckpt["sample_tokens"], name=Path(path).stem)
+
+
 def load_checkpoint(path: str | Path, data: bytes | None = None) -> Network:
     """The checkpoint's IR, its rates measured now on its sample sentences (uncached: see
     neurosim.checkpoint_cache)."""
     model, ckpt = load_encoder(path, data)
-    return from_torch(model, ckpt["sample_tokens"], name=Path(path).stem)
+    return _network(model, ckpt, path)
 
 
 def load_with_samples(path: str | Path, data: bytes | None = None) -> tuple[Network, np.ndarray]:
@@ -164,4 +184,4 @@ def load_with_samples(path: str | Path, data: bytes | None = None) -> tuple[Netw
     model, ckpt = load_encoder(path, data)
     with torch.no_grad():
         samples = model.embedding(ckpt["sample_tokens"]).numpy()
-    return from_torch(model, ckpt["sample_tokens"], name=Path(path).stem), samples
+    return _network(model, ckpt, path), samples
