@@ -79,13 +79,13 @@ def prepare(model_path: Path, out: Path) -> None:
     print(f"wrote {out}: " + ", ".join(f"{k} {len(pack[k]['labels'])}" for k in SPLITS))
 
 
-def embedding_floor(pack: dict, classes: int, device) -> float:
-    """distill_student.py's embedding floor (its linear head, seed 0) on the test set."""
+def embedding_floor(pack: dict, classes: int, device, smoke: bool = False) -> float:
+    """distill_student.py's embedding floor (its linear head, seed 0) on the test set (smoke: 2 epochs)."""
     import distill_student as ds
 
     feats = {k: pack[k]["floor_features"].float().to(device) for k in SPLITS}
     ys = {k: pack[k]["labels"].to(device) for k in SPLITS}
-    _, _, test = ds.train_head(feats, ys, classes, ds.SETTINGS, seed=0)
+    _, _, test = ds.train_head(feats, ys, classes, dict(ds.SETTINGS, **({"head_epochs": 2} if smoke else {})), seed=0)
     return round(test, 4)
 
 
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--data", type=Path, default=Path(".devrun/student_data.pt"))
     parser.add_argument("--prepare", type=Path, default=None, metavar="DATA.pt", help="write the encoded splits")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="folder for the checkpoint and the results (required)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--budget", type=float, default=380.0, help="seconds; the baseline's test run only within it")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override SETTINGS (JSON values)")
@@ -192,6 +192,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.prepare:
         return prepare(args.model, args.prepare)
+    if args.out is None:
+        parser.error("--out OUTDIR is required (or --prepare DATA.pt)")
     begin = time.time()
     s = dict(SETTINGS)
     if args.smoke:
@@ -201,6 +203,8 @@ def main() -> None:
         if key not in SETTINGS:
             parser.error(f"--set {item}: {key!r} is not one of {', '.join(SETTINGS)}")
         s[key] = json.loads(value)
+    from neurosim.frontend.checkpoint import load_encoder
+
     torch.manual_seed(0)
     args.out.mkdir(parents=True, exist_ok=True)
     student, ckpt, pack, xs, ys = load(args, s)
@@ -216,7 +220,7 @@ def main() -> None:
     def log(**kw):
         rec.update(kw, seconds=round(time.time() - begin, 1))
         results.write_text(json.dumps(rec, indent=2) + "\n")
-    log(embedding_floor_test=embedding_floor(pack, ckpt["config"]["classes"], args.device))
+    log()
     log(training=train(student, xs, ys, s, log))
     state = {k: (v.half() if v.is_floating_point() and k != "layernorm_stats" else v).cpu()
              for k, v in student.state_dict().items()}
@@ -224,8 +228,11 @@ def main() -> None:
     torch.save(dict(ckpt, state_dict=dict(state, layernorm_stats=ckpt["state_dict"]["layernorm_stats"])), out)
     log(checkpoint=str(out), checkpoint_mib=round(out.stat().st_size / 2**20, 1))
     start = time.time()
-    log(candidate_test=measure(student, xs["test"], ys["test"], s["eval_t"]))
+    shipped = load_encoder(out)[0].to(args.device)     # what ships: the fp16 weights as loaded
+    log(candidate_test=measure(shipped, xs["test"], ys["test"], s["eval_t"]))
     print("candidate, test:", rec["candidate_test"], flush=True)
+    log(embedding_floor_test=embedding_floor(pack, ckpt["config"]["classes"], args.device, args.smoke))
+    print("embedding floor, test:", rec["embedding_floor_test"], flush=True)
     if time.time() - begin + (time.time() - start) < args.budget:
         base = load(args, s)[0]
         log(start_test=measure(base, xs["test"], ys["test"], s["eval_t"]))
