@@ -231,10 +231,6 @@ def pool_cores(work: Workload, chips: Chips, table: EnergyTable, carry: str) -> 
     return best_size
 
 
-# What follows from a chip's core count (`Chips._count_cores`): a pool of k cores replaces all of it.
-CORE_COUNT_FIELDS = ("cores", "total_core_sram", "buffer_hops", "mesh_bits_per_cycle")
-
-
 def pool_scores(work: Workload, chips: Chips, table: EnergyTable, carry: str, sizes: np.ndarray) -> np.ndarray:
     """(3, n, sizes): the `layout.ranking` of each point's sequential mapping on each pool size; inf where
     the size exceeds the chip's cores or the point is infeasible or refused on it.
@@ -244,7 +240,7 @@ def pool_scores(work: Workload, chips: Chips, table: EnergyTable, carry: str, si
     score: each size is priced once per distinct point (`distinct`), up to the most cores among its
     copies. The (point, size) pairs are rows of one point axis (`Chips.take`), priced together, in chunks
     of `POOL_SEARCH_CELLS`."""
-    first, inverse = distinct(point_fields(chips, skip=CORE_COUNT_FIELDS), chips.n)
+    first, inverse = distinct(point_fields(chips, skip=layout.CORE_COUNT_FIELDS), chips.n)
     most = np.zeros(len(first), np.int64)
     np.maximum.at(most, inverse, chips.cores)
     unique = chips.take(first).with_cores(most)

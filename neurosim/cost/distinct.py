@@ -19,17 +19,27 @@ import numpy as np
 def _column_bytes(value: Any, n: int) -> np.ndarray:
     """One per-point field as an (n, k) uint8 array: equal rows for equal values."""
     if isinstance(value, list) or (isinstance(value, np.ndarray) and value.dtype == object):
-        codes: dict[str, int] = {}
-        value = np.array([codes.setdefault(repr(v), len(codes)) for v in value], dtype=np.int64)
+        codes: dict = {}
+        value = np.array([codes.setdefault(_hashable(v), len(codes)) for v in value], dtype=np.int64)
     a = np.ascontiguousarray(np.broadcast_to(np.asarray(value), (n,) + np.shape(value)[1:]))
     return a.reshape(n, -1).view(np.uint8).reshape(n, -1)
+
+
+def _hashable(v: Any) -> Any:
+    """A key equal for equal values: the value where it is a plain scalar, else its text (e.g. a dict)."""
+    return (type(v), v) if v is None or isinstance(v, (str, int, bool)) else repr(v)
 
 
 def distinct(columns: list, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(first, inverse): the first point of each distinct combination of `columns` (per-point fields: (n,)
     or (n, ...) arrays, or lists of n values; a scalar is shared), and each point's distinct index, so that
     `x[first][inverse]` is `x` for any field the columns determine."""
-    parts = [_column_bytes(c, n) for c in columns if np.ndim(c) > 0 or isinstance(c, list)]
+    parts = []
+    for column in columns:
+        if np.ndim(column) > 0 or isinstance(column, list):
+            b = _column_bytes(column, n)
+            if n and not (b == b[:1]).all():   # a field the same on every point tells none apart
+                parts.append(b)
     if not parts or n == 0:
         return np.zeros(min(n, 1), np.int64), np.zeros(n, np.int64)
     rows = np.ascontiguousarray(np.concatenate(parts, axis=1))

@@ -30,8 +30,14 @@ import numpy as np
 from ..arch import EnergyTable
 from .energy import EventCounts, energy_breakdown_pj
 from .chips import Chips, average_hops, centre_hops, delivery_links, mesh_bits_per_cycle
+from .distinct import distinct, point_fields
 from .workload import Workload
 from . import reuse
+
+
+# What follows from a chip's core count (`Chips._count_cores`): a pool of k cores, or the cores a spatial
+# allocation uses, stand in for it wherever the count does not only bound what fits.
+CORE_COUNT_FIELDS = ("cores", "total_core_sram", "buffer_hops", "mesh_bits_per_cycle")
 
 
 def per_point(x) -> np.ndarray:
@@ -408,7 +414,11 @@ class SpatialCores:
         self.fits &= ~given | ((self.given >= min_cores).all(axis=1) & (self.given.sum(axis=1) <= chips.cores))
         ok = np.flatnonzero(self.fits & ~given)
         if len(ok):
-            self.cores[ok] = _CoreSearch(work, chips, table, self.traffic, ok).best(min_cores[ok])
+            # a candidate's score does not depend on the chip's core count (idle cores cost nothing), only
+            # whether it fits does: points that differ only in their count are priced once (`distinct`)
+            first, inverse = distinct(point_fields(chips.take(ok), skip=CORE_COUNT_FIELDS), len(ok))
+            search = _CoreSearch(work, chips, table, self.traffic, ok[first])
+            self.cores[ok] = search.best(min_cores[ok[first]], inverse, chips.cores[ok])
 
     def shortfall(self, work: Workload, chips: Chips, j: int) -> str:
         """Why point j's chip cannot hold the spatial mapping (the first shortfall)."""
@@ -444,7 +454,6 @@ class _CoreSearch:
         ports = port_cycles(work, chips)          # memory ports on one core, where the arch gives them
         self.ports, self.serial = None if ports is None else ports[:, ok], chips.levels.serial[ok][:, None]
         self.load = busy_load(self.one_core, self.ports, self.serial)   # what the candidate grid divides
-        self.budget = chips.cores[ok]
 
         def price(ev: EventCounts, static_w=0.0, seconds=0.0) -> np.ndarray:
             parts = energy_breakdown_pj(ev, table, core_array_bytes=chips.core_array, buffer_array_bytes=
@@ -469,17 +478,19 @@ class _CoreSearch:
                   + self.hop_pj * self.traffic.network_bits(cores, self.ok) + self.cycle_pj * latency)
         return ranking(self.objective, latency, energy)
 
-    def best(self, least: np.ndarray) -> np.ndarray:
-        """The best-scoring candidate that fits, per point (the minimum allocation is the first)."""
-        chosen = least.astype(float)
-        best = self.score(chosen)
+    def best(self, least: np.ndarray, copies: np.ndarray, budget: np.ndarray) -> np.ndarray:
+        """The best-scoring candidate that fits, per point (the minimum allocation is the first): candidates
+        are priced on the searched points and ranked on each of their `copies` (the searched point of each
+        point: the same but for its core count, `budget`)."""
+        chosen = least.astype(float)[copies]
+        best = tuple(x[copies] for x in self.score(least.astype(float)))
         for cores in stage_candidates(least, self.load):
-            fits = cores.sum(axis=1) <= self.budget
+            fits = cores.sum(axis=1)[copies] <= budget
             if not fits.any():
                 break
-            score = self.score(cores)
+            score = tuple(x[copies] for x in self.score(cores))
             better = fits & lower(score, best)
-            chosen = np.where(better[:, None], cores, chosen)
+            chosen = np.where(better[:, None], cores[copies], chosen)
             best = tuple(np.where(better, new, old) for new, old in zip(score, best))
         return chosen.astype(np.int64)
 

@@ -470,11 +470,13 @@ def distinct_points(work, levels: CoreLevels, membrane_bits, activation_bits, ac
     from .chips import take_points   # chips builds its CoreLevels from this module
     n = levels.n
     mb, ab = (np.broadcast_to(np.asarray(x, float), (n,)) for x in (membrane_bits, activation_bits))
-    work_rows = [np.broadcast_to(np.asarray(x, float), (n, work.L)) for x in (acs, macs_done, neuron_updates)]
-    first, inverse = distinct(point_fields(levels) + [mb, ab] + work_rows, n)
+    work_rows = [np.asarray(x, float) for x in (acs, macs_done, neuron_updates)]   # (L,): every point's
+    per_point = [x for x in work_rows if x.ndim == 2]
+    first, inverse = distinct(point_fields(levels) + [mb, ab] + per_point, n)
     if len(first) == n:   # all distinct: the points as they are, in their order
         return np.arange(n), np.arange(n), (levels, mb, ab, *work_rows)
-    return first, inverse, (take_points(levels, first), mb[first], ab[first], *(x[first] for x in work_rows))
+    return first, inverse, (take_points(levels, first), mb[first], ab[first],
+                            *(x[first] if x.ndim == 2 else x for x in work_rows))
 
 
 def counted_level_bits(work, levels: CoreLevels, membrane_bits, activation_bits, ac_includes_memory: bool,

@@ -105,8 +105,9 @@ def register(subparsers) -> None:
     sweep.add_argument("--workers", type=_count, default=None,
                        help="local Dask worker processes (default: CPU cores); 0: evaluate in this process")
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use an existing Dask cluster")
-    sweep.add_argument("--batch-size", type=_positive, default=512,
-                       help="closed-form points per task (evaluated together, vectorised; default 512)")
+    sweep.add_argument("--batch-size", type=_positive, default=None,
+                       help="closed-form points evaluated together, vectorised (default 512 per Dask task, "
+                       "4096 in process)")
     sweep.add_argument("--limit", type=_positive, help="evaluate at most this many new points (resume later); "
                        "a grid too large to plan whole is then planned only that far")
     sweep.add_argument("--yes", action="store_true", help="run a simulation estimated to take more than an hour")

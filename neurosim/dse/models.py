@@ -29,8 +29,15 @@ class ModelRef:
     rate: float | None = None
 
     def key(self) -> str:
-        return json.dumps({"path": self.path, "set": [list(kv) for kv in self.set], "rate": self.rate},
-                          sort_keys=True, default=str)
+        # made once per distinct model (a sweep asks it of every point, several times); repr tells 1 from 1.0
+        found = _KEYS.get(ident := (self.path, repr(self.set), repr(self.rate)))
+        if found is None:
+            found = _KEYS[ident] = json.dumps({"path": self.path, "set": [list(kv) for kv in self.set],
+                                               "rate": self.rate}, sort_keys=True, default=str)
+        return found
+
+
+_KEYS: dict[tuple, str] = {}
 
 
 # Per-process caches (each Dask worker is its own process): a model is built once per worker.

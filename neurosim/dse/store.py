@@ -36,6 +36,8 @@ STATUSES = ("ok", "infeasible", "error")
 
 
 def _cell(value: Any) -> str:
+    if type(value) is float:   # most cells: first
+        return "" if math.isnan(value) else repr(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -102,7 +104,9 @@ class ResultStore:
         if not rows:
             return
         try:
-            self._file.write("".join(self._line(row.get(c) for c in self.columns) for row in rows))
+            buf = io.StringIO()   # one writer for the batch: the same lines as `_line` row by row
+            csv.writer(buf, lineterminator="\n").writerows([_cell(row.get(c)) for c in self.columns] for row in rows)
+            self._file.write(buf.getvalue())
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:   # disk full, folder gone: what was written is kept, a partial line cut on resume

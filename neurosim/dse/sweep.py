@@ -36,7 +36,11 @@ from .evaluate import POINT_COLUMNS, RESULT_COLUMNS, error_row, evaluate_batch, 
 from .spec import MAX_POINTS, Point, Sweep, check_models, load_spec, plan, point_count, simulated_count
 from .store import ResultStore, check_out_dir, finished_ids, write_meta
 
-DEFAULT_BATCH = 512
+DEFAULT_BATCH = 512            # closed-form points per Dask task
+# In process, nothing is moved or scheduled per batch, and the closed form prices points that differ only in
+# their core count once (`cost.distinct`), so larger batches are faster (benchmarks/results/sweep.md); the
+# CSV is still appended batch by batch (a few seconds of work each).
+IN_PROCESS_BATCH = 4096
 # benchmarks/results/simulator.md: the slowest feasible SpikingBERT-4L point, 0.3 s median on one core.
 SIM_S_PER_POINT = 0.3
 CONFIRM_ABOVE_S = 3600.0   # an hour of simulation or more starts only when asked for (--yes)
@@ -136,12 +140,13 @@ def _set_env(key: str, value: str) -> None:   # runs on remote workers
 
 def run_sweep(spec_path: str | Path, out_dir: str | Path, *, resume: bool = False, retry_errors: bool = False,
               workers: int | None = None, scheduler: str | None = None, client: Any = None,
-              batch_size: int = DEFAULT_BATCH, limit: int | None = None, progress: bool = True,
+              batch_size: int | None = None, limit: int | None = None, progress: bool = True,
               on_rows: Callable[[list[dict]], None] | None = None, yes: bool = False,
               log: Callable[[str], None] = lambda s: None) -> SweepSummary:
     """Evaluate every point of a spec not yet in DIR/results.csv; see the module docstring.
 
     workers: local worker processes (default: CPU cores); 0 evaluates in this process without Dask.
+    batch_size: closed-form points evaluated together (default DEFAULT_BATCH on Dask, IN_PROCESS_BATCH here).
     scheduler: address of an existing Dask scheduler. client: an existing `distributed.Client`
     (left open). limit: evaluate at most this many new points (a grid above spec.MAX_POINTS is then
     planned only that far). on_rows: called with each batch's rows after they are written (may raise
@@ -192,14 +197,14 @@ def run_sweep(spec_path: str | Path, out_dir: str | Path, *, resume: bool = Fals
         try:
             if workers == 0 and scheduler is None and client is None:
                 summary.workers = "in process"
-                work = batches(todo, batch_size)
+                work = batches(todo, batch_size or IN_PROCESS_BATCH)
                 summary.batches = len(work)
                 for batch in work:
                     if record(evaluate_batch(batch)):
                         summary.interrupted = True
                         break
             else:
-                _run_dask(todo, record, summary, workers, scheduler, client, batch_size, log)
+                _run_dask(todo, record, summary, workers, scheduler, client, batch_size or DEFAULT_BATCH, log)
         except KeyboardInterrupt:
             summary.interrupted = True
             raise
