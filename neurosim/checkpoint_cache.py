@@ -12,7 +12,8 @@ An entry holds the IR Network and the embeddings of the sample sentences (the en
 spikes.measure.default_input), pickled, in user_cache_dir('checkpoints') (neurosim.paths:
 $NEUROSIM_CACHE_DIR, else ~/.cache/neurosim), the user's own folder like the installed package. An entry
 that cannot be read is built again; a folder that cannot be written leaves every run building, as before.
-A hit imports neither torch nor the front end.
+A hit imports neither torch nor the front end. The folder keeps the KEEP most recently used entries (every
+code edit in a checkout makes new keys; the default model's entry is 2 MB, the distilled student's ~85 MB).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import numpy as np
 
 from .ir import Network
 from .paths import PACKAGE_DIR, user_cache_dir
+
+KEEP = 8   # entries kept, the most recently used
 
 
 @dataclass
@@ -86,6 +89,7 @@ def read(key: str) -> Entry | None:
     try:
         with open(entry_path(key), "rb") as f:
             entry = pickle.load(f)
+        os.utime(entry_path(key))   # used now: the last to go (prune)
     except Exception:   # absent, cut short, or from code that no longer unpickles: build it again
         return None
     return entry if isinstance(entry, Entry) and isinstance(entry.network, Network) else None
@@ -100,6 +104,19 @@ def write(key: str, entry: Entry) -> None:
         with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".tmp", delete=False) as tmp:
             pickle.dump(entry, tmp, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp.name, entry_path(key))
+        prune(folder)
     except OSError:
         if tmp is not None:
             Path(tmp.name).unlink(missing_ok=True)
+
+
+def prune(folder: Path) -> None:
+    """Delete all but the KEEP most recently used entries."""
+    def used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:   # deleted meanwhile by another process
+            return 0.0
+
+    for old in sorted(folder.glob("*.pkl"), key=used, reverse=True)[KEEP:]:
+        old.unlink(missing_ok=True)

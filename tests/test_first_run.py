@@ -147,6 +147,22 @@ def test_a_bad_cache_entry_is_built_again_and_replaced(tmp_path, cache, builds, 
     assert len(builds) == 1   # the entry was replaced by the built one
 
 
+def test_the_cache_keeps_the_most_recently_used_entries(tmp_path, cache, builds, monkeypatch):
+    monkeypatch.setattr(checkpoint_cache, "KEEP", 2)
+    a, b, c = (_save(tmp_path / f"{name}.pt") for name in "abc")   # the same bytes, three names: three keys
+
+    def entry(path):
+        return checkpoint_cache.entry_path(checkpoint_cache.key(path.read_bytes(), path.stem))
+
+    load_model(a), load_model(b)
+    os.utime(entry(a), (1, 1)), os.utime(entry(b), (2, 2))   # both used long ago, a before b
+    load_model(a)   # a hit: a is now the most recently used
+    load_model(c)   # a third entry: b, the least recently used, goes
+    assert len(builds) == 3 and sorted(cache.glob("*.pkl")) == sorted([entry(a), entry(c)])
+    load_model(b)
+    assert len(builds) == 4
+
+
 def test_a_cache_folder_that_cannot_be_written_only_costs_a_build(tmp_path, monkeypatch, builds):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
