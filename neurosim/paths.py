@@ -9,6 +9,7 @@ checkout's is absent.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import NeurosimError
@@ -61,11 +62,30 @@ def check_output_file(path: str | Path, flag: str) -> None:
         raise NeurosimError(str(path), flag, f"the folder {folder} cannot be written", "give a path you can write to")
 
 
+def writable(folder: Path) -> bool:
+    """The folder can be made and a file written in it (Numba's own test of a cache folder)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
+
+
+def temp_cache_dir(name: str) -> Path:
+    """A per-user folder of the temporary directory, for a cache that has nowhere else to go."""
+    return Path(tempfile.gettempdir()) / f"{name}-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
 def user_cache_dir(kind: str) -> Path:
-    """A folder for what neurosim caches between runs (`kind`: e.g. 'rates'): $NEUROSIM_CACHE_DIR/kind, else
-    $XDG_CACHE_HOME/neurosim/kind, else ~/.cache/neurosim/kind. Not created here: a writer creates it, and a
-    cache that cannot be written is only slower."""
+    """A folder for what neurosim caches between runs (`kind`: e.g. 'checkpoints'): $NEUROSIM_CACHE_DIR/kind,
+    else $XDG_CACHE_HOME/neurosim/kind or ~/.cache/neurosim/kind where that can be written (it is made
+    then), else a per-user folder of the temporary directory (no writable home, as in some containers)."""
     root = os.environ.get("NEUROSIM_CACHE_DIR")
-    if not root:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurosim"
-    return Path(root) / kind
+    if root:
+        return Path(root) / kind
+    try:
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurosim" / kind
+    except RuntimeError:   # no home directory known at all
+        home = None
+    return home if home is not None and writable(home) else temp_cache_dir("neurosim") / kind

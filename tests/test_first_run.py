@@ -7,6 +7,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -229,3 +230,45 @@ def test_a_wheel_install_finds_the_default_model_and_arch(wheel, tmp_path):
     assert listed.returncode == 0, listed.stderr[-2000:]
     groups = json.loads(listed.stdout)
     assert DEFAULT_MODEL in groups["models (--model)"] and DEFAULT_ARCH in groups["arch configs (--arch)"]
+
+
+def test_a_read_only_install_without_a_writable_home_caches_its_kernels_in_the_temp_folder(tmp_path):
+    """Numba alone would refuse to import the kernels ('no locator available'); compile_cache gives it a folder."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "neurosim", site / "neurosim", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "neurosim" / "spikes" / "__pycache__").write_text("")   # a file: no cache folder can be made there
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH", "XDG_CACHE_HOME")}
+    env.update(PYTHONPATH=str(site), HOME=str(blocker / "home"), TMPDIR=str(tmp_path / "tmp"),
+               PYTHONDONTWRITEBYTECODE="1")
+    (tmp_path / "tmp").mkdir()
+    code = ("import os, neurosim.spikes.kernels as k; print(os.environ['NUMBA_CACHE_DIR']); "
+            "print(k.fire.serial._cache._cache_file._index_path); print(k.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    folder, index, source = out.stdout.split("\n")[:3]
+    assert Path(source).is_relative_to(site)
+    assert Path(folder).parent == tmp_path / "tmp" and Path(folder).name.startswith("neurosim-numba-")
+    assert Path(index).is_relative_to(folder)
+
+
+def test_a_writable_install_leaves_numbas_choice_alone(tmp_path, monkeypatch):
+    from neurosim.spikes import compile_cache
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert compile_cache.ensure_writable(tmp_path / "spikes") is None and "NUMBA_CACHE_DIR" not in os.environ
+    assert (tmp_path / "spikes" / "__pycache__").is_dir()
+
+
+def test_the_user_cache_goes_to_the_temp_folder_without_a_writable_home(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for name in ("NEUROSIM_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(blocker / "home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    assert user_cache_dir("checkpoints") == tmp_path / "tmp" / f"neurosim-{os.getuid()}" / "checkpoints"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert user_cache_dir("checkpoints") == tmp_path / "home" / ".cache" / "neurosim" / "checkpoints"
+    assert user_cache_dir("checkpoints").is_dir()

@@ -21,6 +21,10 @@ import os
 # own libgomp reads this, when its first parallel kernel starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from .compile_cache import ensure_writable  # noqa: E402
+
+ensure_writable()   # before the kernels are imported: a folder Numba can write its cache to (compile_cache)
+
 from .engine import run, warm_up  # noqa: E402
 from .handoff import HANDOFFS, INPUT, rate_code  # noqa: E402
 from .trace import LayerTrace, SpikeTrace, measured_network  # noqa: E402
