@@ -7,15 +7,16 @@ The package is exported (git archive) to a temporary folder, built into a wheel 
 environment's pip (no network), and installed without its dependencies into a new virtual
 environment, which reaches the dependencies (numpy, numba, torch, ...) through a .pth file naming
 this environment's site-packages. The wheel carries the shipped models and hardware configs
-(neurosim/shipped/, setup.py), and the runs use them. So the install is fresh: its neurosim/spikes/__pycache__ holds no
-compiled kernels, and Numba writes them there (the installed package's folder is writable; where it
-is not, Numba falls back to its user-wide cache, or NUMBA_CACHE_DIR), and its user cache
-(NEUROSIM_CACHE_DIR, a new empty folder: the checkpoint's measured rates, frontend.rate_cache) is
-empty. NUMBA_CACHE_DIR is unset for the runs. Measured, each a fresh process:
+(neurosim/shipped/, setup.py), and the runs use them. So the install is fresh: its
+neurosim/spikes/__pycache__ holds no compiled kernels, and Numba writes them there (the installed
+package's folder is writable; where it is not, Numba falls back to its user-wide cache, or
+NUMBA_CACHE_DIR), and its user cache (NEUROSIM_CACHE_DIR, a new empty folder: the checkpoint's IR and
+measured rates, neurosim.checkpoint_cache) is empty. NUMBA_CACHE_DIR is unset for the runs. Measured,
+each a fresh process:
 
 * `neurosim run --engine spikes` (the default model: loads its checkpoint, runs the engine on a sample,
-  simulates): the first run compiles what it calls, measures the checkpoint's rates and caches both;
-  a warm start loads them;
+  simulates): the first run compiles what it calls, builds the checkpoint's IR (measuring its rates)
+  and caches both; a warm start loads them;
 * the engine alone, `neurosim.spikes.warm_up()` (every kernel, threaded and serial): first from an
   emptied cache, then warm;
 * `import torch` alone, the floor of any command that reads a checkpoint.
