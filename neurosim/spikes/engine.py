@@ -400,7 +400,7 @@ class LayerState:
         counters per step from the rows' event counts."""
         n, L = self.shape
         if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
-            rows = kernels_bits.packed_rows(x.reshape(a * n, -1))
+            rows = events.packed(0)
             fired = np.empty(a * n, np.int64)
             kernels_bits.accumulate_signs(self.cur.size * rows.shape[1], rows, self.plus, self.cur, fired)
             per_step = fired.reshape(a, n).sum(axis=1)
@@ -587,12 +587,19 @@ def _run_stepwise(states: list[LayerState], by_name: dict[str, LayerState], take
                 counts = hist_counts[src][b:b + a].reshape(-1) if src in hist_counts else None  # from `fire`
                 csr[key] = kernels.events_csr(x.reshape(-1, x.shape[-1]), counts)
             return csr[key]
+
+        def packed(src: str, a: int):
+            """src's binary outputs of the block's first a steps, packed 64 to a word (kernels_bits), once."""
+            key = (src, "bits", a)
+            if key not in csr:
+                csr[key] = kernels_bits.packed_rows(hist[src][:a].reshape(a * hist[src].shape[1], -1))
+            return csr[key]
         for li, s in enumerate(states):
             a = max(0, min(len(ts), s.steps - t0))   # the layer's steps in this block
             out_h, counts_h = hist[s.name], hist_counts.get(s.name)
             blocks = [hist[src][:a] if src in hist else None for src in s.sources]
             if a and all(x is not None for x in blocks) and s.runs_in_blocks(blocks):
-                s.run_block(t0, blocks, lambda i, s=s, a=a: events(s.sources[i], 0, a), out_h,
+                s.run_block(t0, blocks, _BlockEvents(s.sources, a, events, packed), out_h,
                             counts_h if counts_h is not None else np.zeros((a, s.n), np.int64))
             else:
                 for b in range(a):
@@ -609,6 +616,19 @@ def _run_stepwise(states: list[LayerState], by_name: dict[str, LayerState], take
             for key in [k for k in csr if last_reader[k[0]] == li]:  # read by no later layer
                 del csr[key]
         hist.pop(INPUT, None)
+
+
+class _BlockEvents:
+    """A layer's view of its sources' block outputs: (i) their CSR events, .packed(i) their bits."""
+
+    def __init__(self, sources: list[str], a: int, events, packed):
+        self.sources, self.a, self.events, self.packed_of = sources, a, events, packed
+
+    def __call__(self, i: int):
+        return self.events(self.sources[i], 0, self.a)
+
+    def packed(self, i: int):
+        return self.packed_of(self.sources[i], self.a)
 
 
 def _run_stochastic(states: list[LayerState], by_name: dict[str, LayerState], take_input, seed: int) -> None:
