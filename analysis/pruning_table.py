@@ -75,7 +75,6 @@ def measure(name: str, model, rec: dict | None, ctx: dict) -> dict:
     if key in ctx.setdefault("cache", {}):
         row = dict(ctx["cache"][key], name=name, record=rec, same_as=ctx["cache"][key]["name"], seconds=0.0)
         print(f"  {name}: same network as '{row['same_as']}'", flush=True)
-        ctx["rows_out"](row)
         return row
     x, y = ctx["test"]
     stoch = [accuracy(model, x, y, "stochastic", seed=s) for s in ctx["seeds"]]
@@ -99,7 +98,6 @@ def measure(name: str, model, rec: dict | None, ctx: dict) -> dict:
     row["record"] = rec
     row["seconds"] = round(time.time() - t0, 1)
     ctx["cache"][key] = row
-    ctx["rows_out"](row)
     print(f"  {name}: acc {100 * row['acc_stochastic']:.2f} +- {100 * row['acc_stochastic_sd']:.2f} % (stochastic, "
           f"{len(stoch)} seeds), {100 * row['acc_rate_t']:.2f} % (rate_t), eq. 14 {row['eq14']:.4f}, M/M0 "
           f"{row['structural']:.4f}, mean t {row['mean_t']:.2f} ({row['seconds']} s)", flush=True)
@@ -126,150 +124,327 @@ def lr_probe(model, splits, lrs, epochs_cfg) -> list[dict]:
     return out
 
 
-def run(args) -> dict:
-    import numpy as np
-    import torch
+class TableRun:
+    """One run's shared state: the model, its task data, the measuring context and the rows so far."""
 
-    from neurosim.frontend.checkpoint import load_encoder
-    from neurosim.pruning import activity, budget, fisher, select
-    from neurosim.pruning.constants import DEFAULT_ADAPTIVE_SCALE
-    from neurosim.pruning.data import subset, task_splits
-    from neurosim.pruning.pipeline import PruneOptions, baseline_m, plain, prune
-    from neurosim.pruning.retrain import RetrainConfig, clone_encoder
-    from neurosim.pruning.temporal import allocate_timesteps, layer_sequence, pca_components, temporal_allocation
+    def __init__(self, args):
+        import numpy as np
+        import torch
 
-    torch.set_num_threads(args.threads)
-    start = time.time()
-    base, ckpt = load_encoder(args.model)
-    base = base.to(args.device)
-    splits = task_splits(ckpt.get("vocab", []), base.seq_len)
-    calib = subset(splits["train"], args.calibration, seed=0)
-    t_conv = max(base.timesteps)
-    if args.smoke:  # a quick check that everything runs (numbers meaningless)
-        splits = {k: (v[0][:64], v[1][:64]) for k, v in splits.items()}
-        calib = subset(splits["train"], 32, seed=0)
-    res: dict = dict(rows=[], tight_rows=[], seeds_rows=[], lr=[], sweep=[], pca=[])
-    out_json = outputs(args.out)[0]
+        from neurosim.frontend.checkpoint import load_encoder
+        from neurosim.pruning.constants import DEFAULT_ADAPTIVE_SCALE
+        from neurosim.pruning.data import subset, task_splits
+        from neurosim.pruning.pipeline import baseline_m
+        from neurosim.pruning.retrain import RetrainConfig
 
-    def save_partial(_row=None):   # after every row, so a run stopped early keeps what it measured
-        res["settings"] = settings
-        out_json.write_text(json.dumps(plain(dict(res, torch=torch.__version__, numpy=np.__version__)), indent=1))
+        torch.set_num_threads(args.threads)
+        self.args, self.versions = args, dict(torch=torch.__version__, numpy=np.__version__)
+        self.base, ckpt = load_encoder(args.model)
+        self.base = self.base.to(args.device)
+        self.splits = task_splits(ckpt.get("vocab", []), self.base.seq_len)
+        self.calib = subset(self.splits["train"], args.calibration, seed=0)
+        self.t_conv = max(self.base.timesteps)
+        if args.smoke:  # a quick check that everything runs (numbers meaningless)
+            self.splits = {k: (v[0][:64], v[1][:64]) for k, v in self.splits.items()}
+            self.calib = subset(self.splits["train"], 32, seed=0)
+        self.res: dict = dict(rows=[], tight_rows=[], seeds_rows=[], lr=[], sweep=[], pca=[])
+        self.ctx = dict(test=self.splits["test"], rate_tokens=self.splits["test"][0][: args.rate_sentences],
+                        m0=baseline_m(self.base, self.t_conv), t_conv=self.t_conv,
+                        seeds=list(range(1, args.seeds + 1)))
+        self.retrain_cfg = RetrainConfig(seed=0, max_batches=2 if args.smoke else None,
+                                         **({"lr": args.retrain_lr} if args.retrain_lr else {}))
+        self.settings = dict(
+            calibration=len(self.calib[0]), rate_sentences=args.rate_sentences, budget=args.budget,
+            tight_budget=args.tight_budget, retrain_epochs_per_stage=args.epochs,
+            retrain=vars(self.retrain_cfg).copy(), t_conv=self.t_conv, threads=args.threads, arch=ARCH,
+            model=args.model.name, seeds=self.ctx["seeds"], adaptive_scale=DEFAULT_ADAPTIVE_SCALE,
+            config={k: ckpt["config"][k] for k in ("layers", "hidden", "heads", "intermediate", "seq_len")},
+            machine=(torch.cuda.get_device_name() if args.device.startswith("cuda") else
+                     f"{args.threads} CPU threads of a shared 2-core machine"))
+        self._spatial_retrained = None
 
-    ctx = dict(test=splits["test"], rate_tokens=splits["test"][0][: args.rate_sentences], m0=baseline_m(base, t_conv),
-               t_conv=t_conv, seeds=list(range(1, args.seeds + 1)), rows_out=save_partial)
-    retrain_cfg = RetrainConfig(seed=0, max_batches=2 if args.smoke else None)
-    epochs = args.epochs
-    settings = dict(calibration=len(calib[0]), rate_sentences=args.rate_sentences, budget=args.budget,
-                    tight_budget=args.tight_budget, retrain_epochs_per_stage=epochs, retrain=vars(retrain_cfg).copy(),
-                    t_conv=t_conv, threads=args.threads, arch=ARCH, model=args.model.name, seeds=ctx["seeds"],
-                    adaptive_scale=DEFAULT_ADAPTIVE_SCALE,
-                    config={k: ckpt["config"][k] for k in ("layers", "hidden", "heads", "intermediate", "seq_len")},
-                    machine=(torch.cuda.get_device_name() if args.device.startswith("cuda") else
-                             f"{args.threads} CPU threads of a shared 2-core machine"))
-    quiet = (lambda s: None)
-    rows = res["rows"]
+    def save(self, _row=None) -> None:
+        """OUT.json after every row, so a run stopped early keeps what it measured."""
+        from neurosim.pruning.pipeline import plain
 
-    def retrained(label, opts, source=base, teacher=None, table=rows, extra=None):
-        m, rec = prune(source, calib, opts, train=splits["train"], val=splits["val"], teacher=teacher)
+        outputs(self.args.out)[0].write_text(json.dumps(plain(dict(self.res, settings=self.settings,
+                                                                   **self.versions)), indent=1))
+
+    def retrained(self, label, opts, source=None, teacher=None, table="rows", extra=None):
+        """Prune (with retraining) from `source` (the unpruned model by default) and measure it as a row."""
+        from neurosim.pruning.pipeline import prune
+
+        m, rec = prune(self.base if source is None else source, self.calib, opts, train=self.splits["train"],
+                       val=self.splits["val"], teacher=teacher)
         if extra:
             rec = dict(rec, **extra(rec))
-        table.append(measure(label, m, rec, ctx))
-        return m
+        self.add(table, measure(label, m, rec, self.ctx))
+        return m, rec
 
-    print("baseline", flush=True)
-    rows.append(measure(f"baseline (unpruned, T = {t_conv})", base, None, ctx))
+    def add(self, table: str, row: dict) -> None:
+        self.res[table].append(row)
+        self.save()
 
-    print(f"spatial, budget {args.budget}", flush=True)
+    def spatial_options(self, **changes):
+        """Spatial pruning at the main budget with retraining, as changed."""
+        from neurosim.pruning.pipeline import PruneOptions
+
+        return PruneOptions(**{**dict(temporal=False, budget=self.args.budget, retrain_epochs=self.args.epochs,
+                                      retrain=self.retrain_cfg), **changes})
+
+    def temporal_options(self, **changes):
+        """Temporal pruning at T_conv with retraining, as changed."""
+        from neurosim.pruning.pipeline import PruneOptions
+
+        return PruneOptions(**{**dict(spatial=False, t_conv=self.t_conv, retrain_epochs=self.args.epochs,
+                                      retrain=self.retrain_cfg), **changes})
+
+    def spatial_retrained(self):
+        """The spatial + retraining stage (model, record): measured as a row by 'spatial', the source of the
+        two-stage rows. Retrained here when this process did not run 'spatial'."""
+        from neurosim.pruning.pipeline import prune
+
+        if self._spatial_retrained is None:
+            self._spatial_retrained = prune(self.base, self.calib, self.spatial_options(),
+                                            train=self.splits["train"], val=self.splits["val"])
+        return self._spatial_retrained
+
+    def two_stage_extra(self, rec) -> dict:
+        spatial_rec = self.spatial_retrained()[1]
+        return dict(spatial=spatial_rec["spatial"], retraining={**spatial_rec["retraining"], **rec["retraining"]})
+
+
+def section_spatial(run: TableRun) -> None:
+    from neurosim.pruning import fisher
     from neurosim.pruning.fisher import VARIANT_LABELS
+    from neurosim.pruning.pipeline import PruneOptions, prune
+
+    args = run.args
+    print("baseline", flush=True)
+    run.add("rows", measure(f"baseline (unpruned, T = {run.t_conv})", run.base, None, run.ctx))
+    print(f"spatial, budget {args.budget}", flush=True)
     post = {}
     for variant in fisher.VARIANTS:
-        post[variant], rec = prune(base, calib, PruneOptions(temporal=False, budget=args.budget, variant=variant),
-                                   log=quiet)
-        rows.append(measure(f"spatial: {VARIANT_LABELS[variant]}", post[variant], rec, ctx))
-    spatial = dict(temporal=False, budget=args.budget, retrain_epochs=epochs, retrain=retrain_cfg)
-    spatial_retrained = retrained("spatial: FIM + ASR (both) + retraining", PruneOptions(**spatial))
-    spatial_rec = rows[-1]["record"]
+        post[variant], rec = prune(run.base, run.calib, PruneOptions(temporal=False, budget=args.budget,
+                                                                     variant=variant), log=lambda s: None)
+        run.add("rows", measure(f"spatial: {VARIANT_LABELS[variant]}", post[variant], rec, run.ctx))
+    model, rec = run.spatial_retrained()
+    run.add("rows", measure("spatial: FIM + ASR (both) + retraining", model, rec, run.ctx))
+
+
+def section_lr(run: TableRun) -> None:
+    from neurosim.pruning.pipeline import PruneOptions, prune
+
+    print("learning rate (Table I's 5e-10 and ours)", flush=True)
+    post, _ = prune(run.base, run.calib, PruneOptions(temporal=False, budget=run.args.budget), log=lambda s: None)
+    run.res["lr"] = lr_probe(post, run.splits, run.args.lrs, run.retrain_cfg)
+    run.save()
+
+
+def section_temporal(run: TableRun) -> None:
+    from neurosim.pruning.pipeline import PruneOptions, prune
 
     print("temporal", flush=True)
     for gran in ("sublayer", "block"):
-        m, rec = prune(base, calib, PruneOptions(spatial=False, granularity=gran), log=print)
-        rows.append(measure(f"temporal: PCA per {gran} (eq. 10)", m, rec, ctx))
-    temporal = dict(spatial=False, t_conv=t_conv, retrain_epochs=epochs, retrain=retrain_cfg)
-    two_stage_extra = lambda rec: dict(spatial=spatial_rec["spatial"],   # noqa: E731
-                                       retraining={**spatial_rec["retraining"], **rec["retraining"]})
-    retrained("temporal: PCA + retraining at t^l", PruneOptions(**temporal))
-    two_stage = retrained("two-stage: spatial -> retrain -> temporal -> retrain", PruneOptions(**temporal),
-                          source=spatial_retrained, extra=two_stage_extra)
-    retrained(f"two-stage + adaptive thresholds (t^l x {DEFAULT_ADAPTIVE_SCALE})",
-              PruneOptions(spatial=False, temporal=False, t_conv=t_conv, adaptive_scale=DEFAULT_ADAPTIVE_SCALE,
-                           retrain_epochs=epochs, retrain=retrain_cfg), source=two_stage)
-    retrained("pruning + joint retraining (Table IV)",
-              PruneOptions(budget=args.budget, strategy="joint", retrain_epochs=epochs, retrain=retrain_cfg))
-    rate_cfg = RetrainConfig(**{**vars(retrain_cfg), "mode": "rate"})
-    retrained("two-stage, retrained in rate mode (blind to t^l: the earlier code)",
-              PruneOptions(spatial=False, t_conv=t_conv, retrain_epochs=epochs, retrain=rate_cfg),
-              source=spatial_retrained, extra=two_stage_extra)
+        m, rec = prune(run.base, run.calib, PruneOptions(spatial=False, granularity=gran), log=print)
+        run.add("rows", measure(f"temporal: PCA per {gran} (eq. 10)", m, rec, run.ctx))
+    run.retrained("temporal: PCA + retraining at t^l", run.temporal_options())
 
-    print("learning rate (Table I's 5e-10 and ours)", flush=True)
-    res["lr"] = lr_probe(post["fim_asr"], splits, args.lrs, retrain_cfg)
-    save_partial()
 
-    print(f"tight budget {args.tight_budget}", flush=True)
-    tight_rows = res["tight_rows"]
+def section_two_stage(run: TableRun) -> None:
+    from neurosim.pruning.constants import DEFAULT_ADAPTIVE_SCALE
+    from neurosim.pruning.pipeline import PruneOptions
+
+    print("two-stage", flush=True)
+    two_stage, _ = run.retrained("two-stage: spatial -> retrain -> temporal -> retrain", run.temporal_options(),
+                                 source=run.spatial_retrained()[0], extra=run.two_stage_extra)
+    run.retrained(f"two-stage + adaptive thresholds (t^l x {DEFAULT_ADAPTIVE_SCALE})",
+                  PruneOptions(spatial=False, temporal=False, t_conv=run.t_conv, adaptive_scale=DEFAULT_ADAPTIVE_SCALE,
+                               retrain_epochs=run.args.epochs, retrain=run.retrain_cfg), source=two_stage)
+
+
+def section_joint(run: TableRun) -> None:
+    print("joint", flush=True)
+    run.retrained("pruning + joint retraining (Table IV)", run.spatial_options(temporal=True, strategy="joint"))
+
+
+def section_rate_mode(run: TableRun) -> None:
+    from neurosim.pruning.retrain import RetrainConfig
+
+    print("two-stage in rate mode", flush=True)
+    rate_cfg = RetrainConfig(**{**vars(run.retrain_cfg), "mode": "rate"})
+    run.retrained("two-stage, retrained in rate mode (blind to t^l: the earlier code)",
+                  run.temporal_options(retrain=rate_cfg), source=run.spatial_retrained()[0],
+                  extra=run.two_stage_extra)
+
+
+def section_binary(run: TableRun) -> None:
+    from neurosim.pruning.retrain import RetrainConfig
+
+    if run.args.skip_binary:
+        return
+    print("1-bit weights", flush=True)
+    binary = RetrainConfig(**{**vars(run.retrain_cfg), "binary": True})
+    run.retrained("two-stage, 1-bit weights + distillation", run.spatial_options(temporal=True, retrain=binary),
+                  teacher=run.base)
+
+
+def section_tight(run: TableRun) -> None:
+    from neurosim.pruning import fisher
+    from neurosim.pruning.fisher import VARIANT_LABELS
+    from neurosim.pruning.pipeline import PruneOptions, prune
+
+    tight = run.args.tight_budget
+    print(f"tight budget {tight}", flush=True)
     for variant in fisher.VARIANTS:
-        m, rec = prune(base, calib, PruneOptions(temporal=False, budget=args.tight_budget, variant=variant), log=quiet)
-        tight_rows.append(measure(f"spatial: {VARIANT_LABELS[variant]}", m, rec, ctx))
-    m, rec = prune(base, calib, PruneOptions(temporal=False, budget=args.tight_budget, variant="fim_asr", swap=False),
-                   log=quiet)
-    tight_rows.append(measure("spatial: FIM + ASR (both), no greedy swaps", m, rec, ctx))
-    retrained("spatial: FIM + ASR (both) + retraining",
-              PruneOptions(temporal=False, budget=args.tight_budget, retrain_epochs=epochs, retrain=retrain_cfg),
-              table=tight_rows)
-    print(f"retraining seeds (spatial + retraining at {args.budget})", flush=True)
-    for seed in range(1, args.retrain_seeds):
-        cfg = RetrainConfig(**{**vars(retrain_cfg), "seed": seed})
-        retrained(f"spatial: FIM + ASR (both) + retraining, seed {seed}",
-                  PruneOptions(**{**spatial, "retrain": cfg}), table=res["seeds_rows"])
+        m, rec = prune(run.base, run.calib, PruneOptions(temporal=False, budget=tight, variant=variant),
+                       log=lambda s: None)
+        run.add("tight_rows", measure(f"spatial: {VARIANT_LABELS[variant]}", m, rec, run.ctx))
+    m, rec = prune(run.base, run.calib, PruneOptions(temporal=False, budget=tight, variant="fim_asr", swap=False),
+                   log=lambda s: None)
+    run.add("tight_rows", measure("spatial: FIM + ASR (both), no greedy swaps", m, rec, run.ctx))
+    run.retrained("spatial: FIM + ASR (both) + retraining", run.spatial_options(budget=tight), table="tight_rows")
 
-    print("budget sweep (rate-mode accuracy, no retraining)", flush=True)
+
+def section_seeds(run: TableRun) -> None:
+    from neurosim.pruning.retrain import RetrainConfig
+
+    print(f"retraining seeds (spatial + retraining at {run.args.budget})", flush=True)
+    for seed in range(1, run.args.retrain_seeds):
+        cfg = RetrainConfig(**{**vars(run.retrain_cfg), "seed": seed})
+        run.retrained(f"spatial: FIM + ASR (both) + retraining, seed {seed}", run.spatial_options(retrain=cfg),
+                      table="seeds_rows")
+
+
+def section_sweep_pca(run: TableRun) -> None:
+    from neurosim.pruning import activity, budget, fisher, select
     from neurosim.pruning.evaluate import accuracy
+    from neurosim.pruning.retrain import clone_encoder
+    from neurosim.pruning.temporal import allocate_timesteps, layer_sequence, pca_components, temporal_allocation
+
+    base, calib, test, val = run.base, run.calib, run.splits["test"], run.splits["val"]
+    print("budget sweep (rate-mode accuracy, no retraining)", flush=True)
     grads = fisher.mask_gradients(base, *calib)
     stats = activity.spike_stats(base, calib[0])
     costs = budget.unit_costs(budget.structure(base))
-    for frac in args.sweep:
+    for frac in run.args.sweep:
         for variant in fisher.VARIANTS:
-            imp = fisher.importance(grads, stats, base, variant)
-            sel = select.select_and_refine(imp, costs, frac * costs.full())
+            sel = select.select_and_refine(fisher.importance(grads, stats, base, variant), costs, frac * costs.full())
             m = clone_encoder(base)
             select.apply_masks(m, sel.head_keep, sel.neuron_keep)
-            res["sweep"].append(dict(budget=frac, variant=variant, normalized_c=sel.m / costs.full(),
-                                     acc_rate=accuracy(m, *splits["test"], mode="rate"),
-                                     acc_val_rate=accuracy(m, *splits["val"], mode="rate"),
-                                     heads_kept=sel.head_keep.sum(1).tolist(),
-                                     neurons_kept=sel.neuron_keep.sum(1).tolist()))
-
+            run.res["sweep"].append(dict(budget=frac, variant=variant, normalized_c=sel.m / costs.full(),
+                                         acc_rate=accuracy(m, *test, mode="rate"),
+                                         acc_val_rate=accuracy(m, *val, mode="rate"),
+                                         heads_kept=sel.head_keep.sum(1).tolist(),
+                                         neurons_kept=sel.neuron_keep.sum(1).tolist()))
     print("PCA readings", flush=True)
-    for t in sorted({t_conv, 85}):
+    for t in sorted({run.t_conv, 85}):
         st = activity.spike_stats(base, calib[0], t)
         for data in ("running", "step", "samples"):
             for var in (0.99, 0.999, 0.99999):
                 comps = [pca_components(layer_sequence(st, b, data), var) for b in range(len(base.blocks))]
-                res["pca"].append(dict(t_conv=t, data=data, variance=var, granularity="block", components=comps,
-                                       timesteps=allocate_timesteps(comps, t, 1.02)))
+                run.res["pca"].append(dict(t_conv=t, data=data, variance=var, granularity="block", components=comps,
+                                           timesteps=allocate_timesteps(comps, t, 1.02)))
                 sub = temporal_allocation(st, len(base.blocks), var, 1.02, data, "sublayer")
-                res["pca"].append(dict(t_conv=t, data=data, variance=var, granularity="sublayer",
-                                       components=sub.components, timesteps=sub.timesteps, mean_t=sub.mean_t))
-    if not args.skip_binary:
-        retrained("two-stage, 1-bit weights + distillation",
-                  PruneOptions(budget=args.budget, retrain_epochs=epochs,
-                               retrain=RetrainConfig(**{**vars(retrain_cfg), "binary": True})), teacher=base)
-
-    settings["seconds"] = round(time.time() - start, 1)
-    save_partial()
-    return json.loads(out_json.read_text())
+                run.res["pca"].append(dict(t_conv=t, data=data, variance=var, granularity="sublayer",
+                                           components=sub.components, timesteps=sub.timesteps, mean_t=sub.mean_t))
+    run.save()
 
 
-# -- output ----------------------------------------------------------------------------------
+PARTS = dict(spatial=section_spatial, lr=section_lr, temporal=section_temporal, two_stage=section_two_stage, joint=section_joint,
+             rate_mode=section_rate_mode, binary=section_binary, tight=section_tight, seeds=section_seeds,
+             sweep_pca=section_sweep_pca)
+"""The table's parts, in the order their rows are written. Each starts from the unpruned model, so a part
+can run in a process of its own (--jobs); 'two_stage' and 'rate_mode' then retrain the spatial stage again
+(same seed) instead of taking it from 'spatial'."""
+
+
+def run(args, sections=tuple(PARTS)) -> dict:
+    """The chosen parts, one after another in this process; OUT.json written as rows come."""
+    start = time.time()
+    table_run = TableRun(args)
+    for name in sections:
+        PARTS[name](table_run)
+    table_run.settings["seconds"] = round(time.time() - start, 1)
+    table_run.save()
+    return json.loads(outputs(args.out)[0].read_text())
+
+
+def run_parallel(args, argv: list[str]) -> dict:
+    """Every part in a process of its own, `args.jobs` at a time (spread over the visible GPUs), then their
+    rows merged in PARTS order into OUT.json. A part that fails, or still runs after args.time_limit seconds
+    and is stopped, keeps the rows it wrote and is named in settings['partial']."""
+    import os
+    import subprocess
+
+    start, parts_dir = time.time(), args.out.with_name(args.out.name + ".parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    gpus = _gpu_count(args.device)
+    pending, running, failed = list(PARTS), [], []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name = pending.pop(0)
+            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(len(running) % gpus)} if gpus > 1 else {}))
+            log = open(parts_dir / f"{name}.log", "w")
+            cmd = [sys.executable, sys.argv[0], *_without(argv, "--jobs", "--out"), "--sections", name,
+                   "--out", str(parts_dir / name)]
+            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        time.sleep(1)
+        if args.time_limit and time.time() - start > args.time_limit:   # stop what runs on; keep what it wrote
+            for name, proc, _ in running:
+                proc.terminate()
+            pending.clear()
+        for item in [r for r in running if r[1].poll() is not None]:
+            running.remove(item)
+            item[2].close()
+            print(f"part {item[0]} ended (exit {item[1].returncode}, {time.time() - start:.0f} s)", flush=True)
+            if item[1].returncode:
+                failed.append(item[0])
+    return merge_parts(args, parts_dir, failed, round(time.time() - start, 1))
+
+
+def merge_parts(args, parts_dir: Path, failed: list[str], seconds: float) -> dict:
+    """The parts' JSONs as one run's, rows in PARTS order."""
+    lists = ("rows", "tight_rows", "seeds_rows", "lr", "sweep", "pca")
+    merged: dict = {key: [] for key in lists}
+    for name in PARTS:
+        path = outputs(parts_dir / name)[0]
+        if not path.is_file():
+            failed = sorted(set(failed) | {name})
+            continue
+        part = json.loads(path.read_text())
+        for key in lists:
+            merged[key] += part.get(key, [])
+        merged.update({k: part[k] for k in ("settings", "torch", "numpy")})
+    merged["settings"].update(seconds=seconds, jobs=args.jobs)
+    if failed:
+        merged["settings"]["partial"] = (f"The parts {', '.join(failed)} did not finish (their logs: "
+                                         f"{parts_dir.name}/); their rows are missing or incomplete.")
+    outputs(args.out)[0].write_text(json.dumps(merged, indent=1))
+    return merged
+
+
+def _gpu_count(device: str) -> int:
+    if not device.startswith("cuda"):
+        return 1
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def _without(argv: list[str], *options: str) -> list[str]:
+    """argv less the given options and their values."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in options:
+            skip = True
+        elif not any(a.startswith(o + "=") for o in options):
+            out.append(a)
+    return out
+
+
 def _e(j):
     return "-" if j is None else (f"{j * 1e3:.2f} mJ" if j >= 1e-3 else f"{j * 1e6:.0f} uJ")
 
@@ -306,6 +481,11 @@ def table(rows: list[dict], base: dict) -> list[str]:
     return lines
 
 
+def _in_parallel(settings: dict) -> str:
+    jobs = settings.get("jobs", 1)
+    return f", the table's {len(PARTS)} parts in {jobs} processes at once" if jobs > 1 else ""
+
+
 def write_markdown(res: dict, md: Path, findings: Path) -> None:
     s = res["settings"]
     rows, tight = res["rows"], res["tight_rows"]
@@ -316,7 +496,7 @@ def write_markdown(res: dict, md: Path, findings: Path) -> None:
     seeds = s["seeds"]
     lines = [f"# Spatio-temporal pruning of {shipped} (shape of the seed paper's Tables II-IV)", "",
              f"Written by `python analysis/pruning_table.py` ({(s.get('seconds') or float('nan')) / 60:.1f} min on "
-             f"{s['machine']}, torch {res['torch']}). Model `{model}` ({c['layers']} layers, hidden {c['hidden']}, "
+             f"{s['machine']}{_in_parallel(s)}, torch {res['torch']}). Model `{model}` ({c['layers']} layers, hidden {c['hidden']}, "
              f"{c['heads']} heads, intermediate {c['intermediate']}, T_conv = {s['t_conv']}); task: movie-review "
              f"sentence polarity, test set of 1,058 sentences; calibration: {s['calibration']} training sentences; "
              f"retraining: {s['retrain_epochs_per_stage']} epochs per stage in `{s['retrain']['mode']}` mode, batch "
@@ -410,9 +590,13 @@ def figure(res: dict, png: Path) -> None:
         ax.legend(fontsize=8)
 
     ax = axes[1, 1]
-    for variant in ("fim", "fim_asr_neuron", "fim_asr_attn", "fim_asr"):
+    # markers shrink and dashes differ from one score to the next, so scores that pick the same masks stay visible
+    styles = (("fim", "o", 10, "-"), ("fim_asr_neuron", "s", 8, "--"), ("fim_asr_attn", "^", 6, "-."),
+              ("fim_asr", "D", 4, ":"))
+    for variant, marker, size, dashes in styles:
         pts = [r for r in res["sweep"] if r["variant"] == variant]
-        ax.plot([p["normalized_c"] for p in pts], [100 * p["acc_rate"] for p in pts], marker="o", label=variant)
+        ax.plot([p["normalized_c"] for p in pts], [100 * p["acc_rate"] for p in pts], marker=marker, ms=size,
+                ls=dashes, label=variant)
     ax.axhline(100 * rows[0]["acc_rate"], color="grey", ls=":", label="unpruned")
     ax.set_xlabel("ACs, structural: M(h, n) / M(1, 1, T)")
     ax.set_ylabel("test accuracy, rate mode (%)")
@@ -437,23 +621,37 @@ def main() -> None:
                         help="retraining seeds of the spatial + retraining row (the first is the main table's)")
     parser.add_argument("--lrs", type=float, nargs="+", default=[5e-10, 1e-6, 1e-4, 5e-4],
                         help="learning rates of the one-epoch probe")
+    parser.add_argument("--retrain-lr", type=float, default=0,
+                        help="the retraining's weight learning rate (0: RetrainConfig's default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", type=Path, default=MODEL, help="a SpikingEncoder checkpoint trained on the task")
     parser.add_argument("--device", default="cpu", help="where torch runs: cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=HERE / "pruning_table", help="OUT: path prefix of what is written")
     parser.add_argument("--smoke", action="store_true", help="tiny data, two batches per epoch; writes to /tmp")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="run the table's parts in this many processes at once (over the visible GPUs)")
+    parser.add_argument("--sections", nargs="+", choices=tuple(PARTS), default=tuple(PARTS),
+                        help="only these parts; writes OUT.json alone (what --jobs runs in each process)")
+    parser.add_argument("--time-limit", type=float, default=0,
+                        help="with --jobs: stop the parts still running after this many seconds (0: none)")
     args = parser.parse_args()
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA GPU; "
                      "use --device cpu, or run on a machine with a GPU and a CUDA build of torch")
-    if args.smoke:
+    if args.smoke and tuple(args.sections) == tuple(PARTS):   # a part's --out is already its parent's folder
         args.out = Path("/tmp") / args.out.name
         args.sweep = args.sweep[:2]
     out_json, out_md, out_png, findings = outputs(args.out)
+    if tuple(args.sections) != tuple(PARTS):
+        run(args, args.sections)
+        print(f"wrote {out_json}")
+        return
     if args.reuse:
         res = json.loads(out_json.read_text())
+    elif args.jobs > 1:
+        res = run_parallel(args, sys.argv[1:])
     else:
         res = run(args)   # writes OUT.json as it goes
     write_markdown(res, out_md, findings)
