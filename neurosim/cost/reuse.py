@@ -29,6 +29,7 @@ does not (one nest per stationary choice).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -313,6 +314,16 @@ class CoreLevels:
         self.ports = np.isfinite(self.sram_port) | np.any([np.isfinite(w) for w in self.port_width.values()], axis=0)
         self.serial = np.array([f.get("ports", "overlapped") == "serial" for f in flows])
 
+    def take(self, rows: np.ndarray) -> "CoreLevels":
+        """These levels on the points `rows`, in that order (a field is an array or list with one entry per
+        point, or a dict of them)."""
+        pick = lambda v: v[rows] if isinstance(v, np.ndarray) else [v[i] for i in rows]  # noqa: E731
+        out = copy.copy(self)
+        for name, value in vars(self).items():
+            setattr(out, name, len(rows) if name == "n" else
+                    {k: pick(v) for k, v in value.items()} if isinstance(value, dict) else pick(value))
+        return out
+
     def port_names(self) -> list[list[str]]:
         """Per point, the name of each port slot of `port_cycles`: the level of each role (slots that exist only
         where some point has levels), then the core SRAM."""
@@ -467,7 +478,6 @@ def distinct_points(work, levels: CoreLevels, membrane_bits, activation_bits, ac
     that differ in something the levels' counts read (their levels, dataflow, precisions, per-layer work),
     as `distinct.distinct` gives them. A sweep's points mostly differ in numbers the loop nests do not see
     (core counts, SRAM sizes, the global buffer), so the counts are made once for many points."""
-    from .chips import take_points   # chips builds its CoreLevels from this module
     n = levels.n
     mb, ab = (np.broadcast_to(np.asarray(x, float), (n,)) for x in (membrane_bits, activation_bits))
     work_rows = [np.asarray(x, float) for x in (acs, macs_done, neuron_updates)]   # (L,): every point's
@@ -475,7 +485,7 @@ def distinct_points(work, levels: CoreLevels, membrane_bits, activation_bits, ac
     first, inverse = distinct(point_fields(levels) + [mb, ab] + per_point, n)
     if len(first) == n:   # all distinct: the points as they are, in their order
         return np.arange(n), np.arange(n), (levels, mb, ab, *work_rows)
-    return first, inverse, (take_points(levels, first), mb[first], ab[first],
+    return first, inverse, (levels.take(first), mb[first], ab[first],
                             *(x[first] if x.ndim == 2 else x for x in work_rows))
 
 
