@@ -3,6 +3,7 @@
     python benchmarks/sweep.py                 # writes benchmarks/results/sweep.md
     python benchmarks/sweep.py --repeats 1     # a quick check
     python benchmarks/sweep.py --baseline DIR  # also: the closed form of the checkout in DIR, for ratios
+                                               # (repeat --baseline for several checkouts)
 
 Closed form: 200 points of SpikingBERT-4L on the edge chip (10 core counts x
 10 SRAM sizes x spatial / sequential-rates), and 20,000 points of the same
@@ -10,7 +11,7 @@ kind to show the steady state; simulated: 40 points of SpikingBERT-4L on the
 large chip (4 core counts x 5 SRAM sizes x spatial / sequential-rates).
 
 For each case and mode, `neurosim.dse.run_sweep` runs into a fresh folder:
-spec loading, planning (every point validated by the arch schema), model
+spec loading, planning (every point's arch validated by the arch schema), model
 loading, evaluation, and appending every row to results.csv (flushed and
 fsync'ed per batch). "warm" runs reuse a started cluster (a long sweep's
 steady state); "cold" runs include starting the LocalCluster and importing
@@ -143,7 +144,7 @@ def phases(spec: Path) -> dict[str, float]:
     t2 = time.perf_counter()
     evaluate_batch(points[:1])      # model load and per-network preparation, once
     t3 = time.perf_counter()
-    rows = [r for b in batches(points, 512) for r in evaluate_batch(b)]
+    rows = [r for b in batches(points, in_process_batch()) for r in evaluate_batch(b)]
     t4 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         store = ResultStore(d, columns(sweep), resume=False)
@@ -171,7 +172,8 @@ def closed_form_only(tmp: Path) -> dict[str, float]:
 
 
 def evaluate_only(spec: Path) -> float:
-    """Seconds to evaluate a planned sweep's points in batches of 512 (no spec, planning or files)."""
+    """Seconds to evaluate a planned sweep's points in batches as an in-process sweep cuts them (no spec,
+    planning or files)."""
     from neurosim.dse.evaluate import evaluate_batch
     from neurosim.dse.spec import load_spec, plan
     from neurosim.dse.sweep import batches
@@ -179,14 +181,23 @@ def evaluate_only(spec: Path) -> float:
     points = plan(load_spec(spec))
     evaluate_batch(points[:1])   # model and per-network preparation, once
     t0 = time.perf_counter()
-    for b in batches(points, 512):
+    for b in batches(points, in_process_batch()):
         evaluate_batch(b)
     return time.perf_counter() - t0
 
 
-def against_baseline(baseline: Path, repeats: int) -> list[tuple[str, float, float]]:
-    """The closed form of this checkout and of the one in `baseline`, each in a fresh process, alternating
-    A, B, A, B so both see the same machine; rows of (measure, best here, best there)."""
+def in_process_batch() -> int:
+    """The closed-form points a `--workers 0` sweep of this checkout evaluates together (512 before
+    dse.sweep.IN_PROCESS_BATCH)."""
+    from neurosim.dse import sweep
+
+    return getattr(sweep, "IN_PROCESS_BATCH", 512)
+
+
+def against_baselines(baselines: list[Path], repeats: int) -> list[tuple[str, float, list[float]]]:
+    """The closed form of this checkout and of each checkout in `baselines`, each in a fresh process,
+    alternating (A, B, C, A, B, C, ...) so all see the same machine; rows of (measure, best here, best in
+    each baseline)."""
     import json
     import subprocess
 
@@ -196,12 +207,13 @@ def against_baseline(baseline: Path, repeats: int) -> list[tuple[str, float, flo
                               capture_output=True, text=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    here, there = [], []
+    here, there = [], [[] for _ in baselines]
     for _ in range(repeats):
         here.append(measure(HERE.parent))
-        there.append(measure(baseline.resolve()))
+        for runs, baseline in zip(there, baselines):
+            runs.append(measure(baseline.resolve()))
     best = lambda runs, k: max(r[k] for r in runs) if "points/s" in k else min(r[k] for r in runs)  # noqa: E731
-    return [(k, best(here, k), best(there, k)) for k in here[0]]
+    return [(k, best(here, k), [best(runs, k) for runs in there]) for k in here[0]]
 
 
 def write_specs(tmp: Path) -> dict[str, Path]:
@@ -217,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--baseline", type=Path, help="a checkout of another commit (e.g. made with git worktree): "
-                        "its closed form is measured in the same run and the ratios reported")
+    parser.add_argument("--baseline", type=Path, action="append", default=[],
+                        help="a checkout of another commit (e.g. made with git worktree): its closed form is measured "
+                        "in the same run and the ratios reported (give it again for more checkouts)")
     parser.add_argument("--closed-form-only", action="store_true", help=argparse.SUPPRESS)  # one baseline measurement
     args = parser.parse_args(argv)
     if args.closed_form_only:
@@ -271,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = cpu_ceiling()
     sim_one, sim_two, sim_ceiling = simulator_ceiling(specs["simulator, 40 points"])
     ph = phases(specs["closed form, 20,000 points"])
-    baseline = against_baseline(args.baseline, args.repeats) if args.baseline else []
+    baseline = against_baselines(args.baseline, args.repeats) if args.baseline else []
 
     def rate(case, mode):
         r = next(r for r in rows if r[0] == case and r[1] == mode)
@@ -285,12 +298,14 @@ def main(argv: list[str] | None = None) -> int:
              f"{', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in os.getloadavg())}"
              " (other sessions share these CPUs; timings swing between runs by tens of percent).", "",
              "Each run is `neurosim.dse.run_sweep` into a fresh folder: spec loading, planning (each point's merged "
-             "arch validated by the schema, its id hashed), model loading, evaluation, and every row appended to "
-             "results.csv (flushed and fsync'ed per batch). *Cold*: the run starts its own LocalCluster (workers "
-             "import neurosim, build the model); *warm*: a started cluster, as in the steady state of a long sweep. "
-             "Closed-form points that share a model and mapping are evaluated together in one call of the closed "
-             "form over all of them (`neurosim/cost/closed_form.py`, the same code `cost.estimate` runs on one "
-             "point); each simulated point is a Dask task of its own.", "",
+             "arch validated by the schema, each distinct section once; its id hashed), model loading, evaluation, "
+             "and every row appended to results.csv (flushed and fsync'ed per batch). *Cold*: the run starts its "
+             "own LocalCluster (workers import neurosim, build the model); *warm*: a started cluster, as in the "
+             "steady state of a long sweep. Closed-form points that share a model and mapping are evaluated "
+             "together in one call of the closed form over all of them (`neurosim/cost/closed_form.py`, the same "
+             "code `cost.estimate` runs on one point; 4,096 points a call in process, 512 a Dask task), which "
+             "prices once the points that differ only in what a part of it does not read (`cost.distinct`); "
+             "each simulated point is a Dask task of its own.", "",
              "| case | mode | points | best (s) | median (s) | points/s (best) |", "|---|---|---|---|---|---|"]
     for case, mode, n, best, med in rows:
         lines.append(f"| {case} | {mode} | {n} | {best:.3f} | {med:.3f} | {n / best:,.0f} |")
@@ -310,18 +325,22 @@ def main(argv: list[str] | None = None) -> int:
     if baseline:
         import subprocess
 
-        commit = subprocess.run(["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip() or "?"
-        lines += ["## Against a baseline commit", "",
-                  f"The closed form of this checkout and of commit {commit} (`--baseline {args.baseline}`), each "
-                  f"in a fresh process, alternating, best of {args.repeats}, in this run on this machine. A ratio "
-                  "above 1 means this checkout is faster.", "",
-                  "| measure | this checkout | baseline | ratio |", "|---|---|---|---|"]
-        for measure, here, there in baseline:
+        commits = [subprocess.run(["git", "-C", str(b), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                  text=True).stdout.strip() or "?" for b in args.baseline]
+        lines += ["## Against baseline commits", "",
+                  "The closed form of this checkout and of " + ", ".join(f"commit {c} (`--baseline {b}`)"
+                                                                      for c, b in zip(commits, args.baseline))
+                  + f", each in a fresh process, alternating, best of {args.repeats}, in this run on this machine. "
+                  "A ratio above 1 means this checkout is faster.", "",
+                  "| measure | this checkout | " + " | ".join(f"{c} | ratio" for c in commits) + " |",
+                  "|---|---|" + "---|---|" * len(commits)]
+        for measure, here, theres in baseline:
             if "points/s" in measure:
-                lines.append(f"| {measure} | {here:,.0f} | {there:,.0f} | {here / there:.2f}x |")
+                cells = [f"{t:,.0f} | {here / t:.2f}x" for t in theres]
+                lines.append(f"| {measure} | {here:,.0f} | " + " | ".join(cells) + " |")
             else:
-                lines.append(f"| {measure} (s, in process) | {here:.3f} | {there:.3f} | {there / here:.2f}x |")
+                cells = [f"{t:.3f} | {t / here:.2f}x" for t in theres]
+                lines.append(f"| {measure} (s, in process) | {here:.3f} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Simulated points", "",
               f"* Warm cluster: {sim1:.1f} points/s on 1 worker, {sim2:.1f} on 2: **{sim2 / sim1:.2f}x** with 2 "
