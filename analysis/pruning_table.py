@@ -386,7 +386,7 @@ def run_parallel(args, argv: list[str]) -> dict:
             name = pending.pop(0)
             env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(len(running) % gpus)} if gpus > 1 else {}))
             log = open(parts_dir / f"{name}.log", "w")
-            cmd = [sys.executable, sys.argv[0], *_without(argv, "--jobs", "--out"), "--sections", name,
+            cmd = [sys.executable, sys.argv[0], *options_without(argv, "--jobs", "--out"), "--sections", name,
                    "--out", str(parts_dir / name)]
             running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
         time.sleep(1)
@@ -432,7 +432,7 @@ def _gpu_count(device: str) -> int:
     return max(1, torch.cuda.device_count())
 
 
-def _without(argv: list[str], *options: str) -> list[str]:
+def options_without(argv: list[str], *options: str) -> list[str]:
     """argv less the given options and their values."""
     out, skip = [], False
     for a in argv:
