@@ -516,10 +516,13 @@ def run(net: Network, inputs: np.ndarray | None = None, *, handoff: str = "locks
     if device is not None:
         from .torch_engine import run_multistep
         input_events, input_raster = run_multistep(states, inp, in_steps, device, record_rasters)
-    elif handoff == "stochastic":
-        _run_stochastic(states, by_name, take_input, seed)
     else:
-        _run_stepwise(states, by_name, take_input)
+        dense = sum(float(s.steps) * n * s.layer.in_features * s.layer.out_features for s in states)
+        with kernels.serial_if_small(dense):
+            if handoff == "stochastic":
+                _run_stochastic(states, by_name, take_input, seed)
+            else:
+                _run_stepwise(states, by_name, take_input)
     notes = [note for s in states for note in s.notes]
     return SpikeTrace(network=net.name, handoff=handoff, seed=seed, seq_len=n, input_size=net.input_size,
                       layers={s.name: s.trace(net) for s in states}, input_events_per_step=input_events,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import types
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -33,6 +34,26 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 # (ACs, neuron updates, softmax scores) and numba has more than one thread;
 # below it, waking the thread pool costs more than it saves.
 PARALLEL_WORK = 100_000
+
+
+# A whole run whose dense bound (every input of every layer active at every step: steps x tokens x
+# in x out, summed) is below this runs serial throughout: its calls are small enough that the pool's
+# wake-ups cost what threads save, and a fresh install's first run (the default model, ~0.3 G) then
+# compiles only the serial kernels (about 4 s of CPU less). SpikingBERT-4L's bound is ~180 G.
+SERIAL_RUN_WORK = 1_000_000_000
+_SERIAL_RUN: list[bool] = [False]
+
+
+@contextmanager
+def serial_if_small(dense_work: float):
+    """Within: every call runs serial when the run's dense bound is below SERIAL_RUN_WORK.
+    A PARALLEL_WORK of 0 (tests that check the threaded kernels) keeps calls threaded."""
+    saved = _SERIAL_RUN[0]
+    _SERIAL_RUN[0] = dense_work < SERIAL_RUN_WORK and PARALLEL_WORK > 0
+    try:
+        yield
+    finally:
+        _SERIAL_RUN[0] = saved
 
 
 class Kernel:
@@ -50,7 +71,7 @@ class Kernel:
         self.__doc__ = py_func.__doc__
 
     def __call__(self, work, *args):
-        fast = work >= PARALLEL_WORK and numba.get_num_threads() > 1
+        fast = work >= PARALLEL_WORK and numba.get_num_threads() > 1 and not _SERIAL_RUN[0]
         return (self.threaded if fast else self.serial)(*args)
 
 def cache_is_cold() -> bool:
