@@ -127,9 +127,13 @@ def _local_workers(workers: int | None, scheduler: str | None, client: Any) -> i
     return 1 if workers == 0 else workers or os.cpu_count() or 1
 
 
-def _numba_cache_dir(out: Path) -> str:
+def numba_cache_dir() -> str:
+    """The Numba cache the sweep's workers share: NUMBA_CACHE_DIR, else the user cache's 'numba' folder
+    (paths.user_cache_dir: NEUROSIM_CACHE_DIR, ~/.cache/neurosim, or a temp folder where home is read-only)."""
+    from ..paths import user_cache_dir
+
     if "NUMBA_CACHE_DIR" not in os.environ:
-        os.environ["NUMBA_CACHE_DIR"] = str(Path.home() / ".cache" / "neurosim" / "numba")
+        os.environ["NUMBA_CACHE_DIR"] = str(user_cache_dir("numba"))
     Path(os.environ["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     return os.environ["NUMBA_CACHE_DIR"]
 
@@ -175,7 +179,7 @@ def run_sweep(spec_path: str | Path, out_dir: str | Path, *, resume: bool = Fals
             summary.wall_s = time.perf_counter() - t_start
             summary.notes.append("nothing to do: every point is finished")
             return summary
-        _numba_cache_dir(out)
+        numba_cache_dir()
         bar = _progress(len(todo), sweep.spec.name, progress)
         if progress:   # messages while the bar is drawn go above it, never onto its line
             log = _above(bar, log)
