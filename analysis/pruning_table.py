@@ -164,7 +164,7 @@ class TableRun:
                      f"{args.threads} CPU threads of a shared 2-core machine"))
         self._spatial_retrained = None
 
-    def save(self, _row=None) -> None:
+    def save(self) -> None:
         """OUT.json after every row, so a run stopped early keeps what it measured."""
         from neurosim.pruning.pipeline import plain
 
