@@ -163,6 +163,7 @@ class TableRun:
             machine=(torch.cuda.get_device_name() if args.device.startswith("cuda") else
                      f"{args.threads} CPU threads of a shared 2-core machine"))
         self._spatial_retrained = None
+        self._post_training: dict[float, dict] = {}
 
     def save(self) -> None:
         """OUT.json after every row, so a run stopped early keeps what it measured."""
@@ -200,6 +201,25 @@ class TableRun:
         return PruneOptions(**{**dict(spatial=False, t_conv=self.t_conv, retrain_epochs=self.args.epochs,
                                       retrain=self.retrain_cfg), **changes})
 
+    def post_training(self, budget: float) -> dict:
+        """Post-training spatial pruning at `budget` with each score of Table II: variant -> (model, record),
+        made once per budget (the spatial rows and the learning-rate probe share them)."""
+        from neurosim.pruning import fisher
+        from neurosim.pruning.pipeline import PruneOptions, prune
+
+        if budget not in self._post_training:
+            self._post_training[budget] = {
+                v: prune(self.base, self.calib, PruneOptions(temporal=False, budget=budget, variant=v),
+                         log=lambda s: None) for v in fisher.VARIANTS}
+        return self._post_training[budget]
+
+    def add_post_training(self, budget: float, table: str) -> None:
+        """A row for each score's post-training masks at `budget`."""
+        from neurosim.pruning.fisher import VARIANT_LABELS
+
+        for variant, (model, rec) in self.post_training(budget).items():
+            self.add(table, measure(f"spatial: {VARIANT_LABELS[variant]}", model, rec, self.ctx))
+
     def spatial_retrained(self):
         """The spatial + retraining stage (model, record): measured as a row by 'spatial', the source of the
         two-stage rows. Retrained here when this process did not run 'spatial'."""
@@ -216,28 +236,17 @@ class TableRun:
 
 
 def section_spatial(run: TableRun) -> None:
-    from neurosim.pruning import fisher
-    from neurosim.pruning.fisher import VARIANT_LABELS
-    from neurosim.pruning.pipeline import PruneOptions, prune
-
-    args = run.args
     print("baseline", flush=True)
     run.add("rows", measure(f"baseline (unpruned, T = {run.t_conv})", run.base, None, run.ctx))
-    print(f"spatial, budget {args.budget}", flush=True)
-    post = {}
-    for variant in fisher.VARIANTS:
-        post[variant], rec = prune(run.base, run.calib, PruneOptions(temporal=False, budget=args.budget,
-                                                                     variant=variant), log=lambda s: None)
-        run.add("rows", measure(f"spatial: {VARIANT_LABELS[variant]}", post[variant], rec, run.ctx))
+    print(f"spatial, budget {run.args.budget}", flush=True)
+    run.add_post_training(run.args.budget, "rows")
     model, rec = run.spatial_retrained()
     run.add("rows", measure("spatial: FIM + ASR (both) + retraining", model, rec, run.ctx))
 
 
 def section_lr(run: TableRun) -> None:
-    from neurosim.pruning.pipeline import PruneOptions, prune
-
     print("learning rate (Table I's 5e-10 and ours)", flush=True)
-    post, _ = prune(run.base, run.calib, PruneOptions(temporal=False, budget=run.args.budget), log=lambda s: None)
+    post, _ = run.post_training(run.args.budget)["fim_asr"]
     run.res["lr"] = lr_probe(post, run.splits, run.args.lrs, run.retrain_cfg)
     run.save()
 
@@ -291,16 +300,11 @@ def section_binary(run: TableRun) -> None:
 
 
 def section_tight(run: TableRun) -> None:
-    from neurosim.pruning import fisher
-    from neurosim.pruning.fisher import VARIANT_LABELS
     from neurosim.pruning.pipeline import PruneOptions, prune
 
     tight = run.args.tight_budget
     print(f"tight budget {tight}", flush=True)
-    for variant in fisher.VARIANTS:
-        m, rec = prune(run.base, run.calib, PruneOptions(temporal=False, budget=tight, variant=variant),
-                       log=lambda s: None)
-        run.add("tight_rows", measure(f"spatial: {VARIANT_LABELS[variant]}", m, rec, run.ctx))
+    run.add_post_training(tight, "tight_rows")
     m, rec = prune(run.base, run.calib, PruneOptions(temporal=False, budget=tight, variant="fim_asr", swap=False),
                    log=lambda s: None)
     run.add("tight_rows", measure("spatial: FIM + ASR (both), no greedy swaps", m, rec, run.ctx))

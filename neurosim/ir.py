@@ -649,7 +649,7 @@ class Norm:
     of its input over the steps so far, "frozen" a mean and variance fixed at
     calibration (a per-feature affine); the cost model prices each
     (cost.analytic.LAYERNORM_OPS_BY_STATISTICS); the spike engine normalizes
-    each step's input whatever it says.
+    each step's input alone, so it refuses any but "step".
     """
 
     layernorm: bool = True

@@ -39,7 +39,8 @@ PARALLEL_WORK = 100_000
 # A whole run whose dense bound (every input of every layer active at every step: steps x tokens x
 # in x out, summed) is below this runs serial throughout: its calls are small enough that the pool's
 # wake-ups cost what threads save, and a fresh install's first run (the default model, ~0.3 G) then
-# compiles only the serial kernels (about 4 s of CPU less). SpikingBERT-4L's bound is ~180 G.
+# compiles only the serial kernels (2.6 s of CPU less, benchmarks/results/spike_engine.md). SpikingBERT-4L's
+# bound is ~180 G.
 SERIAL_RUN_WORK = 1_000_000_000
 _SERIAL_RUN: list[bool] = [False]
 
