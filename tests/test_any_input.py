@@ -109,7 +109,9 @@ def test_any_input_is_refused_in_one_clear_line_or_priced_with_finite_consistent
 SEEN = set()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the coverage check below asserts what these 60 draws reach, so they are the same draws on
+# every run (random ones missed an infeasible design about once in seven runs)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(archs(wild=False), cards(wild=False))
 def test_any_valid_input_is_priced_or_infeasible_never_inconsistent(arch_data, card_data):
     SEEN.add(_check(arch_data, card_data))
