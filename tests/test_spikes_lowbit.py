@@ -161,5 +161,5 @@ def test_long_runs_of_binary_events_are_summed_exactly_in_narrow_integers(signs)
     np.testing.assert_array_equal(cur[0], [600 * top] * 4 + [-600 * top])
     np.testing.assert_array_equal(cur[1], spk[1].astype(np.int64) @ codes.astype(np.int64))
     fp32 = np.zeros((2, L), np.float32)
-    kernels.accumulate(0, ptr, idx, val, kernels.tiles_of(codes.astype(np.float32), 2), fp32)   # 3 tiles of 2
+    kernels.accumulate(0, ptr, idx, val, kernels.tiles_of(codes.astype(np.float32), 2), codes.shape[0], fp32)   # 3 tiles of 2
     np.testing.assert_array_equal(fp32, cur)

@@ -167,7 +167,7 @@ class LayerState:
         n, L = self.shape
         ptr, idx, val = kernels.events_csr(self.spk)
         rec = self.scratch.get("recurrent", self.shape)
-        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_tiles, rec)
+        kernels.accumulate(len(idx) * L, ptr, idx, val, self.rec_tiles, kernels.input_chunk(self.rec_tiles), rec)
         self.cur += rec
         self.acs_per_step[t] += len(idx) * L
         self.effective_acs_per_step[t] += self.rec_nonzero[idx].sum()
@@ -221,7 +221,7 @@ class LayerState:
         elif self.tiles.dtype == np.int8:
             kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, self.cur)
         else:
-            kernels.accumulate(work, ptr, idx, val, self.tiles, self.cur)
+            kernels.accumulate(work, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles), self.cur)
 
     # -- one step ---------------------------------------------------------------------
     def step(self, t: int, inputs: list[np.ndarray], events) -> None:
@@ -415,8 +415,8 @@ class LayerState:
             if self.dense_fan_out:
                 self.effective_acs_per_step[t0:t0 + a] = np.diff(bounds) * L
             else:
-                running = np.concatenate(([0], np.cumsum(self.nonzero_fan_out[idx])))
-                self.effective_acs_per_step[t0:t0 + a] = np.diff(running[bounds])
+                kernels.gathered_sums(len(idx), bounds, idx, self.nonzero_fan_out,
+                                      self.effective_acs_per_step[t0:t0 + a])
         else:   # spikes on a MAC datapath: a dense product every step
             self.macs += a * n * self.live_in * L
 

@@ -233,6 +233,17 @@ def events_csr(spk, counts=None):
     return ptr, idx, val
 
 
+@Kernel
+def gathered_sums(bounds, idx, weights, out):
+    """out[s] = sum of weights[idx[e]] over the events e of span s (bounds[s] <= e < bounds[s + 1]): a layer's
+    effective ACs per step, each input event counting its input's nonzero fan-out."""
+    for s in prange(out.shape[0]):
+        total = 0
+        for e in range(bounds[s], bounds[s + 1]):
+            total += weights[idx[e]]
+        out[s] = total
+
+
 # -- event-driven accumulation --------------------------------------------------------------------
 # A linear layer's weights are kept tile-major (weights.tiles): (tiles, in, TILE) with TILE live outputs per
 # tile, zero-padded. A work item is one tile for a block of rows (tokens; a layer run layer-major has a row
@@ -287,40 +298,85 @@ def work_items(n, L, tile):
     return ((n + rows - 1) // rows) * ((L + tile - 1) // tile)
 
 
+# A tile larger than this is read in chunks of IN_CHUNK inputs (a row's events are sorted by input, so each
+# row keeps a cursor into its events): the chunk stays in L2 while every row of the block adds its events
+# from it. A 3072 x 256 fp32 tile (3 MiB) read whole came from L3: 9.7-10.6 G ACs/s on the 2-core VM at rate
+# 0.1, 13.3-15.2 in chunks of 384-640 inputs; a 768-input tile (768 KiB) ran fastest whole (16.8-18.4 G).
+L2_TILE_BYTES, IN_CHUNK = 1 << 20, 512
+
+
+def input_chunk(tiles: np.ndarray) -> int:
+    """Inputs per pass of `accumulate` over one tile: all of them when the tile fits L2_TILE_BYTES."""
+    n_in, tile_bytes = tiles.shape[1], tiles.shape[1] * tiles.shape[2] * tiles.itemsize
+    return max(1, n_in) if tile_bytes <= L2_TILE_BYTES else IN_CHUNK
+
+
+@njit(cache=True, inline="always")
+def _add_events(w, idx, val, e, stop, c, m):
+    """c[:m] += val[e] * w[idx[e], :m] for the events e to `stop`, eight at a time, then four, then one: each
+    output gets (((a + b) + (c + d)) + ((e + f) + (g + h))), a = v * w. When every value is 1 (binary spikes)
+    the same sums are formed by adds only (v * w = w exactly), in a loop without the multiplies."""
+    binary = True
+    for j in range(e, stop):
+        binary &= val[j] == 1
+    if binary:
+        while e + 8 <= stop:
+            w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
+            w4, w5, w6, w7 = w[idx[e + 4], :m], w[idx[e + 5], :m], w[idx[e + 6], :m], w[idx[e + 7], :m]
+            for o in range(m):
+                c[o] += ((w0[o] + w1[o]) + (w2[o] + w3[o])) + ((w4[o] + w5[o]) + (w6[o] + w7[o]))
+            e += 8
+    while e + 8 <= stop:
+        w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
+        w4, w5, w6, w7 = w[idx[e + 4], :m], w[idx[e + 5], :m], w[idx[e + 6], :m], w[idx[e + 7], :m]
+        v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
+        v4, v5, v6, v7 = val[e + 4], val[e + 5], val[e + 6], val[e + 7]
+        for o in range(m):
+            c[o] += ((v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])) + \
+                ((v4 * w4[o] + v5 * w5[o]) + (v6 * w6[o] + v7 * w7[o]))
+        e += 8
+    if e + 4 <= stop:
+        w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
+        v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
+        for o in range(m):
+            c[o] += (v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])
+        e += 4
+    while e < stop:
+        w0, v0 = w[idx[e], :m], val[e]
+        for o in range(m):
+            c[o] += v0 * w0[o]
+        e += 1
+
+
 @Kernel
-def accumulate(ptr, idx, val, tiles, cur):
+def accumulate(ptr, idx, val, tiles, chunk, cur):
     """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * W[idx[e]], fp32.
 
     Only rows of inputs that spiked are read; each event costs one add per live output (an AC each).
-    tiles: (tiles, in, TILE) float32 (weights.tiles). Events are added four at a time, which saves loads
-    and stores of `cur`: each output gets ((a + b) + (c + d)), with a = w when the event's value is 1 (binary
-    spikes: adds only) and v * w otherwise. Exact for integer weights; otherwise a rounding change against
-    adding one event at a time.
+    tiles: (tiles, in, TILE) float32 (weights.tiles), read `chunk` inputs at a time (`input_chunk`). Events
+    are added eight at a time within a chunk (`_add_events`), which saves loads and stores of `cur` (15-25 %
+    more ACs/s than four at a time on one layer, benchmarks/results/spike_engine.md). Exact for
+    integer weights; otherwise a rounding change against adding one event at a time.
     """
     n, L = cur.shape
-    tile = tiles.shape[2]
+    tile, n_in = tiles.shape[2], tiles.shape[1]
     for k in prange(work_items(n, L, tile)):
         i0, i1, t, o0, m = _item(k, n, L, tile)
         w = tiles[t]
-        for i in range(i0, i1):
-            c = cur[i, o0:o0 + m]
-            c[:] = 0.0
-            e, end = ptr[i], ptr[i + 1]
-            while e + 4 <= end:
-                w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
-                v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
-                if v0 == 1 and v1 == 1 and v2 == 1 and v3 == 1:
-                    for o in range(m):
-                        c[o] += (w0[o] + w1[o]) + (w2[o] + w3[o])
-                else:
-                    for o in range(m):
-                        c[o] += (v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])
-                e += 4
-            while e < end:
-                w0, v0 = w[idx[e], :m], val[e]
-                for o in range(m):
-                    c[o] += v0 * w0[o]
-                e += 1
+        cursor = ptr[i0:i1].copy()                  # each row's next event
+        for k1 in range(chunk, n_in + chunk, chunk):
+            for i in range(i0, i1):
+                c = cur[i, o0:o0 + m]
+                if k1 == chunk:
+                    c[:] = 0.0
+                e, stop = cursor[i - i0], ptr[i + 1]
+                if k1 < n_in:                       # the row's events below the chunk's end
+                    end = e
+                    while end < stop and idx[end] < k1:
+                        end += 1
+                    stop = end
+                _add_events(w, idx, val, e, stop, c, m)
+                cursor[i - i0] = stop
 
 
 # Codes of binary events (value 1) are summed in narrow integers first, then widened into the int32 sum:

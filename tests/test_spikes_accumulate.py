@@ -1,0 +1,51 @@
+"""The event-driven accumulation read in input chunks, and the effective-AC sums, against direct products."""
+
+import numpy as np
+import pytest
+
+from neurosim.spikes import kernels
+
+
+def events(rate: float, rows: int, n_in: int, seed: int):
+    rng = np.random.default_rng(seed)
+    spk = (rng.random((rows, n_in)) < rate).astype(np.uint8)
+    spk[0, ::5] = 3                                    # a row with multi-level events
+    return spk, kernels.events_csr(spk)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_accumulating_in_input_chunks_gives_the_exact_product_on_integer_weights(threaded):
+    spk, (ptr, idx, val) = events(0.2, 70, 50, seed=1)
+    w = np.random.default_rng(2).integers(-9, 10, (50, 20)).astype(np.float32)
+    expected = spk.astype(np.int64) @ w.astype(np.int64)
+    tiles = kernels.tiles_of(w, 8)                     # 3 tiles of 8 outputs, the last padded
+    work = 10 ** 9 if threaded else 0
+    for chunk in (50, 7, 1, 64):                       # whole, uneven chunks, one input each, wider than in
+        cur = np.full((70, 20), np.nan, np.float32)
+        kernels.accumulate(work, ptr, idx, val, tiles, chunk, cur)
+        np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
+
+
+def test_accumulating_in_input_chunks_stays_within_float32_rounding_on_real_weights():
+    spk, (ptr, idx, val) = events(0.1, 40, 300, seed=3)
+    w = np.random.default_rng(4).normal(0, 0.1, (300, 33)).astype(np.float32)
+    expected = spk.astype(np.float64) @ w.astype(np.float64)
+    cur = np.zeros((40, 33), np.float32)
+    kernels.accumulate(0, ptr, idx, val, kernels.tiles_of(w, 16), 64, cur)
+    np.testing.assert_allclose(cur, expected, rtol=0, atol=1e-5)
+
+
+def test_a_tile_larger_than_the_l2_budget_is_read_in_chunks_and_a_small_one_whole():
+    small = np.zeros((1, 768, 256), np.float32)        # 768 KiB
+    large = np.zeros((1, 3072, 256), np.float32)       # 3 MiB
+    assert kernels.input_chunk(small) == 768
+    assert kernels.input_chunk(large) == kernels.IN_CHUNK < 3072
+
+
+def test_effective_acs_per_step_sum_each_events_fan_out():
+    idx = np.array([0, 2, 2, 1, 0, 3], np.int32)
+    fan_out = np.array([5, 0, 7, 1], np.int64)
+    bounds = np.array([0, 2, 2, 6], np.int64)          # three steps: events 0-1, none, 2-5
+    out = np.full(3, -1, np.int64)
+    kernels.gathered_sums(0, bounds, idx, fan_out, out)
+    np.testing.assert_array_equal(out, [5 + 7, 0, 7 + 0 + 5 + 1])
