@@ -26,6 +26,19 @@ def test_accumulating_in_input_chunks_gives_the_exact_product_on_integer_weights
         np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
 
 
+@pytest.mark.parametrize("signs", [False, True])
+def test_int8_codes_accumulated_in_input_chunks_give_the_exact_product(signs):
+    spk, (ptr, idx, val) = events(0.3, 70, 300, seed=5)
+    top = 1 if signs else 127
+    codes = np.random.default_rng(6).integers(-top, top + 1, (300, 20)).astype(np.int8)
+    expected = spk.astype(np.int64) @ codes.astype(np.int64)
+    for chunk in (300, 64, 1):
+        cur = np.full((70, 20), np.nan, np.float32)
+        kernels.accumulate_codes(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, 8), signs, chunk, cur,
+                                 cur.view(np.int32))
+        np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
+
+
 def test_accumulating_in_input_chunks_stays_within_float32_rounding_on_real_weights():
     spk, (ptr, idx, val) = events(0.1, 40, 300, seed=3)
     w = np.random.default_rng(4).normal(0, 0.1, (300, 33)).astype(np.float32)

@@ -219,7 +219,8 @@ class LayerState:
         if self.packed is not None:
             kernels.accumulate_packed(work, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
         elif self.tiles.dtype == np.int8:
-            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, self.cur)
+            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, kernels.input_chunk(self.tiles), self.cur,
+                                     self.cur.view(np.int32))
         else:
             kernels.accumulate(work, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles), self.cur)
 
@@ -327,9 +328,9 @@ class LayerState:
         a, n, H, hd = len(q), self.n, len(self.heads), self.head_dim
         if H == 0:
             return
-        qt = np.ascontiguousarray(q.transpose(0, 2, 1), dtype=np.float32)
+        q = np.ascontiguousarray(q, dtype=np.float32)
         st = self.scratch.get("scores", (a, H, n, n))
-        kernels.attention_scores(a * H * n * n, qt, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
+        kernels.attention_scores(a * H * n * n, q, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
         np.exp(st, out=st)
         v_events = np.zeros((a, H), np.int64)
         kernels.attention_sum(a * H * n * n, st, v, self.heads, hd, self.cur.reshape(a, n, -1), v_events)

@@ -312,6 +312,17 @@ def input_chunk(tiles: np.ndarray) -> int:
 
 
 @njit(cache=True, inline="always")
+def _chunk_end(idx, e, end, k1, n_in):
+    """The first of a row's events e .. end - 1 (sorted by input) whose input is k1 or above: where the
+    row's events of the chunk that ends at k1 stop (`end` for the last chunk, without a scan)."""
+    if k1 >= n_in:
+        return end
+    while e < end and idx[e] < k1:
+        e += 1
+    return e
+
+
+@njit(cache=True, inline="always")
 def _add_events(w, idx, val, e, stop, c, m):
     """c[:m] += val[e] * w[idx[e], :m] for the events e to `stop`, eight at a time, then four, then one: each
     output gets (((a + b) + (c + d)) + ((e + f) + (g + h))), a = v * w. When every value is 1 (binary spikes)
@@ -369,12 +380,8 @@ def accumulate(ptr, idx, val, tiles, chunk, cur):
                 c = cur[i, o0:o0 + m]
                 if k1 == chunk:
                     c[:] = 0.0
-                e, stop = cursor[i - i0], ptr[i + 1]
-                if k1 < n_in:                       # the row's events below the chunk's end
-                    end = e
-                    while end < stop and idx[end] < k1:
-                        end += 1
-                    stop = end
+                e = cursor[i - i0]
+                stop = _chunk_end(idx, e, ptr[i + 1], k1, n_in)
                 _add_events(w, idx, val, e, stop, c, m)
                 cursor[i - i0] = stop
 
@@ -390,11 +397,13 @@ def _add_binary_run(w, idx, val, e, stop, run, m):
     """run[:m] = sum of the code rows of the events from e on while their value is 1, up to `stop`;
     returns the next event. The narrow sums are exact while the run is short enough (SIGN_RUN, CODE_RUN)."""
     run[:m] = 0
-    while e + 4 <= stop and val[e] == 1 and val[e + 1] == 1 and val[e + 2] == 1 and val[e + 3] == 1:
+    while e + 8 <= stop and ((val[e] == 1) & (val[e + 1] == 1) & (val[e + 2] == 1) & (val[e + 3] == 1)) & \
+            ((val[e + 4] == 1) & (val[e + 5] == 1) & (val[e + 6] == 1) & (val[e + 7] == 1)):
         w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
+        w4, w5, w6, w7 = w[idx[e + 4], :m], w[idx[e + 5], :m], w[idx[e + 6], :m], w[idx[e + 7], :m]
         for o in range(m):
-            run[o] = run[o] + w0[o] + w1[o] + w2[o] + w3[o]
-        e += 4
+            run[o] = run[o] + ((w0[o] + w1[o]) + (w2[o] + w3[o])) + ((w4[o] + w5[o]) + (w6[o] + w7[o]))
+        e += 8
     while e < stop and val[e] == 1:
         w0 = w[idx[e], :m]
         for o in range(m):
@@ -403,44 +412,60 @@ def _add_binary_run(w, idx, val, e, stop, run, m):
     return e
 
 
+@njit(cache=True, inline="always")
+def _add_codes(w, idx, val, e, stop, signs, acc, run8, run16, m):
+    """acc[:m] += val[e] * code[idx[e], :m] for the events e to `stop`, exactly: runs of value-1 events
+    summed narrow first (`_add_binary_run`), other events as value x code in int32."""
+    limit = SIGN_RUN if signs else CODE_RUN
+    while e < stop:
+        if val[e] == 1:
+            if signs:
+                e = _add_binary_run(w, idx, val, e, min(stop, e + limit), run8, m)
+                for o in range(m):
+                    acc[o] += run8[o]
+            else:
+                e = _add_binary_run(w, idx, val, e, min(stop, e + limit), run16, m)
+                for o in range(m):
+                    acc[o] += run16[o]
+        else:
+            w0, v0 = w[idx[e], :m], np.int32(val[e])
+            for o in range(m):
+                acc[o] += v0 * np.int32(w0[o])
+            e += 1
+
+
 @Kernel
-def accumulate_codes(ptr, idx, val, tiles, signs, cur):
+def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur, sums):
     """accumulate() on int8 weight codes (lowbit.py): cur[i] = float32(sum of val[e] * code[idx[e]]).
 
     The sums are integers, exact (the scale is applied by `fire`): runs of events of value 1 add their
     codes without a multiply, in int8 (`signs`: every code -1, 0 or +1) or int16 partial sums, widened
     into int32; other events add value x code in int32. The float32 of an exact sum is what the fp32
     kernel computes on the same codes whenever its own sum is exact (below 2^24): the same spikes.
+    Inputs are read `chunk` at a time (`input_chunk`), as by `accumulate`; `sums` is cur's memory seen as
+    int32 (cur.view(np.int32)), where each row's exact sums build up over the chunks before the last
+    converts them to float32 in place.
     """
     n, L = cur.shape
-    tile = tiles.shape[2]
-    limit = SIGN_RUN if signs else CODE_RUN
+    tile, n_in = tiles.shape[2], tiles.shape[1]
     for k in prange(work_items(n, L, tile)):
         i0, i1, t, o0, m = _item(k, n, L, tile)
         w = tiles[t]
-        acc = np.empty(m, np.int32)
+        cursor = ptr[i0:i1].copy()                  # each row's next event
         run8, run16 = np.empty(m, np.int8), np.empty(m, np.int16)
-        for i in range(i0, i1):
-            acc[:] = 0
-            e, end = ptr[i], ptr[i + 1]
-            while e < end:
-                if val[e] == 1:
-                    if signs:
-                        e = _add_binary_run(w, idx, val, e, min(end, e + limit), run8, m)
-                        for o in range(m):
-                            acc[o] += run8[o]
-                    else:
-                        e = _add_binary_run(w, idx, val, e, min(end, e + limit), run16, m)
-                        for o in range(m):
-                            acc[o] += run16[o]
-                else:
-                    w0, v0 = w[idx[e], :m], np.int32(val[e])
+        for k1 in range(chunk, n_in + chunk, chunk):
+            for i in range(i0, i1):
+                acc = sums[i, o0:o0 + m]
+                if k1 == chunk:
+                    acc[:] = 0
+                e = cursor[i - i0]
+                stop = _chunk_end(idx, e, ptr[i + 1], k1, n_in)
+                _add_codes(w, idx, val, e, stop, signs, acc, run8, run16, m)
+                cursor[i - i0] = stop
+                if k1 >= n_in:
+                    c = cur[i, o0:o0 + m]
                     for o in range(m):
-                        acc[o] += v0 * np.int32(w0[o])
-                    e += 1
-            c = cur[i, o0:o0 + m]
-            for o in range(m):
-                c[o] = np.float32(acc[o])
+                        c[o] = np.float32(acc[o])
 
 
 @Kernel
@@ -549,8 +574,9 @@ FIRE_CHUNK = 512
 @njit(cache=True, inline="always")
 def _fire_plain(c, scale, bias, u, spk, totals, leak, vth):
     """_fire_token for the default neuron (flags 0, binary: subtract s_prev * vth after the leak, fire on
-    u >= vth, no synaptic current): the same float32 operations in one loop, about half the time."""
-    fired = 0
+    u >= vth, no synaptic current): the same float32 operations in one loop, about half the time. The
+    spikes are counted in a loop of their own: a count inside the neuron's loop keeps it from running on
+    vectors (15-20 % of the kernel's time on the 2-core VM)."""
     for o in range(u.shape[0]):
         x = c[o] * scale[o] + bias[o]
         s, th = spk[o], vth[o]
@@ -560,7 +586,9 @@ def _fire_plain(c, scale, bias, u, spk, totals, leak, vth):
         b = np.uint8(1) if v >= th else np.uint8(0)
         spk[o] = b
         totals[o] += b
-        fired += b
+    fired = np.int32(0)
+    for o in range(spk.shape[0]):
+        fired += np.int32(spk[o])
     return fired
 
 
@@ -626,21 +654,27 @@ def _row_events(row, feats):
 
 
 @Kernel
-def attention_scores(qt, kspk, heads, head_dim, inv_sqrt, st):
+def attention_scores(q, kspk, heads, head_dim, inv_sqrt, st):
     """Scores of K steps, shifted for the softmax: st[t, h, j, i] = s_ij - max_j s_ij, s_ij = Q_i.K_j / sqrt(head_dim)
     at step t.
 
-    qt (K, features, n) is the real Query, transposed; kspk (K, n, features); h counts the live heads.
+    q (K, n, features) is the real Query, float32; each work item copies its head's part transposed
+    (head_dim x n, 32 KiB for 64 x 128), so a feature's query values are contiguous; kspk (K, n, features);
+    h counts the live heads.
     The dot products run over K's events (with binary K that is exact and
     cheaper than the dense product; the cost model still counts the scores as
     dense MACs). The caller exponentiates st (numpy's vectorized exp). One (step, head) per work item.
     """
     H = heads.shape[0]
-    n = qt.shape[2]
-    for item in prange(qt.shape[0] * H):
+    n = q.shape[1]
+    for item in prange(q.shape[0] * H):
         t, h = item // H, item % H
         col0 = heads[h] * head_dim
-        sh, q_t, k_t = st[t, h], qt[t], kspk[t]
+        sh, k_t = st[t, h], kspk[t]
+        q_t = np.empty((head_dim, n), np.float32)
+        for i in range(n):
+            for f in range(head_dim):
+                q_t[f, i] = q[t, i, col0 + f]
         feats = np.empty(head_dim, np.int64)
         for j in range(n):
             row = sh[j]
@@ -648,9 +682,9 @@ def attention_scores(qt, kspk, heads, head_dim, inv_sqrt, st):
                 row[i] = 0.0
             for e in range(_row_events(k_t[j, col0:col0 + head_dim], feats)):
                 f = feats[e]
-                q, kf = q_t[col0 + f], np.float32(k_t[j, col0 + f]) * inv_sqrt
+                qf, kf = q_t[f], np.float32(k_t[j, col0 + f]) * inv_sqrt
                 for i in range(n):
-                    row[i] += kf * q[i]
+                    row[i] += kf * qf[i]
         mx = np.full(n, -np.inf, np.float32)
         for j in range(n):
             for i in range(n):
