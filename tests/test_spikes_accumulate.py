@@ -48,17 +48,20 @@ def test_accumulating_in_input_chunks_stays_within_float32_rounding_on_real_weig
     np.testing.assert_allclose(cur, expected, rtol=0, atol=1e-5)
 
 
-def test_a_tile_larger_than_the_l2_budget_is_read_in_chunks_and_a_small_one_whole():
+def test_a_tile_larger_than_the_l2_budget_is_read_in_chunks_unless_its_sums_would_not_fit():
     small = np.zeros((1, 768, 256), np.float32)        # 768 KiB
     large = np.zeros((1, 3072, 256), np.float32)       # 3 MiB
     assert kernels.input_chunk(small) == 768
     assert kernels.input_chunk(large) == kernels.IN_CHUNK < 3072
+    assert kernels.input_chunk(np.zeros((1, 3072, 768), np.int8)) == kernels.IN_CHUNK   # 2.3 MiB, sums 768 KiB
+    assert kernels.input_chunk(np.zeros((1, 768, 3072), np.int8)) == 768                # sums 3 MiB a block
 
 
-def test_effective_acs_per_step_sum_each_events_fan_out():
-    idx = np.array([0, 2, 2, 1, 0, 3], np.int32)
-    fan_out = np.array([5, 0, 7, 1], np.int64)
-    bounds = np.array([0, 2, 2, 6], np.int64)          # three steps: events 0-1, none, 2-5
-    out = np.full(3, -1, np.int64)
-    kernels.gathered_sums(0, bounds, idx, fan_out, out)
-    np.testing.assert_array_equal(out, [5 + 7, 0, 7 + 0 + 5 + 1])
+def test_events_per_input_count_the_tokens_with_an_event_at_each_input_and_step():
+    spikes = np.zeros((2, 3, 4), np.uint8)
+    spikes[0, :, 1] = 1                                # step 0: input 1 in every token
+    spikes[0, 2, 3] = 5                                # a multi-level event counts once
+    spikes[1, 0, 0] = spikes[1, 1, 0] = 1
+    out = np.full((2, 4), -1, np.int32)
+    kernels.events_per_input(0, spikes, out)
+    np.testing.assert_array_equal(out, [[0, 3, 0, 1], [2, 0, 0, 0]])

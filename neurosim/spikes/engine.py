@@ -416,8 +416,9 @@ class LayerState:
             if self.dense_fan_out:
                 self.effective_acs_per_step[t0:t0 + a] = np.diff(bounds) * L
             else:
-                kernels.gathered_sums(len(idx), bounds, idx, self.nonzero_fan_out,
-                                      self.effective_acs_per_step[t0:t0 + a])
+                per_input = np.empty((a, x.shape[2]), np.int32)
+                kernels.events_per_input(x.size, x, per_input)
+                self.effective_acs_per_step[t0:t0 + a] = per_input @ self.nonzero_fan_out
         else:   # spikes on a MAC datapath: a dense product every step
             self.macs += a * n * self.live_in * L
 

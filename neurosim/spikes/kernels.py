@@ -234,14 +234,17 @@ def events_csr(spk, counts=None):
 
 
 @Kernel
-def gathered_sums(bounds, idx, weights, out):
-    """out[s] = sum of weights[idx[e]] over the events e of span s (bounds[s] <= e < bounds[s + 1]): a layer's
-    effective ACs per step, each input event counting its input's nonzero fan-out."""
-    for s in prange(out.shape[0]):
-        total = 0
-        for e in range(bounds[s], bounds[s + 1]):
-            total += weights[idx[e]]
-        out[s] = total
+def events_per_input(spikes, out):
+    """out[s, j] = the tokens whose input j carries an event at step s, spikes (steps, tokens, inputs): with a
+    layer's nonzero fan-out per input, its effective ACs per step (out @ fan_out), from the dense spikes in
+    one vectorized pass instead of a gather per event."""
+    for s in prange(spikes.shape[0]):
+        row = out[s]
+        row[:] = 0
+        for i in range(spikes.shape[1]):
+            x = spikes[s, i]
+            for j in range(x.shape[0]):
+                row[j] += x[j] != 0
 
 
 # -- event-driven accumulation --------------------------------------------------------------------
@@ -300,15 +303,20 @@ def work_items(n, L, tile):
 
 # A tile larger than this is read in chunks of IN_CHUNK inputs (a row's events are sorted by input, so each
 # row keeps a cursor into its events): the chunk stays in L2 while every row of the block adds its events
-# from it. A 3072 x 256 fp32 tile (3 MiB) read whole came from L3: 9.7-10.6 G ACs/s on the 2-core VM at rate
-# 0.1, 13.3-15.2 in chunks of 384-640 inputs; a 768-input tile (768 KiB) ran fastest whole (16.8-18.4 G).
+# from it, and the block's sums (ROW_BLOCK rows x the tile's width, 4 bytes each) are revisited once per chunk,
+# so they must fit too. On the 2-core VM at rate 0.1 (benchmarks/results/spike_engine.md), 2 threads: a
+# 3072 x 256 fp32 tile (3 MiB) ran 10-13 G ACs/s read whole, 15-21 in chunks of 512; int8 codes of a 3072 x 768
+# layer 38-48 whole, 55-56 in chunks; a 768 x 3072 code matrix (sums 3 MiB a block) ran fastest whole.
 L2_TILE_BYTES, IN_CHUNK = 1 << 20, 512
 
 
 def input_chunk(tiles: np.ndarray) -> int:
-    """Inputs per pass of `accumulate` over one tile: all of them when the tile fits L2_TILE_BYTES."""
-    n_in, tile_bytes = tiles.shape[1], tiles.shape[1] * tiles.shape[2] * tiles.itemsize
-    return max(1, n_in) if tile_bytes <= L2_TILE_BYTES else IN_CHUNK
+    """Inputs per pass of `accumulate` / `accumulate_codes` over one tile: all of them when the tile fits
+    L2_TILE_BYTES or a row block's sums would not."""
+    n_in, width = tiles.shape[1], tiles.shape[2]
+    if n_in * width * tiles.itemsize <= L2_TILE_BYTES or ROW_BLOCK * width * 4 > L2_TILE_BYTES:
+        return max(1, n_in)
+    return IN_CHUNK
 
 
 @njit(cache=True, inline="always")
