@@ -34,8 +34,7 @@ def test_int8_codes_accumulated_in_input_chunks_give_the_exact_product(signs):
     expected = spk.astype(np.int64) @ codes.astype(np.int64)
     for chunk in (300, 64, 1):
         cur = np.full((70, 20), np.nan, np.float32)
-        kernels.accumulate_codes(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, 8), signs, chunk, cur,
-                                 cur.view(np.int32))
+        kernels.accumulate_codes(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, 8), signs, chunk, cur)
         np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
 
 

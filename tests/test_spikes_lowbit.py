@@ -157,8 +157,7 @@ def test_long_runs_of_binary_events_are_summed_exactly_in_narrow_integers(signs)
     spk[1, ::7] = 3                                      # token 1: every 7th event has value 3
     ptr, idx, val = kernels.events_csr(spk)
     cur = np.zeros((2, L), np.float32)
-    kernels.accumulate_codes(0, ptr, idx, val, kernels.tiles_of(codes, kernels.TILE_CODES), signs, n_in, cur,
-                             cur.view(np.int32))
+    kernels.accumulate_codes(0, ptr, idx, val, kernels.tiles_of(codes, kernels.TILE_CODES), signs, n_in, cur)
     np.testing.assert_array_equal(cur[0], [600 * top] * 4 + [-600 * top])
     np.testing.assert_array_equal(cur[1], spk[1].astype(np.int64) @ codes.astype(np.int64))
     fp32 = np.zeros((2, L), np.float32)

@@ -215,14 +215,13 @@ class LayerState:
 
     def _accumulate(self, ptr, idx, val) -> None:
         """cur = W^T (events): the kernel for the layer's weights (fp32, int8 codes, packed signs)."""
-        work = len(idx) * self.shape[1]
+        work, chunk = len(idx) * self.shape[1], kernels.input_chunk(self.tiles)
         if self.packed is not None:
             kernels.accumulate_packed(work, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
         elif self.tiles.dtype == np.int8:
-            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, kernels.input_chunk(self.tiles), self.cur,
-                                     self.cur.view(np.int32))
+            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, chunk, self.cur)
         else:
-            kernels.accumulate(work, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles), self.cur)
+            kernels.accumulate(work, ptr, idx, val, self.tiles, chunk, self.cur)
 
     # -- one step ---------------------------------------------------------------------
     def step(self, t: int, inputs: list[np.ndarray], events) -> None:

@@ -383,15 +383,21 @@ def accumulate(ptr, idx, val, tiles, chunk, cur):
         i0, i1, t, o0, m = _item(k, n, L, tile)
         w = tiles[t]
         cursor = ptr[i0:i1].copy()                  # each row's next event
+        # the rows' sums in scratch of their own (one row in one pass, all the item's rows over several
+        # chunks), stored into cur after the last chunk: fresh memory the compiler knows nothing else
+        # points to runs the adds on vectors without overlap checks (20 % faster than summing in cur)
+        sums = np.empty((1 if chunk >= n_in else i1 - i0, m), np.float32)
         for k1 in range(chunk, n_in + chunk, chunk):
             for i in range(i0, i1):
-                c = cur[i, o0:o0 + m]
+                c = sums[0 if chunk >= n_in else i - i0]
                 if k1 == chunk:
                     c[:] = 0.0
                 e = cursor[i - i0]
                 stop = _chunk_end(idx, e, ptr[i + 1], k1, n_in)
                 _add_events(w, idx, val, e, stop, c, m)
                 cursor[i - i0] = stop
+                if k1 >= n_in:
+                    cur[i, o0:o0 + m] = c
 
 
 # Codes of binary events (value 1) are summed in narrow integers first, then widened into the int32 sum:
@@ -443,16 +449,14 @@ def _add_codes(w, idx, val, e, stop, signs, acc, run8, run16, m):
 
 
 @Kernel
-def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur, sums):
+def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur):
     """accumulate() on int8 weight codes (lowbit.py): cur[i] = float32(sum of val[e] * code[idx[e]]).
 
     The sums are integers, exact (the scale is applied by `fire`): runs of events of value 1 add their
     codes without a multiply, in int8 (`signs`: every code -1, 0 or +1) or int16 partial sums, widened
     into int32; other events add value x code in int32. The float32 of an exact sum is what the fp32
     kernel computes on the same codes whenever its own sum is exact (below 2^24): the same spikes.
-    Inputs are read `chunk` at a time (`input_chunk`), as by `accumulate`; `sums` is cur's memory seen as
-    int32 (cur.view(np.int32)), where each row's exact sums build up over the chunks before the last
-    converts them to float32 in place.
+    Inputs are read `chunk` at a time (`input_chunk`), the rows' int32 sums in scratch, as by `accumulate`.
     """
     n, L = cur.shape
     tile, n_in = tiles.shape[2], tiles.shape[1]
@@ -461,9 +465,10 @@ def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur, sums):
         w = tiles[t]
         cursor = ptr[i0:i1].copy()                  # each row's next event
         run8, run16 = np.empty(m, np.int8), np.empty(m, np.int16)
+        sums = np.empty((1 if chunk >= n_in else i1 - i0, m), np.int32)   # as in `accumulate`
         for k1 in range(chunk, n_in + chunk, chunk):
             for i in range(i0, i1):
-                acc = sums[i, o0:o0 + m]
+                acc = sums[0 if chunk >= n_in else i - i0]
                 if k1 == chunk:
                     acc[:] = 0
                 e = cursor[i - i0]
@@ -614,18 +619,22 @@ def fire_steps(work, cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, f
 
 @Kernel
 def fire_steps_plain(cur, scale, bias, u, spk, leak, vth, totals, out, counts):
-    """fire_steps for the default neuron, by `_fire_plain`."""
+    """fire_steps for the default neuron, by `_fire_plain`, on a copy of each chunk's state in scratch (fresh
+    memory: the neuron's loop then runs on vectors without overlap checks)."""
     K, n, L = cur.shape
     for i in prange(n):
         for t in range(K):
             counts[t, i] = 0
+        ui, si, ti = np.empty(FIRE_CHUNK, np.float32), np.empty(FIRE_CHUNK, np.uint8), np.empty(FIRE_CHUNK, np.int32)
         for c0 in range(0, L, FIRE_CHUNK):
             c1 = min(L, c0 + FIRE_CHUNK)
-            ui, si, ti = u[i, c0:c1], spk[i, c0:c1], totals[i, c0:c1]
+            m = c1 - c0
+            ui[:m], si[:m], ti[:m] = u[i, c0:c1], spk[i, c0:c1], totals[i, c0:c1]
             sc, bi, le, vt = scale[c0:c1], bias[c0:c1], leak[c0:c1], vth[c0:c1]
             for t in range(K):
-                counts[t, i] += _fire_plain(cur[t, i, c0:c1], sc, bi, ui, si, ti, le, vt)
-                out[t, i, c0:c1] = si
+                counts[t, i] += _fire_plain(cur[t, i, c0:c1], sc, bi, ui[:m], si[:m], ti[:m], le, vt)
+                out[t, i, c0:c1] = si[:m]
+            u[i, c0:c1], spk[i, c0:c1], totals[i, c0:c1] = ui[:m], si[:m], ti[:m]
 
 
 @Kernel
