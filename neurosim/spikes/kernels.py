@@ -123,6 +123,14 @@ def _uniform(key, index):
     return np.float64(_mix(key + np.uint64(index) * _GOLDEN) >> np.uint64(11)) * _INV53
 
 
+@njit(cache=True, inline="always")
+def copy_into(dst, src):
+    """dst[:] = src, element by element: a slice assignment between arrays makes Numba compile its
+    shape-mismatch error message, 2-4 s of CPU on a fresh install's first run."""
+    for o in range(src.shape[0]):
+        dst[o] = src[o]
+
+
 @Kernel
 def bernoulli_rates(p, key, out):
     """out[i, j] = 1 with probability p[i, j] (rate coding of a real input in [0, 1])."""
@@ -332,9 +340,9 @@ def _chunk_end(idx, e, end, k1, n_in):
 
 @njit(cache=True, inline="always")
 def _add_events(w, idx, val, e, stop, c, m):
-    """c[:m] += val[e] * w[idx[e], :m] for the events e to `stop`, eight at a time, then four, then one: each
-    output gets (((a + b) + (c + d)) + ((e + f) + (g + h))), a = v * w. When every value is 1 (binary spikes)
-    the same sums are formed by adds only (v * w = w exactly), in a loop without the multiplies."""
+    """c[:m] += val[e] * w[idx[e], :m] for the events e to `stop`. When every value is 1 (binary spikes),
+    eight at a time by adds only: each output gets (((a + b) + (c + d)) + ((e + f) + (g + h))); then, and for
+    other values, four at a time, ((v0 * a + v1 * b) + (v2 * c + v3 * d)), then one."""
     binary = True
     for j in range(e, stop):
         binary &= val[j] == 1
@@ -345,16 +353,7 @@ def _add_events(w, idx, val, e, stop, c, m):
             for o in range(m):
                 c[o] += ((w0[o] + w1[o]) + (w2[o] + w3[o])) + ((w4[o] + w5[o]) + (w6[o] + w7[o]))
             e += 8
-    while e + 8 <= stop:
-        w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
-        w4, w5, w6, w7 = w[idx[e + 4], :m], w[idx[e + 5], :m], w[idx[e + 6], :m], w[idx[e + 7], :m]
-        v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
-        v4, v5, v6, v7 = val[e + 4], val[e + 5], val[e + 6], val[e + 7]
-        for o in range(m):
-            c[o] += ((v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])) + \
-                ((v4 * w4[o] + v5 * w5[o]) + (v6 * w6[o] + v7 * w7[o]))
-        e += 8
-    if e + 4 <= stop:
+    while e + 4 <= stop:
         w0, w1, w2, w3 = w[idx[e], :m], w[idx[e + 1], :m], w[idx[e + 2], :m], w[idx[e + 3], :m]
         v0, v1, v2, v3 = val[e], val[e + 1], val[e + 2], val[e + 3]
         for o in range(m):
@@ -373,9 +372,9 @@ def accumulate(ptr, idx, val, tiles, chunk, cur):
 
     Only rows of inputs that spiked are read; each event costs one add per live output (an AC each).
     tiles: (tiles, in, TILE) float32 (weights.tiles), read `chunk` inputs at a time (`input_chunk`). Events
-    are added eight at a time within a chunk (`_add_events`), which saves loads and stores of `cur` (15-25 %
-    more ACs/s than four at a time on one layer, benchmarks/results/spike_engine.md). Exact for
-    integer weights; otherwise a rounding change against adding one event at a time.
+    are added eight at a time within a chunk (`_add_events`; binary spikes), which saves loads and stores of
+    the sums (15-25 % more ACs/s than four at a time on one layer, benchmarks/results/spike_engine.md).
+    Exact for integer weights; otherwise a rounding change against adding one event at a time.
     """
     n, L = cur.shape
     tile, n_in = tiles.shape[2], tiles.shape[1]
@@ -397,7 +396,7 @@ def accumulate(ptr, idx, val, tiles, chunk, cur):
                 _add_events(w, idx, val, e, stop, c, m)
                 cursor[i - i0] = stop
                 if k1 >= n_in:
-                    cur[i, o0:o0 + m] = c
+                    copy_into(cur[i, o0:o0 + m], c)
 
 
 # Codes of binary events (value 1) are summed in narrow integers first, then widened into the int32 sum:
@@ -629,12 +628,16 @@ def fire_steps_plain(cur, scale, bias, u, spk, leak, vth, totals, out, counts):
         for c0 in range(0, L, FIRE_CHUNK):
             c1 = min(L, c0 + FIRE_CHUNK)
             m = c1 - c0
-            ui[:m], si[:m], ti[:m] = u[i, c0:c1], spk[i, c0:c1], totals[i, c0:c1]
+            copy_into(ui, u[i, c0:c1])
+            copy_into(si, spk[i, c0:c1])
+            copy_into(ti, totals[i, c0:c1])
             sc, bi, le, vt = scale[c0:c1], bias[c0:c1], leak[c0:c1], vth[c0:c1]
             for t in range(K):
                 counts[t, i] += _fire_plain(cur[t, i, c0:c1], sc, bi, ui[:m], si[:m], ti[:m], le, vt)
-                out[t, i, c0:c1] = si[:m]
-            u[i, c0:c1], spk[i, c0:c1], totals[i, c0:c1] = ui[:m], si[:m], ti[:m]
+                copy_into(out[t, i, c0:c1], si[:m])
+            copy_into(u[i, c0:c1], ui[:m])
+            copy_into(spk[i, c0:c1], si[:m])
+            copy_into(totals[i, c0:c1], ti[:m])
 
 
 @Kernel
@@ -656,7 +659,7 @@ def fire_steps_any(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, fla
             for t in range(K):
                 counts[t, i] += _fire_token(cur[t, i, c0:c1], x[:c1 - c0], sc, bi, ui, si, sy, le, vt, dc, v_reset,
                                             flags, levels, ti, vi)
-                out[t, i, c0:c1] = si
+                copy_into(out[t, i, c0:c1], si)
 
 
 @njit(cache=True, inline="always")
