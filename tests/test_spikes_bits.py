@@ -12,7 +12,10 @@ def _signs_sum(spikes, codes, threaded):
     plus = kernels_bits.packed_signs(codes)
     cur = np.zeros((len(spikes), codes.shape[1]), np.float32)
     fired = np.zeros(len(spikes), np.int64)
-    kernels_bits.accumulate_signs(10**9 if threaded else 0, rows, plus, cur, fired)
+    if len(spikes) < kernels_bits.ROWS:
+        kernels_bits.sign_sums(rows, plus, cur, fired)
+    else:
+        kernels_bits.accumulate_signs(10**9 if threaded else 0, rows, plus, cur, fired)
     return cur, fired
 
 
@@ -24,12 +27,15 @@ def test_sign_popcounts_of_a_hand_example():
     assert cur.tolist() == [[2.0, -2.0]] and fired.tolist() == [2]
 
 
-@pytest.mark.parametrize("n_in", [100, 128, 768])
+@pytest.mark.parametrize("n_in, rows, outputs", [(100, 37, 45), (128, 37, 45), (768, 37, 45), (768, 2, 64),
+                                                 (70, 9, 7)])
 @pytest.mark.parametrize("threaded", [False, True])
-def test_sign_popcounts_equal_the_integer_sums_of_the_fired_inputs(n_in, threaded):
+def test_sign_popcounts_equal_the_integer_sums_of_the_fired_inputs(n_in, rows, outputs, threaded):
+    """Whole blocks of rows and vectors of outputs, a last block that overlaps, a tail of outputs, and fewer
+    rows than a block (padded), against integer matrix products."""
     rng = np.random.default_rng(n_in)
-    spikes = (rng.random((37, n_in)) < 0.2).astype(np.uint8)
-    codes = np.where(rng.random((n_in, 45)) < 0.5, 1, -1).astype(np.int8)
+    spikes = (rng.random((rows, n_in)) < 0.2).astype(np.uint8)
+    codes = np.where(rng.random((n_in, outputs)) < 0.5, 1, -1).astype(np.int8)
     cur, fired = _signs_sum(spikes, codes, threaded)
     assert np.array_equal(cur, spikes.astype(np.int64) @ codes.astype(np.int64))
     assert np.array_equal(fired, spikes.sum(axis=1))

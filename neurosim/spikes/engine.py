@@ -402,7 +402,7 @@ class LayerState:
         if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
             rows = events.packed(0)
             fired = np.empty(a * n, np.int64)
-            kernels_bits.accumulate_signs(self.cur.size * rows.shape[1], rows, self.plus, self.cur, fired)
+            kernels_bits.sign_sums(rows, self.plus, self.cur, fired)
             per_step = fired.reshape(a, n).sum(axis=1)
             bounds = np.concatenate(([0], np.cumsum(per_step)))
         else:

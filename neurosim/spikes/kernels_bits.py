@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .kernels import Kernel
@@ -63,48 +64,94 @@ def packed_signs(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bits.view(np.uint64).T)
 
 
-# Outputs summed at a time: two rows' sums of that many outputs stay in L1 while the sign words are read once
-# for both rows (the words of a 768 x 3072 layer are 288 KiB: read per row, from L2, they bound the kernel).
-CHUNK = 1024
+# The sums as explicit 512-bit vectors: LLVM's loop vectorizer keeps to 256-bit registers on this CPU, but
+# vectors written in the IR are lowered whole, so one vpopcntq counts 8 words at once where AVX-512 VPOPCNTDQ
+# exists (elsewhere LLVM expands it into a few narrower instructions, the same sums). A block of ROWS rows x
+# LANES outputs keeps its sums in registers over all input words, each sign vector loaded once for the ROWS
+# rows: 2x the previous loop over one SpikingBERT layer (benchmarks/results/spike_engine.md).
+ROWS, LANES = 4, 8
+_I64, _I32 = ir.IntType(64), ir.IntType(32)
+_VEC, _FVEC = ir.VectorType(_I64, LANES), ir.VectorType(ir.FloatType(), LANES)
+
+
+def _splat(builder, x):
+    """x (i64) in every lane of a vector."""
+    v = builder.insert_element(ir.Constant(_VEC, ir.Undefined), x, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, ir.Constant(_VEC, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+@intrinsic
+def _sign_block(typingctx, rows, r0, plus, o0, fired, cur):
+    """cur[r0 + k, o0:o0 + LANES] = float32(2 * sum_w popcount(rows[r0 + k, w] & plus[w, o0:o0 + LANES])
+    - fired[r0 + k]) for k < ROWS. C-contiguous arrays; the caller keeps every index in bounds."""
+    def codegen(context, builder, signature, args):
+        rows_a, plus_a, fired_a, cur_a = (context.make_array(signature.args[i])(context, builder, args[i])
+                                          for i in (0, 2, 4, 5))
+        first, out0 = args[1], args[3]
+        words = cgutils.unpack_tuple(builder, rows_a.shape, 2)[1]
+        width = cgutils.unpack_tuple(builder, plus_a.shape, 2)[1]
+        outputs = cgutils.unpack_tuple(builder, cur_a.shape, 2)[1]
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.ctpop.v8i64")
+        row = [builder.add(first, ir.Constant(_I64, k)) for k in range(ROWS)]
+        row_ptrs = [builder.gep(rows_a.data, [builder.mul(r, words)]) for r in row]
+        sums = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, [0] * LANES)) for _ in range(ROWS)]
+        with cgutils.for_range(builder, words) as loop:
+            w = loop.index
+            at = builder.gep(plus_a.data, [builder.add(builder.mul(w, width), out0)])
+            signs = builder.load(builder.bitcast(at, _VEC.as_pointer()), align=8)
+            for k in range(ROWS):
+                x = _splat(builder, builder.load(builder.gep(row_ptrs[k], [w])))
+                builder.store(builder.add(builder.load(sums[k]), builder.call(ctpop, [builder.and_(x, signs)])),
+                              sums[k])
+        for k in range(ROWS):
+            s = builder.load(sums[k])
+            n = _splat(builder, builder.load(builder.gep(fired_a.data, [row[k]])))
+            value = builder.sitofp(builder.sub(builder.add(s, s), n), _FVEC)
+            at = builder.gep(cur_a.data, [builder.add(builder.mul(row[k], outputs), out0)])
+            builder.store(value, builder.bitcast(at, _FVEC.as_pointer()), align=4)
+        return context.get_dummy_value()
+    if any(getattr(a, "layout", "C") != "C" for a in (rows, plus, fired, cur)):
+        return None   # the vectors read and write whole rows of C-contiguous arrays only
+    return types.void(rows, r0, plus, o0, fired, cur), codegen
 
 
 @Kernel
 def accumulate_signs(rows, plus, cur, fired):
     """cur[r, o] = float32(2 * sum_w popcount(rows[r, w] & plus[w, o]) - popcount(rows[r])), fired[r] =
     popcount(rows[r]) (the row's events). rows (R, words) and plus (words, L) uint64 (`packed_rows`,
-    `packed_signs`). Two rows at a time, each sign word read once for both, two words per add into the
-    sums, outputs in chunks of CHUNK."""
+    `packed_signs`), R >= ROWS (`sign_sums` pads fewer). Blocks of ROWS rows (the last one overlaps the
+    one before: rows summed twice, the same), LANES outputs at a time by `_sign_block`, the last L % LANES
+    outputs one by one."""
     R, words = rows.shape
     L = plus.shape[1]
-    for b in prange((R + 1) // 2):
-        r0 = 2 * b
-        r1 = min(r0 + 1, R - 1)            # an odd last row is summed twice, the same
-        s0, s1 = rows[r0], rows[r1]
-        t0, t1 = 0, 0
+    for r in prange(R):
+        t = 0
         for w in range(words):
-            t0 += _popcount(s0[w])
-            t1 += _popcount(s1[w])
-        a0, a1 = np.empty(min(L, CHUNK), np.int64), np.empty(min(L, CHUNK), np.int64)
-        for c0 in range(0, L, CHUNK):
-            m = min(CHUNK, L - c0)
-            a0[:m] = 0
-            a1[:m] = 0
-            w = 0
-            while w + 2 <= words:
-                p, q = plus[w, c0:c0 + m], plus[w + 1, c0:c0 + m]
-                x0, x1, y0, y1 = s0[w], s0[w + 1], s1[w], s1[w + 1]
-                for o in range(m):
-                    a0[o] += _popcount(x0 & p[o]) + _popcount(x1 & q[o])
-                    a1[o] += _popcount(y0 & p[o]) + _popcount(y1 & q[o])
-                w += 2
-            if w < words:
-                p, x0, y0 = plus[w, c0:c0 + m], s0[w], s1[w]
-                for o in range(m):
-                    a0[o] += _popcount(x0 & p[o])
-                    a1[o] += _popcount(y0 & p[o])
-            c, d = cur[r0, c0:c0 + m], cur[r1, c0:c0 + m]
-            for o in range(m):
-                c[o] = np.float32(2 * a0[o] - t0)
-                d[o] = np.float32(2 * a1[o] - t1)
-        fired[r0] = t0
-        fired[r1] = t1
+            t += _popcount(rows[r, w])
+        fired[r] = t
+    whole = L - L % LANES
+    for b in prange((R + ROWS - 1) // ROWS):
+        r0 = min(ROWS * b, R - ROWS)
+        for o0 in range(0, whole, LANES):
+            _sign_block(rows, r0, plus, o0, fired, cur)
+        for r in range(r0, r0 + ROWS):
+            for o in range(whole, L):
+                a = 0
+                for w in range(words):
+                    a += _popcount(rows[r, w] & plus[w, o])
+                cur[r, o] = np.float32(2 * a - fired[r])
+
+
+def sign_sums(rows: np.ndarray, plus: np.ndarray, cur: np.ndarray, fired: np.ndarray) -> None:
+    """`accumulate_signs` for any number of rows: fewer than ROWS are summed in a zero-padded copy."""
+    R = len(rows)
+    if R >= ROWS:
+        accumulate_signs(cur.size * rows.shape[1], rows, plus, cur, fired)
+        return
+    padded = np.zeros((ROWS, rows.shape[1]), np.uint64)
+    padded[:R] = rows
+    c, f = np.empty((ROWS, cur.shape[1]), np.float32), np.empty(ROWS, np.int64)
+    accumulate_signs(0, padded, plus, c, f)
+    cur[:] = c[:R]
+    fired[:] = f[:R]
