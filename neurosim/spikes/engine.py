@@ -328,11 +328,9 @@ class LayerState:
         if H == 0:
             return
         q = np.ascontiguousarray(q, dtype=np.float32)
-        st = self.scratch.get("scores", (a, H, n, n))
-        kernels.attention_scores(a * H * n * n, q, k, self.heads, hd, np.float32(1.0 / math.sqrt(hd)), st)
-        np.exp(st, out=st)
         v_events = np.zeros((a, H), np.int64)
-        kernels.attention_sum(a * H * n * n, st, v, self.heads, hd, self.cur.reshape(a, n, -1), v_events)
+        kernels.attention(a * H * n * n, q, k, v, self.heads, hd, np.float32(1.0 / math.sqrt(hd)),
+                          self.cur.reshape(a, n, -1), v_events)
         cols = self.k_cols
         self.input_events[self.sources[1]] += int(np.count_nonzero(k if cols is None else k[..., cols]))
         per_step = v_events.sum(axis=1)

@@ -27,7 +27,9 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import float32, int32, njit, prange
+from numba.extending import intrinsic
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 # A call runs threaded when it does at least this many element operations
@@ -673,29 +675,80 @@ def _row_events(row, feats):
     return count
 
 
-@Kernel
-def attention_scores(q, kspk, heads, head_dim, inv_sqrt, st):
-    """Scores of K steps, shifted for the softmax: st[t, h, j, i] = s_ij - max_j s_ij, s_ij = Q_i.K_j / sqrt(head_dim)
-    at step t.
+@intrinsic
+def _float_of_bits(typingctx, bits):
+    """The float32 whose IEEE-754 bits are this int32 (a reinterpretation, no conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return float32(int32), codegen
 
-    q (K, n, features) is the real Query, float32; each work item copies its head's part transposed
-    (head_dim x n, 32 KiB for 64 x 128), so a feature's query values are contiguous; kspk (K, n, features);
-    h counts the live heads.
-    The dot products run over K's events (with binary K that is exact and
-    cheaper than the dense product; the cost model still counts the scores as
-    dense MACs). The caller exponentiates st (numpy's vectorized exp). One (step, head) per work item.
+
+# exp on float32 as Cephes' expf: x = n ln2 + r (ln2 in two parts, so r is exact), e^r by a degree-6
+# polynomial on |r| <= ln2 / 2, times 2^n built from its exponent bits: within 1 ulp of the exact value (2M
+# points in [-126, 0], tests/test_spikes_attention.py); plain arithmetic, so the softmax loop runs on vectors
+# (a call of libm's expf per score would not).
+_LOG2E, _LN2_HI, _LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+_P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+_EXP_MIN = np.float32(-87.33654)   # below it e^x is under float32's smallest normal: 0
+
+
+@njit(cache=True, inline="always")
+def exp_nonpositive(x):
+    """e^x for float32 x <= 0 (a shifted softmax score), 0 below _EXP_MIN; exp(0) is exactly 1."""
+    y = max(x, _EXP_MIN)
+    n = np.floor(y * _LOG2E + np.float32(0.5))
+    r = y - n * _LN2_HI - n * _LN2_LO
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    e = (p * (r * r) + r + np.float32(1.0)) * _float_of_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    return e if x >= _EXP_MIN else np.float32(0.0)
+
+
+@njit(cache=True, inline="always")
+def _softmax_weights(sh, tot):
+    """sh[j, i] = exp(sh[j, i] - max_j sh[j, i]) in place, tot[i] = the sum over j."""
+    n = sh.shape[1]
+    mx = np.full(n, -np.inf, np.float32)
+    for j in range(sh.shape[0]):
+        for i in range(n):
+            x = sh[j, i]
+            mx[i] = x if x > mx[i] else mx[i]   # max() as a select, so the loop runs on vectors
+    tot[:] = 0.0
+    for j in range(sh.shape[0]):
+        row = sh[j]
+        for i in range(n):
+            e = exp_nonpositive(row[i] - mx[i])
+            row[i] = e
+            tot[i] += e
+
+
+@Kernel
+def attention(q, kspk, vspk, heads, head_dim, inv_sqrt, cur, events):
+    """Spiking attention of K steps, one (step, live head) per work item: softmax(Q K^T / sqrt(head_dim)) V.
+
+    q (K, n, features) is the real Query, float32; kspk, vspk (K, n, features) the spikes of K and V; h counts
+    the live heads (`heads`: their indices). Each item keeps its head's scores (n x n, 64 KiB at n = 128) in
+    memory of its own from the dot products to the weighted sum, so they never leave the core's cache:
+    * scores by K's events: s[j, i] = sum over key j's features f that fired of k_jf Q_if / sqrt(head_dim)
+      (exact and cheaper than the dense product with binary K; the cost model still counts dense MACs),
+      Q copied transposed (head_dim x n) so a feature's query values are contiguous;
+    * softmax weights A[i, j] = exp(s_ij - max_j s_ij) / sum_j (`exp_nonpositive`), the division once per
+      output;
+    * by V's events: each (token j, feature f, value v) adds v * A[:, j] into feature f of every query, n ACs.
+    Writes cur[t, :, h*head_dim + f] and the number of V events of each step's live heads to events[t, h].
     """
     H = heads.shape[0]
     n = q.shape[1]
     for item in prange(q.shape[0] * H):
         t, h = item // H, item % H
         col0 = heads[h] * head_dim
-        sh, k_t = st[t, h], kspk[t]
+        k_t, v_t, c_t = kspk[t], vspk[t], cur[t]
         q_t = np.empty((head_dim, n), np.float32)
         for i in range(n):
             for f in range(head_dim):
                 q_t[f, i] = q[t, i, col0 + f]
         feats = np.empty(head_dim, np.int64)
+        sh = np.empty((n, n), np.float32)       # sh[j, i]: key j, query i
         for j in range(n):
             row = sh[j]
             for i in range(n):
@@ -705,39 +758,11 @@ def attention_scores(q, kspk, heads, head_dim, inv_sqrt, st):
                 qf, kf = q_t[f], np.float32(k_t[j, col0 + f]) * inv_sqrt
                 for i in range(n):
                     row[i] += kf * qf[i]
-        mx = np.full(n, -np.inf, np.float32)
-        for j in range(n):
-            for i in range(n):
-                x = sh[j, i]
-                mx[i] = x if x > mx[i] else mx[i]   # max() as a select, so the loop runs on vectors
-        for j in range(n):
-            for i in range(n):
-                sh[j, i] -= mx[i]
-
-
-@Kernel
-def attention_sum(st, vspk, heads, head_dim, cur, events):
-    """Softmax normalization and the weighted sum A.V by V's events, K steps.
-
-    st[t, h, j, i] = exp(shifted score) of query i and key j; A[i, j] = st[t, h, j, i]
-    / sum_j st[t, h, j, i], the division done once per output. Each V event (token j, feature f, value v) adds
-    v * A[:, j] into feature f of every query token: n ACs. Writes
-    cur[t, :, h*head_dim + f] and the number of V events of each step's live heads to events[t, h].
-    """
-    H = heads.shape[0]
-    n = st.shape[2]
-    for item in prange(st.shape[0] * H):
-        t, h = item // H, item % H
-        col0 = heads[h] * head_dim
-        sh, v_t, c_t = st[t, h], vspk[t], cur[t]
-        tot = np.zeros(n, np.float32)
-        for j in range(n):
-            for i in range(n):
-                tot[i] += sh[j, i]
-        inv = np.float32(1.0) / tot  # A[i, j] = sh[j, i] * inv[i], applied once per output below
+        tot = np.empty(n, np.float32)
+        _softmax_weights(sh, tot)
+        inv = np.float32(1.0) / tot
         out = np.zeros((head_dim, n), np.float32)
         count = 0
-        feats = np.empty(head_dim, np.int64)
         for j in range(n):
             a = sh[j]
             found = _row_events(v_t[j, col0:col0 + head_dim], feats)
