@@ -26,15 +26,18 @@ def test_accumulating_in_input_chunks_gives_the_exact_product_on_integer_weights
         np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
 
 
-@pytest.mark.parametrize("signs", [False, True])
-def test_int8_codes_accumulated_in_input_chunks_give_the_exact_product(signs):
-    spk, (ptr, idx, val) = events(0.3, 70, 300, seed=5)
-    top = 1 if signs else 127
-    codes = np.random.default_rng(6).integers(-top, top + 1, (300, 20)).astype(np.int8)
+@pytest.mark.parametrize("top", [1, 127])
+@pytest.mark.parametrize("rate, n_in, width", [(0.3, 300, 8), (0.9, 700, 200)])
+def test_int8_codes_accumulated_in_input_chunks_give_the_exact_product(top, rate, n_in, width):
+    """Tiles of 8 outputs (summed by loops), and of 200: three blocks of 64 outputs by 512-bit vectors and a
+    tail of 8, with runs of value-1 events longer than one int16 run (CODE_RUN) in rows at rate 0.9."""
+    spk, (ptr, idx, val) = events(rate, 70, n_in, seed=5)
+    assert (np.diff(ptr).max() > kernels.CODE_RUN) == (rate > 0.5)   # the long runs are there
+    codes = np.random.default_rng(6).integers(-top, top + 1, (n_in, 20 * width // 8)).astype(np.int8)
     expected = spk.astype(np.int64) @ codes.astype(np.int64)
-    for chunk in (300, 64, 1):
-        cur = np.full((70, 20), np.nan, np.float32)
-        kernels.accumulate_codes(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, 8), signs, chunk, cur)
+    for chunk in (n_in, 64, 1):
+        cur = np.full(expected.shape, np.nan, np.float32)
+        kernels.accumulate_codes(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, width), chunk, cur)
         np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
 
 

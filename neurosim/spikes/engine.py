@@ -183,7 +183,6 @@ class LayerState:
             low = lowbit.prepared(layer.weights, self.live_idx, layer.weight_bits)
             self.wt, self.scale = low.codes, low.scale
             self.packed = low.packed if lowbit.PACK_SIGNS else None
-            self.signs = layer.weight_bits == 1
             self.tiles = self._kept(layer, ("code tiles",), lambda: kernels.tiles_of(low.codes, kernels.TILE_CODES))
             self.nonzero_fan_out = self._kept(layer, ("code fan-out",), lambda: low.nonzero_fan_out)  # effective ACs
             if not low.exact:
@@ -219,7 +218,7 @@ class LayerState:
         if self.packed is not None:
             kernels.accumulate_packed(work, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
         elif self.tiles.dtype == np.int8:
-            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, self.signs, chunk, self.cur)
+            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, chunk, self.cur)
         else:
             kernels.accumulate(work, ptr, idx, val, self.tiles, chunk, self.cur)
 

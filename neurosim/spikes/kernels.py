@@ -29,6 +29,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import float32, int32, int64, njit, prange, void
+from numba import int8 as types_int8
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -314,7 +315,7 @@ def tiles_of(wt: np.ndarray, width: int) -> np.ndarray:
 # fp32 layer at rate 0.1 on 4096 rows: 256-wide tiles in row blocks of 256, 9-11 / 5-6.6 G ACs/s a core,
 # against 5-6 / 3.7 for 1024-wide tiles in blocks of 32 tokens (the previous layout); 512 and 1024 were
 # slower for 3072 inputs. int8 codes ran fastest in whole rows.
-TILE_FP32, TILE_CODES = 256, 4096
+TILE_FP32, TILE_CODES = 256, 1024
 
 
 @njit(cache=True, inline="always")
@@ -430,16 +431,15 @@ def accumulate(ptr, idx, val, tiles, chunk, cur):
                     copy_into(cur[i, o0:o0 + m], c)
 
 
-# Codes of binary events (value 1) are summed in narrow integers first, then widened into the int32 sum:
-# +-1 codes in int8 for at most 127 events, codes up to +-127 in int16 for at most 258 (32767 // 127):
-# 32 or 16 adds per AVX2 instruction instead of 8.
-SIGN_RUN, CODE_RUN = 127, 258
+# Codes of binary events (value 1) are summed in int16 first, then widened into the int32 sum: codes up to
+# +-127 for at most 258 events (32767 // 127), 32 adds per 512-bit instruction instead of 16.
+CODE_RUN = 258
 
 
 @njit(cache=True, inline="always")
 def _add_binary_run(w, idx, val, e, stop, run, m):
     """run[:m] = sum of the code rows of the events from e on while their value is 1, up to `stop`;
-    returns the next event. The narrow sums are exact while the run is short enough (SIGN_RUN, CODE_RUN)."""
+    returns the next event. The int16 sums are exact while the run is at most CODE_RUN events."""
     run[:m] = 0
     while e + 8 <= stop and ((val[e] == 1) & (val[e + 1] == 1) & (val[e + 2] == 1) & (val[e + 3] == 1)) & \
             ((val[e + 4] == 1) & (val[e + 5] == 1) & (val[e + 6] == 1) & (val[e + 7] == 1)):
@@ -456,21 +456,64 @@ def _add_binary_run(w, idx, val, e, stop, run, m):
     return e
 
 
+CODE_LANES, CODE_VECTORS = 32, 2   # a `_code_run` vector: 32 int8 codes, summed in int16; vectors per block
+
+
+@intrinsic
+def _code_run(typingctx, w, idx, e0, e1, acc, width):
+    """acc[o] += sum over events e0 .. e1 - 1 of w[idx[e], o] for o < width (a multiple of CODE_LANES): the
+    code rows of value-1 events, e1 - e0 <= CODE_RUN. Explicit 512-bit vectors (LLVM's loop vectorizer keeps
+    to 256-bit registers on this CPU): for each CODE_LANES outputs the run's codes widen to int16 and add up in
+    a register over all its events, then into acc's int32 once."""
+    def codegen(context, builder, signature, args):
+        w_a, idx_a, acc_a = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 4))
+        first, last, outputs = args[2], args[3], args[5]
+        i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+        codes_t, run_t, sums_t = (ir.VectorType(x, CODE_LANES) for x in (i8, i16, i32))
+        row_len = cgutils.unpack_tuple(builder, w_a.shape, 2)[1]
+        block = ir.Constant(i64, CODE_LANES * CODE_VECTORS)
+        with cgutils.for_range(builder, builder.udiv(outputs, block)) as blocks:
+            o0 = builder.mul(blocks.index, block)
+            runs = [cgutils.alloca_once_value(builder, ir.Constant(run_t, [0] * CODE_LANES))
+                    for _ in range(CODE_VECTORS)]
+            with cgutils.for_range(builder, builder.sub(last, first)) as event:
+                j = builder.sext(builder.load(builder.gep(idx_a.data, [builder.add(first, event.index)])), i64)
+                row = builder.gep(w_a.data, [builder.add(builder.mul(j, row_len), o0)])
+                for k, run in enumerate(runs):
+                    at = builder.bitcast(builder.gep(row, [ir.Constant(i64, k * CODE_LANES)]), codes_t.as_pointer())
+                    builder.store(builder.add(builder.load(run), builder.sext(builder.load(at, align=1), run_t)), run)
+            for k, run in enumerate(runs):
+                at = builder.bitcast(builder.gep(acc_a.data, [builder.add(o0, ir.Constant(i64, k * CODE_LANES))]),
+                                     sums_t.as_pointer())
+                builder.store(builder.add(builder.load(at, align=4), builder.sext(builder.load(run), sums_t)), at,
+                              align=4)
+        return context.get_dummy_value()
+    if any(getattr(a, "layout", "") != "C" for a in (w, idx, acc)) or w.dtype != types_int8 or acc.dtype != int32:
+        return None
+    return void(w, idx, e0, e1, acc, width), codegen
+
+
 @njit(cache=True, inline="always")
-def _add_codes(w, idx, val, e, stop, signs, acc, run8, run16, m):
+def _add_codes(w, idx, val, e, stop, acc, run16, m):
     """acc[:m] += val[e] * code[idx[e], :m] for the events e to `stop`, exactly: runs of value-1 events
-    summed narrow first (`_add_binary_run`), other events as value x code in int32."""
-    limit = SIGN_RUN if signs else CODE_RUN
+    summed narrow first (`_code_run` on whole vectors of outputs, `_add_binary_run` on the rest), other
+    events as value x code in int32."""
+    whole = m - m % (CODE_LANES * CODE_VECTORS)
     while e < stop:
         if val[e] == 1:
-            if signs:
-                e = _add_binary_run(w, idx, val, e, min(stop, e + limit), run8, m)
-                for o in range(m):
-                    acc[o] += run8[o]
-            else:
-                e = _add_binary_run(w, idx, val, e, min(stop, e + limit), run16, m)
-                for o in range(m):
-                    acc[o] += run16[o]
+            end = e
+            while end < min(stop, e + CODE_RUN) and val[end] == 1:
+                end += 1
+            if whole > 0:
+                _code_run(w, idx, e, end, acc, whole)
+            if whole < m:
+                tail = w[:, whole:m]
+                while e < end:
+                    e2 = _add_binary_run(tail, idx, val, e, end, run16, m - whole)
+                    for o in range(m - whole):
+                        acc[whole + o] += run16[o]
+                    e = e2
+            e = end
         else:
             w0, v0 = w[idx[e], :m], np.int32(val[e])
             for o in range(m):
@@ -479,12 +522,12 @@ def _add_codes(w, idx, val, e, stop, signs, acc, run8, run16, m):
 
 
 @Kernel
-def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur):
+def accumulate_codes(ptr, idx, val, tiles, chunk, cur):
     """accumulate() on int8 weight codes (lowbit.py): cur[i] = float32(sum of val[e] * code[idx[e]]).
 
     The sums are integers, exact (the scale is applied by `fire`): runs of events of value 1 add their
-    codes without a multiply, in int8 (`signs`: every code -1, 0 or +1) or int16 partial sums, widened
-    into int32; other events add value x code in int32. The float32 of an exact sum is what the fp32
+    codes without a multiply, in int16 partial sums widened into int32 (`_add_codes`); other events add
+    value x code in int32. The float32 of an exact sum is what the fp32
     kernel computes on the same codes whenever its own sum is exact (below 2^24): the same spikes.
     Inputs are read `chunk` at a time (`input_chunk`), the rows' int32 sums in scratch, as by `accumulate`.
     """
@@ -494,7 +537,7 @@ def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur):
         i0, i1, t, o0, m = _item(k, n, L, tile)
         w = tiles[t]
         cursor = ptr[i0:i1].copy()                  # each row's next event
-        run8, run16 = np.empty(m, np.int8), np.empty(m, np.int16)
+        run16 = np.empty(m, np.int16)
         sums = np.empty((1 if chunk >= n_in else i1 - i0, m), np.int32)   # as in `accumulate`
         for k1 in range(chunk, n_in + chunk, chunk):
             for i in range(i0, i1):
@@ -503,7 +546,7 @@ def accumulate_codes(ptr, idx, val, tiles, signs, chunk, cur):
                     acc[:] = 0
                 e = cursor[i - i0]
                 stop = _chunk_end(idx, e, ptr[i + 1], k1, n_in)
-                _add_codes(w, idx, val, e, stop, signs, acc, run8, run16, m)
+                _add_codes(w, idx, val, e, stop, acc, run16, m)
                 cursor[i - i0] = stop
                 if k1 >= n_in:
                     c = cur[i, o0:o0 + m]
