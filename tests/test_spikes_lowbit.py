@@ -143,23 +143,24 @@ def test_low_bit_layers_fed_a_real_current_use_the_dequantized_weights(bits):
     assert_same_trace(run(net, x, record_rasters=True), run(as_fp32(net), x, record_rasters=True))
 
 
-@pytest.mark.parametrize("signs", [True, False])
-def test_long_runs_of_binary_events_are_summed_exactly_in_narrow_integers(signs):
-    """accumulate_codes sums runs of value-1 events in int8 (signs: 127 events at most) or int16 (codes:
-    258 at most) before widening to int32. 600 events of the largest code each overflow both narrow types
-    unless the runs are cut: the sums must be 600 x 1 = 600 and 600 x 127 = 76,200, by hand; a second token
-    with some events of value 3 among them is checked against numpy's integer product."""
-    top = 1 if signs else 127
-    n_in, L = 600, 5
+@pytest.mark.parametrize("top", [1, 127])
+@pytest.mark.parametrize("L", [5, 69])
+def test_long_runs_of_binary_events_are_summed_exactly_in_narrow_integers(top, L):
+    """accumulate_codes sums runs of value-1 events in int16 (258 events at most, `CODE_RUN`) before widening
+    to int32, by 512-bit vectors of 64 outputs (L = 69: one vector block and a tail of 5) and by loops (the
+    tail). 600 events of the largest code overflow int16 unless the runs are cut: the sums must be 600 x 1 =
+    600 and 600 x 127 = 76,200, by hand; a second token with some events of value 3 among them is checked
+    against numpy's integer product."""
+    n_in = 600
     codes = np.full((n_in, L), top, np.int8)
     codes[:, 4] = -top                                   # one output of negative codes
     spk = np.ones((2, n_in), np.uint8)
     spk[1, ::7] = 3                                      # token 1: every 7th event has value 3
     ptr, idx, val = kernels.events_csr(spk)
     cur = np.zeros((2, L), np.float32)
-    kernels.accumulate_codes(0, ptr, idx, val, kernels.tiles_of(codes, kernels.TILE_CODES), signs, n_in, cur)
-    np.testing.assert_array_equal(cur[0], [600 * top] * 4 + [-600 * top])
+    kernels.accumulate_codes(0, ptr, idx, val, kernels.tiles_of(codes, kernels.TILE_CODES), n_in, cur)
+    np.testing.assert_array_equal(cur[0], [600 * top] * 4 + [-600 * top] + [600 * top] * (L - 5))
     np.testing.assert_array_equal(cur[1], spk[1].astype(np.int64) @ codes.astype(np.int64))
     fp32 = np.zeros((2, L), np.float32)
-    kernels.accumulate(0, ptr, idx, val, kernels.tiles_of(codes.astype(np.float32), 2), codes.shape[0], fp32)   # 3 tiles of 2
+    kernels.accumulate(0, ptr, idx, val, kernels.tiles_of(codes.astype(np.float32), 2), codes.shape[0], fp32)   # tiles of 2
     np.testing.assert_array_equal(fp32, cur)
