@@ -386,8 +386,7 @@ class LayerState:
                 self.raster[t0:t0 + a] = out[:a]
         else:
             live_out = out[:a] if all_live else self.scratch.get("block out", (a, n, L))
-            np.multiply(self.cur.reshape(a, n, L), scale, out=live_out)
-            live_out += bias
+            kernels.affine(a * n * L, self.cur, scale, bias, live_out.reshape(a * n, L))
             if not all_live:
                 out[:a, :, self.live_idx] = live_out
 

@@ -678,6 +678,16 @@ def _fire_plain(c, scale, bias, u, spk, totals, leak, vth):
     return fired
 
 
+@Kernel
+def affine(cur, scale, bias, out):
+    """out[r, o] = cur[r, o] * scale[o] + bias[o], float32 (a real-valued layer's output, as numpy's multiply
+    then add, in one pass on every thread)."""
+    for r in prange(cur.shape[0]):
+        c, y = cur[r], out[r]
+        for o in range(c.shape[0]):
+            y[o] = c[o] * scale[o] + bias[o]
+
+
 def fire_steps(work, cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels, totals, values, out,
                counts):
     """`fire` for K steps in a row (a layer run layer-major): cur (K, n, L) the steps' inputs; each step's
