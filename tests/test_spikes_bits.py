@@ -86,3 +86,57 @@ def test_a_1_bit_layer_fed_spikes_of_value_2_adds_them_by_events():
         assert np.array_equal(one[name].neuron_totals, fp32[name].neuron_totals)
         assert np.array_equal(one[name].acs_per_step, fp32[name].acs_per_step)
     assert one["a"].spikes > 0
+
+
+def test_popcounts_fused_with_the_neuron_give_the_two_kernels_spikes_and_state():
+    """sign_sums_fire = sign_sums, then fire_steps_plain on the currents: bit for bit, state included."""
+    rng = np.random.default_rng(11)
+    K, n, n_in, L = 5, 8, 200, 24
+    codes = np.where(rng.random((n_in, L)) < 0.5, 1, -1).astype(np.int8)
+    rows = kernels_bits.packed_rows((rng.random((K * n, n_in)) < 0.2).astype(np.uint8))
+    plus = kernels_bits.packed_signs(codes)
+    scale, bias = np.full(L, 0.25, np.float32), rng.normal(0, 0.3, L).astype(np.float32)
+    leak, vth = rng.uniform(0.5, 1, L).astype(np.float32), rng.uniform(0.5, 2, L).astype(np.float32)
+    start = (rng.random((n, L)).astype(np.float32), (rng.random((n, L)) < 0.3).astype(np.uint8),
+             rng.integers(0, 4, (n, L)).astype(np.int32))
+    for work in (0, 10**9):
+        two, one = [x.copy() for x in start], [x.copy() for x in start]
+        out2, out1 = np.zeros((K, n, L), np.uint8), np.zeros((K, n, L), np.uint8)
+        c2, c1 = np.zeros((K, n), np.int64), np.zeros((K, n), np.int64)
+        f2, f1 = np.empty(K * n, np.int64), np.empty(K * n, np.int64)
+        cur = np.empty((K * n, L), np.float32)
+        kernels_bits.sign_sums(rows, plus, cur, f2)
+        engine.kernels.fire_steps_plain(work, cur.reshape(K, n, L), scale, bias, two[0], two[1], leak, vth, two[2],
+                                        out2, c2)
+        kernels_bits.sign_sums_fire(work, rows, plus, f1, scale, bias, leak, vth, one[0], one[1], one[2], out1, c1)
+        assert out2.any() and not out2.all()
+        for a, b in zip((out2, c2, f2) + tuple(two), (out1, c1, f1) + tuple(one)):
+            assert np.array_equal(a, b)
+
+
+def test_a_1_bit_layer_of_whole_token_blocks_fires_in_its_popcount_pass(monkeypatch):
+    """8 tokens and 48 / 32 outputs: the fused pass runs (fires_with_sums), with the fp32 engine's spikes and
+    the step-by-step counts."""
+    def net(bits):
+        rng = np.random.default_rng(3)
+        w1 = np.where(rng.random((48, 64)) < 0.5, 0.25, -0.25)
+        w2 = np.where(rng.random((32, 48)) < 0.5, 0.5, -0.5)
+        return Network("bits", [Layer("a", "linear", 64, 48, seq_len=8, weights=w1, weight_bits=bits, timesteps=7),
+                                Layer("b", "linear", 48, 32, inputs=["a"], seq_len=8, weights=w2, weight_bits=bits,
+                                      timesteps=7)], input_size=64, input_rate=0.3)
+    fused = []
+    real_init = engine.LayerState.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        fused.append(self.fires_with_sums)
+    monkeypatch.setattr(engine.LayerState, "__init__", spy)
+    one = run(net(1), seed=4)
+    monkeypatch.setattr(engine, "TIME_BLOCK", 1)
+    fp32 = run(net(32), seed=4)
+    assert fused[:2] == [True, True]
+    for name in ("a", "b"):
+        assert np.array_equal(one[name].spikes_per_step, fp32[name].spikes_per_step)
+        assert np.array_equal(one[name].neuron_totals, fp32[name].neuron_totals)
+        assert np.array_equal(one[name].acs_per_step, fp32[name].acs_per_step)
+    assert one["b"].spikes > 0

@@ -152,6 +152,10 @@ class LayerState:
         # scale 1, bias 0: what is left for the neuron to apply once the residual add and LayerNorm are done
         self.unit = (np.ones(L, np.float32), np.zeros(L, np.float32)) if self.residual or self.norm else None
         self.raster = np.zeros((steps, n, m), np.uint8) if record and self.spiking else None
+        # a 1-bit layer on popcounts whose default neuron fires on the raw sums (no residual, no LayerNorm)
+        self.fires_with_sums = (self.kind == "linear" and getattr(self, "plus", None) is not None and self.spiking
+                                and self.unit is None and self.neuron.flags == 0 and self.levels == 1
+                                and n % kernels_bits.ROWS == 0 and L % kernels_bits.LANES == 0)
         self.seen = {} if record else None
 
     def _prepare_recurrent(self, layer: Layer) -> None:
@@ -361,23 +365,25 @@ class LayerState:
             for src, x in zip(self.sources, inputs):
                 if x.dtype == np.uint8:
                     self.seen.setdefault(src, np.zeros((self.steps,) + x.shape[1:], np.uint8))[t0:t0 + a] = x
+        all_live = L == out.shape[2]
+        spikes = (out[:a] if all_live else np.zeros((a, n, L), np.uint8)) if self.spiking else None
+        fired = False
         if self.kind == "attention":
             self._attention_block(t0, inputs)
         else:
-            self._linear_block(t0, a, inputs[0], events)
+            fired = self._linear_block(t0, a, inputs[0], events, spikes, counts[:a])
         scale, bias = self.scale, self.bias
         if self.unit is not None:
             res = inputs[-1].reshape(a * n, -1) if self.residual else None
             scale, bias = self._residual_and_norm(res)
         if self.layernorm:
             self.other_ops += a * n * L * LAYERNORM_OPS_PER_ELEMENT
-        all_live = L == out.shape[2]
         if self.spiking:
             nr = self.neuron
-            spikes = out[:a] if all_live else np.zeros((a, n, L), np.uint8)
-            kernels.fire_steps(a * n * L, self.cur.reshape(a, n, L), scale, bias, self.u, self.spk, nr.syn, nr.leak,
-                               nr.vth, nr.decay, nr.v_reset, nr.flags, self.levels, self.totals, self.values, spikes,
-                               counts[:a])
+            if not fired:
+                kernels.fire_steps(a * n * L, self.cur.reshape(a, n, L), scale, bias, self.u, self.spk, nr.syn,
+                                   nr.leak, nr.vth, nr.decay, nr.v_reset, nr.flags, self.levels, self.totals,
+                                   self.values, spikes, counts[:a])
             if not all_live:
                 out[:a, :, self.live_idx] = spikes
             self.spikes_per_step[t0:t0 + a] = counts[:a].sum(axis=1)
@@ -390,15 +396,24 @@ class LayerState:
             if not all_live:
                 out[:a, :, self.live_idx] = live_out
 
-    def _linear_block(self, t0: int, a: int, x: np.ndarray, events) -> None:
+    def _linear_block(self, t0: int, a: int, x: np.ndarray, events, spikes, counts) -> bool:
         """cur (a * n, L) = W^T x over the block's (step, token) rows, x (a, n, in) spikes: by events (CSR
         from `events(0)`), or for +-1 weights on binary spikes by popcounts of bits (kernels_bits);
-        counters per step from the rows' event counts."""
+        counters per step from the rows' event counts. Returns whether the layer's neurons have fired too
+        (the popcounts and the default neuron in one pass, `kernels_bits.sign_sums_fire`: spikes (a, n, L)
+        and counts (a, n) written, cur left alone)."""
         n, L = self.shape
+        fires = False
         if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
             rows = events.packed(0)
             fired = np.empty(a * n, np.int64)
-            kernels_bits.sign_sums(rows, self.plus, self.cur, fired)
+            fires = self.fires_with_sums
+            if fires:
+                nr = self.neuron
+                kernels_bits.sign_sums_fire(spikes.size * rows.shape[1], rows, self.plus, fired, self.scale,
+                                            self.bias, nr.leak, nr.vth, self.u, self.spk, self.totals, spikes, counts)
+            else:
+                kernels_bits.sign_sums(rows, self.plus, self.cur, fired)
             per_step = fired.reshape(a, n).sum(axis=1)
             bounds = np.concatenate(([0], np.cumsum(per_step)))
         else:
@@ -416,6 +431,7 @@ class LayerState:
                 self.effective_acs_per_step[t0:t0 + a] = per_input @ self.nonzero_fan_out
         else:   # spikes on a MAC datapath: a dense product every step
             self.macs += a * n * self.live_in * L
+        return fires
 
     def stop(self) -> None:
         """The layer has run all its steps: consumers that run on read silence."""

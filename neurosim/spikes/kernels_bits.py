@@ -81,39 +81,102 @@ def _splat(builder, x):
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
+def _block_sums(context, builder, rows_a, plus_a, fired_a, first, out0):
+    """The IR of one block's sums: for k < ROWS, float32(2 * sum_w popcount(rows[first + k, w] & plus[w, out0:
+    out0 + LANES]) - fired[first + k]) as a vector of LANES, the sums kept in registers over the words."""
+    words = cgutils.unpack_tuple(builder, rows_a.shape, 2)[1]
+    width = cgutils.unpack_tuple(builder, plus_a.shape, 2)[1]
+    ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.ctpop.v8i64")
+    row = [builder.add(first, ir.Constant(_I64, k)) for k in range(ROWS)]
+    row_ptrs = [builder.gep(rows_a.data, [builder.mul(r, words)]) for r in row]
+    sums = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, [0] * LANES)) for _ in range(ROWS)]
+    with cgutils.for_range(builder, words) as loop:
+        w = loop.index
+        at = builder.gep(plus_a.data, [builder.add(builder.mul(w, width), out0)])
+        signs = builder.load(builder.bitcast(at, _VEC.as_pointer()), align=8)
+        for k in range(ROWS):
+            x = _splat(builder, builder.load(builder.gep(row_ptrs[k], [w])))
+            builder.store(builder.add(builder.load(sums[k]), builder.call(ctpop, [builder.and_(x, signs)])), sums[k])
+    values = []
+    for k in range(ROWS):
+        total = builder.load(sums[k])
+        n = _splat(builder, builder.load(builder.gep(fired_a.data, [row[k]])))
+        values.append(builder.sitofp(builder.sub(builder.add(total, total), n), _FVEC))
+    return values
+
+
+def _vector_at(builder, array, index, kind):
+    """A pointer to the vector of `kind` that starts at element `index` of the C-contiguous array."""
+    return builder.bitcast(builder.gep(array.data, [index]), kind.as_pointer())
+
+
+def _all_c(*arrays):
+    return all(getattr(a, "layout", "C") == "C" for a in arrays)
+
+
 @intrinsic
 def _sign_block(typingctx, rows, r0, plus, o0, fired, cur):
-    """cur[r0 + k, o0:o0 + LANES] = float32(2 * sum_w popcount(rows[r0 + k, w] & plus[w, o0:o0 + LANES])
-    - fired[r0 + k]) for k < ROWS. C-contiguous arrays; the caller keeps every index in bounds."""
+    """cur[r0 + k, o0:o0 + LANES] = the block's sums (`_block_sums`) for k < ROWS. C-contiguous arrays; the
+    caller keeps every index in bounds."""
     def codegen(context, builder, signature, args):
         rows_a, plus_a, fired_a, cur_a = (context.make_array(signature.args[i])(context, builder, args[i])
                                           for i in (0, 2, 4, 5))
         first, out0 = args[1], args[3]
-        words = cgutils.unpack_tuple(builder, rows_a.shape, 2)[1]
-        width = cgutils.unpack_tuple(builder, plus_a.shape, 2)[1]
         outputs = cgutils.unpack_tuple(builder, cur_a.shape, 2)[1]
-        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.ctpop.v8i64")
-        row = [builder.add(first, ir.Constant(_I64, k)) for k in range(ROWS)]
-        row_ptrs = [builder.gep(rows_a.data, [builder.mul(r, words)]) for r in row]
-        sums = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, [0] * LANES)) for _ in range(ROWS)]
-        with cgutils.for_range(builder, words) as loop:
-            w = loop.index
-            at = builder.gep(plus_a.data, [builder.add(builder.mul(w, width), out0)])
-            signs = builder.load(builder.bitcast(at, _VEC.as_pointer()), align=8)
-            for k in range(ROWS):
-                x = _splat(builder, builder.load(builder.gep(row_ptrs[k], [w])))
-                builder.store(builder.add(builder.load(sums[k]), builder.call(ctpop, [builder.and_(x, signs)])),
-                              sums[k])
-        for k in range(ROWS):
-            s = builder.load(sums[k])
-            n = _splat(builder, builder.load(builder.gep(fired_a.data, [row[k]])))
-            value = builder.sitofp(builder.sub(builder.add(s, s), n), _FVEC)
-            at = builder.gep(cur_a.data, [builder.add(builder.mul(row[k], outputs), out0)])
-            builder.store(value, builder.bitcast(at, _FVEC.as_pointer()), align=4)
+        for k, value in enumerate(_block_sums(context, builder, rows_a, plus_a, fired_a, first, out0)):
+            row = builder.add(first, ir.Constant(_I64, k))
+            builder.store(value, _vector_at(builder, cur_a, builder.add(builder.mul(row, outputs), out0), _FVEC),
+                          align=4)
         return context.get_dummy_value()
-    if any(getattr(a, "layout", "C") != "C" for a in (rows, plus, fired, cur)):
+    if not _all_c(rows, plus, fired, cur):
         return None   # the vectors read and write whole rows of C-contiguous arrays only
     return types.void(rows, r0, plus, o0, fired, cur), codegen
+
+
+_BVEC = ir.VectorType(ir.IntType(8), LANES)
+_IVEC = ir.VectorType(_I32, LANES)
+
+
+@intrinsic
+def _sign_fire(typingctx, rows, r0, plus, o0, fired, scale, bias, leak, vth, u, spk, totals, out_t, counts_t, i0):
+    """One step of the default neuron (`kernels.fire_steps_plain`'s float32 operations, in the same order) on
+    the block's sums (`_block_sums`), for tokens i0 + k (k < ROWS) and outputs o0 .. o0 + LANES - 1:
+    x = sum * scale + bias; v = leak * u + x, minus vth where the last step spiked; u = v; spike where
+    v >= vth, into spk[k], out_t[i0 + k, o0:] and totals[k]; counts_t[i0 + k] += the spikes. u, spk, totals:
+    (ROWS, LANES) copies of the block's state."""
+    def codegen(context, builder, signature, args):
+        arr = {i: context.make_array(signature.args[i])(context, builder, args[i]) for i in
+               (0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)}
+        first, out0, token0 = args[1], args[3], args[14]
+        outputs = cgutils.unpack_tuple(builder, arr[12].shape, 2)[1]
+        sc, bi, le, th = (builder.load(_vector_at(builder, arr[i], out0, _FVEC), align=4) for i in (5, 6, 7, 8))
+        ctpop8 = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(8), [ir.IntType(8)]),
+                                                "llvm.ctpop.i8")
+        for k, total in enumerate(_block_sums(context, builder, arr[0], arr[2], arr[4], first, out0)):
+            lane0 = ir.Constant(_I64, k * LANES)
+            u_at, s_at, t_at = (_vector_at(builder, arr[i], lane0, kind)
+                                for i, kind in ((9, _FVEC), (10, _BVEC), (11, _IVEC)))
+            x = builder.fadd(builder.fmul(total, sc), bi)
+            v = builder.fadd(builder.fmul(le, builder.load(u_at, align=4)), x)
+            last = builder.load(s_at, align=1)
+            reset = builder.fsub(v, builder.fmul(builder.uitofp(last, _FVEC), th))
+            v = builder.select(builder.icmp_unsigned("!=", last, ir.Constant(_BVEC, [0] * LANES)), reset, v)
+            builder.store(v, u_at, align=4)
+            fire = builder.fcmp_ordered(">=", v, th)
+            spikes = builder.zext(fire, _BVEC)
+            builder.store(spikes, s_at, align=1)
+            token = builder.add(token0, ir.Constant(_I64, k))
+            builder.store(spikes, _vector_at(builder, arr[12], builder.add(builder.mul(token, outputs), out0), _BVEC),
+                          align=1)
+            builder.store(builder.add(builder.load(t_at, align=4), builder.zext(fire, _IVEC)), t_at, align=4)
+            count_at = builder.gep(arr[13].data, [token])
+            fired_here = builder.call(ctpop8, [builder.bitcast(fire, ir.IntType(8))])
+            builder.store(builder.add(builder.load(count_at), builder.zext(fired_here, _I64)), count_at)
+        return context.get_dummy_value()
+    arrays = (rows, plus, fired, scale, bias, leak, vth, u, spk, totals, out_t, counts_t)
+    if not _all_c(*arrays) or LANES != 8:
+        return None
+    return types.void(rows, r0, plus, o0, fired, scale, bias, leak, vth, u, spk, totals, out_t, counts_t, i0), codegen
 
 
 @Kernel
@@ -155,3 +218,36 @@ def sign_sums(rows: np.ndarray, plus: np.ndarray, cur: np.ndarray, fired: np.nda
     accumulate_signs(0, padded, plus, c, f)
     cur[:] = c[:R]
     fired[:] = f[:R]
+
+
+@Kernel
+def sign_sums_fire(rows, plus, fired, scale, bias, leak, vth, u, spk, totals, out, counts):
+    """`accumulate_signs` and then `kernels.fire_steps_plain` in one pass, without the currents ever in memory:
+    the same sums, the same float32 neuron, the same spikes. rows (K * n, words): step t's token i at row
+    t * n + i; out (K, n, L) the spikes, counts (K, n) the events per token; u, spk, totals (n, L) the state.
+    n a multiple of ROWS, L of LANES (the engine's other path takes the rest). A block of ROWS tokens runs
+    through the K steps for LANES outputs at a time, its state copied into scratch of its own (`_sign_fire`)."""
+    K, n, L = out.shape
+    words = rows.shape[1]
+    for r in prange(rows.shape[0]):
+        t = 0
+        for w in range(words):
+            t += _popcount(rows[r, w])
+        fired[r] = t
+    for b in prange(n // ROWS):
+        i0 = b * ROWS
+        for t in range(K):
+            for k in range(ROWS):
+                counts[t, i0 + k] = 0
+        us, ss = np.empty((ROWS, LANES), np.float32), np.empty((ROWS, LANES), np.uint8)
+        ts = np.empty((ROWS, LANES), np.int32)
+        for o0 in range(0, L, LANES):
+            for k in range(ROWS):
+                for j in range(LANES):
+                    us[k, j], ss[k, j], ts[k, j] = u[i0 + k, o0 + j], spk[i0 + k, o0 + j], totals[i0 + k, o0 + j]
+            for t in range(K):
+                _sign_fire(rows, t * n + i0, plus, o0, fired, scale, bias, leak, vth, us, ss, ts, out[t], counts[t],
+                           i0)
+            for k in range(ROWS):
+                for j in range(LANES):
+                    u[i0 + k, o0 + j], spk[i0 + k, o0 + j], totals[i0 + k, o0 + j] = us[k, j], ss[k, j], ts[k, j]
