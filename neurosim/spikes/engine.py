@@ -547,13 +547,15 @@ def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel, threaded and serial, on a tiny network."""
     from ..ir import Attention, Neuron
 
-    # 8 features: events_csr reads rows of a multiple of 8 as 64-bit words
-    layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=2, weights=np.ones((8, 8))),
-              Layer("k", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8))),
-              Layer("v", "linear", 8, 8, seq_len=2, weights=np.ones((8, 8)), weight_bits=1),
-              Layer("o", "linear", 8, 8, inputs=["v"], seq_len=2, weights=np.ones((8, 8)), weight_bits=8),
-              Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=2),
-              Layer("g", "linear", 8, 8, inputs=["a"], seq_len=2, neuron=Neuron(levels=3), weights=np.ones((8, 8)))]
+    # 4 tokens and 8 outputs: the spiking 1-bit layer v fires in its popcount pass (kernels_bits.sign_sums_fire),
+    # the real-valued 1-bit q takes the popcounts alone
+    layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=4, weights=np.ones((8, 8)),
+                    weight_bits=1),
+              Layer("k", "linear", 8, 8, seq_len=4, weights=np.ones((8, 8))),
+              Layer("v", "linear", 8, 8, seq_len=4, weights=np.ones((8, 8)), weight_bits=1),
+              Layer("o", "linear", 8, 8, inputs=["v"], seq_len=4, weights=np.ones((8, 8)), weight_bits=8),
+              Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=4),
+              Layer("g", "linear", 8, 8, inputs=["a"], seq_len=4, neuron=Neuron(levels=3), weights=np.ones((8, 8)))]
     net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK
     try:
