@@ -67,3 +67,31 @@ def test_events_per_input_count_the_tokens_with_an_event_at_each_input_and_step(
     out = np.full((2, 4), -1, np.int32)
     kernels.events_per_input(0, spikes, out)
     np.testing.assert_array_equal(out, [[0, 3, 0, 1], [2, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("chunk", [300, 64])
+def test_int8_codes_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk):
+    """accumulate_codes_fire = accumulate_codes, then fire_steps_plain on the currents: bit for bit, with
+    tiles of 48 outputs (a vector block and a tail), inputs whole or in chunks, 6 tokens (a ragged block)."""
+    rng = np.random.default_rng(12)
+    K, n, n_in, L = 5, 6, 300, 100
+    spk = (rng.random((K * n, n_in)) < 0.3).astype(np.uint8)
+    spk[3, ::4] = 2                                          # some events of value 2
+    ptr, idx, val = kernels.events_csr(spk)
+    tiles = kernels.tiles_of(rng.integers(-127, 128, (n_in, L)).astype(np.int8), 48)
+    scale, bias = np.full(L, 2.0 ** -9, np.float32), rng.normal(0, 0.2, L).astype(np.float32)
+    leak, vth = rng.uniform(0.5, 1, L).astype(np.float32), rng.uniform(0.5, 1.5, L).astype(np.float32)
+    start = (rng.random((n, L)).astype(np.float32), (rng.random((n, L)) < 0.3).astype(np.uint8),
+             rng.integers(0, 4, (n, L)).astype(np.int32))
+    for work in (0, 10**9):
+        two, one = [x.copy() for x in start], [x.copy() for x in start]
+        out2, out1 = np.zeros((K, n, L), np.uint8), np.zeros((K, n, L), np.uint8)
+        c2, c1 = np.zeros((K, n), np.int64), np.zeros((K, n), np.int64)
+        cur = np.empty((K * n, L), np.float32)
+        kernels.accumulate_codes(work, ptr, idx, val, tiles, chunk, cur)
+        kernels.fire_steps_plain(work, cur.reshape(K, n, L), scale, bias, two[0], two[1], leak, vth, two[2], out2, c2)
+        kernels.accumulate_codes_fire(work, ptr, idx, val, tiles, chunk, scale, bias, leak, vth, one[0], one[1],
+                                      one[2], out1, c1)
+        assert out2.any() and not out2.all()
+        for a, b in zip((out2, c2) + tuple(two), (out1, c1) + tuple(one)):
+            assert np.array_equal(a, b)

@@ -156,6 +156,11 @@ class LayerState:
         self.fires_with_sums = (self.kind == "linear" and getattr(self, "plus", None) is not None and self.spiking
                                 and self.unit is None and self.neuron.flags == 0 and self.levels == 1
                                 and n % kernels_bits.ROWS == 0 and L % kernels_bits.LANES == 0)
+        # int8 codes summed by events, their default neuron fed each (step, token)'s sums at once
+        self.fires_with_codes = (self.kind == "linear" and self.spiking and self.unit is None
+                                 and getattr(self, "tiles", None) is not None and self.tiles.dtype == np.int8
+                                 and self.packed is None
+                                 and self.neuron.flags == 0 and self.levels == 1)
         self.seen = {} if record else None
 
     def _prepare_recurrent(self, layer: Layer) -> None:
@@ -400,8 +405,9 @@ class LayerState:
         """cur (a * n, L) = W^T x over the block's (step, token) rows, x (a, n, in) spikes: by events (CSR
         from `events(0)`), or for +-1 weights on binary spikes by popcounts of bits (kernels_bits);
         counters per step from the rows' event counts. Returns whether the layer's neurons have fired too
-        (the popcounts and the default neuron in one pass, `kernels_bits.sign_sums_fire`: spikes (a, n, L)
-        and counts (a, n) written, cur left alone)."""
+        (the sums and the default neuron in one pass, `kernels_bits.sign_sums_fire` for popcounts,
+        `kernels.accumulate_codes_fire` for int8 codes: spikes (a, n, L) and counts (a, n) written, cur left
+        alone)."""
         n, L = self.shape
         fires = False
         if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
@@ -418,7 +424,14 @@ class LayerState:
             bounds = np.concatenate(([0], np.cumsum(per_step)))
         else:
             ptr, idx, val = events(0)
-            self._accumulate(ptr, idx, val)
+            fires = self.fires_with_codes and spikes is not None
+            if fires:
+                nr = self.neuron
+                kernels.accumulate_codes_fire(len(idx) * L, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles),
+                                              self.scale, self.bias, nr.leak, nr.vth, self.u, self.spk, self.totals,
+                                              spikes, counts)
+            else:
+                self._accumulate(ptr, idx, val)
             bounds = ptr[::n]                               # the first event of each step
         self.input_events[self.sources[0]] += int(bounds[-1])
         if self.compute == "ac":
@@ -548,14 +561,15 @@ def warm_up() -> None:
     from ..ir import Attention, Neuron
 
     # 4 tokens and 8 outputs: the spiking 1-bit layer v fires in its popcount pass (kernels_bits.sign_sums_fire),
-    # the real-valued 1-bit q takes the popcounts alone
+    # the real-valued 1-bit q takes the popcounts alone; int8 o fires in its code pass, GIF g (levels 3) not
     layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=4, weights=np.ones((8, 8)),
                     weight_bits=1),
               Layer("k", "linear", 8, 8, seq_len=4, weights=np.ones((8, 8))),
               Layer("v", "linear", 8, 8, seq_len=4, weights=np.ones((8, 8)), weight_bits=1),
               Layer("o", "linear", 8, 8, inputs=["v"], seq_len=4, weights=np.ones((8, 8)), weight_bits=8),
               Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=4),
-              Layer("g", "linear", 8, 8, inputs=["a"], seq_len=4, neuron=Neuron(levels=3), weights=np.ones((8, 8)))]
+              Layer("g", "linear", 8, 8, inputs=["a"], seq_len=4, neuron=Neuron(levels=3), weights=np.ones((8, 8)),
+                    weight_bits=8)]
     net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK
     try:

@@ -750,6 +750,58 @@ def fire_steps_plain(cur, scale, bias, u, spk, leak, vth, totals, out, counts):
             copy_into(totals[i, c0:c1], ti[:m])
 
 
+# Tokens of a work item of `accumulate_codes_fire`: their sums over a block's steps (steps x tokens x a tile's
+# outputs, int32) stay in L2 beside the tile's chunk of codes.
+FIRE_TOKENS = 4
+
+
+@Kernel
+def accumulate_codes_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u, spk, totals, out, counts):
+    """`accumulate_codes` and then `fire_steps_plain` in one pass: each (step, token)'s exact int32 sums, as
+    float32, go straight into the default neuron (`_fire_plain`, the same operations), so the currents never
+    go to memory. Rows of the CSR: step t's token i at t * n + i; out (K, n, L), counts (K, n); u, spk,
+    totals (n, L). A work item is FIRE_TOKENS tokens through every tile, every chunk of inputs and the K
+    steps in order (each token's counts are its item's alone)."""
+    K, n, L = out.shape
+    tile, n_in = tiles.shape[2], tiles.shape[1]
+    for b in prange((n + FIRE_TOKENS - 1) // FIRE_TOKENS):
+        i0, i1 = b * FIRE_TOKENS, min(n, (b + 1) * FIRE_TOKENS)
+        for t in range(K):
+            for i in range(i0, i1):
+                counts[t, i] = 0
+        tokens = i1 - i0
+        cursor = np.empty(K * tokens, np.int64)
+        run16 = np.empty(tile, np.int16)
+        cf = np.empty(tile, np.float32)
+        whole = chunk >= n_in
+        sums = np.empty((1 if whole else K * tokens, tile), np.int32)
+        for tt in range(tiles.shape[0]):
+            w = tiles[tt]
+            o0 = tt * tile
+            m = min(tile, L - o0)
+            for t in range(K):
+                for i in range(i0, i1):
+                    cursor[t * tokens + i - i0] = ptr[t * n + i]
+            for k1 in range(chunk, n_in + chunk, chunk):
+                for t in range(K):
+                    for i in range(i0, i1):
+                        slot = t * tokens + i - i0
+                        acc = sums[0 if whole else slot]
+                        if k1 == chunk:
+                            acc[:m] = 0
+                        e = cursor[slot]
+                        stop = _chunk_end(idx, e, ptr[t * n + i + 1], k1, n_in)
+                        _add_codes(w, idx, val, e, stop, acc, run16, m)
+                        cursor[slot] = stop
+                        if k1 >= n_in:
+                            for o in range(m):
+                                cf[o] = np.float32(acc[o])
+                            ui, si = u[i, o0:o0 + m], spk[i, o0:o0 + m]
+                            counts[t, i] += _fire_plain(cf[:m], scale[o0:o0 + m], bias[o0:o0 + m], ui, si,
+                                                        totals[i, o0:o0 + m], leak[o0:o0 + m], vth[o0:o0 + m])
+                            copy_into(out[t, i, o0:o0 + m], si)
+
+
 @Kernel
 def fire_steps_any(cur, scale, bias, u, spk, syn, leak, vth, decay, v_reset, flags, levels, totals, values, out,
                    counts):
