@@ -70,16 +70,23 @@ def test_events_per_input_count_the_tokens_with_an_event_at_each_input_and_step(
 
 
 @pytest.mark.parametrize("chunk", [300, 64])
-def test_int8_codes_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk):
-    """accumulate_codes_fire = accumulate_codes, then fire_steps_plain on the currents: bit for bit, with
-    tiles of 48 outputs (a vector block and a tail), inputs whole or in chunks, 6 tokens (a ragged block)."""
+@pytest.mark.parametrize("codes", [True, False])
+def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk, codes):
+    """accumulate_codes_fire = accumulate_codes, accumulate_fire = accumulate (real float32 weights), each
+    then fire_steps_plain on the currents: bit for bit, with tiles of 48 outputs (for codes a vector block
+    and a tail), inputs whole or in chunks, 6 tokens (a ragged block of 4 + 2)."""
     rng = np.random.default_rng(12)
     K, n, n_in, L = 5, 6, 300, 100
     spk = (rng.random((K * n, n_in)) < 0.3).astype(np.uint8)
     spk[3, ::4] = 2                                          # some events of value 2
     ptr, idx, val = kernels.events_csr(spk)
-    tiles = kernels.tiles_of(rng.integers(-127, 128, (n_in, L)).astype(np.int8), 48)
-    scale, bias = np.full(L, 2.0 ** -9, np.float32), rng.normal(0, 0.2, L).astype(np.float32)
+    weights = rng.integers(-127, 128, (n_in, L)).astype(np.int8) if codes else \
+        rng.normal(0, 0.05, (n_in, L)).astype(np.float32)
+    tiles = kernels.tiles_of(weights, 48)
+    scale = np.full(L, 2.0 ** -9 if codes else 1.0, np.float32)
+    bias = rng.normal(0, 0.2, L).astype(np.float32)
+    summed, fused = (kernels.accumulate_codes, kernels.accumulate_codes_fire) if codes else \
+        (kernels.accumulate, kernels.accumulate_fire)
     leak, vth = rng.uniform(0.5, 1, L).astype(np.float32), rng.uniform(0.5, 1.5, L).astype(np.float32)
     start = (rng.random((n, L)).astype(np.float32), (rng.random((n, L)) < 0.3).astype(np.uint8),
              rng.integers(0, 4, (n, L)).astype(np.int32))
@@ -88,10 +95,9 @@ def test_int8_codes_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(
         out2, out1 = np.zeros((K, n, L), np.uint8), np.zeros((K, n, L), np.uint8)
         c2, c1 = np.zeros((K, n), np.int64), np.zeros((K, n), np.int64)
         cur = np.empty((K * n, L), np.float32)
-        kernels.accumulate_codes(work, ptr, idx, val, tiles, chunk, cur)
+        summed(work, ptr, idx, val, tiles, chunk, cur)
         kernels.fire_steps_plain(work, cur.reshape(K, n, L), scale, bias, two[0], two[1], leak, vth, two[2], out2, c2)
-        kernels.accumulate_codes_fire(work, ptr, idx, val, tiles, chunk, scale, bias, leak, vth, one[0], one[1],
-                                      one[2], out1, c1)
+        fused(work, ptr, idx, val, tiles, chunk, scale, bias, leak, vth, one[0], one[1], one[2], out1, c1)
         assert out2.any() and not out2.all()
         for a, b in zip((out2, c2) + tuple(two), (out1, c1) + tuple(one)):
             assert np.array_equal(a, b)

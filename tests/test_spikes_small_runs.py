@@ -18,7 +18,7 @@ def two_layer_net() -> Network:
 def calls_by_version(monkeypatch) -> dict[str, int]:
     """Count the calls of the accumulation and neuron kernels' threaded and serial copies."""
     counts = {"threaded": 0, "serial": 0}
-    for kernel in (kernels.fire_steps_plain, kernels.fire_steps_any, kernels.accumulate):
+    for kernel in (kernels.fire_steps_plain, kernels.fire_steps_any, kernels.accumulate, kernels.accumulate_fire):
         for version in counts:
             compiled = getattr(kernel, version)
 

@@ -156,11 +156,10 @@ class LayerState:
         self.fires_with_sums = (self.kind == "linear" and getattr(self, "plus", None) is not None and self.spiking
                                 and self.unit is None and self.neuron.flags == 0 and self.levels == 1
                                 and n % kernels_bits.ROWS == 0 and L % kernels_bits.LANES == 0)
-        # int8 codes summed by events, their default neuron fed each (step, token)'s sums at once
-        self.fires_with_codes = (self.kind == "linear" and self.spiking and self.unit is None
-                                 and getattr(self, "tiles", None) is not None and self.tiles.dtype == np.int8
-                                 and self.packed is None
-                                 and self.neuron.flags == 0 and self.levels == 1)
+        # fp32 weights or int8 codes summed by events, their default neuron fed each (step, token)'s sums at once
+        self.fires_with_events = (self.kind == "linear" and self.spiking and self.unit is None
+                                  and getattr(self, "tiles", None) is not None and getattr(self, "packed", None) is None
+                                  and self.neuron.flags == 0 and self.levels == 1)
         self.seen = {} if record else None
 
     def _prepare_recurrent(self, layer: Layer) -> None:
@@ -406,8 +405,8 @@ class LayerState:
         from `events(0)`), or for +-1 weights on binary spikes by popcounts of bits (kernels_bits);
         counters per step from the rows' event counts. Returns whether the layer's neurons have fired too
         (the sums and the default neuron in one pass, `kernels_bits.sign_sums_fire` for popcounts,
-        `kernels.accumulate_codes_fire` for int8 codes: spikes (a, n, L) and counts (a, n) written, cur left
-        alone)."""
+        `kernels.accumulate_fire` / `accumulate_codes_fire` for events: spikes (a, n, L) and counts (a, n)
+        written, cur left alone)."""
         n, L = self.shape
         fires = False
         if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
@@ -424,12 +423,12 @@ class LayerState:
             bounds = np.concatenate(([0], np.cumsum(per_step)))
         else:
             ptr, idx, val = events(0)
-            fires = self.fires_with_codes and spikes is not None
+            fires = self.fires_with_events and spikes is not None
             if fires:
                 nr = self.neuron
-                kernels.accumulate_codes_fire(len(idx) * L, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles),
-                                              self.scale, self.bias, nr.leak, nr.vth, self.u, self.spk, self.totals,
-                                              spikes, counts)
+                fire = kernels.accumulate_codes_fire if self.tiles.dtype == np.int8 else kernels.accumulate_fire
+                fire(len(idx) * L, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles), self.scale, self.bias,
+                     nr.leak, nr.vth, self.u, self.spk, self.totals, spikes, counts)
             else:
                 self._accumulate(ptr, idx, val)
             bounds = ptr[::n]                               # the first event of each step

@@ -750,42 +750,82 @@ def fire_steps_plain(cur, scale, bias, u, spk, leak, vth, totals, out, counts):
             copy_into(totals[i, c0:c1], ti[:m])
 
 
-# Tokens of a work item of `accumulate_codes_fire`: their sums over a block's steps (steps x tokens x a tile's
-# outputs, int32) stay in L2 beside the tile's chunk of codes.
+# Tokens of a work item of `accumulate_fire` / `accumulate_codes_fire`: their sums over a block's steps
+# (steps x tokens x a tile's outputs) stay in L2 beside the tile's chunk of weights.
 FIRE_TOKENS = 4
+
+
+@njit(cache=True, inline="always")
+def _token_rows(ptr, n, i0, i1, K, cursor):
+    """cursor[t * (i1 - i0) + i - i0] = the first event of step t's token i (row t * n + i), for every step."""
+    for t in range(K):
+        for i in range(i0, i1):
+            cursor[t * (i1 - i0) + i - i0] = ptr[t * n + i]
+
+
+@njit(cache=True, inline="always")
+def _fire_sums(t, i, o0, m, x, scale, bias, leak, vth, u, spk, totals, out, counts):
+    """The default neuron (`_fire_plain`) of step t's token i on outputs o0 .. o0 + m - 1, x their sums."""
+    si = spk[i, o0:o0 + m]
+    counts[t, i] += _fire_plain(x, scale[o0:o0 + m], bias[o0:o0 + m], u[i, o0:o0 + m], si, totals[i, o0:o0 + m],
+                                leak[o0:o0 + m], vth[o0:o0 + m])
+    copy_into(out[t, i, o0:o0 + m], si)
+
+
+@Kernel
+def accumulate_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u, spk, totals, out, counts):
+    """`accumulate` and then `fire_steps_plain` in one pass: each (step, token)'s float32 sums (`_add_events`,
+    the same order) go straight into the default neuron, so the currents never go to memory. Rows of the
+    CSR: step t's token i at t * n + i; out (K, n, L), counts (K, n); u, spk, totals (n, L). A work item
+    is FIRE_TOKENS tokens through every tile, every chunk of inputs and the K steps in order."""
+    K, n, L = out.shape
+    tile, n_in = tiles.shape[2], tiles.shape[1]
+    whole = chunk >= n_in
+    for b in prange((n + FIRE_TOKENS - 1) // FIRE_TOKENS):
+        i0, i1 = b * FIRE_TOKENS, min(n, (b + 1) * FIRE_TOKENS)
+        counts[:, i0:i1] = 0
+        cursor = np.empty(K * (i1 - i0), np.int64)
+        sums = np.empty((1 if whole else K * (i1 - i0), tile), np.float32)
+        for tt in range(tiles.shape[0]):
+            w, o0 = tiles[tt], tt * tile
+            m = min(tile, L - o0)
+            _token_rows(ptr, n, i0, i1, K, cursor)
+            for k1 in range(chunk, n_in + chunk, chunk):
+                for t in range(K):
+                    for i in range(i0, i1):
+                        slot = t * (i1 - i0) + i - i0
+                        c = sums[0 if whole else slot]
+                        if k1 == chunk:
+                            c[:m] = 0.0
+                        e = cursor[slot]
+                        stop = _chunk_end(idx, e, ptr[t * n + i + 1], k1, n_in)
+                        _add_events(w, idx, val, e, stop, c, m)
+                        cursor[slot] = stop
+                        if k1 >= n_in:
+                            _fire_sums(t, i, o0, m, c[:m], scale, bias, leak, vth, u, spk, totals, out, counts)
 
 
 @Kernel
 def accumulate_codes_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u, spk, totals, out, counts):
-    """`accumulate_codes` and then `fire_steps_plain` in one pass: each (step, token)'s exact int32 sums, as
-    float32, go straight into the default neuron (`_fire_plain`, the same operations), so the currents never
-    go to memory. Rows of the CSR: step t's token i at t * n + i; out (K, n, L), counts (K, n); u, spk,
-    totals (n, L). A work item is FIRE_TOKENS tokens through every tile, every chunk of inputs and the K
-    steps in order (each token's counts are its item's alone)."""
+    """`accumulate_codes` and then `fire_steps_plain` in one pass, as `accumulate_fire`: each (step, token)'s
+    exact int32 sums, as float32, go straight into the default neuron (the same operations)."""
     K, n, L = out.shape
     tile, n_in = tiles.shape[2], tiles.shape[1]
+    whole = chunk >= n_in
     for b in prange((n + FIRE_TOKENS - 1) // FIRE_TOKENS):
         i0, i1 = b * FIRE_TOKENS, min(n, (b + 1) * FIRE_TOKENS)
-        for t in range(K):
-            for i in range(i0, i1):
-                counts[t, i] = 0
-        tokens = i1 - i0
-        cursor = np.empty(K * tokens, np.int64)
-        run16 = np.empty(tile, np.int16)
-        cf = np.empty(tile, np.float32)
-        whole = chunk >= n_in
-        sums = np.empty((1 if whole else K * tokens, tile), np.int32)
+        counts[:, i0:i1] = 0
+        cursor = np.empty(K * (i1 - i0), np.int64)
+        run16, x = np.empty(tile, np.int16), np.empty(tile, np.float32)
+        sums = np.empty((1 if whole else K * (i1 - i0), tile), np.int32)
         for tt in range(tiles.shape[0]):
-            w = tiles[tt]
-            o0 = tt * tile
+            w, o0 = tiles[tt], tt * tile
             m = min(tile, L - o0)
-            for t in range(K):
-                for i in range(i0, i1):
-                    cursor[t * tokens + i - i0] = ptr[t * n + i]
+            _token_rows(ptr, n, i0, i1, K, cursor)
             for k1 in range(chunk, n_in + chunk, chunk):
                 for t in range(K):
                     for i in range(i0, i1):
-                        slot = t * tokens + i - i0
+                        slot = t * (i1 - i0) + i - i0
                         acc = sums[0 if whole else slot]
                         if k1 == chunk:
                             acc[:m] = 0
@@ -795,11 +835,8 @@ def accumulate_codes_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u
                         cursor[slot] = stop
                         if k1 >= n_in:
                             for o in range(m):
-                                cf[o] = np.float32(acc[o])
-                            ui, si = u[i, o0:o0 + m], spk[i, o0:o0 + m]
-                            counts[t, i] += _fire_plain(cf[:m], scale[o0:o0 + m], bias[o0:o0 + m], ui, si,
-                                                        totals[i, o0:o0 + m], leak[o0:o0 + m], vth[o0:o0 + m])
-                            copy_into(out[t, i, o0:o0 + m], si)
+                                x[o] = np.float32(acc[o])
+                            _fire_sums(t, i, o0, m, x[:m], scale, bias, leak, vth, u, spk, totals, out, counts)
 
 
 @Kernel
