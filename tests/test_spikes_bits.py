@@ -15,7 +15,9 @@ def _signs_sum(spikes, codes, threaded):
     if len(spikes) < kernels_bits.ROWS:
         kernels_bits.sign_sums(rows, plus, cur, fired)
     else:
-        kernels_bits.accumulate_signs(10**9 if threaded else 0, rows, plus, cur, fired)
+        L = codes.shape[1]
+        kernels_bits.accumulate_signs(10**9 if threaded else 0, rows, plus, np.ones(L, np.float32),
+                                      np.zeros(L, np.float32), cur, fired)
     return cur, fired
 
 
@@ -39,6 +41,19 @@ def test_sign_popcounts_equal_the_integer_sums_of_the_fired_inputs(n_in, rows, o
     cur, fired = _signs_sum(spikes, codes, threaded)
     assert np.array_equal(cur, spikes.astype(np.int64) @ codes.astype(np.int64))
     assert np.array_equal(fired, spikes.sum(axis=1))
+
+
+def test_sign_popcounts_of_a_real_valued_layer_come_scaled_and_biased():
+    """A real-valued 1-bit layer's output straight from the popcounts: float32(sum) * scale + bias, in the
+    vectors (outputs 0-15) and the tail (16-18)."""
+    rng = np.random.default_rng(2)
+    spikes = (rng.random((9, 130)) < 0.3).astype(np.uint8)
+    codes = np.where(rng.random((130, 19)) < 0.5, 1, -1).astype(np.int8)
+    scale, bias = rng.uniform(0.1, 1, 19).astype(np.float32), rng.normal(0, 1, 19).astype(np.float32)
+    cur, fired = np.empty((9, 19), np.float32), np.empty(9, np.int64)
+    kernels_bits.sign_sums(kernels_bits.packed_rows(spikes), kernels_bits.packed_signs(codes), cur, fired, scale, bias)
+    sums = (spikes.astype(np.int64) @ codes.astype(np.int64)).astype(np.float32)
+    assert np.array_equal(cur, sums * scale + bias)
 
 
 def test_packed_rows_put_input_k_at_bit_k():

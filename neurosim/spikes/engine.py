@@ -370,12 +370,18 @@ class LayerState:
                 if x.dtype == np.uint8:
                     self.seen.setdefault(src, np.zeros((self.steps,) + x.shape[1:], np.uint8))[t0:t0 + a] = x
         all_live = L == out.shape[2]
-        spikes = (out[:a] if all_live else np.zeros((a, n, L), np.uint8)) if self.spiking else None
-        fired = False
+        spikes = live_out = None
+        if self.spiking:
+            spikes = out[:a] if all_live else np.zeros((a, n, L), np.uint8)
+        else:
+            live_out = out[:a] if all_live else self.scratch.get("block out", (a, n, L))
+        done = False      # the layer's outputs written already, by the pass that summed its inputs
         if self.kind == "attention":
             self._attention_block(t0, inputs)
         else:
-            fired = self._linear_block(t0, a, inputs[0], events, spikes, counts[:a])
+            done = self._linear_block(t0, a, inputs[0], events, spikes, counts[:a],
+                                      live_out.reshape(a * n, L) if live_out is not None and self.unit is None
+                                      else None)
         scale, bias = self.scale, self.bias
         if self.unit is not None:
             res = inputs[-1].reshape(a * n, -1) if self.residual else None
@@ -384,7 +390,7 @@ class LayerState:
             self.other_ops += a * n * L * LAYERNORM_OPS_PER_ELEMENT
         if self.spiking:
             nr = self.neuron
-            if not fired:
+            if not done:
                 kernels.fire_steps(a * n * L, self.cur.reshape(a, n, L), scale, bias, self.u, self.spk, nr.syn,
                                    nr.leak, nr.vth, nr.decay, nr.v_reset, nr.flags, self.levels, self.totals,
                                    self.values, spikes, counts[:a])
@@ -395,36 +401,40 @@ class LayerState:
             if self.raster is not None:
                 self.raster[t0:t0 + a] = out[:a]
         else:
-            live_out = out[:a] if all_live else self.scratch.get("block out", (a, n, L))
-            kernels.affine(a * n * L, self.cur, scale, bias, live_out.reshape(a * n, L))
+            if not done:
+                kernels.affine(a * n * L, self.cur, scale, bias, live_out.reshape(a * n, L))
             if not all_live:
                 out[:a, :, self.live_idx] = live_out
 
-    def _linear_block(self, t0: int, a: int, x: np.ndarray, events, spikes, counts) -> bool:
+    def _linear_block(self, t0: int, a: int, x: np.ndarray, events, spikes, counts, real_out) -> bool:
         """cur (a * n, L) = W^T x over the block's (step, token) rows, x (a, n, in) spikes: by events (CSR
         from `events(0)`), or for +-1 weights on binary spikes by popcounts of bits (kernels_bits);
-        counters per step from the rows' event counts. Returns whether the layer's neurons have fired too
-        (the sums and the default neuron in one pass, `kernels_bits.sign_sums_fire` for popcounts,
-        `kernels.accumulate_fire` / `accumulate_codes_fire` for events: spikes (a, n, L) and counts (a, n)
-        written, cur left alone)."""
+        counters per step from the rows' event counts. Returns whether the layer's outputs are written too:
+        its neurons fired in the pass that summed (`kernels_bits.sign_sums_fire` for popcounts,
+        `kernels.accumulate_fire` / `accumulate_codes_fire` for events: spikes (a, n, L) and counts (a, n)),
+        or, real-valued without residual or LayerNorm, its popcounts x scale + bias written to real_out
+        (a * n, L); cur is then left alone."""
         n, L = self.shape
-        fires = False
+        done = False
         if self.plus is not None and (self.binary_source or x.max(initial=0) <= 1):
             rows = events.packed(0)
             fired = np.empty(a * n, np.int64)
-            fires = self.fires_with_sums
-            if fires:
+            done = self.fires_with_sums
+            if done:
                 nr = self.neuron
                 kernels_bits.sign_sums_fire(spikes.size * rows.shape[1], rows, self.plus, fired, self.scale,
                                             self.bias, nr.leak, nr.vth, self.u, self.spk, self.totals, spikes, counts)
+            elif real_out is not None:
+                kernels_bits.sign_sums(rows, self.plus, real_out, fired, self.scale, self.bias)
+                done = True
             else:
                 kernels_bits.sign_sums(rows, self.plus, self.cur, fired)
             per_step = fired.reshape(a, n).sum(axis=1)
             bounds = np.concatenate(([0], np.cumsum(per_step)))
         else:
             ptr, idx, val = events(0)
-            fires = self.fires_with_events and spikes is not None
-            if fires:
+            done = self.fires_with_events and spikes is not None
+            if done:
                 nr = self.neuron
                 fire = kernels.accumulate_codes_fire if self.tiles.dtype == np.int8 else kernels.accumulate_fire
                 fire(len(idx) * L, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles), self.scale, self.bias,
@@ -443,7 +453,7 @@ class LayerState:
                 self.effective_acs_per_step[t0:t0 + a] = per_input @ self.nonzero_fan_out
         else:   # spikes on a MAC datapath: a dense product every step
             self.macs += a * n * self.live_in * L
-        return fires
+        return done
 
     def stop(self) -> None:
         """The layer has run all its steps: consumers that run on read silence."""
@@ -560,7 +570,8 @@ def warm_up() -> None:
     from ..ir import Attention, Neuron
 
     # 4 tokens and 8 outputs: the spiking 1-bit layer v fires in its popcount pass (kernels_bits.sign_sums_fire),
-    # the real-valued 1-bit q takes the popcounts alone; int8 o fires in its code pass, GIF g (levels 3) not
+    # the real-valued 1-bit q takes the popcounts x scale + bias; int8 o fires in its code pass, GIF g (levels 3)
+    # not; the real-valued fp32 r applies its scale and bias in a pass of their own (kernels.affine)
     layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=4, weights=np.ones((8, 8)),
                     weight_bits=1),
               Layer("k", "linear", 8, 8, seq_len=4, weights=np.ones((8, 8))),
@@ -568,7 +579,8 @@ def warm_up() -> None:
               Layer("o", "linear", 8, 8, inputs=["v"], seq_len=4, weights=np.ones((8, 8)), weight_bits=8),
               Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=4),
               Layer("g", "linear", 8, 8, inputs=["a"], seq_len=4, neuron=Neuron(levels=3), weights=np.ones((8, 8)),
-                    weight_bits=8)]
+                    weight_bits=8),
+              Layer("r", "linear", 8, 8, inputs=["g"], neuron=None, seq_len=4, weights=np.ones((8, 8)))]
     net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK
     try:

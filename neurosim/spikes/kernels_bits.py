@@ -115,22 +115,23 @@ def _all_c(*arrays):
 
 
 @intrinsic
-def _sign_block(typingctx, rows, r0, plus, o0, fired, cur):
-    """cur[r0 + k, o0:o0 + LANES] = the block's sums (`_block_sums`) for k < ROWS. C-contiguous arrays; the
-    caller keeps every index in bounds."""
+def _sign_block(typingctx, rows, r0, plus, o0, fired, scale, bias, cur):
+    """cur[r0 + k, o0:o0 + LANES] = the block's sums (`_block_sums`) x scale + bias (float32, multiply then
+    add) for k < ROWS. C-contiguous arrays; the caller keeps every index in bounds."""
     def codegen(context, builder, signature, args):
-        rows_a, plus_a, fired_a, cur_a = (context.make_array(signature.args[i])(context, builder, args[i])
-                                          for i in (0, 2, 4, 5))
+        rows_a, plus_a, fired_a, scale_a, bias_a, cur_a = (
+            context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 2, 4, 5, 6, 7))
         first, out0 = args[1], args[3]
         outputs = cgutils.unpack_tuple(builder, cur_a.shape, 2)[1]
+        sc, bi = (builder.load(_vector_at(builder, a, out0, _FVEC), align=4) for a in (scale_a, bias_a))
         for k, value in enumerate(_block_sums(context, builder, rows_a, plus_a, fired_a, first, out0)):
             row = builder.add(first, ir.Constant(_I64, k))
-            builder.store(value, _vector_at(builder, cur_a, builder.add(builder.mul(row, outputs), out0), _FVEC),
-                          align=4)
+            builder.store(builder.fadd(builder.fmul(value, sc), bi),
+                          _vector_at(builder, cur_a, builder.add(builder.mul(row, outputs), out0), _FVEC), align=4)
         return context.get_dummy_value()
-    if not _all_c(rows, plus, fired, cur):
+    if not _all_c(rows, plus, fired, scale, bias, cur):
         return None   # the vectors read and write whole rows of C-contiguous arrays only
-    return types.void(rows, r0, plus, o0, fired, cur), codegen
+    return types.void(rows, r0, plus, o0, fired, scale, bias, cur), codegen
 
 
 _BVEC = ir.VectorType(ir.IntType(8), LANES)
@@ -180,9 +181,9 @@ def _sign_fire(typingctx, rows, r0, plus, o0, fired, scale, bias, leak, vth, u, 
 
 
 @Kernel
-def accumulate_signs(rows, plus, cur, fired):
-    """cur[r, o] = float32(2 * sum_w popcount(rows[r, w] & plus[w, o]) - popcount(rows[r])), fired[r] =
-    popcount(rows[r]) (the row's events). rows (R, words) and plus (words, L) uint64 (`packed_rows`,
+def accumulate_signs(rows, plus, scale, bias, cur, fired):
+    """cur[r, o] = float32(2 * sum_w popcount(rows[r, w] & plus[w, o]) - popcount(rows[r])) * scale[o] + bias[o]
+    (a real-valued layer's output; 1 and 0 leave the sums), fired[r] = popcount(rows[r]) (the row's events). rows (R, words) and plus (words, L) uint64 (`packed_rows`,
     `packed_signs`), R >= ROWS (`sign_sums` pads fewer). Blocks of ROWS rows (the last one overlaps the
     one before: rows summed twice, the same), LANES outputs at a time by `_sign_block`, the last L % LANES
     outputs one by one."""
@@ -197,25 +198,30 @@ def accumulate_signs(rows, plus, cur, fired):
     for b in prange((R + ROWS - 1) // ROWS):
         r0 = min(ROWS * b, R - ROWS)
         for o0 in range(0, whole, LANES):
-            _sign_block(rows, r0, plus, o0, fired, cur)
+            _sign_block(rows, r0, plus, o0, fired, scale, bias, cur)
         for r in range(r0, r0 + ROWS):
             for o in range(whole, L):
                 a = 0
                 for w in range(words):
                     a += _popcount(rows[r, w] & plus[w, o])
-                cur[r, o] = np.float32(2 * a - fired[r])
+                cur[r, o] = np.float32(2 * a - fired[r]) * scale[o] + bias[o]
 
 
-def sign_sums(rows: np.ndarray, plus: np.ndarray, cur: np.ndarray, fired: np.ndarray) -> None:
-    """`accumulate_signs` for any number of rows: fewer than ROWS are summed in a zero-padded copy."""
+def sign_sums(rows: np.ndarray, plus: np.ndarray, cur: np.ndarray, fired: np.ndarray, scale: np.ndarray | None = None,
+              bias: np.ndarray | None = None) -> None:
+    """`accumulate_signs` for any number of rows (fewer than ROWS are summed in a zero-padded copy); without a
+    scale and a bias, the sums themselves."""
+    L = cur.shape[1]
+    scale = np.ones(L, np.float32) if scale is None else scale
+    bias = np.zeros(L, np.float32) if bias is None else bias
     R = len(rows)
     if R >= ROWS:
-        accumulate_signs(cur.size * rows.shape[1], rows, plus, cur, fired)
+        accumulate_signs(cur.size * rows.shape[1], rows, plus, scale, bias, cur, fired)
         return
     padded = np.zeros((ROWS, rows.shape[1]), np.uint64)
     padded[:R] = rows
     c, f = np.empty((ROWS, cur.shape[1]), np.float32), np.empty(ROWS, np.int64)
-    accumulate_signs(0, padded, plus, c, f)
+    accumulate_signs(0, padded, plus, scale, bias, c, f)
     cur[:] = c[:R]
     fired[:] = f[:R]
 
