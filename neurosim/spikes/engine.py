@@ -433,7 +433,7 @@ class LayerState:
             bounds = np.concatenate(([0], np.cumsum(per_step)))
         else:
             ptr, idx, val = events(0)
-            done = self.fires_with_events and spikes is not None
+            done = self.fires_with_events
             if done:
                 nr = self.neuron
                 fire = kernels.accumulate_codes_fire if self.tiles.dtype == np.int8 else kernels.accumulate_fire

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import float32, int32, int64, njit, prange, void
+from numba import float32, int32, int64, njit, prange, uint8, void
 from numba import int8 as types_int8
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -228,8 +228,9 @@ def _compress_events(typingctx, row, j0, idx, val, e):
         ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(n), [ir.IntType(n)]),
                                                f"llvm.ctpop.i{n}")
         return builder.add(at, builder.zext(builder.call(ctpop, [bits]), ir.IntType(64)))
-    if any(getattr(a, "layout", "") != "C" for a in (row, idx, val)):
-        return None
+    if any(getattr(a, "layout", "") != "C" for a in (row, idx, val)) or \
+            (row.dtype, idx.dtype, val.dtype) != (uint8, int32, float32):
+        return None   # the vectors' element types: uint8 spikes, int32 inputs, float32 values
     return int64(row, j0, idx, val, e), codegen
 
 
@@ -266,7 +267,7 @@ def events_csr(spk, counts=None):
     ptr = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=ptr[1:])
     idx, val = np.empty(ptr[n], np.int32), np.empty(ptr[n], np.float32)
-    if spk.flags.c_contiguous:
+    if spk.dtype == np.uint8 and spk.flags.c_contiguous:
         events_fill_vectors(spk.size, spk, ptr, idx, val)
     else:
         events_fill(spk.size, spk, ptr, idx, val)
