@@ -106,7 +106,7 @@ def test_a_1_bit_layer_fed_spikes_of_value_2_adds_them_by_events():
 def test_popcounts_fused_with_the_neuron_give_the_two_kernels_spikes_and_state():
     """sign_sums_fire = sign_sums, then fire_steps_plain on the currents: bit for bit, state included."""
     rng = np.random.default_rng(11)
-    K, n, n_in, L = 5, 8, 200, 24
+    K, n, n_in, L = 5, 8, 200, 48
     codes = np.where(rng.random((n_in, L)) < 0.5, 1, -1).astype(np.int8)
     rows = kernels_bits.packed_rows((rng.random((K * n, n_in)) < 0.2).astype(np.uint8))
     plus = kernels_bits.packed_signs(codes)

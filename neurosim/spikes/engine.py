@@ -155,7 +155,7 @@ class LayerState:
         # a 1-bit layer on popcounts whose default neuron fires on the raw sums (no residual, no LayerNorm)
         self.fires_with_sums = (self.kind == "linear" and getattr(self, "plus", None) is not None and self.spiking
                                 and self.unit is None and self.neuron.flags == 0 and self.levels == 1
-                                and n % kernels_bits.ROWS == 0 and L % kernels_bits.LANES == 0)
+                                and n % kernels_bits.ROWS == 0 and L % kernels_bits.FIRE_LANES == 0)
         # fp32 weights or int8 codes summed by events, their default neuron fed each (step, token)'s sums at once
         self.fires_with_events = (self.kind == "linear" and self.spiking and self.unit is None
                                   and getattr(self, "tiles", None) is not None and getattr(self, "packed", None) is None
@@ -569,9 +569,9 @@ def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel, threaded and serial, on a tiny network."""
     from ..ir import Attention, Neuron
 
-    # 4 tokens and 8 outputs: the spiking 1-bit layer v fires in its popcount pass (kernels_bits.sign_sums_fire),
-    # the real-valued 1-bit q takes the popcounts x scale + bias; int8 o fires in its code pass, GIF g (levels 3)
-    # not; the real-valued fp32 r applies its scale and bias in a pass of their own (kernels.affine)
+    # 4 tokens: the spiking 1-bit layer s (16 outputs) fires in its popcount pass (kernels_bits.sign_sums_fire),
+    # v (8) after its popcounts; the real-valued 1-bit q takes the popcounts x scale + bias; int8 o fires in its
+    # code pass, GIF g (levels 3) not; the real-valued fp32 r applies its scale and bias in a pass of their own
     layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=4, weights=np.ones((8, 8)),
                     weight_bits=1),
               Layer("k", "linear", 8, 8, seq_len=4, weights=np.ones((8, 8))),
@@ -580,7 +580,8 @@ def warm_up() -> None:
               Layer("a", "attention", 8, 8, inputs=["q", "k", "v"], spec=Attention(1, 8), seq_len=4),
               Layer("g", "linear", 8, 8, inputs=["a"], seq_len=4, neuron=Neuron(levels=3), weights=np.ones((8, 8)),
                     weight_bits=8),
-              Layer("r", "linear", 8, 8, inputs=["g"], neuron=None, seq_len=4, weights=np.ones((8, 8)))]
+              Layer("r", "linear", 8, 8, inputs=["g"], neuron=None, seq_len=4, weights=np.ones((8, 8))),
+              Layer("s", "linear", 8, 16, seq_len=4, weights=np.ones((16, 8)), weight_bits=1)]
     net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK
     try:

@@ -81,28 +81,44 @@ def _splat(builder, x):
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
-def _block_sums(context, builder, rows_a, plus_a, fired_a, first, out0):
+def _block_sums(context, builder, rows_a, plus_a, fired_a, first, out0, vectors=1):
     """The IR of one block's sums: for k < ROWS, float32(2 * sum_w popcount(rows[first + k, w] & plus[w, out0:
-    out0 + LANES]) - fired[first + k]) as a vector of LANES, the sums kept in registers over the words."""
+    out0 + vectors x LANES]) - fired[first + k]) as one vector of vectors x LANES floats, the sums kept in
+    registers over the words (each row's word broadcast once for all its vectors)."""
     words = cgutils.unpack_tuple(builder, rows_a.shape, 2)[1]
     width = cgutils.unpack_tuple(builder, plus_a.shape, 2)[1]
     ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), "llvm.ctpop.v8i64")
     row = [builder.add(first, ir.Constant(_I64, k)) for k in range(ROWS)]
     row_ptrs = [builder.gep(rows_a.data, [builder.mul(r, words)]) for r in row]
-    sums = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, [0] * LANES)) for _ in range(ROWS)]
+    sums = [[cgutils.alloca_once_value(builder, ir.Constant(_VEC, [0] * LANES)) for _ in range(vectors)]
+            for _ in range(ROWS)]
     with cgutils.for_range(builder, words) as loop:
         w = loop.index
         at = builder.gep(plus_a.data, [builder.add(builder.mul(w, width), out0)])
-        signs = builder.load(builder.bitcast(at, _VEC.as_pointer()), align=8)
+        signs = [builder.load(_vector_at_pointer(builder, at, v * LANES, _VEC), align=8) for v in range(vectors)]
         for k in range(ROWS):
             x = _splat(builder, builder.load(builder.gep(row_ptrs[k], [w])))
-            builder.store(builder.add(builder.load(sums[k]), builder.call(ctpop, [builder.and_(x, signs)])), sums[k])
+            for v in range(vectors):
+                total = builder.add(builder.load(sums[k][v]), builder.call(ctpop, [builder.and_(x, signs[v])]))
+                builder.store(total, sums[k][v])
     values = []
     for k in range(ROWS):
-        total = builder.load(sums[k])
         n = _splat(builder, builder.load(builder.gep(fired_a.data, [row[k]])))
-        values.append(builder.sitofp(builder.sub(builder.add(total, total), n), _FVEC))
+        parts = []
+        for v in range(vectors):
+            total = builder.load(sums[k][v])
+            parts.append(builder.sitofp(builder.sub(builder.add(total, total), n), _FVEC))
+        while len(parts) > 1:   # concatenated pairwise: 8 + 8 -> 16 lanes
+            lanes = 2 * parts[0].type.count
+            parts = [builder.shuffle_vector(parts[i], parts[i + 1], ir.Constant(ir.VectorType(_I32, lanes),
+                                                                               list(range(lanes))))
+                     for i in range(0, len(parts), 2)]
+        values.append(parts[0])
     return values
+
+
+def _vector_at_pointer(builder, pointer, offset, kind):
+    return builder.bitcast(builder.gep(pointer, [ir.Constant(_I64, offset)]), kind.as_pointer())
 
 
 def _vector_at(builder, array, index, kind):
@@ -134,48 +150,53 @@ def _sign_block(typingctx, rows, r0, plus, o0, fired, scale, bias, cur):
     return types.void(rows, r0, plus, o0, fired, scale, bias, cur), codegen
 
 
-_BVEC = ir.VectorType(ir.IntType(8), LANES)
-_IVEC = ir.VectorType(_I32, LANES)
+# The fused pass runs its neurons FIRE_LANES outputs at a time, two popcount vectors to one 512-bit float vector:
+# half the neuron's instructions per output that 8 would take.
+FIRE_VECTORS = 2
+FIRE_LANES = FIRE_VECTORS * LANES
+_F16, _B16, _I16 = (ir.VectorType(x, FIRE_LANES) for x in (ir.FloatType(), ir.IntType(8), _I32))
 
 
 @intrinsic
 def _sign_fire(typingctx, rows, r0, plus, o0, fired, scale, bias, leak, vth, u, spk, totals, out_t, counts_t, i0):
     """One step of the default neuron (`kernels.fire_steps_plain`'s float32 operations, in the same order) on
-    the block's sums (`_block_sums`), for tokens i0 + k (k < ROWS) and outputs o0 .. o0 + LANES - 1:
+    the block's sums (`_block_sums`), for tokens i0 + k (k < ROWS) and outputs o0 .. o0 + FIRE_LANES - 1:
     x = sum * scale + bias; v = leak * u + x, minus vth where the last step spiked; u = v; spike where
     v >= vth, into spk[k], out_t[i0 + k, o0:] and totals[k]; counts_t[i0 + k] += the spikes. u, spk, totals:
-    (ROWS, LANES) copies of the block's state."""
+    (ROWS, FIRE_LANES) copies of the block's state."""
     def codegen(context, builder, signature, args):
         arr = {i: context.make_array(signature.args[i])(context, builder, args[i]) for i in
                (0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)}
         first, out0, token0 = args[1], args[3], args[14]
         outputs = cgutils.unpack_tuple(builder, arr[12].shape, 2)[1]
-        sc, bi, le, th = (builder.load(_vector_at(builder, arr[i], out0, _FVEC), align=4) for i in (5, 6, 7, 8))
-        ctpop8 = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(8), [ir.IntType(8)]),
-                                                "llvm.ctpop.i8")
-        for k, total in enumerate(_block_sums(context, builder, arr[0], arr[2], arr[4], first, out0)):
-            lane0 = ir.Constant(_I64, k * LANES)
+        sc, bi, le, th = (builder.load(_vector_at(builder, arr[i], out0, _F16), align=4) for i in (5, 6, 7, 8))
+        mask_t = ir.IntType(FIRE_LANES)
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(mask_t, [mask_t]),
+                                               f"llvm.ctpop.i{FIRE_LANES}")
+        sums = _block_sums(context, builder, arr[0], arr[2], arr[4], first, out0, FIRE_VECTORS)
+        for k, total in enumerate(sums):
+            lane0 = ir.Constant(_I64, k * FIRE_LANES)
             u_at, s_at, t_at = (_vector_at(builder, arr[i], lane0, kind)
-                                for i, kind in ((9, _FVEC), (10, _BVEC), (11, _IVEC)))
+                                for i, kind in ((9, _F16), (10, _B16), (11, _I16)))
             x = builder.fadd(builder.fmul(total, sc), bi)
             v = builder.fadd(builder.fmul(le, builder.load(u_at, align=4)), x)
             last = builder.load(s_at, align=1)
-            reset = builder.fsub(v, builder.fmul(builder.uitofp(last, _FVEC), th))
-            v = builder.select(builder.icmp_unsigned("!=", last, ir.Constant(_BVEC, [0] * LANES)), reset, v)
+            reset = builder.fsub(v, builder.fmul(builder.uitofp(last, _F16), th))
+            v = builder.select(builder.icmp_unsigned("!=", last, ir.Constant(_B16, [0] * FIRE_LANES)), reset, v)
             builder.store(v, u_at, align=4)
             fire = builder.fcmp_ordered(">=", v, th)
-            spikes = builder.zext(fire, _BVEC)
+            spikes = builder.zext(fire, _B16)
             builder.store(spikes, s_at, align=1)
             token = builder.add(token0, ir.Constant(_I64, k))
-            builder.store(spikes, _vector_at(builder, arr[12], builder.add(builder.mul(token, outputs), out0), _BVEC),
+            builder.store(spikes, _vector_at(builder, arr[12], builder.add(builder.mul(token, outputs), out0), _B16),
                           align=1)
-            builder.store(builder.add(builder.load(t_at, align=4), builder.zext(fire, _IVEC)), t_at, align=4)
+            builder.store(builder.add(builder.load(t_at, align=4), builder.zext(fire, _I16)), t_at, align=4)
             count_at = builder.gep(arr[13].data, [token])
-            fired_here = builder.call(ctpop8, [builder.bitcast(fire, ir.IntType(8))])
+            fired_here = builder.call(ctpop, [builder.bitcast(fire, mask_t)])
             builder.store(builder.add(builder.load(count_at), builder.zext(fired_here, _I64)), count_at)
         return context.get_dummy_value()
     arrays = (rows, plus, fired, scale, bias, leak, vth, u, spk, totals, out_t, counts_t)
-    if not _all_c(*arrays) or LANES != 8:
+    if not _all_c(*arrays):
         return None
     return types.void(rows, r0, plus, o0, fired, scale, bias, leak, vth, u, spk, totals, out_t, counts_t, i0), codegen
 
@@ -231,8 +252,9 @@ def sign_sums_fire(rows, plus, fired, scale, bias, leak, vth, u, spk, totals, ou
     """`accumulate_signs` and then `kernels.fire_steps_plain` in one pass, without the currents ever in memory:
     the same sums, the same float32 neuron, the same spikes. rows (K * n, words): step t's token i at row
     t * n + i; out (K, n, L) the spikes, counts (K, n) the events per token; u, spk, totals (n, L) the state.
-    n a multiple of ROWS, L of LANES (the engine's other path takes the rest). A block of ROWS tokens runs
-    through the K steps for LANES outputs at a time, its state copied into scratch of its own (`_sign_fire`)."""
+    n a multiple of ROWS, L of FIRE_LANES (the engine's other path takes the rest). A block of ROWS tokens runs
+    through the K steps for FIRE_LANES outputs at a time, its state copied into scratch of its own
+    (`_sign_fire`)."""
     K, n, L = out.shape
     words = rows.shape[1]
     for r in prange(rows.shape[0]):
@@ -245,15 +267,15 @@ def sign_sums_fire(rows, plus, fired, scale, bias, leak, vth, u, spk, totals, ou
         for t in range(K):
             for k in range(ROWS):
                 counts[t, i0 + k] = 0
-        us, ss = np.empty((ROWS, LANES), np.float32), np.empty((ROWS, LANES), np.uint8)
-        ts = np.empty((ROWS, LANES), np.int32)
-        for o0 in range(0, L, LANES):
+        us, ss = np.empty((ROWS, FIRE_LANES), np.float32), np.empty((ROWS, FIRE_LANES), np.uint8)
+        ts = np.empty((ROWS, FIRE_LANES), np.int32)
+        for o0 in range(0, L, FIRE_LANES):
             for k in range(ROWS):
-                for j in range(LANES):
+                for j in range(FIRE_LANES):
                     us[k, j], ss[k, j], ts[k, j] = u[i0 + k, o0 + j], spk[i0 + k, o0 + j], totals[i0 + k, o0 + j]
             for t in range(K):
                 _sign_fire(rows, t * n + i0, plus, o0, fired, scale, bias, leak, vth, us, ss, ts, out[t], counts[t],
                            i0)
             for k in range(ROWS):
-                for j in range(LANES):
+                for j in range(FIRE_LANES):
                     u[i0 + k, o0 + j], spk[i0 + k, o0 + j], totals[i0 + k, o0 + j] = us[k, j], ss[k, j], ts[k, j]
