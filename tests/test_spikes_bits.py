@@ -106,7 +106,7 @@ def test_a_1_bit_layer_fed_spikes_of_value_2_adds_them_by_events():
 def test_popcounts_fused_with_the_neuron_give_the_two_kernels_spikes_and_state():
     """sign_sums_fire = sign_sums, then fire_steps_plain on the currents: bit for bit, state included."""
     rng = np.random.default_rng(11)
-    K, n, n_in, L = 5, 8, 200, 48
+    K, n, n_in, L = 5, 8, 200, 64
     codes = np.where(rng.random((n_in, L)) < 0.5, 1, -1).astype(np.int8)
     rows = kernels_bits.packed_rows((rng.random((K * n, n_in)) < 0.2).astype(np.uint8))
     plus = kernels_bits.packed_signs(codes)
@@ -130,14 +130,14 @@ def test_popcounts_fused_with_the_neuron_give_the_two_kernels_spikes_and_state()
 
 
 def test_a_1_bit_layer_of_whole_token_blocks_fires_in_its_popcount_pass(monkeypatch):
-    """8 tokens and 48 / 32 outputs: the fused pass runs (fires_with_sums), with the fp32 engine's spikes and
+    """8 tokens and 64 / 32 outputs: the fused pass runs (fires_with_sums), with the fp32 engine's spikes and
     the step-by-step counts."""
     def net(bits):
         rng = np.random.default_rng(3)
-        w1 = np.where(rng.random((48, 64)) < 0.5, 0.25, -0.25)
-        w2 = np.where(rng.random((32, 48)) < 0.5, 0.5, -0.5)
-        return Network("bits", [Layer("a", "linear", 64, 48, seq_len=8, weights=w1, weight_bits=bits, timesteps=7),
-                                Layer("b", "linear", 48, 32, inputs=["a"], seq_len=8, weights=w2, weight_bits=bits,
+        w1 = np.where(rng.random((64, 64)) < 0.5, 0.25, -0.25)
+        w2 = np.where(rng.random((32, 64)) < 0.5, 0.5, -0.5)
+        return Network("bits", [Layer("a", "linear", 64, 64, seq_len=8, weights=w1, weight_bits=bits, timesteps=7),
+                                Layer("b", "linear", 64, 32, inputs=["a"], seq_len=8, weights=w2, weight_bits=bits,
                                       timesteps=7)], input_size=64, input_rate=0.3)
     fused = []
     real_init = engine.LayerState.__init__

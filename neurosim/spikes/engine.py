@@ -569,7 +569,7 @@ def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel, threaded and serial, on a tiny network."""
     from ..ir import Attention, Neuron
 
-    # 4 tokens: the spiking 1-bit layer s (16 outputs) fires in its popcount pass (kernels_bits.sign_sums_fire),
+    # 4 tokens: the spiking 1-bit layer s (32 outputs) fires in its popcount pass (kernels_bits.sign_sums_fire),
     # v (8) after its popcounts; the real-valued 1-bit q takes the popcounts x scale + bias; int8 o fires in its
     # code pass, GIF g (levels 3) not; the real-valued fp32 r applies its scale and bias in a pass of their own
     layers = [Layer("q", "linear", 8, 8, neuron=None, compute="mac", seq_len=4, weights=np.ones((8, 8)),
@@ -581,7 +581,7 @@ def warm_up() -> None:
               Layer("g", "linear", 8, 8, inputs=["a"], seq_len=4, neuron=Neuron(levels=3), weights=np.ones((8, 8)),
                     weight_bits=8),
               Layer("r", "linear", 8, 8, inputs=["g"], neuron=None, seq_len=4, weights=np.ones((8, 8))),
-              Layer("s", "linear", 8, 16, seq_len=4, weights=np.ones((16, 8)), weight_bits=1)]
+              Layer("s", "linear", 8, 32, seq_len=4, weights=np.ones((32, 8)), weight_bits=1)]
     net = Network("warm-up", layers, input_size=8)
     saved = kernels.PARALLEL_WORK
     try:
