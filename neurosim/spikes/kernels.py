@@ -95,7 +95,7 @@ def announce_compiling() -> None:
     if not _ANNOUNCED:
         _ANNOUNCED.append(True)
         if cache_is_cold():
-            print("neurosim: compiling the spike engine's kernels, once (10-70 s of CPU; cached for later runs)",
+            print("neurosim: compiling the spike engine's kernels, once (10-80 s of CPU; cached for later runs)",
                   file=sys.stderr, flush=True)
 
 
