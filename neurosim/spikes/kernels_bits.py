@@ -81,7 +81,7 @@ def _splat(builder, x):
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
-def _block_sums(context, builder, rows_a, plus_a, fired_a, first, out0, vectors=1):
+def _block_sums(builder, rows_a, plus_a, fired_a, first, out0, vectors=1):
     """The IR of one block's sums: for k < ROWS, float32(2 * sum_w popcount(rows[first + k, w] & plus[w, out0:
     out0 + vectors x LANES]) - fired[first + k]) as one vector of vectors x LANES floats, the sums kept in
     registers over the words (each row's word broadcast once for all its vectors)."""
@@ -118,6 +118,7 @@ def _block_sums(context, builder, rows_a, plus_a, fired_a, first, out0, vectors=
 
 
 def _vector_at_pointer(builder, pointer, offset, kind):
+    """A pointer to the vector of `kind` that starts `offset` elements after `pointer`."""
     return builder.bitcast(builder.gep(pointer, [ir.Constant(_I64, offset)]), kind.as_pointer())
 
 
@@ -140,7 +141,7 @@ def _sign_block(typingctx, rows, r0, plus, o0, fired, scale, bias, cur):
         first, out0 = args[1], args[3]
         outputs = cgutils.unpack_tuple(builder, cur_a.shape, 2)[1]
         sc, bi = (builder.load(_vector_at(builder, a, out0, _FVEC), align=4) for a in (scale_a, bias_a))
-        for k, value in enumerate(_block_sums(context, builder, rows_a, plus_a, fired_a, first, out0)):
+        for k, value in enumerate(_block_sums(builder, rows_a, plus_a, fired_a, first, out0)):
             row = builder.add(first, ir.Constant(_I64, k))
             builder.store(builder.fadd(builder.fmul(value, sc), bi),
                           _vector_at(builder, cur_a, builder.add(builder.mul(row, outputs), out0), _FVEC), align=4)
@@ -175,7 +176,7 @@ def _sign_fire(typingctx, rows, r0, plus, o0, fired, scale, bias, leak, vth, u, 
         mask_t = ir.IntType(FIRE_LANES)
         ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(mask_t, [mask_t]),
                                                f"llvm.ctpop.i{FIRE_LANES}")
-        sums = _block_sums(context, builder, arr[0], arr[2], arr[4], first, out0, FIRE_VECTORS)
+        sums = _block_sums(builder, arr[0], arr[2], arr[4], first, out0, FIRE_VECTORS)
         for k, total in enumerate(sums):
             lane0 = ir.Constant(_I64, k * FIRE_LANES)
             u_at, s_at, t_at = (_vector_at(builder, arr[i], lane0, kind)
