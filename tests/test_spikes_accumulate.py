@@ -72,8 +72,8 @@ def test_events_per_input_count_the_tokens_with_an_event_at_each_input_and_step(
 @pytest.mark.parametrize("chunk", [300, 64])
 @pytest.mark.parametrize("codes", [True, False])
 def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk, codes):
-    """accumulate_codes_fire = accumulate_codes, accumulate_fire = accumulate (real float32 weights), each
-    then fire_steps_plain on the currents: bit for bit, with tiles of 48 outputs (for codes a vector block
+    """accumulate_fire = accumulate_codes (int8 codes) or accumulate (real float32 weights), each then
+    fire_steps_plain on the currents: bit for bit, with tiles of 48 outputs (for codes a vector block
     and a tail), inputs whole or in chunks, 6 tokens (a ragged block of 4 + 2)."""
     rng = np.random.default_rng(12)
     K, n, n_in, L = 5, 6, 300, 100
@@ -85,8 +85,7 @@ def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk,
     tiles = kernels.tiles_of(weights, 48)
     scale = np.full(L, 2.0 ** -9 if codes else 1.0, np.float32)
     bias = rng.normal(0, 0.2, L).astype(np.float32)
-    summed, fused = (kernels.accumulate_codes, kernels.accumulate_codes_fire) if codes else \
-        (kernels.accumulate, kernels.accumulate_fire)
+    summed = kernels.accumulate_codes if codes else kernels.accumulate
     leak, vth = rng.uniform(0.5, 1, L).astype(np.float32), rng.uniform(0.5, 1.5, L).astype(np.float32)
     start = (rng.random((n, L)).astype(np.float32), (rng.random((n, L)) < 0.3).astype(np.uint8),
              rng.integers(0, 4, (n, L)).astype(np.int32))
@@ -97,7 +96,8 @@ def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk,
         cur = np.empty((K * n, L), np.float32)
         summed(work, ptr, idx, val, tiles, chunk, cur)
         kernels.fire_steps_plain(work, cur.reshape(K, n, L), scale, bias, two[0], two[1], leak, vth, two[2], out2, c2)
-        fused(work, ptr, idx, val, tiles, chunk, scale, bias, leak, vth, one[0], one[1], one[2], out1, c1)
+        kernels.accumulate_fire(work, ptr, idx, val, tiles, chunk, scale, bias, leak, vth, one[0], one[1], one[2],
+                                out1, c1)
         assert out2.any() and not out2.all()
         for a, b in zip((out2, c2) + tuple(two), (out1, c1) + tuple(one)):
             assert np.array_equal(a, b)

@@ -411,7 +411,7 @@ class LayerState:
         from `events(0)`), or for +-1 weights on binary spikes by popcounts of bits (kernels_bits);
         counters per step from the rows' event counts. Returns whether the layer's outputs are written too:
         its neurons fired in the pass that summed (`kernels_bits.sign_sums_fire` for popcounts,
-        `kernels.accumulate_fire` / `accumulate_codes_fire` for events: spikes (a, n, L) and counts (a, n)),
+        `kernels.accumulate_fire` for events: spikes (a, n, L) and counts (a, n)),
         or, real-valued without residual or LayerNorm, its popcounts x scale + bias written to real_out
         (a * n, L); cur is then left alone."""
         n, L = self.shape
@@ -436,9 +436,9 @@ class LayerState:
             done = self.fires_with_events
             if done:
                 nr = self.neuron
-                fire = kernels.accumulate_codes_fire if self.tiles.dtype == np.int8 else kernels.accumulate_fire
-                fire(len(idx) * L, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles), self.scale, self.bias,
-                     nr.leak, nr.vth, self.u, self.spk, self.totals, spikes, counts)
+                kernels.accumulate_fire(len(idx) * L, ptr, idx, val, self.tiles, kernels.input_chunk(self.tiles),
+                                        self.scale, self.bias, nr.leak, nr.vth, self.u, self.spk, self.totals, spikes,
+                                        counts)
             else:
                 self._accumulate(ptr, idx, val)
             bounds = ptr[::n]                               # the first event of each step

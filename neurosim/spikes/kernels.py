@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import float32, int32, int64, njit, prange, uint8, void
 from numba import int8 as types_int8
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # A call runs threaded when it does at least this many element operations
 # (ACs, neuron updates, softmax scores) and numba has more than one thread;
@@ -751,7 +751,7 @@ def fire_steps_plain(cur, scale, bias, u, spk, leak, vth, totals, out, counts):
             copy_into(totals[i, c0:c1], ti[:m])
 
 
-# Tokens of a work item of `accumulate_fire` / `accumulate_codes_fire`: their sums over a block's steps
+# Tokens of a work item of `accumulate_fire`: their sums over a block's steps
 # (steps x tokens x a tile's outputs) stay in L2 beside the tile's chunk of weights.
 FIRE_TOKENS = 4
 
@@ -773,43 +773,51 @@ def _fire_sums(t, i, o0, m, x, scale, bias, leak, vth, u, spk, totals, out, coun
     copy_into(out[t, i, o0:o0 + m], si)
 
 
+def _add_sums(w, idx, val, e, stop, sums, run16, m):
+    """sums[:m] += the weight rows of events e .. stop - 1: `_add_events` on fp32 tiles, `_add_codes` on int8."""
+
+
+@overload(_add_sums, inline="always")
+def _add_sums_typed(w, idx, val, e, stop, sums, run16, m):
+    if w.dtype == types_int8:
+        return lambda w, idx, val, e, stop, sums, run16, m: _add_codes(w, idx, val, e, stop, sums, run16, m)
+    return lambda w, idx, val, e, stop, sums, run16, m: _add_events(w, idx, val, e, stop, sums, m)
+
+
+def _empty_sums(tiles, rows, width):
+    """Scratch for the sums of `rows` rows of a tile: int32 for int8 codes (exact), float32 for fp32 weights."""
+
+
+@overload(_empty_sums, inline="always")
+def _empty_sums_typed(tiles, rows, width):
+    if tiles.dtype == types_int8:
+        return lambda tiles, rows, width: np.empty((rows, width), np.int32)
+    return lambda tiles, rows, width: np.empty((rows, width), np.float32)
+
+
+def _as_float32(sums, x):
+    """sums as float32: themselves (fp32), or converted into x (exact int32 sums)."""
+
+
+@overload(_as_float32, inline="always")
+def _as_float32_typed(sums, x):
+    if sums.dtype == float32:
+        return lambda sums, x: sums
+
+    def convert(sums, x):
+        for o in range(sums.shape[0]):
+            x[o] = np.float32(sums[o])
+        return x[:sums.shape[0]]
+    return convert
+
+
 @Kernel
 def accumulate_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u, spk, totals, out, counts):
-    """`accumulate` and then `fire_steps_plain` in one pass: each (step, token)'s float32 sums (`_add_events`,
-    the same order) go straight into the default neuron, so the currents never go to memory. Rows of the
-    CSR: step t's token i at t * n + i; out (K, n, L), counts (K, n); u, spk, totals (n, L). A work item
-    is FIRE_TOKENS tokens through every tile, every chunk of inputs and the K steps in order."""
-    K, n, L = out.shape
-    tile, n_in = tiles.shape[2], tiles.shape[1]
-    whole = chunk >= n_in
-    for b in prange((n + FIRE_TOKENS - 1) // FIRE_TOKENS):
-        i0, i1 = b * FIRE_TOKENS, min(n, (b + 1) * FIRE_TOKENS)
-        counts[:, i0:i1] = 0
-        cursor = np.empty(K * (i1 - i0), np.int64)
-        sums = np.empty((1 if whole else K * (i1 - i0), tile), np.float32)
-        for tt in range(tiles.shape[0]):
-            w, o0 = tiles[tt], tt * tile
-            m = min(tile, L - o0)
-            _token_rows(ptr, n, i0, i1, K, cursor)
-            for k1 in range(chunk, n_in + chunk, chunk):
-                for t in range(K):
-                    for i in range(i0, i1):
-                        slot = t * (i1 - i0) + i - i0
-                        c = sums[0 if whole else slot]
-                        if k1 == chunk:
-                            c[:m] = 0.0
-                        e = cursor[slot]
-                        stop = _chunk_end(idx, e, ptr[t * n + i + 1], k1, n_in)
-                        _add_events(w, idx, val, e, stop, c, m)
-                        cursor[slot] = stop
-                        if k1 >= n_in:
-                            _fire_sums(t, i, o0, m, c[:m], scale, bias, leak, vth, u, spk, totals, out, counts)
-
-
-@Kernel
-def accumulate_codes_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u, spk, totals, out, counts):
-    """`accumulate_codes` and then `fire_steps_plain` in one pass, as `accumulate_fire`: each (step, token)'s
-    exact int32 sums, as float32, go straight into the default neuron (the same operations)."""
+    """`accumulate` (fp32 tiles) or `accumulate_codes` (int8 codes), then `fire_steps_plain`, in one pass: each
+    (step, token)'s sums (`_add_events` / `_add_codes`, the same order; exact int32 sums as float32) go
+    straight into the default neuron, so the currents never go to memory. Rows of the CSR: step t's token i
+    at t * n + i; out (K, n, L), counts (K, n); u, spk, totals (n, L). A work item is FIRE_TOKENS tokens
+    through every tile, every chunk of inputs and the K steps in order (each token's counts are its item's)."""
     K, n, L = out.shape
     tile, n_in = tiles.shape[2], tiles.shape[1]
     whole = chunk >= n_in
@@ -818,7 +826,7 @@ def accumulate_codes_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u
         counts[:, i0:i1] = 0
         cursor = np.empty(K * (i1 - i0), np.int64)
         run16, x = np.empty(tile, np.int16), np.empty(tile, np.float32)
-        sums = np.empty((1 if whole else K * (i1 - i0), tile), np.int32)
+        sums = _empty_sums(tiles, 1 if whole else K * (i1 - i0), tile)
         for tt in range(tiles.shape[0]):
             w, o0 = tiles[tt], tt * tile
             m = min(tile, L - o0)
@@ -832,12 +840,11 @@ def accumulate_codes_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u
                             acc[:m] = 0
                         e = cursor[slot]
                         stop = _chunk_end(idx, e, ptr[t * n + i + 1], k1, n_in)
-                        _add_codes(w, idx, val, e, stop, acc, run16, m)
+                        _add_sums(w, idx, val, e, stop, acc, run16, m)
                         cursor[slot] = stop
                         if k1 >= n_in:
-                            for o in range(m):
-                                x[o] = np.float32(acc[o])
-                            _fire_sums(t, i, o0, m, x[:m], scale, bias, leak, vth, u, spk, totals, out, counts)
+                            _fire_sums(t, i, o0, m, _as_float32(acc[:m], x), scale, bias, leak, vth, u, spk, totals,
+                                       out, counts)
 
 
 @Kernel
