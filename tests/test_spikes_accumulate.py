@@ -37,7 +37,7 @@ def test_int8_codes_accumulated_in_input_chunks_give_the_exact_product(top, rate
     expected = spk.astype(np.int64) @ codes.astype(np.int64)
     for chunk in (n_in, 64, 1):
         cur = np.full(expected.shape, np.nan, np.float32)
-        kernels.accumulate_codes(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, width), chunk, cur)
+        kernels.accumulate(10 ** 9, ptr, idx, val, kernels.tiles_of(codes, width), chunk, cur)
         np.testing.assert_array_equal(cur, expected, err_msg=f"chunk {chunk}")
 
 
@@ -72,7 +72,7 @@ def test_events_per_input_count_the_tokens_with_an_event_at_each_input_and_step(
 @pytest.mark.parametrize("chunk", [300, 64])
 @pytest.mark.parametrize("codes", [True, False])
 def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk, codes):
-    """accumulate_fire = accumulate_codes (int8 codes) or accumulate (real float32 weights), each then
+    """accumulate_fire = accumulate (on int8 codes, or real float32 weights), then
     fire_steps_plain on the currents: bit for bit, with tiles of 48 outputs (for codes a vector block
     and a tail), inputs whole or in chunks, 6 tokens (a ragged block of 4 + 2)."""
     rng = np.random.default_rng(12)
@@ -85,7 +85,6 @@ def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk,
     tiles = kernels.tiles_of(weights, 48)
     scale = np.full(L, 2.0 ** -9 if codes else 1.0, np.float32)
     bias = rng.normal(0, 0.2, L).astype(np.float32)
-    summed = kernels.accumulate_codes if codes else kernels.accumulate
     leak, vth = rng.uniform(0.5, 1, L).astype(np.float32), rng.uniform(0.5, 1.5, L).astype(np.float32)
     start = (rng.random((n, L)).astype(np.float32), (rng.random((n, L)) < 0.3).astype(np.uint8),
              rng.integers(0, 4, (n, L)).astype(np.int32))
@@ -94,7 +93,7 @@ def test_sums_fused_with_the_neuron_give_the_two_kernels_spikes_and_state(chunk,
         out2, out1 = np.zeros((K, n, L), np.uint8), np.zeros((K, n, L), np.uint8)
         c2, c1 = np.zeros((K, n), np.int64), np.zeros((K, n), np.int64)
         cur = np.empty((K * n, L), np.float32)
-        summed(work, ptr, idx, val, tiles, chunk, cur)
+        kernels.accumulate(work, ptr, idx, val, tiles, chunk, cur)
         kernels.fire_steps_plain(work, cur.reshape(K, n, L), scale, bias, two[0], two[1], leak, vth, two[2], out2, c2)
         kernels.accumulate_fire(work, ptr, idx, val, tiles, chunk, scale, bias, leak, vth, one[0], one[1], one[2],
                                 out1, c1)

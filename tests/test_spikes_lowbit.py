@@ -146,7 +146,7 @@ def test_low_bit_layers_fed_a_real_current_use_the_dequantized_weights(bits):
 @pytest.mark.parametrize("top", [1, 127])
 @pytest.mark.parametrize("L", [5, 69])
 def test_long_runs_of_binary_events_are_summed_exactly_in_narrow_integers(top, L):
-    """accumulate_codes sums runs of value-1 events in int16 (258 events at most, `CODE_RUN`) before widening
+    """accumulate sums int8 codes' runs of value-1 events in int16 (258 events at most, `CODE_RUN`) before widening
     to int32, by 512-bit vectors of 64 outputs (L = 69: one vector block and a tail of 5) and by loops (the
     tail). 600 events of the largest code overflow int16 unless the runs are cut: the sums must be 600 x 1 =
     600 and 600 x 127 = 76,200, by hand; a second token with some events of value 3 among them is checked
@@ -158,7 +158,7 @@ def test_long_runs_of_binary_events_are_summed_exactly_in_narrow_integers(top, L
     spk[1, ::7] = 3                                      # token 1: every 7th event has value 3
     ptr, idx, val = kernels.events_csr(spk)
     cur = np.zeros((2, L), np.float32)
-    kernels.accumulate_codes(0, ptr, idx, val, kernels.tiles_of(codes, kernels.TILE_CODES), n_in, cur)
+    kernels.accumulate(0, ptr, idx, val, kernels.tiles_of(codes, kernels.TILE_CODES), n_in, cur)
     np.testing.assert_array_equal(cur[0], [600 * top] * 4 + [-600 * top] + [600 * top] * (L - 5))
     np.testing.assert_array_equal(cur[1], spk[1].astype(np.int64) @ codes.astype(np.int64))
     fp32 = np.zeros((2, L), np.float32)

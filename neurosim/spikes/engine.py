@@ -225,9 +225,7 @@ class LayerState:
         work, chunk = len(idx) * self.shape[1], kernels.input_chunk(self.tiles)
         if self.packed is not None:
             kernels.accumulate_packed(work, ptr, idx, val, self.packed, lowbit.SIGN_TABLE, self.cur)
-        elif self.tiles.dtype == np.int8:
-            kernels.accumulate_codes(work, ptr, idx, val, self.tiles, chunk, self.cur)
-        else:
+        else:   # fp32 weights or int8 codes
             kernels.accumulate(work, ptr, idx, val, self.tiles, chunk, self.cur)
 
     # -- one step ---------------------------------------------------------------------

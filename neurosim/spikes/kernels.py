@@ -352,7 +352,7 @@ L2_TILE_BYTES, IN_CHUNK = 1 << 20, 512
 
 
 def input_chunk(tiles: np.ndarray) -> int:
-    """Inputs per pass of `accumulate` / `accumulate_codes` over one tile: all of them when the tile fits
+    """Inputs per pass of `accumulate` / `accumulate_fire` over one tile: all of them when the tile fits
     L2_TILE_BYTES or a row block's sums would not."""
     n_in, width = tiles.shape[1], tiles.shape[2]
     if n_in * width * tiles.itemsize <= L2_TILE_BYTES or ROW_BLOCK * width * 4 > L2_TILE_BYTES:
@@ -399,15 +399,73 @@ def _add_events(w, idx, val, e, stop, c, m):
         e += 1
 
 
+def _add_sums(w, idx, val, e, stop, sums, run16, m):
+    """sums[:m] += the weight rows of events e .. stop - 1: `_add_events` on fp32 tiles, `_add_codes` on int8."""
+
+
+@overload(_add_sums, inline="always")
+def _add_sums_typed(w, idx, val, e, stop, sums, run16, m):
+    if w.dtype == types_int8:
+        return lambda w, idx, val, e, stop, sums, run16, m: _add_codes(w, idx, val, e, stop, sums, run16, m)
+    return lambda w, idx, val, e, stop, sums, run16, m: _add_events(w, idx, val, e, stop, sums, m)
+
+
+def _empty_sums(tiles, rows, width):
+    """Scratch for the sums of `rows` rows of a tile: int32 for int8 codes (exact), float32 for fp32 weights."""
+
+
+@overload(_empty_sums, inline="always")
+def _empty_sums_typed(tiles, rows, width):
+    if tiles.dtype == types_int8:
+        return lambda tiles, rows, width: np.empty((rows, width), np.int32)
+    return lambda tiles, rows, width: np.empty((rows, width), np.float32)
+
+
+def _as_float32(sums, x):
+    """sums as float32: themselves (fp32), or converted into x (exact int32 sums)."""
+
+
+@overload(_as_float32, inline="always")
+def _as_float32_typed(sums, x):
+    if sums.dtype == float32:
+        return lambda sums, x: sums
+
+    def convert(sums, x):
+        for o in range(sums.shape[0]):
+            x[o] = np.float32(sums[o])
+        return x[:sums.shape[0]]
+    return convert
+
+
+def _store_float32(dst, sums):
+    """dst[:] = sums as float32: a copy (fp32 sums), or each exact int32 sum converted (codes)."""
+
+
+@overload(_store_float32, inline="always")
+def _store_float32_typed(dst, sums):
+    if sums.dtype == float32:
+        return lambda dst, sums: copy_into(dst, sums)
+
+    def convert(dst, sums):
+        for o in range(dst.shape[0]):
+            dst[o] = np.float32(sums[o])
+    return convert
+
+
 @Kernel
 def accumulate(ptr, idx, val, tiles, chunk, cur):
-    """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * W[idx[e]], fp32.
+    """Event-driven synaptic input: cur[i] = sum over token i's events e of val[e] * W[idx[e]].
 
     Only rows of inputs that spiked are read; each event costs one add per live output (an AC each).
-    tiles: (tiles, in, TILE) float32 (weights.tiles), read `chunk` inputs at a time (`input_chunk`). Events
-    are added eight at a time within a chunk (`_add_events`; binary spikes), which saves loads and stores of
-    the sums (15-25 % more ACs/s than four at a time on one layer, benchmarks/results/spike_engine.md).
-    Exact for integer weights; otherwise a rounding change against adding one event at a time.
+    tiles: (tiles, in, TILE) (weights.tiles), read `chunk` inputs at a time (`input_chunk`), of
+    * fp32 weights: events are added eight at a time within a chunk (`_add_events`; binary spikes), which
+      saves loads and stores of the sums (15-25 % more ACs/s than four at a time on one layer,
+      benchmarks/results/spike_engine.md). Exact for integer weights; otherwise a rounding change against
+      adding one event at a time;
+    * int8 codes (lowbit.py): the sums are integers, exact (the scale is applied by `fire`): runs of events
+      of value 1 add their codes without a multiply, in int16 partial sums widened into int32 (`_add_codes`);
+      other events add value x code in int32. The float32 of an exact sum is what the fp32 kernel computes on
+      the same codes whenever its own sum is exact (below 2^24): the same spikes.
     """
     n, L = cur.shape
     tile, n_in = tiles.shape[2], tiles.shape[1]
@@ -415,21 +473,22 @@ def accumulate(ptr, idx, val, tiles, chunk, cur):
         i0, i1, t, o0, m = _item(k, n, L, tile)
         w = tiles[t]
         cursor = ptr[i0:i1].copy()                  # each row's next event
+        run16 = np.empty(m, np.int16)
         # the rows' sums in scratch of their own (one row in one pass, all the item's rows over several
         # chunks), stored into cur after the last chunk: fresh memory the compiler knows nothing else
         # points to runs the adds on vectors without overlap checks (20 % faster than summing in cur)
-        sums = np.empty((1 if chunk >= n_in else i1 - i0, m), np.float32)
+        sums = _empty_sums(tiles, 1 if chunk >= n_in else i1 - i0, m)
         for k1 in range(chunk, n_in + chunk, chunk):
             for i in range(i0, i1):
-                c = sums[0 if chunk >= n_in else i - i0]
+                acc = sums[0 if chunk >= n_in else i - i0]
                 if k1 == chunk:
-                    c[:] = 0.0
+                    acc[:] = 0
                 e = cursor[i - i0]
                 stop = _chunk_end(idx, e, ptr[i + 1], k1, n_in)
-                _add_events(w, idx, val, e, stop, c, m)
+                _add_sums(w, idx, val, e, stop, acc, run16, m)
                 cursor[i - i0] = stop
                 if k1 >= n_in:
-                    copy_into(cur[i, o0:o0 + m], c)
+                    _store_float32(cur[i, o0:o0 + m], acc)
 
 
 # Codes of binary events (value 1) are summed in int16 first, then widened into the int32 sum: codes up to
@@ -520,39 +579,6 @@ def _add_codes(w, idx, val, e, stop, acc, run16, m):
             for o in range(m):
                 acc[o] += v0 * np.int32(w0[o])
             e += 1
-
-
-@Kernel
-def accumulate_codes(ptr, idx, val, tiles, chunk, cur):
-    """accumulate() on int8 weight codes (lowbit.py): cur[i] = float32(sum of val[e] * code[idx[e]]).
-
-    The sums are integers, exact (the scale is applied by `fire`): runs of events of value 1 add their
-    codes without a multiply, in int16 partial sums widened into int32 (`_add_codes`); other events add
-    value x code in int32. The float32 of an exact sum is what the fp32
-    kernel computes on the same codes whenever its own sum is exact (below 2^24): the same spikes.
-    Inputs are read `chunk` at a time (`input_chunk`), the rows' int32 sums in scratch, as by `accumulate`.
-    """
-    n, L = cur.shape
-    tile, n_in = tiles.shape[2], tiles.shape[1]
-    for k in prange(work_items(n, L, tile)):
-        i0, i1, t, o0, m = _item(k, n, L, tile)
-        w = tiles[t]
-        cursor = ptr[i0:i1].copy()                  # each row's next event
-        run16 = np.empty(m, np.int16)
-        sums = np.empty((1 if chunk >= n_in else i1 - i0, m), np.int32)   # as in `accumulate`
-        for k1 in range(chunk, n_in + chunk, chunk):
-            for i in range(i0, i1):
-                acc = sums[0 if chunk >= n_in else i - i0]
-                if k1 == chunk:
-                    acc[:] = 0
-                e = cursor[i - i0]
-                stop = _chunk_end(idx, e, ptr[i + 1], k1, n_in)
-                _add_codes(w, idx, val, e, stop, acc, run16, m)
-                cursor[i - i0] = stop
-                if k1 >= n_in:
-                    c = cur[i, o0:o0 + m]
-                    for o in range(m):
-                        c[o] = np.float32(acc[o])
 
 
 @Kernel
@@ -773,47 +799,9 @@ def _fire_sums(t, i, o0, m, x, scale, bias, leak, vth, u, spk, totals, out, coun
     copy_into(out[t, i, o0:o0 + m], si)
 
 
-def _add_sums(w, idx, val, e, stop, sums, run16, m):
-    """sums[:m] += the weight rows of events e .. stop - 1: `_add_events` on fp32 tiles, `_add_codes` on int8."""
-
-
-@overload(_add_sums, inline="always")
-def _add_sums_typed(w, idx, val, e, stop, sums, run16, m):
-    if w.dtype == types_int8:
-        return lambda w, idx, val, e, stop, sums, run16, m: _add_codes(w, idx, val, e, stop, sums, run16, m)
-    return lambda w, idx, val, e, stop, sums, run16, m: _add_events(w, idx, val, e, stop, sums, m)
-
-
-def _empty_sums(tiles, rows, width):
-    """Scratch for the sums of `rows` rows of a tile: int32 for int8 codes (exact), float32 for fp32 weights."""
-
-
-@overload(_empty_sums, inline="always")
-def _empty_sums_typed(tiles, rows, width):
-    if tiles.dtype == types_int8:
-        return lambda tiles, rows, width: np.empty((rows, width), np.int32)
-    return lambda tiles, rows, width: np.empty((rows, width), np.float32)
-
-
-def _as_float32(sums, x):
-    """sums as float32: themselves (fp32), or converted into x (exact int32 sums)."""
-
-
-@overload(_as_float32, inline="always")
-def _as_float32_typed(sums, x):
-    if sums.dtype == float32:
-        return lambda sums, x: sums
-
-    def convert(sums, x):
-        for o in range(sums.shape[0]):
-            x[o] = np.float32(sums[o])
-        return x[:sums.shape[0]]
-    return convert
-
-
 @Kernel
 def accumulate_fire(ptr, idx, val, tiles, chunk, scale, bias, leak, vth, u, spk, totals, out, counts):
-    """`accumulate` (fp32 tiles) or `accumulate_codes` (int8 codes), then `fire_steps_plain`, in one pass: each
+    """`accumulate` (fp32 tiles or int8 codes) and then `fire_steps_plain` in one pass: each
     (step, token)'s sums (`_add_events` / `_add_codes`, the same order; exact int32 sums as float32) go
     straight into the default neuron, so the currents never go to memory. Rows of the CSR: step t's token i
     at t * n + i; out (K, n, L), counts (K, n); u, spk, totals (n, L). A work item is FIRE_TOKENS tokens

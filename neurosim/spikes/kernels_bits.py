@@ -3,8 +3,8 @@
 A (step, token) row of binary spikes packed 64 inputs to a word, and a +-1 weight column packed the same
 way (bit set: +1), give the row's sum of the weights of the inputs that fired without visiting events:
 sum = (#fired with +1) - (#fired with -1) = 2 * popcount(s & plus) - popcount(s), word by word. Exact
-integers, the sums `kernels.accumulate_codes` forms from the same signs, so the same spikes; one AND and
-one popcount per 64 (input, output) pairs, whatever the rate, where the event kernel adds one code per
+integers, the sums `kernels.accumulate` forms from the same signs as int8 codes, so the same spikes; one AND
+and one popcount per 64 (input, output) pairs, whatever the rate, where the event kernel adds one code per
 event and output. The engine still counts one AC per (input event, live output), as the cost model does.
 """
 

@@ -6,7 +6,7 @@ one scale per live output (a row of W), w = code x scale:
 
 * weight_bits 2-8: int8 codes in [-(2^(b-1) - 1), 2^(b-1) - 1] (symmetric, as
   SpikeLLM's and the front end's quantizers make them), summed exactly in
-  integers by the event-driven `kernels.accumulate_codes`, a quarter of fp32's bytes;
+  integers by the event-driven `kernels.accumulate`, a quarter of fp32's bytes;
 * weight_bits 1: signs (w >= 0 -> +1); on binary input spikes packed 64 to a
   word and summed by popcounts (`kernels_bits`, the engine packs them), else as
   int8 codes (the same kernel, with byte partial sums), or (PACK_SIGNS) packed 8
@@ -36,7 +36,7 @@ import numpy as np
 
 LOW_BITS = 8   # weight_bits at or below this run on integer codes
 
-# 1-bit layers run on their +-1 codes as int8 (kernels.accumulate_codes) unless this is set: the packed-sign
+# 1-bit layers run on their +-1 codes as int8 (kernels.accumulate) unless this is set: the packed-sign
 # kernel reads 1/8 of the bytes but decodes each byte through a table, and on the 2-core AVX-512 Xeon
 # of benchmarks/results/spike_engine.md (an earlier version of it) the int8 kernel was the faster of the two.
 PACK_SIGNS = False
